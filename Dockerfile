@@ -1,0 +1,37 @@
+# pitr-bot container image.
+#   docker build -t pitr-bot .
+#   docker run --env-file .env -p 3000:3000 -v pitr-bot-data:/data pitr-bot
+# AWS credentials come from the standard chain (env vars, an instance/task role, ...).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+# Unprivileged user; /data holds the SQLite state and is the only writable place.
+RUN groupadd --system --gid 10001 pitr \
+    && useradd --system --uid 10001 --gid pitr --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin pitr \
+    && mkdir /data \
+    && chown pitr:pitr /data
+
+WORKDIR /app
+
+# Installed exactly as the README does it: `pip install .`
+COPY pyproject.toml README.md ./
+COPY bot/ bot/
+COPY commands/ commands/
+RUN pip install --no-cache-dir .
+
+ENV PITR_BOT_STATE=sqlite:////data/pitr-bot.db \
+    PITR_BOT_PORT=3000
+VOLUME ["/data"]
+
+USER 10001:10001
+EXPOSE 3000
+
+# slim has no curl: probe /healthz with the standard library.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PITR_BOT_PORT', '3000'), timeout=4)"]
+
+CMD ["pitr-bot", "serve"]

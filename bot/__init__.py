@@ -1,0 +1,1 @@
+"""pitr-bot: restore DynamoDB tables to a point in time from Slack, safely."""

@@ -1,0 +1,234 @@
+"""Announcer: delivers the outbox to Slack, in order, at least once, never dropped silently.
+
+A transition writes what it owes Slack ("card", "started", "done", ...) in the same store
+write; this module renders each item from the request's *current* state and sends it. If
+Slack is rate-limiting or down, the item stays and is retried with backoff, so a restart or an
+outage delays a notice but never loses it. A sender thread does this in the background;
+`flush()` can also be called directly by a listener that wants its card out now.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot import blocks
+from bot.restores import RestoreRequest, State, utcnow
+from bot.store import OutboxItem, Store
+
+log = logging.getLogger(__name__)
+
+# Errors that no retry will fix: the item is dropped (and logged) or the request cancelled.
+PERMANENT = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "msg_too_long",
+    "invalid_blocks",
+    "message_not_found",
+    "cant_update_message",
+    "user_not_in_channel",
+    "restricted_action",
+    "no_permission",
+}
+CHANNEL_UNUSABLE = {"channel_not_found", "not_in_channel", "is_archived", "restricted_action"}
+MAX_BACKOFF = timedelta(seconds=30)
+
+
+class Announcer:
+    def __init__(
+        self,
+        client: WebClient,
+        store: Store,
+        clock: Callable[[], datetime] = utcnow,
+        poll_seconds: float = 10,
+    ):
+        self.client = client
+        self.store = store
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+        self.errors = 0
+
+    # -- background sender ------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
+        self._thread.start()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 5) -> None:
+        """Finish what is being sent, then stop (the rest waits in the outbox)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=min(5.0, self.poll_seconds))
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the sender must outlive any single failure
+                log.exception("announcer: flush failed; will retry")
+
+    # -- delivery ---------------------------------------------------------------------------
+    def flush(self) -> int:
+        """Send every due item, oldest first; a failed item holds back its restore's later ones."""
+        with self._lock:
+            items = self.store.outbox_due(self.clock())
+            held: set[str] = set()
+            delivered = 0
+            for index, item in enumerate(items):
+                if item.restore_id in held:
+                    continue
+                later = items[index + 1 :]
+                if item.kind in {"card_update", "progress"} and any(
+                    i.restore_id == item.restore_id and i.kind == item.kind for i in later
+                ):
+                    # Both render the current state; only the last one needs sending.
+                    self.store.outbox_done(item.id)
+                    continue
+                if self._deliver(item):
+                    delivered += 1
+                else:
+                    held.add(item.restore_id)
+            return delivered
+
+    def _deliver(self, item: OutboxItem) -> bool:
+        req = self.store.get(item.restore_id)
+        if req is None:
+            self.store.outbox_done(item.id)
+            return True
+        try:
+            self._send(item.kind, req)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown_error"))
+            if error in PERMANENT:
+                self._give_up(item, req, error)
+                return True
+            return self._retry(item, req, error)
+        except (SlackClientError, OSError) as exc:  # connection refused, timeouts, DNS
+            return self._retry(item, req, type(exc).__name__)
+        self.store.outbox_done(item.id)
+        self.sent += 1
+        return True
+
+    def _retry(self, item: OutboxItem, req: RestoreRequest, error: str) -> bool:
+        self.errors += 1
+        delay = min(MAX_BACKOFF, timedelta(seconds=2 ** min(item.attempts, 5)))
+        log.warning(
+            "restore %s: Slack %s for %s, retrying in %ss (attempt %d)",
+            req.id,
+            error,
+            item.kind,
+            int(delay.total_seconds()),
+            item.attempts + 1,
+        )
+        self.store.outbox_retry(item.id, self.clock() + delay, error)
+        return False
+
+    def _give_up(self, item: OutboxItem, req: RestoreRequest, error: str) -> None:
+        self.errors += 1
+        log.error("restore %s: Slack refused %s for good: %s", req.id, item.kind, error)
+        self.store.outbox_done(item.id)
+        if item.kind == "card" and error in CHANNEL_UNUSABLE and req.state == State.REQUESTED:
+            # Nobody can approve a card that was never posted: close the request, say why.
+            self._update(
+                req,
+                lambda r: r.advance(
+                    State.CANCELLED,
+                    self.clock(),
+                    error=f"I can't post in this channel ({error}). Invite me with "
+                    "`/invite @pitr-bot`, or use a public channel.",
+                ),
+            )
+
+    # -- rendering --------------------------------------------------------------------------
+    def _send(self, kind: str, req: RestoreRequest) -> None:
+        now = self.clock()
+        if kind == "card":
+            if req.card_ts:
+                return  # already posted before a crash
+            text, card = blocks.approval_card(req, now)
+            resp = self.client.chat_postMessage(
+                channel=req.channel, text=text, blocks=blocks.to_dicts(card)
+            )
+            ts = resp["ts"]
+            self._update(req, lambda r: replace(r, card_ts=ts))
+        elif kind == "card_update":
+            if not req.card_ts:
+                return
+            text, card = blocks.approval_card(req, now)
+            self.client.chat_update(
+                channel=req.channel, ts=req.card_ts, text=text, blocks=blocks.to_dicts(card)
+            )
+        elif kind == "notify_requester":
+            self.client.chat_postEphemeral(
+                channel=req.channel, user=req.requester, text=blocks.requester_notice(req)
+            )
+        elif kind in {"started", "progress"}:
+            self._progress(req, now)
+        elif kind == "done":
+            self._progress(req, now)
+            text, done = blocks.done_blocks(req, now)
+            self._reply(req, text=text, blocks=blocks.to_dicts(done), reply_broadcast=True)
+        elif kind == "failed":
+            self._reply(req, text=blocks.failed_text(req), reply_broadcast=True)
+        else:
+            log.error("restore %s: unknown outbox kind %r dropped", req.id, kind)
+
+    def _progress(self, req: RestoreRequest, now: datetime) -> None:
+        """One thread reply, posted once and then edited in place as the restore goes on."""
+        text = blocks.started_text(req) + "\n" + self._status_line(req, now)
+        if req.progress_ts:
+            self.client.chat_update(channel=req.channel, ts=req.progress_ts, text=text)
+            self._update(req, lambda r: replace(r, progress_at=now))
+            return
+        resp = self._reply(req, text=text)
+        if resp is not None:
+            ts = resp["ts"]
+            self._update(req, lambda r: replace(r, progress_ts=ts, progress_at=now))
+
+    @staticmethod
+    def _status_line(req: RestoreRequest, now: datetime) -> str:
+        if req.state == State.ACTIVE:
+            return f":white_check_mark: {blocks.code(req.target)} is ACTIVE."
+        return blocks.progress_text(req, now)
+
+    def _reply(self, req: RestoreRequest, **kwargs: Any) -> Any:
+        if not req.card_ts:
+            log.warning("restore %s: no card to reply to; message skipped", req.id)
+            return None
+        return self.client.chat_postMessage(channel=req.channel, thread_ts=req.card_ts, **kwargs)
+
+    def _update(
+        self, req: RestoreRequest, change: Callable[[RestoreRequest], RestoreRequest]
+    ) -> None:
+        """Apply `change` with compare-and-set, re-reading on conflict (a tracker may race)."""
+        for _ in range(20):
+            fresh = self.store.get(req.id)
+            if fresh is None:
+                return
+            try:
+                new = change(fresh)
+            except Exception:  # noqa: BLE001 - e.g. the request moved on; nothing to record
+                return
+            if self.store.save(fresh, new) is not None:
+                return
+        log.error("restore %s: could not record Slack message ids after 20 tries", req.id)

@@ -1,0 +1,127 @@
+"""create_app(settings, services) -> the Bolt app, with every command registered."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.announcer import Announcer
+from bot.pitr import PitrService
+from bot.policy import Policy
+from bot.restores import utcnow
+from bot.settings import Settings
+from bot.slack_groups import GroupResolver
+from bot.store import Store
+from bot.tracker import Tracker
+from bot.workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    policy: Policy
+    store: Store
+    pitr: PitrService
+    client: WebClient
+    workflow: Workflow
+    announcer: Announcer
+    tracker: Tracker
+    clock: Callable[[], datetime]
+
+    def start_background(self) -> None:
+        self.announcer.start()
+        self.tracker.start()
+
+    def stop_background(self) -> None:
+        self.tracker.stop()
+        self.announcer.stop()
+
+
+def slack_client(settings: Settings) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return WebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[
+            RateLimitErrorRetryHandler(max_retry_count=3),  # honours Retry-After
+            ServerErrorRetryHandler(max_retry_count=2),
+            ConnectionErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_services(
+    settings: Settings,
+    policy: Policy,
+    store: Store,
+    pitr: PitrService | None = None,
+    client: WebClient | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Services:
+    client = client or slack_client(settings)
+    pitr = pitr or PitrService()
+    workflow = Workflow(
+        store=store,
+        pitr=pitr,
+        policy=policy,
+        members=GroupResolver(client),
+        clock=clock,
+        poll_seconds=settings.poll_seconds,
+    )
+    announcer = Announcer(client, store, clock=clock, poll_seconds=settings.poll_seconds)
+    workflow.on_change = announcer.kick
+    tracker = Tracker(workflow, announcer, settings.poll_seconds)
+    return Services(settings, policy, store, pitr, client, workflow, announcer, tracker, clock)
+
+
+def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App:
+    from commands import enable, restore, status
+
+    secret = settings.slack_signing_secret
+    app = App(
+        client=services.client,
+        signing_secret=secret.get_secret_value() if secret else None,
+        # Ack first: Bolt answers Slack as soon as a listener calls ack(); the rest of the
+        # listener then runs in Bolt's worker thread.
+        process_before_response=False,
+        **app_kwargs,
+    )
+
+    @app.error
+    def on_error(error: Exception, body: dict, respond: Any = None) -> None:
+        ref = uuid.uuid4().hex[:8]
+        log.error("unhandled error (ref %s) for %s", ref, _kind(body), exc_info=error)
+        if respond is not None and body.get("response_url"):
+            try:
+                respond(
+                    response_type="ephemeral",
+                    replace_original=False,
+                    text=f":warning: Something went wrong on my side (ref `{ref}`); it is "
+                    "logged. Try again, and tell the bot's owners if it keeps happening.",
+                )
+            except Exception:  # noqa: BLE001 - already in the error path
+                log.warning("could not tell the user about error %s", ref)
+
+    restore.register(app, services)
+    status.register(app, services)
+    enable.register(app, services)
+    return app
+
+
+def _kind(body: dict) -> str:
+    return str(body.get("command") or body.get("type") or "request")

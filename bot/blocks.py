@@ -1,0 +1,260 @@
+"""Block Kit builders: pure functions from state to `slack_sdk.models` blocks.
+
+Every piece of text a person typed goes through `esc`, so a reason or a name can never
+become `<!channel>`, a mention or a disguised link. `to_dict()` on the models also enforces
+Slack's size limits, which the tests exercise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.pitr import PitrInfo, TableInfo
+from bot.restores import (
+    NOT_CARRIED_OVER,
+    RestoreRequest,
+    State,
+    human_duration,
+    human_size,
+)
+from bot.store import AuditEvent
+from bot.when import ago, format_instant
+
+APPROVE_ACTION = "pitr_approve"
+DENY_ACTION = "pitr_deny"
+DECISION_BLOCK = "decision"
+
+
+def esc(text: object) -> str:
+    """Escape Slack's three control characters so user text stays plain text."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(text: object) -> str:
+    inner = esc(text).replace("`", "'")
+    return f"`{inner}`"
+
+
+def user(user_id: str) -> str:
+    # IDs come from Slack's signed payloads, not from typed text; still, keep them inert.
+    return f"<@{user_id}>" if user_id.isalnum() else esc(user_id)
+
+
+def slack_date(instant: datetime, fallback: str) -> str:
+    """Rendered by each viewer's Slack client in their own time zone."""
+    epoch = int(instant.timestamp())
+    return f"<!date^{epoch}^{{date_short_pretty}} {{time_secs}}|{esc(fallback)}>"
+
+
+def md(text: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=text)
+
+
+def instant_text(req: RestoreRequest, now: datetime) -> str:
+    if req.restore_at is None:
+        return "the latest restorable time (about 5 minutes ago)"
+    utc = format_instant(req.restore_at, req.requester_tz)
+    return f"{esc(utc)}, {ago(req.restore_at, now)}\nyour time: {slack_date(req.restore_at, utc)}"
+
+
+def window_text(req_window: object) -> str:
+    if req_window is None:
+        return "unknown"
+    earliest = format_instant(req_window.earliest, "UTC")  # type: ignore[attr-defined]
+    latest = format_instant(req_window.latest, "UTC")  # type: ignore[attr-defined]
+    return f"{esc(earliest)} → {esc(latest)}"
+
+
+STATUS_LINE = {
+    State.REQUESTED: "Waiting for approval",
+    State.APPROVED: ":white_check_mark: Approved — starting the restore",
+    State.RESTORING: ":hourglass_flowing_sand: Restore running — progress in the thread",
+    State.ACTIVE: ":white_check_mark: Restored — the table is ACTIVE",
+    State.DENIED: ":no_entry: Denied — nothing was restored",
+    State.EXPIRED: ":hourglass: Expired — nobody decided in time; nothing was restored",
+    State.CANCELLED: ":heavy_multiplication_x: Cancelled — nothing was restored",
+    State.FAILED: ":x: Restore failed — see the thread",
+}
+
+
+def approval_card(
+    req: RestoreRequest, now: datetime, source: TableInfo | None = None
+) -> tuple[str, list[Block]]:
+    """The channel message where a restore is decided; it loses its buttons once decided."""
+    title = f"Restore {req.source} → {req.target}"
+    fields = [
+        md(f"*Source table*\n{code(req.source)}"),
+        md(f"*New table*\n{code(req.target)}"),
+        md(f"*Restore to*\n{instant_text(req, now)}"),
+        md(f"*Restorable window*\n{window_text(req.window)}"),
+        md(f"*Requested by*\n{user(req.requester)}"),
+        md(f"*Approvals*\n{approvals_text(req)}"),
+    ]
+    blocks: list[Block] = [
+        HeaderBlock(text=title[:150]),
+        SectionBlock(fields=fields),
+    ]
+    if source is not None:
+        facts = (
+            f"*Source now:* {source.item_count if source.item_count is not None else '?'} items, "
+            f"{human_size(source.size_bytes)}, {esc(source.billing_mode or 'unknown billing')}"
+        )
+        if source.indexes:
+            facts += f", indexes: {', '.join(code(i) for i in source.indexes[:10])}"
+        blocks.append(SectionBlock(text=md(facts)))
+    if req.reason:
+        blocks.append(SectionBlock(text=md(f"*Reason*\n{esc(req.reason[:500])}")))
+    status = STATUS_LINE[req.state]
+    if req.decided_by and req.state in {State.DENIED, State.CANCELLED}:
+        status += f" (by {user(req.decided_by)})"
+    if req.state == State.REQUESTED:
+        status += f" · expires {slack_date(req.expires_at, format_instant(req.expires_at, 'UTC'))}"
+    blocks.append(ContextBlock(elements=[md(status)]))
+    if req.state == State.REQUESTED:
+        blocks.append(
+            ActionsBlock(
+                block_id=DECISION_BLOCK,
+                elements=[
+                    ButtonElement(
+                        text="Approve", action_id=APPROVE_ACTION, value=req.id, style="primary"
+                    ),
+                    ButtonElement(text="Deny", action_id=DENY_ACTION, value=req.id, style="danger"),
+                ],
+            )
+        )
+    fallback = f"{title}: {STATUS_LINE[req.state]}"
+    return fallback, blocks
+
+
+def approvals_text(req: RestoreRequest) -> str:
+    who = ", ".join(user(u) for u in req.approvals)
+    text = f"{len(req.approvals)} of {req.required_approvals}"
+    return f"{text}: {who}" if who else text
+
+
+def started_text(req: RestoreRequest) -> str:
+    approvers = ", ".join(user(u) for u in req.approvals) or "policy"
+    return (
+        f":rocket: Restore started: {code(req.source)} → {code(req.target)}, "
+        f"approved by {approvers}. I'll keep this thread updated until the new table is ACTIVE."
+    )
+
+
+def progress_text(req: RestoreRequest, now: datetime) -> str:
+    status = esc(req.target_status or "CREATING")
+    return (
+        f":hourglass_flowing_sand: {code(req.target)} is {status} — "
+        f"{human_duration(req.elapsed(now))} elapsed "
+        f"(last checked {now.strftime('%H:%M:%S')} UTC, check #{req.polls})."
+    )
+
+
+def done_blocks(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
+    duration = human_duration(req.elapsed(now))
+    headline = f"{req.target} is ACTIVE — restored from {req.source} in {duration}"
+    facts = (
+        f":white_check_mark: {code(req.target)} is *ACTIVE* — restored from {code(req.source)} "
+        f"to {_restored_to(req)} in {duration}.\n"
+        f"Items: {req.item_count if req.item_count is not None else 'unknown'} · "
+        f"Size: {human_size(req.size_bytes)}"
+    )
+    left = "\n".join(f"• {item}" for item in NOT_CARRIED_OVER)
+    todo = (
+        "*Not carried over by a restore — set these on the new table if you need them:*\n"
+        f"{left}\n"
+        f"Turn PITR on with `/pitr-enable {esc(req.target)}`."
+    )
+    return headline, [SectionBlock(text=md(facts)), DividerBlock(), SectionBlock(text=md(todo))]
+
+
+def _restored_to(req: RestoreRequest) -> str:
+    if req.restore_at is None:
+        return "the latest restorable time"
+    return esc(format_instant(req.restore_at, req.requester_tz))
+
+
+def failed_text(req: RestoreRequest) -> str:
+    return (
+        f":x: Restore of {code(req.source)} → {code(req.target)} FAILED: "
+        f"{esc(req.error or 'unknown error')}\nNothing else will be attempted for this request; "
+        "fix the cause and ask again with `/pitr-restore`."
+    )
+
+
+def requester_notice(req: RestoreRequest) -> str:
+    if req.state == State.DENIED:
+        by = user(req.decided_by) if req.decided_by else "someone"
+        return f"Your restore of {code(req.source)} → {code(req.target)} was denied by {by}."
+    if req.state == State.EXPIRED:
+        return (
+            f"Your restore of {code(req.source)} → {code(req.target)} expired: nobody approved it "
+            "in time. Ask again with `/pitr-restore` if it is still needed."
+        )
+    return f"Your restore of {code(req.source)} → {code(req.target)} is {req.state.value}."
+
+
+def status_blocks(
+    table: str,
+    info: TableInfo,
+    pitr: PitrInfo,
+    in_flight: Sequence[RestoreRequest],
+    history: Sequence[AuditEvent],
+    now: datetime,
+) -> tuple[str, list[Block]]:
+    lines = [
+        f"*{code(table)}* — {esc(info.status)}, {info.item_count} items, "
+        f"{human_size(info.size_bytes)}"
+    ]
+    if pitr.enabled:
+        days = f"{pitr.recovery_days} days" if pitr.recovery_days else "35 days (default)"
+        lines.append(f"PITR: *ENABLED*, recovery period {days}")
+        if pitr.window:
+            lines.append(f"Restorable window: {window_text(pitr.window)}")
+    else:
+        lines.append(
+            f"PITR: *{esc(pitr.status)}* — this table cannot be restored to a point in time. "
+            f"Turn it on with `/pitr-enable {esc(table)}`."
+        )
+    if in_flight:
+        lines.append("*Restores in flight from this table:*")
+        for req in in_flight:
+            lines.append(
+                f"• {code(req.target)}: {req.state.value} for {human_duration(req.elapsed(now))}"
+            )
+    else:
+        lines.append("No restores in flight from this table.")
+    blocks: list[Block] = [SectionBlock(text=md("\n".join(lines)))]
+    if history:
+        recent = "\n".join(
+            f"{e.at.strftime('%Y-%m-%d %H:%M')} UTC · {esc(e.event)}"
+            f"{' · ' + user(e.actor) if e.actor else ''}"
+            f"{' · ' + esc(e.detail[:120]) if e.detail else ''}"
+            for e in history
+        )
+        blocks.append(ContextBlock(elements=[md(f"*Recent activity*\n{recent}"[:3000])]))
+    return f"PITR status of {table}", blocks
+
+
+def enabled_text(pitr: PitrInfo) -> str:
+    days = f"{pitr.recovery_days} days" if pitr.recovery_days else "the default 35 days"
+    return (
+        f":shield: PITR is now {esc(pitr.status)} on {code(pitr.table)} "
+        f"with a recovery period of {days}. "
+        "Restores can reach back from now on (not before this moment)."
+    )
+
+
+def to_dicts(blocks: Sequence[Block]) -> list[dict]:
+    return [b.to_dict() for b in blocks]

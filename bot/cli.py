@@ -1,0 +1,125 @@
+"""`pitr-bot serve | check-config | audit` (also `python -m bot`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bot.policy import Policy, PolicyError, load_policy
+from bot.settings import Settings, load_settings
+
+log = logging.getLogger("bot")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="pitr-bot",
+        description="Restore DynamoDB tables to a point in time from Slack, with approval.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
+    sub.add_parser("check-config", help="validate settings and policy; non-zero exit on problems")
+    audit = sub.add_parser("audit", help="print the audit trail as JSON lines")
+    audit.add_argument("--since", help="ISO 8601 date or time (UTC unless it has an offset)")
+    audit.add_argument("--table", help="only events for this source table")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve()
+    if args.command == "check-config":
+        return check_config()
+    return print_audit(args.since, args.table)
+
+
+def _configuration(for_serving: bool) -> tuple[Settings | None, Policy | None, list[str]]:
+    """Settings and policy, or every problem with them at once."""
+    settings, problems = load_settings()
+    policy = None
+    if settings is not None:
+        if for_serving:
+            problems += settings.problems_for_serving()
+        try:
+            policy = load_policy(settings.policy_path)
+        except PolicyError as exc:
+            problems += [f"policy: {p}" for p in exc.problems]
+    return settings, policy, problems
+
+
+def check_config() -> int:
+    settings, policy, problems = _configuration(for_serving=True)
+    if problems:
+        print(f"pitr-bot: {len(problems)} problem(s) in the configuration:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    assert settings is not None and policy is not None
+    mode = "Socket Mode" if settings.socket_mode else f"HTTP on port {settings.port}"
+    print(f"configuration OK: {mode}, state {settings.state}, poll {settings.poll_seconds}s")
+    print(
+        f"policy: {settings.policy_path or 'built-in default'}; approvers "
+        f"{policy.approvers or 'anyone but the requester'}, {policy.required_approvals} "
+        f"approval(s), tables {policy.tables}, {len(policy.rules)} rule(s)"
+    )
+    return 0
+
+
+def serve() -> int:
+    from bot.logs import configure_logging
+
+    settings, policy, problems = _configuration(for_serving=True)
+    if problems or settings is None or policy is None:
+        for problem in problems:
+            print(f"pitr-bot: {problem}", file=sys.stderr)
+        print("pitr-bot: not starting; `pitr-bot check-config` shows the same.", file=sys.stderr)
+        return 2
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
+        if s is not None
+    ]
+    configure_logging(settings.log_level, secrets)
+
+    from slack_bolt.error import BoltError
+
+    from bot.app import build_services, create_app
+    from bot.server import serve as run_server
+    from bot.store import open_store
+
+    store = open_store(settings.state)
+    services = build_services(settings, policy, store)
+    try:
+        app = create_app(settings, services)
+    except BoltError as exc:
+        log.error("cannot start: Slack did not accept the bot token (%s)", exc)
+        return 2
+    run_server(app, services)
+    return 0
+
+
+def print_audit(since: str | None, table: str | None) -> int:
+    settings, problems = load_settings()
+    if settings is None:
+        for problem in problems:
+            print(f"pitr-bot: {problem}", file=sys.stderr)
+        return 2
+    start = None
+    if since:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            print(f"pitr-bot: --since {since!r} is not an ISO 8601 date or time", file=sys.stderr)
+            return 2
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    from bot.store import open_store
+
+    store = open_store(settings.state)
+    for event in store.audit_events(since=start, table=table):
+        print(json.dumps(event.to_json()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""PitrService: the one module that talks to DynamoDB.
+
+Everything AWS can say goes through `AwsError`, whose message is written for a tired on-call
+engineer (what happened, what to do), and whose `retryable` tells the tracker whether to try
+again on the next tick or give up.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
+
+from bot.restores import Window
+
+log = logging.getLogger(__name__)
+
+# Adaptive mode backs off on throttling client-side; the tracker retries across ticks anyway.
+BOTO_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 6}, connect_timeout=5, read_timeout=20
+)
+
+RETRYABLE = {
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "LimitExceededException",
+}
+NOT_FOUND = {"ResourceNotFoundException", "TableNotFoundException", "SourceTableNotFoundException"}
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    status: str
+    arn: str | None = None
+    item_count: int | None = None
+    size_bytes: int | None = None
+    billing_mode: str | None = None
+    indexes: tuple[str, ...] = ()
+    encryption: str | None = None
+    deletion_protection: bool = False
+
+
+@dataclass(frozen=True)
+class PitrInfo:
+    table: str
+    status: str  # ENABLED, DISABLED (or ENABLING/DISABLING in transitions)
+    window: Window | None = None
+    recovery_days: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == "ENABLED"
+
+
+class AwsError(Exception):
+    def __init__(self, code: str, message: str, retryable: bool = False):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+class PitrService:
+    def __init__(self, client: Any | None = None):
+        self.client = client or boto3.client("dynamodb", config=BOTO_CONFIG)
+
+    @property
+    def region(self) -> str:
+        return self.client.meta.region_name or "the configured region"
+
+    def table(self, name: str) -> TableInfo | None:
+        """The table's description, or None if it does not exist."""
+        try:
+            resp = self._call("DescribeTable", name, TableName=name)
+        except AwsError as exc:
+            if exc.code in NOT_FOUND:
+                return None
+            raise
+        return _table_info(resp["Table"])
+
+    def pitr(self, name: str) -> PitrInfo:
+        resp = self._call("DescribeContinuousBackups", name, TableName=name)
+        return _pitr_info(name, resp["ContinuousBackupsDescription"])
+
+    def enable_pitr(self, name: str, days: int | None = None) -> PitrInfo:
+        spec: dict[str, Any] = {"PointInTimeRecoveryEnabled": True}
+        if days is not None:
+            spec["RecoveryPeriodInDays"] = days
+        resp = self._call(
+            "UpdateContinuousBackups",
+            name,
+            TableName=name,
+            PointInTimeRecoverySpecification=spec,
+        )
+        return _pitr_info(name, resp["ContinuousBackupsDescription"])
+
+    def restore(self, source: str, target: str, at: datetime | None) -> TableInfo:
+        """Start the restore. `at` None means DynamoDB's latest restorable time."""
+        kwargs: dict[str, Any] = {"SourceTableName": source, "TargetTableName": target}
+        if at is None:
+            kwargs["UseLatestRestorableTime"] = True
+        else:
+            kwargs["RestoreDateTime"] = at
+        resp = self._call("RestoreTableToPointInTime", source, **kwargs)
+        return _table_info(resp["TableDescription"])
+
+    def list_tables(self, limit: int = 1000) -> list[str]:
+        names: list[str] = []
+        kwargs: dict[str, Any] = {"Limit": 100}
+        while len(names) < limit:
+            resp = self._call("ListTables", "*", **kwargs)
+            names += resp.get("TableNames", [])
+            if "LastEvaluatedTableName" not in resp:
+                break
+            kwargs["ExclusiveStartTableName"] = resp["LastEvaluatedTableName"]
+        return names[:limit]
+
+    def _call(self, operation: str, table: str, **kwargs: Any) -> dict[str, Any]:
+        method = getattr(self.client, _snake(operation))
+        try:
+            return method(**kwargs)
+        except ClientError as exc:
+            raise self._explain(operation, table, exc) from exc
+        except NoCredentialsError as exc:
+            raise AwsError(
+                "NoCredentials",
+                "The bot has no AWS credentials. Set them up through the standard AWS "
+                "credential chain (environment, profile or instance role).",
+            ) from exc
+        except EndpointConnectionError as exc:
+            raise AwsError(
+                "EndpointConnectionError",
+                f"The bot cannot reach DynamoDB in {self.region} right now; it will keep trying.",
+                retryable=True,
+            ) from exc
+        except BotoCoreError as exc:
+            log.warning("AWS %s on %s failed: %s", operation, table, exc)
+            raise AwsError(type(exc).__name__, f"AWS call failed: {exc}", retryable=True) from exc
+
+    def _explain(self, operation: str, table: str, exc: ClientError) -> AwsError:
+        code = exc.response.get("Error", {}).get("Code", "Unknown")
+        aws_message = exc.response.get("Error", {}).get("Message", "")
+        retryable = code in RETRYABLE
+        if code in NOT_FOUND:
+            message = f"Table `{table}` does not exist in {self.region}."
+        elif code == "PointInTimeRecoveryUnavailableException":
+            message = (
+                f"Point-in-time recovery is not enabled on `{table}`. "
+                f"Turn it on with `/pitr-enable {table}` (it protects from now on)."
+            )
+        elif code == "InvalidRestoreTimeException":
+            message = "That instant is outside the table's restorable window."
+        elif code in {"TableAlreadyExistsException", "ResourceInUseException"}:
+            message = "The target table already exists or is being created. Pick another name."
+        elif code == "TableInUseException":
+            message = f"`{table}` is busy with another operation. Try again in a few minutes."
+        elif code == "LimitExceededException":
+            message = (
+                "DynamoDB's limit on concurrent table operations is reached (50 restores at "
+                "once per account). The bot will try again."
+            )
+        elif code in {"AccessDeniedException", "UnrecognizedClientException"}:
+            message = (
+                f"The bot's AWS identity may not call {operation} on `{table}`. "
+                "Grant the actions in docs/iam-policy.json."
+            )
+        elif retryable:
+            message = f"AWS is throttling or unavailable ({code}); the bot will try again."
+        else:
+            message = f"AWS refused {operation}: {aws_message or code}"
+        log.info("AWS %s on %s: %s (%s)", operation, table, code, aws_message)
+        return AwsError(code, message, retryable=retryable)
+
+
+def _snake(operation: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
+
+
+def _table_info(desc: dict[str, Any]) -> TableInfo:
+    indexes = tuple(
+        i["IndexName"]
+        for i in desc.get("GlobalSecondaryIndexes", []) + desc.get("LocalSecondaryIndexes", [])
+    )
+    billing = desc.get("BillingModeSummary", {}).get("BillingMode")
+    if billing is None and desc.get("ProvisionedThroughput", {}).get("ReadCapacityUnits"):
+        billing = "PROVISIONED"
+    sse = desc.get("SSEDescription", {})
+    encryption = sse.get("SSEType") or ("AWS owned key" if not sse else sse.get("Status"))
+    return TableInfo(
+        name=desc["TableName"],
+        status=desc.get("TableStatus", "UNKNOWN"),
+        arn=desc.get("TableArn"),
+        item_count=desc.get("ItemCount"),
+        size_bytes=desc.get("TableSizeBytes"),
+        billing_mode=billing or "PAY_PER_REQUEST",
+        indexes=indexes,
+        encryption=encryption,
+        deletion_protection=bool(desc.get("DeletionProtectionEnabled", False)),
+    )
+
+
+def _pitr_info(table: str, desc: dict[str, Any]) -> PitrInfo:
+    pitr = desc.get("PointInTimeRecoveryDescription", {})
+    status = pitr.get("PointInTimeRecoveryStatus", "DISABLED")
+    earliest, latest = pitr.get("EarliestRestorableDateTime"), pitr.get("LatestRestorableDateTime")
+    window = None
+    if status == "ENABLED" and earliest and latest:
+        window = Window(_aware(earliest), _aware(latest))
+    return PitrInfo(table, status, window, pitr.get("RecoveryPeriodInDays"))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,237 @@
+"""Who may request and approve which restore: the policy file and its decisions.
+
+Pure: group membership comes in through a callable, so this module never talks to Slack.
+A group that cannot be resolved counts as "not a member": an outage never grants access.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Slack user IDs start with U or W (Enterprise Grid), user-group IDs with S.
+SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{1,20}$")
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{1,20}$")
+
+# Resolves a user-group ID to its members; None when Slack could not tell us.
+Members = Callable[[str], "set[str] | None"]
+
+
+def _check_ids(values: list[str] | None, pattern: re.Pattern[str], what: str) -> list[str] | None:
+    if values is None:
+        return None
+    bad = [v for v in values if not pattern.match(v)]
+    if bad:
+        raise ValueError(f"not {what}: {', '.join(bad)}")
+    return values
+
+
+class Rule(BaseModel):
+    """Overrides for the tables matching `tables` (first matching rule wins)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tables: list[str] = Field(min_length=1)
+    approvers: list[str] | None = None
+    required_approvals: int | None = Field(default=None, ge=1, le=10)
+    allow_self_approval: bool | None = None
+    requesters: list[str] | None = None
+    request_ttl_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
+
+    @field_validator("approvers", "requesters")
+    @classmethod
+    def _ids(cls, v: list[str] | None) -> list[str] | None:
+        return _check_ids(v, SLACK_ID, "Slack user or user-group IDs (U…, W…, S…)")
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approvers: list[str] = Field(default_factory=list)
+    required_approvals: int = Field(default=1, ge=1, le=10)
+    allow_self_approval: bool = False
+    request_ttl_minutes: float = Field(default=60, gt=0, le=7 * 24 * 60)
+    tables: list[str] = Field(default_factory=lambda: ["*"])
+    channels: list[str] = Field(default_factory=list)
+    requesters: list[str] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+
+    @field_validator("approvers", "requesters")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        return _check_ids(v, SLACK_ID, "Slack user or user-group IDs (U…, W…, S…)") or []
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: list[str]) -> list[str]:
+        return _check_ids(v, CHANNEL_ID, "Slack channel IDs (C…, G…)") or []
+
+    def for_table(self, table: str) -> TableRule:
+        """The effective rule for `table`: the defaults, overridden by the first matching rule."""
+        eff = TableRule(
+            approvers=tuple(self.approvers),
+            required_approvals=self.required_approvals,
+            allow_self_approval=self.allow_self_approval,
+            requesters=tuple(self.requesters),
+            request_ttl_minutes=self.request_ttl_minutes,
+            rule_index=None,
+        )
+        for index, rule in enumerate(self.rules):
+            if _matches(table, rule.tables):
+                return TableRule(
+                    approvers=_pick(rule.approvers, eff.approvers),
+                    required_approvals=_pick(rule.required_approvals, eff.required_approvals),
+                    allow_self_approval=_pick(rule.allow_self_approval, eff.allow_self_approval),
+                    requesters=_pick(rule.requesters, eff.requesters),
+                    request_ttl_minutes=_pick(rule.request_ttl_minutes, eff.request_ttl_minutes),
+                    rule_index=index,
+                )
+        return eff
+
+    def table_allowed(self, table: str) -> bool:
+        return _matches(table, self.tables)
+
+    def may_request(self, user: str, channel: str, table: str, members: Members) -> Decision:
+        if self.channels and channel not in self.channels:
+            return Decision.no("Restores can't be requested in this channel (policy `channels`).")
+        if not self.table_allowed(table):
+            return Decision.no(f"`{table}` is not covered by the policy (`tables`).")
+        rule = self.for_table(table)
+        if rule.requesters and not _is_listed(user, rule.requesters, members):
+            return Decision.no("You are not allowed to request restores of this table.")
+        return Decision.yes()
+
+    def may_approve(self, user: str, requester: str, table: str, members: Members) -> Decision:
+        rule = self.for_table(table)
+        if user == requester and not rule.allow_self_approval:
+            return Decision.no(
+                "You asked for this restore, so someone else has to approve it (four-eyes rule)."
+            )
+        if rule.approvers and not _is_listed(user, rule.approvers, members):
+            return Decision.no("You are not one of the approvers for this table.")
+        return Decision.yes()
+
+    def may_deny(self, user: str, requester: str, table: str, members: Members) -> Decision:
+        # The requester may always withdraw their own request; otherwise approvers decide.
+        if user == requester:
+            return Decision.yes()
+        return self.may_approve(user, requester, table, members)
+
+    def problems(self) -> list[str]:
+        """Reasons this policy can never be satisfied (checked at start-up and by check-config)."""
+        found: list[str] = []
+        scopes: list[tuple[str, TableRule]] = [("defaults", self.for_table("\0"))]
+        for index, rule in enumerate(self.rules):
+            scopes.append((f"rules[{index}] {rule.tables}", self._rule_at(index)))
+        for name, rule in scopes:
+            users = {a for a in rule.approvers if not a.startswith("S")}
+            has_groups = any(a.startswith("S") for a in rule.approvers)
+            if rule.approvers and not has_groups and len(users) < rule.required_approvals:
+                found.append(
+                    f"{name}: {rule.required_approvals} approvals required but only "
+                    f"{len(users)} approver(s) listed"
+                )
+        return found
+
+    def _rule_at(self, index: int) -> TableRule:
+        rule = self.rules[index]
+        return TableRule(
+            approvers=_pick(rule.approvers, tuple(self.approvers)),
+            required_approvals=_pick(rule.required_approvals, self.required_approvals),
+            allow_self_approval=_pick(rule.allow_self_approval, self.allow_self_approval),
+            requesters=_pick(rule.requesters, tuple(self.requesters)),
+            request_ttl_minutes=_pick(rule.request_ttl_minutes, self.request_ttl_minutes),
+            rule_index=index,
+        )
+
+
+@dataclass(frozen=True)
+class TableRule:
+    approvers: tuple[str, ...]
+    required_approvals: int
+    allow_self_approval: bool
+    requesters: tuple[str, ...]
+    request_ttl_minutes: float
+    rule_index: int | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+    @classmethod
+    def yes(cls) -> Decision:
+        return cls(True)
+
+    @classmethod
+    def no(cls, reason: str) -> Decision:
+        return cls(False, reason)
+
+
+class PolicyError(Exception):
+    """The policy file is unreadable or invalid; `problems` lists every reason."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """Read and validate a policy file; no path means the built-in default policy."""
+    if path is None or str(path) == "":
+        policy = Policy()
+    else:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise PolicyError([f"cannot read policy file {path}: {exc.strerror}"]) from exc
+        except yaml.YAMLError as exc:
+            raise PolicyError([f"policy file {path} is not valid YAML: {exc}"]) from exc
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise PolicyError([f"policy file {path} must be a mapping of keys to values"])
+        try:
+            policy = Policy.model_validate(raw)
+        except ValidationError as exc:
+            raise PolicyError([_describe(e) for e in exc.errors()]) from exc
+    problems = policy.problems()
+    if problems:
+        raise PolicyError(problems)
+    return policy
+
+
+def _describe(error: object) -> str:
+    err = error  # pydantic's ErrorDetails is a TypedDict
+    loc = ".".join(str(part) for part in err["loc"]) or "policy"  # type: ignore[index]
+    return f"{loc}: {err['msg']}"  # type: ignore[index]
+
+
+def _matches(table: str, patterns: list[str] | tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(table, pattern) for pattern in patterns)
+
+
+def _pick(override: Any, default: Any) -> Any:
+    if override is None:
+        return default
+    if isinstance(override, list):
+        return tuple(override)
+    return override
+
+
+def _is_listed(user: str, ids: tuple[str, ...], members: Members) -> bool:
+    if user in ids:
+        return True
+    for group in (i for i in ids if i.startswith("S")):
+        found = members(group)
+        if found and user in found:
+            return True
+    return False

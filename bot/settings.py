@@ -1,0 +1,84 @@
+"""Environment -> Settings. Names are the contract in the README; secrets never print."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STATE_URL = re.compile(r"^(sqlite:///.+|dynamodb://[A-Za-z0-9_.-]{3,255})$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    policy_path: str | None = Field(default=None, alias="PITR_BOT_POLICY")
+    state: str = Field(default="sqlite:///pitr-bot.db", alias="PITR_BOT_STATE")
+    poll_seconds: float = Field(default=10, gt=0, le=3600, alias="PITR_BOT_POLL_SECONDS")
+    port: int = Field(default=3000, ge=0, le=65535, alias="PITR_BOT_PORT")
+    host: str = Field(default="0.0.0.0", alias="PITR_BOT_HOST")  # noqa: S104 - a server binds all
+    log_level: str = Field(default="INFO", alias="PITR_BOT_LOG_LEVEL")
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, v: str) -> str:
+        if not STATE_URL.match(v):
+            raise ValueError("must be sqlite:///PATH or dynamodb://TABLE")
+        return v
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return v
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None and bool(self.slack_app_token.get_secret_value())
+
+    def problems_for_serving(self) -> list[str]:
+        """What is missing to connect to Slack in the chosen mode."""
+        found = []
+        if not _secret(self.slack_bot_token):
+            found.append("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…)")
+        elif not _secret(self.slack_bot_token).startswith("xoxb-"):
+            found.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+        if self.socket_mode:
+            if not _secret(self.slack_app_token).startswith("xapp-"):
+                found.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+        elif not _secret(self.slack_signing_secret):
+            found.append(
+                "SLACK_SIGNING_SECRET is not set (needed in HTTP mode to verify requests; "
+                "or set SLACK_APP_TOKEN for Socket Mode)"
+            )
+        return found
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def load_settings() -> tuple[Settings | None, list[str]]:
+    """Settings from the environment, or every problem with them at once."""
+    try:
+        return Settings(), []
+    except ValidationError as exc:
+        return None, [
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]

@@ -1,0 +1,47 @@
+"""RestoreRequest <-> JSON-friendly dict, shared by every store backend."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from bot.restores import RestoreRequest, State, Window
+
+_DATETIMES = {f.name for f in dataclasses.fields(RestoreRequest) if "datetime" in str(f.type)}
+
+
+def to_record(req: RestoreRequest) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(req):
+        value = getattr(req, f.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Window):
+            value = {"earliest": value.earliest.isoformat(), "latest": value.latest.isoformat()}
+        elif isinstance(value, State):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def from_record(data: dict[str, Any]) -> RestoreRequest:
+    known = {f.name for f in dataclasses.fields(RestoreRequest)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            continue  # written by a newer version; ignore rather than crash
+        if key in _DATETIMES and isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        elif key == "window" and value:
+            value = Window(
+                datetime.fromisoformat(value["earliest"]), datetime.fromisoformat(value["latest"])
+            )
+        elif key == "state":
+            value = State(value)
+        elif key == "approvals":
+            value = tuple(value)
+        kwargs[key] = value
+    return RestoreRequest(**kwargs)

@@ -1,0 +1,245 @@
+"""The embedded store: one SQLite file, good for a single replica.
+
+A request is a JSON document plus the columns we query on. Compare-and-set is a single
+`UPDATE ... WHERE version = ?`, and the announcements a transition owes are written in the
+same transaction, so a crash can never keep one without the other.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from bot.restores import RestoreRequest, State, utcnow
+from bot.store import AuditEvent, OutboxItem
+from bot.store.codec import from_record, to_record
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS restores (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    source TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS restores_state ON restores(state);
+CREATE INDEX IF NOT EXISTS restores_source ON restores(source);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    restore_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at TEXT,
+    last_error TEXT,
+    sent_at TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    event TEXT NOT NULL,
+    restore_id TEXT,
+    actor TEXT,
+    channel TEXT,
+    tbl TEXT,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+"""
+
+
+class SqliteStore:
+    def __init__(self, path: str):
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection guarded by a lock: simple, and SQLite serialises writers anyway.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(SCHEMA)
+
+    # -- requests ---------------------------------------------------------------------------
+    def add(self, req: RestoreRequest, announce: Sequence[str] = ()) -> None:
+        with self._lock, self._tx():
+            self._db.execute(
+                "INSERT INTO restores (id, state, source, version, created_at, doc) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    req.id,
+                    req.state.value,
+                    req.source,
+                    req.version,
+                    req.created_at.isoformat(),
+                    json.dumps(to_record(req)),
+                ),
+            )
+            self._enqueue(req.id, announce)
+
+    def get(self, restore_id: str) -> RestoreRequest | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc FROM restores WHERE id = ?", (restore_id,)
+            ).fetchone()
+        return from_record(json.loads(row[0])) if row else None
+
+    def save(
+        self, old: RestoreRequest, new: RestoreRequest, announce: Sequence[str] = ()
+    ) -> RestoreRequest | None:
+        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
+        with self._lock, self._tx():
+            cur = self._db.execute(
+                "UPDATE restores SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
+                (
+                    stored.state.value,
+                    stored.version,
+                    json.dumps(to_record(stored)),
+                    old.id,
+                    old.version,
+                ),
+            )
+            if cur.rowcount != 1:
+                return None
+            self._enqueue(old.id, announce)
+        return stored
+
+    def find(
+        self,
+        states: Iterable[State] | None = None,
+        source: str | None = None,
+        limit: int = 100,
+    ) -> list[RestoreRequest]:
+        sql, args = "SELECT doc FROM restores WHERE 1=1", []
+        if states is not None:
+            wanted = [s.value for s in states]
+            sql += f" AND state IN ({','.join('?' * len(wanted))})"
+            args += wanted
+        if source is not None:
+            sql += " AND source = ?"
+            args.append(source)
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [from_record(json.loads(r[0])) for r in rows]
+
+    # -- outbox -----------------------------------------------------------------------------
+    def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, restore_id, kind, created_at, attempts, next_at, last_error "
+                "FROM outbox WHERE sent_at IS NULL AND (next_at IS NULL OR next_at <= ?) "
+                "ORDER BY id LIMIT ?",
+                (now.isoformat(), limit),
+            ).fetchall()
+        return [
+            OutboxItem(
+                id=r[0],
+                restore_id=r[1],
+                kind=r[2],
+                created_at=datetime.fromisoformat(r[3]),
+                attempts=r[4],
+                next_at=datetime.fromisoformat(r[5]) if r[5] else None,
+                last_error=r[6],
+            )
+            for r in rows
+        ]
+
+    def outbox_done(self, item_id: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE outbox SET sent_at = ? WHERE id = ?", (utcnow().isoformat(), item_id)
+            )
+
+    def outbox_retry(self, item_id: int, next_at: datetime, error: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? "
+                "WHERE id = ?",
+                (next_at.isoformat(), error[:500], item_id),
+            )
+
+    def _enqueue(self, restore_id: str, kinds: Sequence[str]) -> None:
+        now = utcnow().isoformat()
+        for kind in kinds:
+            self._db.execute(
+                "INSERT INTO outbox (restore_id, kind, created_at) VALUES (?, ?, ?)",
+                (restore_id, kind, now),
+            )
+
+    # -- audit ------------------------------------------------------------------------------
+    def audit(self, event: AuditEvent) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO audit (at, event, restore_id, actor, channel, tbl, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.at.isoformat(),
+                    event.event,
+                    event.restore_id,
+                    event.actor,
+                    event.channel,
+                    event.table,
+                    event.detail,
+                ),
+            )
+
+    def audit_events(
+        self, since: datetime | None = None, table: str | None = None, limit: int | None = None
+    ) -> list[AuditEvent]:
+        sql, args = (
+            "SELECT at, event, restore_id, actor, channel, tbl, detail FROM audit WHERE 1=1",
+            [],
+        )
+        if since is not None:
+            sql += " AND at >= ?"
+            args.append(since.isoformat())
+        if table is not None:
+            sql += " AND tbl = ?"
+            args.append(table)
+        if limit is not None:
+            # The newest `limit` entries, still returned oldest first.
+            # Only fixed SQL fragments are joined here; every value is a bound parameter.
+            sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY at"  # noqa: S608
+            args.append(limit)
+        else:
+            sql += " ORDER BY id"
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [
+            AuditEvent(datetime.fromisoformat(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
+            for r in rows
+        ]
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def ping(self) -> None:
+        with self._lock:
+            self._db.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE .. COMMIT, rolled back on any error."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

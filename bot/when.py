@@ -1,0 +1,101 @@
+"""What a person means by "when": latest, ISO 8601, Unix seconds or human text.
+
+Human text ("25 minutes ago", "yesterday 14:05") is parsed by dateparser in the person's own
+Slack time zone; the result is always an aware UTC datetime.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+MAX_LENGTH = 100
+LATEST_WORDS = {"", "latest", "now", "newest"}
+UNIX_SECONDS = re.compile(r"^\d{9,11}(\.\d+)?$")
+ISO_LIKE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+class WhenError(ValueError):
+    """The text is not a time we understand; the message says what we do understand."""
+
+
+HELP = (
+    "Use `latest`, an ISO 8601 time like `2026-11-26T09:30` (your Slack time zone unless it "
+    "has an offset), Unix seconds like `1764149400`, or text like `25 minutes ago`."
+)
+
+
+def zone(tz_name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz_name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def parse_when(text: str, tz_name: str | None, now: datetime) -> datetime | None:
+    """The instant meant by `text`, in UTC; None means "the latest restorable time"."""
+    text = (text or "").strip()
+    if len(text) > MAX_LENGTH:
+        raise WhenError(f"That time is too long to be a time. {HELP}")
+    if text.lower() in LATEST_WORDS:
+        return None
+    tz = zone(tz_name)
+    if UNIX_SECONDS.match(text):
+        instant = datetime.fromtimestamp(float(text), tz=UTC)
+    elif ISO_LIKE.match(text):
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise WhenError(f"`{text}` is not a valid date and time. {HELP}") from exc
+        instant = (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).astimezone(UTC)
+    else:
+        instant = _human(text, tz, now)
+    if instant > now + timedelta(seconds=60):
+        raise WhenError("That instant is in the future; a restore can only go back in time.")
+    return instant
+
+
+def _human(text: str, tz: ZoneInfo, now: datetime) -> datetime:
+    import dateparser  # slow to import; only needed for human text
+
+    parsed = dateparser.parse(
+        text,
+        languages=["en"],
+        settings={
+            "TIMEZONE": str(tz),
+            "RETURN_AS_TIMEZONE_AWARE": True,
+            "RELATIVE_BASE": now.astimezone(tz).replace(tzinfo=None),
+            "PREFER_DATES_FROM": "past",
+        },
+    )
+    if parsed is None:
+        raise WhenError(f"I can't read `{text}` as a time. {HELP}")
+    return parsed.astimezone(UTC)
+
+
+def format_instant(instant: datetime, tz_name: str | None) -> str:
+    """'2026-11-26 09:30:00 UTC (10:30 Europe/Berlin)'."""
+    utc = instant.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+    tz = zone(tz_name)
+    if str(tz) != "UTC":
+        local = instant.astimezone(tz)
+        day = "" if local.date() == utc.date() else local.strftime("%Y-%m-%d ")
+        text += f" ({day}{local.strftime('%H:%M')} {tz})"
+    return text
+
+
+def ago(instant: datetime, now: datetime) -> str:
+    seconds = int((now - instant).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    if seconds < 90:
+        return f"{seconds} s ago"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h ago"
+    return f"{seconds / 86400:.1f} days ago"

@@ -1,0 +1,497 @@
+"""The engine: request, decide, start, track. Knows nothing of what a person types.
+
+Every step reads the request, decides on a pure transition and writes it back with
+compare-and-set. A lost race is reloaded and re-decided, never forced. Slack messages a step
+owes are queued in the same write (the outbox) and sent by the Announcer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from bot.pitr import AwsError, PitrService, TableInfo
+from bot.policy import Members, Policy
+from bot.restores import (
+    IN_FLIGHT,
+    InvalidTransition,
+    RestoreRequest,
+    State,
+    expiry,
+    table_name_problem,
+    utcnow,
+)
+from bot.store import AuditEvent, Store
+from bot.when import WhenError, format_instant, parse_when
+
+log = logging.getLogger(__name__)
+
+CAS_ATTEMPTS = 20
+# After this many consecutive failed polls a restore is declared FAILED (about 30 minutes of
+# AWS errors at the default 10 s poll); throttling alone is retried for far longer.
+MAX_ERROR_STREAK = 180
+MAX_MISSING_POLLS = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to tell the person who acted; `ok` False means a refusal with `message`."""
+
+    ok: bool
+    message: str = ""
+    request: RestoreRequest | None = None
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    source: str
+    target: str
+    when: str
+    requester: str
+    channel: str
+    requester_tz: str = "UTC"
+    reason: str = ""
+
+
+class Workflow:
+    def __init__(
+        self,
+        store: Store,
+        pitr: PitrService,
+        policy: Policy,
+        members: Members,
+        clock: Callable[[], datetime] = utcnow,
+        poll_seconds: float = 10,
+        owner: str | None = None,
+    ):
+        self.store = store
+        self.pitr = pitr
+        self.policy = policy
+        self.members = members
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.owner = owner or uuid.uuid4().hex[:8]
+        self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
+        self._busy: set[str] = set()
+        self._busy_lock = threading.Lock()
+
+    # -- request ----------------------------------------------------------------------------
+    def request(self, new: NewRequest) -> Outcome:
+        """Check everything a card promises, then create the request and queue its card."""
+        refusal = self._preflight(new)
+        if isinstance(refusal, str):
+            self.audit("request_refused", None, new.requester, new.channel, new.source, refusal)
+            return Outcome(False, refusal)
+        instant, window = refusal
+        now = self.clock()
+        rule = self.policy.for_table(new.source)
+        req = RestoreRequest(
+            source=new.source,
+            target=new.target,
+            requester=new.requester,
+            channel=new.channel,
+            restore_at=instant,
+            created_at=now,
+            updated_at=now,
+            expires_at=expiry(now, rule.request_ttl_minutes),
+            requester_tz=new.requester_tz,
+            reason=new.reason,
+            window=window,
+            required_approvals=rule.required_approvals,
+        )
+        self.store.add(req, announce=["card"])
+        when = format_instant(instant, "UTC") if instant else "latest"
+        self.audit("requested", req, new.requester, detail=f"{req.target} at {when}")
+        log.info("restore %s requested: %s -> %s at %s", req.id, req.source, req.target, when)
+        self.on_change()
+        return Outcome(True, "", req)
+
+    def _preflight(self, new: NewRequest) -> str | tuple:
+        for name, label in ((new.source, "Source table"), (new.target, "Target table")):
+            problem = table_name_problem(name, label)
+            if problem:
+                return problem
+        if new.source == new.target:
+            return "The target must be a new table: it can't be the source table itself."
+        decision = self.policy.may_request(new.requester, new.channel, new.source, self.members)
+        if not decision.allowed:
+            return decision.reason
+        now = self.clock()
+        try:
+            instant = parse_when(new.when, new.requester_tz, now)
+        except WhenError as exc:
+            return str(exc)
+        try:
+            if self.pitr.table(new.source) is None:
+                return (
+                    f"Table `{new.source}` does not exist in {self.pitr.region}. "
+                    "Check the name (it is case-sensitive)."
+                )
+            pitr = self.pitr.pitr(new.source)
+            if not pitr.enabled or pitr.window is None:
+                return (
+                    f"Point-in-time recovery is {pitr.status} on `{new.source}`, so it can't be "
+                    f"restored to a point in time. `/pitr-enable {new.source}` protects it from "
+                    "now on."
+                )
+            if instant is not None and not pitr.window.contains(instant):
+                return _outside_window(instant, pitr.window)
+            if self.pitr.table(new.target) is not None:
+                return f"Table `{new.target}` already exists. Choose a new name for the target."
+        except AwsError as exc:
+            return exc.message
+        busy = [
+            r
+            for r in self.store.find(states=[State.REQUESTED, *IN_FLIGHT])
+            if r.target == new.target
+        ]
+        if busy:
+            return (
+                f"A restore into `{new.target}` is already {busy[0].state.value.lower()}. "
+                "Choose another target name."
+            )
+        return instant, pitr.window
+
+    # -- decisions --------------------------------------------------------------------------
+    def approve(self, restore_id: str, user: str) -> Outcome:
+        outcome = self._decide(restore_id, user, approve=True)
+        if outcome.ok and outcome.request and outcome.request.state == State.APPROVED:
+            self.start(restore_id)
+        return outcome
+
+    def deny(self, restore_id: str, user: str) -> Outcome:
+        return self._decide(restore_id, user, approve=False)
+
+    def _decide(self, restore_id: str, user: str, approve: bool) -> Outcome:
+        for _ in range(CAS_ATTEMPTS):
+            req = self.store.get(restore_id)
+            if req is None:
+                return Outcome(False, "This request no longer exists.")
+            now = self.clock()
+            if req.state != State.REQUESTED:
+                return Outcome(False, _already(req))
+            if now >= req.expires_at:
+                self.expire(req)
+                return Outcome(False, "This request has expired; nothing was restored.")
+            check = self.policy.may_approve if approve else self.policy.may_deny
+            decision = check(user, req.requester, req.source, self.members)
+            if not decision.allowed:
+                event = "approval_refused" if approve else "denial_refused"
+                self.audit(event, req, user, detail=decision.reason)
+                return Outcome(False, decision.reason)
+            if not approve:
+                new = req.advance(State.DENIED, now, decided_by=user, decided_at=now)
+                if self.store.save(req, new, announce=["card_update", "notify_requester"]):
+                    self.audit("denied", req, user)
+                    log.info("restore %s denied by %s", req.id, user)
+                    self.on_change()
+                    return Outcome(True, "", new)
+                continue
+            if user in req.approvals:
+                return Outcome(
+                    False,
+                    f"You already approved this; waiting for {req.approvals_missing} more.",
+                )
+            new = req.with_approval(user)
+            if new.approvals_missing == 0:
+                new = new.advance(State.APPROVED, now, decided_by=user, decided_at=now)
+            else:
+                new = replace(new, updated_at=now)
+            if self.store.save(req, new, announce=["card_update"]):
+                self.audit(
+                    "approved",
+                    req,
+                    user,
+                    detail=f"{len(new.approvals)} of {new.required_approvals}",
+                )
+                log.info("restore %s approved by %s (%s)", req.id, user, new.state.value)
+                self.on_change()
+                return Outcome(True, "", new)
+        return Outcome(False, "Too many people clicked at once; please try again.")
+
+    def expire(self, req: RestoreRequest) -> bool:
+        new = req.advance(State.EXPIRED, self.clock())
+        if self.store.save(req, new, announce=["card_update", "notify_requester"]):
+            self.audit("expired", req, None)
+            log.info("restore %s expired undecided", req.id)
+            self.on_change()
+            return True
+        return False
+
+    def expire_due(self) -> int:
+        now = self.clock()
+        expired = 0
+        for req in self.store.find(states=[State.REQUESTED], limit=1000):
+            if now >= req.expires_at and self.expire(req):
+                expired += 1
+        return expired
+
+    # -- starting and tracking --------------------------------------------------------------
+    def start(self, restore_id: str) -> None:
+        """APPROVED -> RESTORING, then the one RestoreTableToPointInTime call."""
+        with self._working_on(restore_id) as mine:
+            if not mine:
+                return
+            req = self.store.get(restore_id)
+            if req is None or req.state != State.APPROVED:
+                return
+            now = self.clock()
+            claimed = self.store.save(
+                req,
+                req.advance(
+                    State.RESTORING,
+                    now,
+                    restore_called_at=now,
+                    lease_owner=self.owner,
+                    lease_until=now + self._lease(),
+                ),
+            )
+            if claimed is None:
+                return  # another thread or replica started it
+            self._call_restore(claimed)
+
+    def _call_restore(self, req: RestoreRequest) -> None:
+        try:
+            info = self.pitr.restore(req.source, req.target, req.restore_at)
+        except AwsError as exc:
+            if exc.code in {"TableAlreadyExistsException", "ResourceInUseException"}:
+                # Our own earlier call (before a crash) may have created it: adopt, don't redo.
+                existing = self._describe_quietly(req.target)
+                if existing is not None and req.restore_called_at is not None:
+                    self._record_started(req, existing)
+                    return
+            if exc.retryable:
+                log.warning("restore %s: start failed, will retry: %s", req.id, exc)
+                self._save_retry(req, str(exc))
+                return
+            self.fail(req, exc.message)
+            return
+        log.info("restore %s: RestoreTableToPointInTime called for %s", req.id, req.target)
+        self._record_started(req, info)
+
+    def _record_started(self, req: RestoreRequest, info: TableInfo) -> None:
+        for _ in range(CAS_ATTEMPTS):
+            if req.table_arn is not None:
+                return  # somebody else recorded it already
+            new = replace(
+                req,
+                table_arn=info.arn or f"arn:unknown:{info.name}",
+                target_status=info.status,
+                error_streak=0,
+                updated_at=self.clock(),
+            )
+            if self.store.save(req, new, announce=["started"]):
+                self.audit("restore_started", req, None, detail=req.target)
+                self.on_change()
+                return
+            fresh = self.store.get(req.id)
+            if fresh is None or fresh.state != State.RESTORING:
+                return
+            req = fresh
+
+    def track(self) -> int:
+        """One tracker tick: expire, start what was approved, poll what is restoring."""
+        self.expire_due()
+        polled = 0
+        for req in self.store.find(states=list(IN_FLIGHT), limit=1000):
+            if req.state == State.APPROVED:
+                self.start(req.id)
+            else:
+                polled += self.poll(req.id)
+        return polled
+
+    def poll(self, restore_id: str) -> int:
+        with self._working_on(restore_id) as mine:
+            if not mine:
+                return 0
+            req = self.store.get(restore_id)
+            if req is None or req.state != State.RESTORING:
+                return 0
+            now = self.clock()
+            leased = (
+                req.lease_owner not in (None, self.owner)
+                and req.lease_until is not None
+                and req.lease_until > now
+            )
+            if leased:
+                return 0  # another replica tracks it
+            if req.table_arn is None:
+                self._resume_start(req)
+                return 1
+            try:
+                info = self.pitr.table(req.target)
+            except AwsError as exc:
+                self._save_retry(req, exc.message, fatal=not exc.retryable)
+                return 1
+            self._apply(req, info, now)
+            return 1
+
+    def _resume_start(self, req: RestoreRequest) -> None:
+        """RESTORING without a recorded call: a crash hit between claim and call."""
+        existing = self._describe_quietly(req.target)
+        if existing is not None:
+            self._record_started(req, existing)
+        else:
+            self._call_restore(req)
+
+    def _apply(self, req: RestoreRequest, info: TableInfo | None, now: datetime) -> None:
+        lease = {"lease_owner": self.owner, "lease_until": now + self._lease()}
+        if info is None:
+            missing = req.missing_polls + 1
+            if missing >= MAX_MISSING_POLLS:
+                self.fail(req, f"The new table `{req.target}` disappeared while restoring.")
+            else:
+                self.store.save(req, replace(req, missing_polls=missing, updated_at=now, **lease))
+            return
+        if info.status == "ACTIVE":
+            new = req.advance(
+                State.ACTIVE,
+                now,
+                finished_at=now,
+                target_status="ACTIVE",
+                item_count=info.item_count,
+                size_bytes=info.size_bytes,
+                polls=req.polls + 1,
+                lease_owner=None,
+                lease_until=None,
+            )
+            if self.store.save(req, new, announce=["done", "card_update"]):
+                self.audit("restore_finished", req, None, detail=f"{req.target} ACTIVE")
+                log.info("restore %s: %s is ACTIVE after %d polls", req.id, req.target, new.polls)
+                self.on_change()
+            return
+        if info.status in {"CREATING", "UPDATING"}:
+            new = replace(
+                req,
+                target_status=info.status,
+                polls=req.polls + 1,
+                error_streak=0,
+                missing_polls=0,
+                updated_at=now,
+                **lease,
+            )
+            announce = ["progress"] if self._progress_due(req, now) else []
+            if self.store.save(req, new, announce=announce) and announce:
+                self.on_change()
+            return
+        self.fail(req, f"The new table `{req.target}` is {info.status} instead of ACTIVE.")
+
+    def _save_retry(self, req: RestoreRequest, error: str, fatal: bool = False) -> None:
+        streak = req.error_streak + 1
+        if fatal or streak >= MAX_ERROR_STREAK:
+            self.fail(req, error)
+            return
+        now = self.clock()
+        self.store.save(
+            req,
+            replace(
+                req,
+                error_streak=streak,
+                error=error,
+                updated_at=now,
+                lease_owner=self.owner,
+                lease_until=now + self._lease(),
+            ),
+        )
+
+    def fail(self, req: RestoreRequest, error: str) -> None:
+        try:
+            new = req.advance(
+                State.FAILED, self.clock(), error=error, lease_owner=None, lease_until=None
+            )
+        except InvalidTransition:
+            return
+        if self.store.save(req, new, announce=["failed", "card_update"]):
+            self.audit("restore_failed", req, None, detail=error)
+            log.error("restore %s failed: %s", req.id, error)
+            self.on_change()
+
+    # -- reads ------------------------------------------------------------------------------
+    def in_flight_from(self, source: str) -> list[RestoreRequest]:
+        return self.store.find(states=[State.REQUESTED, *IN_FLIGHT], source=source)
+
+    def audit(
+        self,
+        event: str,
+        req: RestoreRequest | None,
+        actor: str | None,
+        channel: str | None = None,
+        table: str | None = None,
+        detail: str = "",
+    ) -> None:
+        self.store.audit(
+            AuditEvent(
+                at=self.clock(),
+                event=event,
+                restore_id=req.id if req else None,
+                actor=actor,
+                channel=channel or (req.channel if req else None),
+                table=table or (req.source if req else None),
+                detail=detail[:1000],
+            )
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=max(3 * self.poll_seconds, 30))
+
+    def _progress_due(self, req: RestoreRequest, now: datetime) -> bool:
+        """Edit the progress reply often early, rarely later: a few edits per restore at most."""
+        if req.progress_at is None:
+            return True
+        elapsed = req.elapsed(now).total_seconds()
+        interval = min(max(elapsed / 5, self.poll_seconds), 15 * 60)
+        return (now - req.progress_at).total_seconds() >= interval
+
+    def _describe_quietly(self, name: str) -> TableInfo | None:
+        try:
+            return self.pitr.table(name)
+        except AwsError:
+            return None
+
+    @contextmanager
+    def _working_on(self, restore_id: str) -> Iterator[bool]:
+        """Within one process, one thread at a time handles a given restore."""
+        with self._busy_lock:
+            mine = restore_id not in self._busy
+            if mine:
+                self._busy.add(restore_id)
+        try:
+            yield mine
+        finally:
+            if mine:
+                with self._busy_lock:
+                    self._busy.discard(restore_id)
+
+
+def _already(req: RestoreRequest) -> str:
+    who = f" by <@{req.decided_by}>" if req.decided_by else ""
+    return {
+        State.APPROVED: f"This restore was already approved{who}.",
+        State.RESTORING: f"This restore was already approved{who} and is running.",
+        State.ACTIVE: "This restore is already done.",
+        State.DENIED: f"This request was already denied{who}; nothing was restored.",
+        State.EXPIRED: "This request expired; nothing was restored. Ask again if needed.",
+        State.CANCELLED: "This request was cancelled; nothing was restored.",
+        State.FAILED: "This restore already ran and failed; see the thread.",
+    }.get(req.state, f"This request is {req.state.value}.")
+
+
+def _outside_window(instant: datetime, window: object) -> str:
+    earliest = format_instant(window.earliest, "UTC")  # type: ignore[attr-defined]
+    latest = format_instant(window.latest, "UTC")  # type: ignore[attr-defined]
+    when = format_instant(instant, "UTC")
+    if instant < window.earliest:  # type: ignore[attr-defined]
+        return (
+            f"{when} is before the restorable window ({earliest} → {latest}). "
+            "PITR keeps only the recovery period; pick a later instant."
+        )
+    return (
+        f"{when} is after the latest restorable time ({latest}); DynamoDB lags about 5 minutes. "
+        "Use `latest` or an earlier instant."
+    )

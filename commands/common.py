@@ -1,0 +1,58 @@
+"""Small helpers every command shares: safe text, replies, the person's time zone."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.blocks import esc
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 1000  # longer command text is refused before any parsing
+SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
+
+
+class InputError(ValueError):
+    """Text a person typed that we refuse; the message says why and what to do."""
+
+
+def split_args(text: str) -> list[str]:
+    """Split like a shell, accepting the curly quotes Slack clients like to insert."""
+    if len(text) > MAX_TEXT:
+        raise InputError(f"That is {len(text)} characters; commands are limited to {MAX_TEXT}.")
+    try:
+        return shlex.split(text.translate(SMART_QUOTES))
+    except ValueError as exc:
+        raise InputError(f"I couldn't read that: {exc}. Check your quotes.") from exc
+
+
+def warn(respond: Any, message: str) -> None:
+    """An ephemeral refusal: only the person concerned sees it."""
+    respond(response_type="ephemeral", replace_original=False, text=f":warning: {esc(message)}")
+
+
+def user_tz(client: WebClient, user_id: str) -> str:
+    """The person's Slack time zone (users.info), UTC when Slack can't tell us."""
+    try:
+        resp = client.users_info(user=user_id)
+        return str(resp.get("user", {}).get("tz") or "UTC")
+    except (SlackApiError, SlackClientError, OSError) as exc:
+        log.warning("users.info for %s failed (%s); using UTC", user_id, exc)
+        return "UTC"
+
+
+REASON = re.compile(r"\breason:\s*", re.IGNORECASE)
+
+
+def split_reason(text: str) -> tuple[str, str]:
+    """'a b latest reason: bad deploy' -> ('a b latest', 'bad deploy')."""
+    parts = REASON.split(text, maxsplit=1)
+    if len(parts) == 2:
+        return parts[0].strip(), parts[1].strip()[:500]
+    return text.strip(), ""

@@ -1,0 +1,99 @@
+"""/pitr-restore SOURCE TARGET [WHEN] [reason: ...], and the Approve / Deny buttons."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.app import Services
+from bot.blocks import APPROVE_ACTION, DENY_ACTION, code
+from bot.restores import State
+from bot.workflow import NewRequest
+from commands.common import InputError, split_args, split_reason, user_tz, warn
+
+log = logging.getLogger(__name__)
+
+USAGE = (
+    "Usage: `/pitr-restore SOURCE TARGET [WHEN] [reason: why]` — WHEN is `latest` (default), "
+    'an ISO 8601 time, Unix seconds or text like `"25 minutes ago"`.'
+)
+
+
+def parse_restore(text: str) -> tuple[str, str, str, str]:
+    """-> (source, target, when, reason); raises InputError with the usage."""
+    body, reason = split_reason(text)
+    args = split_args(body)
+    if len(args) < 2:
+        raise InputError(f"I need a source and a target table. {USAGE}")
+    source, target, *rest = args
+    return source, target, " ".join(rest) or "latest", reason
+
+
+def register(app: App, services: Services) -> None:
+    def restore_command(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
+        text = (command.get("text") or "").strip()
+        if not text:
+            ack(response_type="ephemeral", text=USAGE)
+            return
+        try:
+            source, target, when, reason = parse_restore(text)
+        except InputError as exc:
+            ack()
+            warn(respond, str(exc))
+            return
+        ack(response_type="ephemeral", text=f"Checking {code(source)} → {code(target)}…")
+        # Everything below runs after Slack has its answer.
+        requester = command["user_id"]
+        outcome = services.workflow.request(
+            NewRequest(
+                source=source,
+                target=target,
+                when=when,
+                requester=requester,
+                channel=command["channel_id"],
+                requester_tz=user_tz(client, requester),
+                reason=reason,
+            )
+        )
+        if not outcome.ok or outcome.request is None:
+            warn(respond, outcome.message)
+            return
+        services.announcer.flush()  # post the card now, so a failure can be told right here
+        req = services.store.get(outcome.request.id)
+        if req is not None and req.state == State.CANCELLED:
+            warn(respond, req.error or "The approval card could not be posted.")
+            return
+        respond(
+            response_type="ephemeral",
+            replace_original=False,
+            text=f"Approval card posted for {code(source)} → {code(target)}. "
+            "Someone else has to click *Approve*.",
+        )
+
+    def decision(approve: bool):  # noqa: ANN202 - a Bolt listener factory
+        def on_click(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+            ack()
+            user = body["user"]["id"]
+            restore_id = str(action.get("value", ""))[:64]
+            workflow = services.workflow
+            outcome = (
+                workflow.approve(restore_id, user) if approve else workflow.deny(restore_id, user)
+            )
+            if not outcome.ok:
+                warn(respond, outcome.message)
+                return
+            req = outcome.request
+            if approve and req is not None and req.state == State.REQUESTED:
+                respond(
+                    response_type="ephemeral",
+                    replace_original=False,
+                    text=f"Approval recorded; {req.approvals_missing} more needed.",
+                )
+
+        return on_click
+
+    app.command("/pitr-restore")(restore_command)
+    app.action(APPROVE_ACTION)(decision(approve=True))
+    app.action(DENY_ACTION)(decision(approve=False))

@@ -1,0 +1,45 @@
+"""/pitr-status TABLE: PITR, the restorable window, restores in flight, recent activity."""
+
+from __future__ import annotations
+
+from slack_bolt import Ack, App, Respond
+
+from bot.app import Services
+from bot.blocks import status_blocks, to_dicts
+from bot.pitr import AwsError
+from bot.restores import table_name_problem
+from commands.common import InputError, split_args, warn
+
+USAGE = "Usage: `/pitr-status TABLE`"
+
+
+def register(app: App, services: Services) -> None:
+    @app.command("/pitr-status")
+    def status_command(ack: Ack, command: dict, respond: Respond) -> None:
+        ack()
+        try:
+            args = split_args(command.get("text") or "")
+        except InputError as exc:
+            warn(respond, str(exc))
+            return
+        if len(args) != 1:
+            warn(respond, USAGE)
+            return
+        table = args[0]
+        problem = table_name_problem(table)
+        if problem:
+            warn(respond, problem)
+            return
+        try:
+            info = services.pitr.table(table)
+            if info is None:
+                warn(respond, f"Table `{table}` does not exist in {services.pitr.region}.")
+                return
+            pitr = services.pitr.pitr(table)
+        except AwsError as exc:
+            warn(respond, exc.message)
+            return
+        in_flight = services.workflow.in_flight_from(table)
+        history = services.store.audit_events(table=table, limit=5)
+        text, blocks = status_blocks(table, info, pitr, in_flight, history, services.clock())
+        respond(response_type="ephemeral", text=text, blocks=to_dicts(blocks))

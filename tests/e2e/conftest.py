@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from support.aws_sim import AwsSimulator
+from support.fake_slack import FakeSlack
+
+from e2e.harness import BotUnderTest, start_bot
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as server:
+        server.users = {
+            "U1": {"name": "requester", "tz": "Europe/Berlin"},
+            "U2": {"name": "approver", "tz": "America/New_York"},
+            "U3": {"name": "other", "tz": "UTC"},
+        }
+        yield server
+
+
+@pytest.fixture
+def sim() -> Iterator[AwsSimulator]:
+    with AwsSimulator() as aws:
+        aws.create_table("MusicCollection", pitr=True, items=5)
+        aws.create_table("NoPitrTable", pitr=False, items=1)
+        yield aws
+
+
+@pytest.fixture
+def make_bot(tmp_path, fake, sim) -> Iterator[Callable[..., BotUnderTest]]:
+    bots: list[BotUnderTest] = []
+
+    def make(**kwargs) -> BotUnderTest:
+        bot = start_bot(tmp_path, fake, sim, **kwargs)
+        bots.append(bot)
+        return bot
+
+    yield make
+    for bot in bots:
+        bot.stop()
+
+
+@pytest.fixture
+def bot(make_bot) -> BotUnderTest:
+    return make_bot()

@@ -1,0 +1,95 @@
+"""The whole journey over HTTP: command -> card -> approval -> one restore -> ACTIVE."""
+
+from __future__ import annotations
+
+from bot.blocks import APPROVE_ACTION, DENY_ACTION
+
+
+def buttons(call) -> list[str]:
+    return [
+        el["text"]["text"]
+        for block in call.args.get("blocks", [])
+        if block["type"] == "actions"
+        for el in block["elements"]
+    ]
+
+
+def test_restore_to_active_end_to_end(make_bot, fake, sim):
+    bot = make_bot(creating_seconds=1.5)
+
+    resp = bot.command("/pitr-restore", "MusicCollection MusicCollectionMinutesAgo latest")
+    assert resp.status == 200
+    assert resp.elapsed < 1.0
+    assert "Checking" in resp.body
+
+    req = bot.wait_card()
+    card = bot.cards()[0]
+    assert card.args["channel"] == "C1"
+    assert buttons(card) == ["Approve", "Deny"]
+    text = str(card.args["blocks"])
+    assert "MusicCollection" in text and "MusicCollectionMinutesAgo" in text
+    assert "<@U1>" in text  # who asked
+    assert "Restorable window" in text
+    bot.wait_reply("U1", "Someone else has to click")
+
+    # The requester's own Approve is refused, ephemerally, and starts nothing.
+    assert bot.approve(req.id, "U1").status == 200
+    bot.wait_reply("U1", "someone else has to approve")
+    assert sim.count("RestoreTableToPointInTime") == 0
+
+    # Another person approves: exactly one restore call.
+    assert bot.approve(req.id, "U2").status == 200
+    bot.wait_state(req.id, "ACTIVE", timeout=20)
+    restores = sim.requests("RestoreTableToPointInTime")
+    assert len(restores) == 1
+    assert restores[0]["SourceTableName"] == "MusicCollection"
+    assert restores[0]["TargetTableName"] == "MusicCollectionMinutesAgo"
+    assert restores[0]["UseLatestRestorableTime"] is True
+
+    final = fake.wait_for(lambda c: c.method == "chat.postMessage" and c.args.get("reply_broadcast") in (True, "true", "1"))[0]
+    final_text = final.args["text"] + str(final.args.get("blocks"))
+    assert "MusicCollectionMinutesAgo" in final_text and "ACTIVE" in final_text
+    assert final.args["thread_ts"] == bot.services.store.get(req.id).card_ts
+    assert "Not carried over" in final_text and "time to live" in final_text
+
+    # Progress: one reply in the thread, kept up to date with chat.update while CREATING.
+    done = bot.services.store.get(req.id)
+    assert bot.creating.describe_calls >= 3
+    progress_updates = [
+        c for c in fake.calls("chat.update") if c.args.get("ts") == done.progress_ts
+    ]
+    assert any("CREATING" in c.args.get("text", "") for c in progress_updates)
+    thread_posts = [
+        c for c in fake.calls("chat.postMessage") if c.args.get("thread_ts") == done.card_ts
+    ]
+    assert len(thread_posts) == 2  # the progress reply and the final broadcast, no flood
+
+    # The card lost its buttons and shows the approver.
+    fake.wait_for(
+        lambda c: c.method == "chat.update"
+        and c.args.get("ts") == done.card_ts
+        and "ACTIVE" in c.args.get("text", "")
+    )
+    last_card = [c for c in fake.calls("chat.update") if c.args.get("ts") == done.card_ts][-1]
+    assert buttons(last_card) == []
+    assert "<@U2>" in str(last_card.args["blocks"])
+
+
+def test_deny_restores_nothing_and_tells_requester(bot, fake, sim):
+    bot.command("/pitr-restore", "MusicCollection Denied-copy latest")
+    req = bot.wait_card()
+    bot.deny(req.id, "U2")
+    bot.wait_state(req.id, "DENIED")
+    fake.wait_for(lambda c: c.method == "chat.postEphemeral" and c.args.get("user") == "U1")
+    notice = [c for c in fake.calls("chat.postEphemeral") if c.args.get("user") == "U1"][-1]
+    assert "denied" in notice.args["text"]
+    fake.wait_for(
+        lambda c: c.method == "chat.update" and c.args.get("ts") == req.card_ts
+        and "Denied" in c.args.get("text", "")
+    )
+    # A later Approve does nothing but explain.
+    bot.approve(req.id, "U3")
+    bot.wait_reply("U3", "already denied")
+    assert sim.count("RestoreTableToPointInTime") == 0
+    assert bot.services.store.get(req.id).state.value == "DENIED"
+    assert APPROVE_ACTION and DENY_ACTION

@@ -1,0 +1,381 @@
+"""moto served over HTTP behind a small DynamoDB-simulating proxy.
+
+A bot running in another process only sees AWS through AWS_ENDPOINT_URL, so
+botocore event hooks cannot help there. The proxy sits between it and moto and
+adds what moto cannot do: restored tables that stay CREATING for a while, a
+PITR window that moves with the clock, throttling/slow responses, and a record
+of every DynamoDB request for assertions.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import threading
+import time
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+__all__ = ["AwsSimulator"]
+
+REGION = "us-east-1"
+_TARGET_PREFIX = "DynamoDB_20120810."
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+}
+
+
+@dataclass
+class _Fault:
+    times: int
+    code: str
+    status: int
+    message: str
+
+
+def _table_name(value: Any) -> str:
+    """TableName may be a name or an ARN (arn:aws:dynamodb:...:table/<name>)."""
+    text = str(value or "")
+    if text.startswith("arn:") and "/" in text:
+        return text.split("/", 1)[1].split("/")[0]
+    return text
+
+
+class AwsSimulator:
+    """ThreadedMotoServer + simulating proxy; point the bot at `endpoint_url`.
+
+    Note: moto keeps its backends in module globals, so all simulators (and
+    mock_aws) in one process share state; start() resets it.
+    """
+
+    def __init__(self) -> None:
+        self.creating_seconds: float = 0.0
+        self.creating_for: dict[str, float] = {}
+        self.widen_window: bool = True
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = defaultdict(int)
+        self._requests: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._faults: dict[str, _Fault] = {}
+        self._slow: dict[str, float] = {}
+        self._restored_at: dict[str, float] = {}
+        self._moto: ThreadedMotoServer | None = None
+        self._moto_port = 0
+        self._proxy: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> AwsSimulator:
+        """Start moto (fresh state) and the proxy, both on free 127.0.0.1 ports."""
+        if self._proxy is not None:
+            return self
+        # werkzeug logs every request to stderr at INFO; keep test output clean.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        self._moto_port = int(self._moto.get_host_and_port()[1])
+        conn = http.client.HTTPConnection("127.0.0.1", self._moto_port, timeout=10)
+        try:
+            conn.request("POST", "/moto-api/reset")
+            conn.getresponse().read()
+        finally:
+            conn.close()
+        self._proxy = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._proxy.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._proxy.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="aws-sim-proxy",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop proxy and moto server."""
+        if self._proxy is not None:
+            self._proxy.shutdown()
+            self._proxy.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._proxy = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def __enter__(self) -> AwsSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        """The proxy URL (what the bot should use as AWS_ENDPOINT_URL)."""
+        if self._proxy is None:
+            raise RuntimeError("AwsSimulator is not started")
+        return f"http://127.0.0.1:{self._proxy.server_address[1]}"
+
+    @property
+    def moto_url(self) -> str:
+        """moto itself, bypassing the proxy (no simulation, not counted)."""
+        return f"http://127.0.0.1:{self._moto_port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment for a child process so its boto3 talks to the proxy."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    # -- clients & fixtures ----------------------------------------------------------
+
+    def client(self, direct: bool = False, max_attempts: int | None = None) -> Any:
+        """boto3 DynamoDB client on the proxy (or on moto if direct=True).
+
+        max_attempts is the total number of tries; 1 disables botocore's own
+        retries (which would otherwise swallow an injected ThrottlingException).
+        """
+        config = None
+        if max_attempts is not None:
+            # NB: botocore's retries["max_attempts"] counts *retries*; total_ counts all tries.
+            config = Config(retries={"total_max_attempts": max_attempts, "mode": "standard"})
+        return boto3.client(
+            "dynamodb",
+            region_name=REGION,
+            endpoint_url=self.moto_url if direct else self.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106
+            config=config,
+        )
+
+    def create_table(self, name: str, pitr: bool = True, items: int = 3) -> dict[str, Any]:
+        """Create an on-demand table (hash key "pk" S) directly in moto; returns its Table."""
+        ddb = self.client(direct=True)
+        ddb.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        if pitr:
+            ddb.update_continuous_backups(
+                TableName=name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            )
+        for i in range(items):
+            ddb.put_item(TableName=name, Item={"pk": {"S": f"item-{i}"}, "n": {"N": str(i)}})
+        return dict(ddb.describe_table(TableName=name)["Table"])
+
+    # -- assertions & knobs ----------------------------------------------------------
+
+    def count(self, op: str) -> int:
+        """How many requests of DynamoDB operation `op` reached the proxy."""
+        with self._lock:
+            return self._counts.get(op, 0)
+
+    def requests(self, op: str) -> list[dict[str, Any]]:
+        """Parsed JSON bodies of `op` requests, in arrival order."""
+        with self._lock:
+            return list(self._requests.get(op, []))
+
+    def clear(self) -> None:
+        """Forget counts and recorded requests."""
+        with self._lock:
+            self._counts.clear()
+            self._requests.clear()
+
+    def fail(
+        self,
+        op: str,
+        times: int = 1,
+        code: str = "ThrottlingException",
+        status: int = 400,
+        message: str = "Rate exceeded",
+    ) -> None:
+        """Answer the next `times` calls of `op` with a DynamoDB error, not forwarding.
+
+        Remember botocore retries throttles/5xx itself (see client(max_attempts=1)).
+        """
+        with self._lock:
+            self._faults[op] = _Fault(times, code, status, message)
+
+    def slow(self, op: str, seconds: float) -> None:
+        """Delay every `op` call by `seconds` before forwarding (0 to undo)."""
+        with self._lock:
+            if seconds > 0:
+                self._slow[op] = seconds
+            else:
+                self._slow.pop(op, None)
+
+    def is_creating(self, table: str) -> bool:
+        """Whether DescribeTable would currently report `table` as CREATING."""
+        with self._lock:
+            started = self._restored_at.get(table)
+            seconds = self.creating_for.get(table, self.creating_seconds)
+        return started is not None and time.monotonic() < started + seconds
+
+    # -- proxy internals -------------------------------------------------------------
+
+    def _on_request(self, op: str, body: dict[str, Any]) -> tuple[_Fault | None, float]:
+        with self._lock:
+            self._counts[op] += 1
+            self._requests[op].append(body)
+            fault = self._faults.get(op)
+            if fault is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    del self._faults[op]
+            return fault, self._slow.get(op, 0.0)
+
+    def _rewrite(self, op: str, req: dict[str, Any], resp: dict[str, Any]) -> bool:
+        """Adjust a successful moto response in place; True if changed."""
+        if op == "RestoreTableToPointInTime":
+            desc = resp.get("TableDescription")
+            if not isinstance(desc, dict):
+                return False
+            target = str(desc.get("TableName") or req.get("TargetTableName"))
+            with self._lock:
+                self._restored_at[target] = time.monotonic()
+            desc["TableStatus"] = "CREATING"
+            return True
+        if op == "DescribeTable":
+            table = resp.get("Table")
+            if isinstance(table, dict) and self.is_creating(_table_name(req.get("TableName"))):
+                table["TableStatus"] = "CREATING"
+                return True
+            return False
+        if op == "DescribeContinuousBackups" and self.widen_window:
+            desc = resp.get("ContinuousBackupsDescription", {}).get(
+                "PointInTimeRecoveryDescription"
+            )
+            if not isinstance(desc, dict) or desc.get("PointInTimeRecoveryStatus") != "ENABLED":
+                return False
+            days = float(desc.get("RecoveryPeriodInDays") or 35)
+            now = time.time()
+            desc["EarliestRestorableDateTime"] = now - days * 86400
+            desc["LatestRestorableDateTime"] = now - 300.0
+            return True
+        return False
+
+
+def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            """Silence: keep stderr clean."""
+
+        def do_GET(self) -> None:
+            self._forward()
+
+        def do_POST(self) -> None:
+            self._forward()
+
+        def do_PUT(self) -> None:
+            self._forward()
+
+        def do_DELETE(self) -> None:
+            self._forward()
+
+        def do_HEAD(self) -> None:
+            self._forward()
+
+        def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            target = self.headers.get("X-Amz-Target") or ""
+            op = target[len(_TARGET_PREFIX) :] if target.startswith(_TARGET_PREFIX) else ""
+            req: dict[str, Any] = {}
+            if op:
+                try:
+                    parsed = json.loads(raw or b"{}")
+                    req = parsed if isinstance(parsed, dict) else {}
+                except ValueError:
+                    req = {}
+                fault, delay = sim._on_request(op, req)
+                if delay:
+                    time.sleep(delay)
+                if fault is not None:
+                    body = json.dumps(
+                        {
+                            "__type": f"com.amazonaws.dynamodb.v20120810#{fault.code}",
+                            "message": fault.message,
+                        }
+                    ).encode()
+                    headers = [
+                        ("Content-Type", "application/x-amz-json-1.0"),
+                        ("x-amzn-RequestId", f"sim-{time.monotonic_ns()}"),
+                        ("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF)),
+                    ]
+                    self._reply(fault.status, headers, body)
+                    return
+
+            fwd_headers = {
+                k: v
+                for k, v in self.headers.items()
+                if k.lower() not in _HOP_BY_HOP and k.lower() not in ("host", "content-length")
+            }
+            fwd_headers["Host"] = f"127.0.0.1:{sim._moto_port}"
+            fwd_headers["Content-Length"] = str(len(raw))
+            conn = http.client.HTTPConnection("127.0.0.1", sim._moto_port, timeout=60)
+            try:
+                conn.request(self.command, self.path, body=raw, headers=fwd_headers)
+                upstream = conn.getresponse()
+                status = upstream.status
+                resp_headers = upstream.getheaders()
+                body = upstream.read()
+            finally:
+                conn.close()
+
+            if op and status == 200 and body:
+                try:
+                    resp = json.loads(body)
+                except ValueError:
+                    resp = None
+                if isinstance(resp, dict) and sim._rewrite(op, req, resp):
+                    body = json.dumps(resp).encode()
+                    resp_headers = [
+                        (k, str(zlib.crc32(body) & 0xFFFFFFFF) if k.lower() == "x-amz-crc32" else v)
+                        for k, v in resp_headers
+                    ]
+            out = [
+                (k, v)
+                for k, v in resp_headers
+                # send_response() adds its own Server/Date headers.
+                if k.lower() not in _HOP_BY_HOP
+                and k.lower() not in ("content-length", "server", "date")
+            ]
+            self._reply(status, out, body)
+
+    return Handler
