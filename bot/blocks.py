@@ -154,10 +154,14 @@ def started_text(req: RestoreRequest) -> str:
 
 def progress_text(req: RestoreRequest, now: datetime) -> str:
     status = esc(req.target_status or "CREATING")
+    checked = (
+        f"last checked {now.strftime('%H:%M:%S')} UTC, check #{req.polls}"
+        if req.polls
+        else "first check coming up"
+    )
     return (
         f":hourglass_flowing_sand: {code(req.target)} is {status} — "
-        f"{human_duration(req.elapsed(now))} elapsed "
-        f"(last checked {now.strftime('%H:%M:%S')} UTC, check #{req.polls})."
+        f"{human_duration(req.elapsed(now))} elapsed ({checked})."
     )
 
 

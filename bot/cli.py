@@ -23,6 +23,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
     sub.add_parser("check-config", help="validate settings and policy; non-zero exit on problems")
+    console = sub.add_parser("console", help="try the bot in a terminal (simulated Slack and AWS)")
+    console.add_argument(
+        "--script", metavar="FILE", help="run the lines of FILE, print the transcript"
+    )
+    console.add_argument("--aws", action="store_true", help="use your real AWS account, not moto")
     audit = sub.add_parser("audit", help="print the audit trail as JSON lines")
     audit.add_argument("--since", help="ISO 8601 date or time (UTC unless it has an offset)")
     audit.add_argument("--table", help="only events for this source table")
@@ -31,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve()
     if args.command == "check-config":
         return check_config()
+    if args.command == "console":
+        from bot.console.session import main as console_main
+
+        return console_main(args.script, args.aws)
     return print_audit(args.since, args.table)
 
 

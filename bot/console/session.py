@@ -1,0 +1,333 @@
+"""`pitr-bot console`: the real bot, in a terminal, with no Slack and (by default) no AWS.
+
+What you type becomes the signed request Slack would send, dispatched through the same Bolt
+app and listeners `serve` uses; what the bot sends back to "Slack" goes to a local double that
+draws it here. So the console has no listener code of its own: it only translates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from rich.console import Console
+from slack_bolt import App
+from slack_bolt.request import BoltRequest
+
+from bot.app import Services, build_services, create_app
+from bot.console.render import Button, Renderer
+from bot.console.slack_double import SlackDouble
+from bot.pitr import PitrService
+from bot.policy import load_policy
+from bot.restores import IN_FLIGHT
+from bot.settings import Settings
+from bot.store import open_store
+
+CHANNEL = "C0INCIDENT"
+PEOPLE = {
+    "alice": {"id": "U0ALICE", "tz": "Europe/Berlin", "role": "requester"},
+    "bob": {"id": "U0BOB", "tz": "America/New_York", "role": "approver"},
+}
+CREATING_SECONDS = 4.0
+HELP = """\
+Type what you would type in Slack:
+  /pitr-restore MusicCollection MusicCollectionMinutesAgo latest
+  /pitr-status MusicCollection          /pitr-enable Sessions 7
+  1, 2, ...        click the button with that number
+  /as bob          switch person (alice asks, bob approves)
+  /wait [SECONDS]  wait until every restore is finished (or SECONDS)
+  /help   /quit"""
+
+
+class ConsoleSession:
+    def __init__(self, console: Console, real_aws: bool = False, poll_seconds: float = 1.0):
+        self.console = console
+        self.real_aws = real_aws
+        self.poll_seconds = poll_seconds
+        self.user = "alice"
+        names = {p["id"]: name for name, p in PEOPLE.items()}
+        names.update({"UPITRBOT": "pitr-bot"})
+        self.renderer = Renderer(console, names)
+        users = {p["id"]: {"name": name, "tz": p["tz"]} for name, p in PEOPLE.items()}
+        self.slack = SlackDouble(self.renderer.call, users)
+        self.secret = secrets.token_hex(16)
+        self.app: App | None = None
+        self.services: Services | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    @contextmanager
+    def running(self) -> Iterator[ConsoleSession]:
+        with _aws(self.real_aws) as client, tempfile.TemporaryDirectory() as tmp:
+            self.slack.start()
+            state = os.environ.get("PITR_BOT_STATE") or f"sqlite:///{Path(tmp) / 'console.db'}"
+            settings = Settings(
+                _env_file=None,
+                SLACK_BOT_TOKEN="xoxb-console",  # noqa: S106 - talks only to the local double
+                SLACK_SIGNING_SECRET=self.secret,
+                SLACK_API_URL=self.slack.api_url,
+                PITR_BOT_STATE=state,
+                PITR_BOT_POLL_SECONDS=self.poll_seconds,
+                PITR_BOT_POLICY=os.environ.get("PITR_BOT_POLICY") or None,
+            )
+            policy = load_policy(settings.policy_path)
+            store = open_store(settings.state)
+            pitr = PitrService(client)
+            self.services = build_services(settings, policy, store, pitr=pitr)
+            self.app = create_app(settings, self.services)
+            self.services.start_background()
+            try:
+                self._banner(pitr)
+                yield self
+            finally:
+                self.services.stop_background()
+                store.close()
+                self.slack.stop()
+
+    def _banner(self, pitr: PitrService) -> None:
+        if self.real_aws:
+            aws = f"AWS: REAL, your default credentials, region {pitr.region}. Restores are real."
+        else:
+            aws = (
+                "AWS: SIMULATED (moto) — tables MusicCollection (PITR on) and Sessions "
+                f"(PITR off); restores stay CREATING for {CREATING_SECONDS:.0f} s."
+            )
+        self.console.print(f"[bold]pitr-bot console[/bold] — Slack: simulated, #incident. {aws}")
+        self.console.print("You are @alice (requester); @bob approves. /help for help.\n")
+
+    # -- input ------------------------------------------------------------------------------
+    def run_lines(self, lines: Iterable[str], echo: bool) -> None:
+        for raw in lines:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if echo:
+                self.console.print(f"[bold green]{self.user}>[/bold green] {line}")
+            if not self.handle(line):
+                break
+
+    def handle(self, line: str) -> bool:
+        """Act on one line; False means quit."""
+        word, _, rest = line.partition(" ")
+        if word in {"/quit", "/exit"}:
+            return False
+        if word == "/help":
+            self.console.print(HELP + "\n")
+        elif word == "/as":
+            name = rest.strip().lstrip("@").lower()
+            if name in PEOPLE:
+                self.user = name
+                self.renderer.note(f"you are now @{name} ({PEOPLE[name]['role']})")
+            else:
+                self.renderer.note(f"unknown person {name!r}; try: {', '.join(PEOPLE)}")
+        elif word == "/wait":
+            self.wait(float(rest) if rest.strip().replace(".", "", 1).isdigit() else 120)
+        elif word.startswith("/pitr-"):
+            self.command(word, rest)
+        elif word.isdigit():
+            self.click(int(word))
+        else:
+            self.renderer.note("type a /pitr- command, a button number, or /help")
+        return True
+
+    def command(self, command: str, text: str) -> None:
+        user_id = PEOPLE[self.user]["id"]
+        body = urlencode(
+            {
+                "command": command,
+                "text": text,
+                "user_id": user_id,
+                "user_name": self.user,
+                "channel_id": CHANNEL,
+                "channel_name": "incident",
+                "team_id": "TCONSOLE",
+                "response_url": self.slack.response_url(user_id),
+                "trigger_id": secrets.token_hex(8),
+            }
+        )
+        self._dispatch(body, "application/x-www-form-urlencoded", user_id)
+
+    def click(self, number: int) -> None:
+        button = self.renderer.buttons.get(number)
+        if button is None:
+            self.renderer.note(f"there is no button [{number}]")
+            return
+        user_id = PEOPLE[self.user]["id"]
+        self.renderer.note(
+            f"@{self.user} clicks {button.label} on card #"
+            f"{self.renderer.cards.get(button.message_ts, '?')}"
+        )
+        payload = _click_payload(button, user_id, self.slack.response_url(f"click-{user_id}"))
+        self._dispatch(
+            urlencode({"payload": json.dumps(payload)}),
+            "application/x-www-form-urlencoded",
+            user_id,
+        )
+
+    def _dispatch(self, body: str, content_type: str, user_id: str) -> None:
+        assert self.app is not None
+        timestamp = str(int(time.time()))
+        base = f"v0:{timestamp}:{body}".encode()
+        signature = "v0=" + hmac.new(self.secret.encode(), base, hashlib.sha256).hexdigest()
+        response = self.app.dispatch(
+            BoltRequest(
+                body=body,
+                headers={
+                    "content-type": [content_type],
+                    "x-slack-request-timestamp": [timestamp],
+                    "x-slack-signature": [signature],
+                },
+            )
+        )
+        if response.status != 200:
+            self.renderer.note(f"(Slack would have seen HTTP {response.status})")
+        elif response.body:
+            try:
+                self.renderer.ack(json.loads(response.body), user_id)
+            except ValueError:
+                self.renderer.ack({"text": response.body}, user_id)
+        self.settle()
+
+    # -- waiting ----------------------------------------------------------------------------
+    def settle(self, quiet: float = 0.6, limit: float = 15) -> None:
+        """Wait until the bot has been silent for `quiet` seconds (it works after acking)."""
+        start = time.monotonic()
+        while time.monotonic() - start < limit:
+            now = time.monotonic()
+            if now - start >= quiet and now - self.slack.last_call >= quiet:
+                return
+            time.sleep(0.05)
+
+    def wait(self, limit: float) -> None:
+        """Until no restore is in flight and every announcement is out (or `limit`)."""
+        assert self.services is not None
+        store = self.services.store
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            busy = store.find(states=list(IN_FLIGHT), limit=1)
+            pending = store.outbox_due(self.services.clock(), limit=1)
+            if not busy and not pending:
+                break
+            time.sleep(0.1)
+        self.settle()
+
+
+def _click_payload(button: Button, user_id: str, response_url: str) -> dict[str, Any]:
+    return {
+        "type": "block_actions",
+        "team": {"id": "TCONSOLE"},
+        "user": {"id": user_id},
+        "channel": {"id": button.channel},
+        "container": {"type": "message", "message_ts": button.message_ts},
+        "message": {"ts": button.message_ts, "text": ""},
+        "response_url": response_url,
+        "trigger_id": secrets.token_hex(8),
+        "actions": [
+            {
+                "type": "button",
+                "action_id": button.action_id,
+                "block_id": button.block_id,
+                "value": button.value,
+                "action_ts": str(time.time()),
+            }
+        ],
+    }
+
+
+@contextmanager
+def _aws(real: bool) -> Iterator[Any]:
+    import boto3
+
+    from bot.pitr import BOTO_CONFIG
+
+    if real:
+        yield boto3.client("dynamodb", config=BOTO_CONFIG)
+        return
+    try:
+        from moto import mock_aws
+    except ImportError:
+        sys.exit(
+            "pitr-bot console needs moto to simulate AWS: pip install 'pitr-bot[console]'"
+            " (or use --aws for your real account)"
+        )
+    from bot.console.simulated_aws import simulate_creating, widen_window
+
+    fake_env = {
+        "AWS_ACCESS_KEY_ID": "console",
+        "AWS_SECRET_ACCESS_KEY": "console",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in [*fake_env, "AWS_ENDPOINT_URL"]}
+    os.environ.update(fake_env)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            _sample_tables(client)
+            simulate_creating(client, CREATING_SECONDS)
+            widen_window(client)
+            yield client
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _sample_tables(client: Any) -> None:
+    for name, pitr in (("MusicCollection", True), ("Sessions", False)):
+        client.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        if pitr:
+            client.update_continuous_backups(
+                TableName=name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            )
+    for i, (artist, song) in enumerate(
+        [
+            ("No One You Know", "Call Me Today"),
+            ("Acme Band", "Happy Day"),
+            ("Acme Band", "PartiQL Rocks"),
+        ]
+    ):
+        client.put_item(
+            TableName="MusicCollection",
+            Item={"pk": {"S": f"song-{i}"}, "Artist": {"S": artist}, "SongTitle": {"S": song}},
+        )
+
+
+def main(script: str | None, real_aws: bool) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    console = Console(highlight=False, soft_wrap=True, force_terminal=None if not script else False)
+    session = ConsoleSession(console, real_aws=real_aws)
+    with session.running():
+        if script:
+            lines = Path(script).read_text(encoding="utf-8").splitlines()
+            session.run_lines(lines, echo=True)
+            session.wait(60)
+            return 0
+        while True:
+            try:
+                line = console.input(f"[bold green]{session.user}>[/bold green] ")
+            except (EOFError, KeyboardInterrupt):
+                console.print()
+                return 0
+            if not session.handle(line.strip()):
+                return 0
