@@ -79,8 +79,9 @@ def window_text(req_window: object) -> str:
 
 STATUS_LINE = {
     State.REQUESTED: "Waiting for approval",
-    State.APPROVED: ":white_check_mark: Approved — starting the restore",
-    State.RESTORING: ":hourglass_flowing_sand: Restore running — progress in the thread",
+    # APPROVED lasts milliseconds; both read the same so the card doesn't flicker.
+    State.APPROVED: ":hourglass_flowing_sand: Approved — restore running, progress in the thread",
+    State.RESTORING: ":hourglass_flowing_sand: Approved — restore running, progress in the thread",
     State.ACTIVE: ":white_check_mark: Restored — the table is ACTIVE",
     State.DENIED: ":no_entry: Denied — nothing was restored",
     State.EXPIRED: ":hourglass: Expired — nobody decided in time; nothing was restored",

@@ -83,8 +83,15 @@ def test_requested_card_has_exactly_approve_and_deny() -> None:
 
 @pytest.mark.parametrize(
     "state",
-    [State.APPROVED, State.RESTORING, State.DENIED, State.EXPIRED, State.ACTIVE, State.FAILED,
-     State.CANCELLED],
+    [
+        State.APPROVED,
+        State.RESTORING,
+        State.DENIED,
+        State.EXPIRED,
+        State.ACTIVE,
+        State.FAILED,
+        State.CANCELLED,
+    ],
 )
 def test_decided_card_has_no_buttons(state: State) -> None:
     fallback, card = approval_card(make(state, decided_by="U2"), NOW)
@@ -305,8 +312,7 @@ def test_status_blocks_pass_validation_with_long_names_and_history() -> None:
     pitr = PitrInfo(LONG_SOURCE, "ENABLED", WINDOW, 35)
     in_flight = [long_request(State.RESTORING)]
     history = [
-        AuditEvent(NOW, "requested", "r1", "U1", "C1", LONG_SOURCE, "<&>" * 400)
-        for _ in range(100)
+        AuditEvent(NOW, "requested", "r1", "U1", "C1", LONG_SOURCE, "<&>" * 400) for _ in range(100)
     ]
     _, status = status_blocks(LONG_SOURCE, info, pitr, in_flight, history, NOW)
     to_dicts(status)

@@ -59,12 +59,7 @@ def test_allowed_transitions_produce_a_copy_in_the_new_state(start: State, to: S
     assert req.state == start, "advance must not mutate the original"
 
 
-FORBIDDEN = [
-    (start, to)
-    for start in State
-    for to in State
-    if (start, to) not in ALLOWED
-]
+FORBIDDEN = [(start, to) for start in State for to in State if (start, to) not in ALLOWED]
 
 
 @pytest.mark.parametrize(("start", "to"), FORBIDDEN)

@@ -1,0 +1,112 @@
+"""`pitr-bot console`: the real app in a terminal, asserted on its transcript."""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import commands.restore
+from bot.console.session import ConsoleSession
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_console(lines: list[str]) -> str:
+    out = io.StringIO()
+    session = ConsoleSession(Console(file=out, width=200, highlight=False), poll_seconds=0.5)
+    with session.running():
+        session.run_lines(lines, echo=True)
+        session.wait(30)
+    return out.getvalue()
+
+
+def test_scripted_restore_four_eyes_progress_and_active():
+    transcript = run_console(
+        [
+            "/pitr-restore MusicCollection MusicCollectionMinutesAgo latest",
+            "1",  # alice, the requester, clicks Approve: refused
+            "/as bob",
+            "1",  # bob approves
+            "/wait",
+        ]
+    )
+    refusal = transcript.index("someone else has to approve it")
+    approve = transcript.index("@bob clicks Approve")
+    assert refusal < approve
+    assert "[1] Approve  [2] Deny" in transcript
+    assert "is CREATING" in transcript  # progress shown while the restore runs
+    final = transcript.index("MusicCollectionMinutesAgo is ACTIVE — restored from MusicCollection")
+    assert final > approve
+    assert "(also sent to the channel)" in transcript[approve:]
+    assert "Restored — the table is ACTIVE" in transcript[final:]  # the card, updated
+
+
+def test_status_and_enable_work_in_the_console():
+    transcript = run_console(
+        [
+            "/pitr-status MusicCollection",
+            "/pitr-status Sessions",
+            "/pitr-enable Sessions 7",
+            "/pitr-status Sessions",
+        ]
+    )
+    first, sessions, enabled, after = transcript.split("> /pitr-")[1:]
+    assert "PITR: ENABLED, recovery period 35 days" in first
+    assert "Restorable window" in first
+    assert "PITR: DISABLED" in sessions and "/pitr-enable Sessions" in sessions
+    assert "PITR is now ENABLED on Sessions with a recovery period of 7 days" in enabled
+    assert "PITR: ENABLED, recovery period 7 days" in after
+
+
+def test_console_runs_the_listeners_serve_runs(monkeypatch):
+    """Change a listener's behaviour: the console shows the change, having no copy of its own."""
+    monkeypatch.setattr(commands.restore, "USAGE", "USAGE CHANGED IN THE LISTENER")
+    transcript = run_console(["/pitr-restore"])
+    assert "USAGE CHANGED IN THE LISTENER" in transcript
+
+
+def test_console_package_registers_no_listeners():
+    for path in (ROOT / "bot" / "console").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in {"command", "action", "view"}:
+                assert not (isinstance(node.value, ast.Name) and node.value.id == "app"), path
+
+
+def normalise(text: str) -> list[str]:
+    """Compare transcripts give or take clock times, durations and progress edits."""
+    text = re.sub(r"\d+", "9", text)
+    return [
+        block.strip()
+        for block in text.split("\n\n")
+        if block.strip() and not ("thread of card" in block and "(updated)" in block)
+    ]
+
+
+def test_readme_transcript_is_what_the_command_prints():
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("<!-- transcript:start -->")[1].split("<!-- transcript:end -->")[0]
+    shown = shown.strip().removeprefix("```text").removesuffix("```").strip()
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--script", "docs/demo.script"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT), "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert normalise(result.stdout) == normalise(shown)
+
+
+@pytest.mark.parametrize("line", ["/as nobody", "42", "hello"])
+def test_console_explains_what_it_does_not_understand(line):
+    transcript = run_console([line])
+    assert "unknown person" in transcript or "no button" in transcript or "/help" in transcript
