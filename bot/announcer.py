@@ -40,6 +40,7 @@ PERMANENT = {
 }
 CHANNEL_UNUSABLE = {"channel_not_found", "not_in_channel", "is_archived", "restricted_action"}
 MAX_BACKOFF = timedelta(seconds=30)
+CLAIM = timedelta(seconds=60)  # long enough for Slack's retries of one call
 
 
 class Announcer:
@@ -49,7 +50,9 @@ class Announcer:
         store: Store,
         clock: Callable[[], datetime] = utcnow,
         poll_seconds: float = 10,
+        owner: str = "local",
     ):
+        self.owner = owner
         self.client = client
         self.store = store
         self.clock = clock
@@ -111,6 +114,8 @@ class Announcer:
             return delivered
 
     def _deliver(self, item: OutboxItem) -> bool:
+        if not self.store.outbox_claim(item.id, self.owner, self.clock() + CLAIM):
+            return False  # another replica is sending it; keep this restore's order
         req = self.store.get(item.restore_id)
         if req is None:
             self.store.outbox_done(item.id)

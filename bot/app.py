@@ -83,7 +83,9 @@ def build_services(
         clock=clock,
         poll_seconds=settings.poll_seconds,
     )
-    announcer = Announcer(client, store, clock=clock, poll_seconds=settings.poll_seconds)
+    announcer = Announcer(
+        client, store, clock=clock, poll_seconds=settings.poll_seconds, owner=workflow.owner
+    )
     workflow.on_change = announcer.kick
     tracker = Tracker(workflow, announcer, settings.poll_seconds)
     return Services(settings, policy, store, pitr, client, workflow, announcer, tracker, clock)

@@ -240,7 +240,7 @@ def status_blocks(
             )
     else:
         lines.append("No restores in flight from this table.")
-    blocks: list[Block] = [SectionBlock(text=md("\n".join(lines)))]
+    blocks: list[Block] = [SectionBlock(text=md(_fit("\n".join(lines))))]
     if history:
         recent = "\n".join(
             f"{e.at.strftime('%Y-%m-%d %H:%M')} UTC · {esc(e.event)}"
@@ -250,6 +250,13 @@ def status_blocks(
         )
         blocks.append(ContextBlock(elements=[md(f"*Recent activity*\n{recent}"[:3000])]))
     return f"PITR status of {table}", blocks
+
+
+def _fit(text: str, limit: int = 3000) -> str:
+    """Cut at a line end so Slack's text limit is never exceeded."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 2].rsplit("\n", 1)[0] + "\n…"
 
 
 def enabled_text(pitr: PitrInfo) -> str:

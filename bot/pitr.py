@@ -52,6 +52,7 @@ class TableInfo:
     indexes: tuple[str, ...] = ()
     encryption: str | None = None
     deletion_protection: bool = False
+    restored_from: str | None = None  # RestoreSummary.SourceTableArn, for a restored table
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,10 @@ class PitrService:
                 f"Turn it on with `/pitr-enable {table}` (it protects from now on)."
             )
         elif code == "InvalidRestoreTimeException":
-            message = "That instant is outside the table's restorable window."
+            message = (
+                "That instant is outside the table's restorable window. Pick an instant "
+                f"inside it (`/pitr-status {table}` shows it) or use `latest`."
+            )
         elif code in {"TableAlreadyExistsException", "ResourceInUseException"}:
             message = "The target table already exists or is being created. Pick another name."
         elif code == "TableInUseException":
@@ -210,6 +214,7 @@ def _table_info(desc: dict[str, Any]) -> TableInfo:
         indexes=indexes,
         encryption=encryption,
         deletion_protection=bool(desc.get("DeletionProtectionEnabled", False)),
+        restored_from=desc.get("RestoreSummary", {}).get("SourceTableArn"),
     )
 
 

@@ -47,7 +47,7 @@ def table_name_problem(name: str, label: str = "Table name") -> str | None:
     """Why `name` is not a valid DynamoDB table name, or None when it is."""
     if not 3 <= len(name) <= 255:
         return f"{label} must be 3 to 255 characters long."
-    if not TABLE_NAME.match(name):
+    if not TABLE_NAME.fullmatch(name):
         return f"{label} may contain only letters, digits, `_`, `-` and `.`."
     return None
 

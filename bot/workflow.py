@@ -255,14 +255,14 @@ class Workflow:
                 return  # another thread or replica started it
             self._call_restore(claimed)
 
-    def _call_restore(self, req: RestoreRequest) -> None:
+    def _call_restore(self, req: RestoreRequest, resumed: bool = False) -> None:
         try:
             info = self.pitr.restore(req.source, req.target, req.restore_at)
         except AwsError as exc:
             if exc.code in {"TableAlreadyExistsException", "ResourceInUseException"}:
                 # Our own earlier call (before a crash) may have created it: adopt, don't redo.
                 existing = self._describe_quietly(req.target)
-                if existing is not None and req.restore_called_at is not None:
+                if existing is not None and resumed and _restored_from(existing, req.source):
                     self._record_started(req, existing)
                     return
             if exc.retryable:
@@ -334,10 +334,16 @@ class Workflow:
     def _resume_start(self, req: RestoreRequest) -> None:
         """RESTORING without a recorded call: a crash hit between claim and call."""
         existing = self._describe_quietly(req.target)
-        if existing is not None:
+        if existing is None:
+            self._call_restore(req, resumed=True)
+        elif _restored_from(existing, req.source):
             self._record_started(req, existing)
         else:
-            self._call_restore(req)
+            self.fail(
+                req,
+                f"A table named `{req.target}` exists but is not a restore of "
+                f"`{req.source}`; it was not touched.",
+            )
 
     def _apply(self, req: RestoreRequest, info: TableInfo | None, now: datetime) -> None:
         lease = {"lease_owner": self.owner, "lease_until": now + self._lease()}
@@ -467,6 +473,11 @@ class Workflow:
             if mine:
                 with self._busy_lock:
                     self._busy.discard(restore_id)
+
+
+def _restored_from(info: TableInfo, source: str) -> bool:
+    """Is this existing table a restore of `source` (so, after a crash, ours to adopt)?"""
+    return bool(info.restored_from) and str(info.restored_from).endswith(f":table/{source}")
 
 
 def _already(req: RestoreRequest) -> str:

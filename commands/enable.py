@@ -23,7 +23,7 @@ def parse_enable(text: str) -> tuple[str, int | None]:
         raise InputError(problem)
     days = None
     if len(args) == 2:
-        if not args[1].isdigit() or not 1 <= int(args[1]) <= 35:
+        if not (args[1].isascii() and args[1].isdigit()) or not 1 <= int(args[1]) <= 35:
             raise InputError(f"DAYS must be a whole number from 1 to 35. {USAGE}")
         days = int(args[1])
     return table, days

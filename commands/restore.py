@@ -11,7 +11,7 @@ from bot.app import Services
 from bot.blocks import APPROVE_ACTION, DENY_ACTION, code
 from bot.restores import State
 from bot.workflow import NewRequest
-from commands.common import InputError, split_args, split_reason, user_tz, warn
+from commands.common import MAX_TEXT, InputError, split_args, split_reason, user_tz, warn
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,8 @@ USAGE = (
 
 def parse_restore(text: str) -> tuple[str, str, str, str]:
     """-> (source, target, when, reason); raises InputError with the usage."""
+    if len(text) > MAX_TEXT:
+        raise InputError(f"That is {len(text)} characters; commands are limited to {MAX_TEXT}.")
     body, reason = split_reason(text)
     args = split_args(body)
     if len(args) < 2:

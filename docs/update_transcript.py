@@ -1,4 +1,4 @@
-"""Refresh the README's console transcript: python docs/update_transcript.py (from the repo root)."""
+"""Refresh the README console transcript: `python docs/update_transcript.py` from the root."""
 
 import subprocess
 import sys

@@ -19,7 +19,7 @@ from bot.restores import RestoreRequest, State
 class OutboxItem:
     """An announcement owed to Slack for a transition; sent at least once, in order."""
 
-    id: int
+    id: int | str
     restore_id: str
     kind: str
     created_at: datetime
@@ -70,9 +70,13 @@ class Store(Protocol):
 
     def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
 
-    def outbox_done(self, item_id: int) -> None: ...
+    def outbox_claim(self, item_id: int | str, owner: str, until: datetime) -> bool:
+        """Take an item for sending; False if another sender holds it (replicas)."""
+        ...
 
-    def outbox_retry(self, item_id: int, next_at: datetime, error: str) -> None: ...
+    def outbox_done(self, item_id: int | str) -> None: ...
+
+    def outbox_retry(self, item_id: int | str, next_at: datetime, error: str) -> None: ...
 
     def audit(self, event: AuditEvent) -> None: ...
 
@@ -92,4 +96,8 @@ def open_store(url: str) -> Store:
         from bot.store.sqlite import SqliteStore
 
         return SqliteStore(url.removeprefix("sqlite:///"))
-    raise ValueError(f"unsupported PITR_BOT_STATE {url!r}: use sqlite:///PATH")
+    if url.startswith("dynamodb://"):
+        from bot.store.dynamodb import DynamoStore
+
+        return DynamoStore(url.removeprefix("dynamodb://"))
+    raise ValueError(f"unsupported PITR_BOT_STATE {url!r}: use sqlite:///PATH or dynamodb://TABLE")

@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_at TEXT,
     last_error TEXT,
+    claimed_by TEXT,
+    claimed_until TEXT,
     sent_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, id);
@@ -153,17 +155,28 @@ class SqliteStore:
             for r in rows
         ]
 
-    def outbox_done(self, item_id: int) -> None:
+    def outbox_claim(self, item_id: int | str, owner: str, until: datetime) -> bool:
+        now = utcnow().isoformat()
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE outbox SET claimed_by = ?, claimed_until = ? "
+                "WHERE id = ? AND sent_at IS NULL "
+                "AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by = ?)",
+                (owner, until.isoformat(), item_id, now, owner),
+            )
+            return cur.rowcount == 1
+
+    def outbox_done(self, item_id: int | str) -> None:
         with self._lock:
             self._db.execute(
                 "UPDATE outbox SET sent_at = ? WHERE id = ?", (utcnow().isoformat(), item_id)
             )
 
-    def outbox_retry(self, item_id: int, next_at: datetime, error: str) -> None:
+    def outbox_retry(self, item_id: int | str, next_at: datetime, error: str) -> None:
         with self._lock:
             self._db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? "
-                "WHERE id = ?",
+                "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ?, "
+                "claimed_until = NULL WHERE id = ?",
                 (next_at.isoformat(), error[:500], item_id),
             )
 
@@ -196,7 +209,7 @@ class SqliteStore:
         self, since: datetime | None = None, table: str | None = None, limit: int | None = None
     ) -> list[AuditEvent]:
         sql, args = (
-            "SELECT at, event, restore_id, actor, channel, tbl, detail FROM audit WHERE 1=1",
+            "SELECT at, event, restore_id, actor, channel, tbl, detail, id FROM audit WHERE 1=1",
             [],
         )
         if since is not None:
@@ -208,7 +221,7 @@ class SqliteStore:
         if limit is not None:
             # The newest `limit` entries, still returned oldest first.
             # Only fixed SQL fragments are joined here; every value is a bound parameter.
-            sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY at"  # noqa: S608
+            sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY id"  # noqa: S608
             args.append(limit)
         else:
             sql += " ORDER BY id"

@@ -44,8 +44,9 @@ class BotUnderTest:
 
     # -- acting as people -------------------------------------------------------------------
     def command(self, command: str, text: str, user: str = "U1", channel: str = "C1") -> Response:
+        url = self.fake.response_url(user)
         resp = self.sender.command(
-            command, text, user_id=user, channel_id=channel, response_url=self.fake.response_url(user)
+            command, text, user_id=user, channel_id=channel, response_url=url
         )
         self.responses.append(resp)
         return resp
@@ -94,9 +95,8 @@ class BotUnderTest:
         return [
             str(c.args.get("text", ""))
             for c in self.fake.calls("response_url")
-            if c.args.get("_path", "").endswith(f"/{user}") or c.args.get("_path", "").endswith(
-                f"/click-{user}"
-            )
+            if c.args.get("_path", "").endswith(f"/{user}")
+            or c.args.get("_path", "").endswith(f"/click-{user}")
         ]
 
     def wait_reply(self, user: str, contains: str, timeout: float = 10) -> str:
@@ -115,7 +115,8 @@ class BotUnderTest:
             if req is not None and req.state.value == state:
                 return req
             time.sleep(0.02)
-        raise AssertionError(f"{restore_id} never reached {state}: {self.services.store.get(restore_id)}")
+        last = self.services.store.get(restore_id)
+        raise AssertionError(f"{restore_id} never reached {state}: {last}")
 
     def stop(self) -> None:
         self.server.close()

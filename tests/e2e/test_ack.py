@@ -79,7 +79,7 @@ def test_restore_command_is_acked_before_any_aws_call(bot, fake, sim):
 
 
 def test_refusal_after_slow_preflight_still_reaches_the_requester(bot, fake, sim):
-    sim.slow("DescribeTable", 1.5)
+    sim.slow("DescribeTable", 1.0)
     resp = bot.command("/pitr-restore", "Missing SlowMissingCopy latest", user="U1")
     assert resp.status == 200
     assert resp.elapsed < 1.0
@@ -111,14 +111,38 @@ def test_approve_click_is_acked_while_restore_call_is_slow(bot, fake, sim):
     assert starts[0] + SLOW > answered + 1.0
 
     fake.wait_for(
-        lambda c: c.method == "chat.update"
-        and c.args.get("ts") == done.card_ts
-        and "ACTIVE" in c.args.get("text", "")
+        lambda c: (
+            c.method == "chat.update"
+            and c.args.get("ts") == done.card_ts
+            and "ACTIVE" in c.args.get("text", "")
+        )
     )
     fake.wait_for(
-        lambda c: c.method == "chat.postMessage"
-        and c.args.get("thread_ts") == done.card_ts
-        and c.args.get("reply_broadcast") in (True, "true", "1")
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.args.get("thread_ts") == done.card_ts
+            and c.args.get("reply_broadcast") in (True, "true", "1")
+        )
     )
     # U2's click was accepted, not refused.
     assert not [r for r in bot.replies_to("U2") if ":warning:" in r]
+
+
+def test_status_and_enable_are_acked_while_aws_is_slow(bot, fake, sim):
+    sim.slow("DescribeTable", 1.0)
+    sim.slow("DescribeContinuousBackups", 1.0)
+    sim.slow("UpdateContinuousBackups", 1.0)
+    status = bot.command("/pitr-status", "MusicCollection", user="U3")
+    enable = bot.command("/pitr-enable", "NoPitrTable 7", user="U2")
+    assert status.status == 200 and enable.status == 200
+    assert status.elapsed < 1.0, f"/pitr-status ack took {status.elapsed:.2f}s"
+    assert enable.elapsed < 1.0, f"/pitr-enable ack took {enable.elapsed:.2f}s"
+    assert bot.replies_to("U3") == [] and bot.replies_to("U2") == []
+
+    calls = fake.wait_for(
+        lambda c: c.method == "response_url" and c.args.get("_path", "").endswith("/U3"),
+        timeout=10,
+    )
+    assert "ENABLED" in str(calls[0].args.get("blocks"))
+    bot.wait_reply("U2", "PITR is now ENABLED", timeout=10)
+    assert sim.count("UpdateContinuousBackups") == 1

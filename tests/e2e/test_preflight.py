@@ -91,6 +91,7 @@ CASES = [
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_preflight_refusal_is_ephemeral_and_changes_nothing(bot, fake, sim, text, expected):
     text = text() if callable(text) else text
+    requests_before = len(bot.services.store.find())
     resp = bot.command("/pitr-restore", text, user="U1")
     assert resp.status == 200
     assert resp.elapsed < 1.0
@@ -110,15 +111,13 @@ def test_preflight_refusal_is_ephemeral_and_changes_nothing(bot, fake, sim, text
     assert refusals[0].args["_path"].endswith("/U1")
     assert refusals[0].args.get("response_type") == "ephemeral"
     assert refusals[0].args.get("replace_original") in (False, None)
-    assert not any(
-        c.args.get("response_type") == "in_channel" for c in fake.calls("response_url")
-    )
+    assert not any(c.args.get("response_type") == "in_channel" for c in fake.calls("response_url"))
 
     # Give a wrongly queued card the chance to show up before asserting it did not.
     time.sleep(0.3)
     assert fake.calls("chat.postMessage") == [], fake.dump()
     assert fake.calls("chat.update") == []
-    assert bot.services.store.find() == []
+    assert len(bot.services.store.find()) == requests_before
     for op in MUTATIONS:
         assert sim.count(op) == 0, op
     assert not any("Approval card posted" in r for r in bot.replies_to("U1"))
@@ -145,3 +144,18 @@ def test_refusal_is_audited(bot, sim):
     after = refused()
     assert len(after) == before + 1
     assert all("/pitr-enable" in e.detail for e in after)
+
+
+def test_target_already_requested_is_refused(bot, fake, sim):
+    bot.command("/pitr-restore", "MusicCollection PendingTarget latest", user="U1")
+    bot.wait_reply("U1", "Someone else has to click")
+    assert len(bot.cards()) == 1
+    requests_before = len(bot.services.store.find())
+
+    bot.command("/pitr-restore", "MusicCollection PendingTarget latest", user="U3")
+    reply = bot.wait_reply("U3", "already requested")
+    assert "PendingTarget" in reply and "another target name" in reply
+    time.sleep(0.3)
+    assert len(bot.cards()) == 1
+    assert len(bot.services.store.find()) == requests_before
+    assert sim.count("RestoreTableToPointInTime") == 0

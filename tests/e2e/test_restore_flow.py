@@ -46,7 +46,11 @@ def test_restore_to_active_end_to_end(make_bot, fake, sim):
     assert restores[0]["TargetTableName"] == "MusicCollectionMinutesAgo"
     assert restores[0]["UseLatestRestorableTime"] is True
 
-    final = fake.wait_for(lambda c: c.method == "chat.postMessage" and c.args.get("reply_broadcast") in (True, "true", "1"))[0]
+    final = fake.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage" and c.args.get("reply_broadcast") in (True, "true", "1")
+        )
+    )[0]
     final_text = final.args["text"] + str(final.args.get("blocks"))
     assert "MusicCollectionMinutesAgo" in final_text and "ACTIVE" in final_text
     assert final.args["thread_ts"] == bot.services.store.get(req.id).card_ts
@@ -66,9 +70,11 @@ def test_restore_to_active_end_to_end(make_bot, fake, sim):
 
     # The card lost its buttons and shows the approver.
     fake.wait_for(
-        lambda c: c.method == "chat.update"
-        and c.args.get("ts") == done.card_ts
-        and "ACTIVE" in c.args.get("text", "")
+        lambda c: (
+            c.method == "chat.update"
+            and c.args.get("ts") == done.card_ts
+            and "ACTIVE" in c.args.get("text", "")
+        )
     )
     last_card = [c for c in fake.calls("chat.update") if c.args.get("ts") == done.card_ts][-1]
     assert buttons(last_card) == []
@@ -84,8 +90,11 @@ def test_deny_restores_nothing_and_tells_requester(bot, fake, sim):
     notice = [c for c in fake.calls("chat.postEphemeral") if c.args.get("user") == "U1"][-1]
     assert "denied" in notice.args["text"]
     fake.wait_for(
-        lambda c: c.method == "chat.update" and c.args.get("ts") == req.card_ts
-        and "Denied" in c.args.get("text", "")
+        lambda c: (
+            c.method == "chat.update"
+            and c.args.get("ts") == req.card_ts
+            and "Denied" in c.args.get("text", "")
+        )
     )
     # A later Approve does nothing but explain.
     bot.approve(req.id, "U3")

@@ -281,21 +281,34 @@ def test_unexpected_error_still_answers_slack_in_time(make_bot, fake, sim, monke
 
     Slack gives a slash command 3 seconds; the bot acks first ("Checking ..."), so even when
     the work after the ack blows up, Slack must have had its 200, and the person gets the
-    ephemeral "Something went wrong (ref ...)".
+    ephemeral "Something went wrong (ref ...)" and no "dispatch_failed" from Slack.
+
+    Bolt's request thread and its listener thread race; whether the request thread looks for
+    the ack before the listener fails is luck (about half the time on this machine). The inline
+    executor below makes the listener finish first every time: a schedule that happens in
+    production under load, made repeatable.
     """
+    from concurrent.futures import Future
+
+    class InlineExecutor:
+        def submit(self, fn, *args, **kwargs):
+            future: Future = Future()
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the future, as a pool would
+                future.set_exception(exc)
+            return future
+
     bot = make_bot()
+    monkeypatch.setattr(bot.server.app.listener_runner, "listener_executor", InlineExecutor())
 
     def exploding(new):
         raise RuntimeError("unexpected failure deep inside")
 
     monkeypatch.setattr(bot.services.workflow, "request", exploding)
-    answers = []
-    for i in range(5):
-        resp = bot.command("/pitr-restore", f"MusicCollection Boom{i} latest", user="U3")
-        answers.append((resp.status, round(resp.elapsed, 2), resp.body[:60]))
-    assert all(status == 200 and elapsed < 2.5 for status, elapsed, _ in answers), answers
-    fake.wait_for(
-        lambda c: c.method == "response_url" and "Something went wrong" in str(c.args), count=5
-    )
+    resp = bot.command("/pitr-restore", "MusicCollection Boom latest", user="U3")
+    assert resp.status == 200 and resp.elapsed < 2.5, resp
+    assert "Checking" in resp.body
+    bot.wait_reply("U3", "Something went wrong")
     assert bot.cards() == []
     assert sim.count("RestoreTableToPointInTime") == 0

@@ -120,7 +120,9 @@ def test_enable_refuses_a_period_over_35_days(bot, fake, sim):
     time.sleep(0.2)
     assert sim.count("UpdateContinuousBackups") == 0
     assert pitr_of(sim, "NoPitrTable")["PointInTimeRecoveryStatus"] == "DISABLED"
-    assert not [c for c in fake.calls("response_url") if c.args.get("response_type") == "in_channel"]
+    assert not [
+        c for c in fake.calls("response_url") if c.args.get("response_type") == "in_channel"
+    ]
 
 
 def test_enable_refuses_zero_and_words_and_missing_tables(bot, fake, sim):

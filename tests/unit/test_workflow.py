@@ -44,9 +44,16 @@ class FakeGateway:
         self.table_errors: list[AwsError] = []  # raised by table(), one per call
         self.restore_creates = True  # does restore() create the target?
 
-    def add_table(self, name: str, pitr: bool = True, status: str = "ACTIVE") -> None:
+    def add_table(
+        self, name: str, pitr: bool = True, status: str = "ACTIVE", restored_from: str | None = None
+    ) -> None:
         self.tables[name] = TableInfo(
-            name=name, status=status, arn=ARN + name, item_count=10, size_bytes=2048
+            name=name,
+            status=status,
+            arn=ARN + name,
+            item_count=10,
+            size_bytes=2048,
+            restored_from=restored_from and ARN + restored_from,
         )
         self.pitr_on[name] = pitr
 
@@ -76,7 +83,9 @@ class FakeGateway:
             raise self.restore_error
         if target in self.tables:
             raise AwsError("TableAlreadyExistsException", "The target table already exists.")
-        info = TableInfo(name=target, status="CREATING", arn=ARN + target)
+        info = TableInfo(
+            name=target, status="CREATING", arn=ARN + target, restored_from=ARN + source
+        )
         if self.restore_creates:
             self.tables[target] = info
             self.pitr_on[target] = False
@@ -552,7 +561,7 @@ def test_crash_before_the_call_restores_once(flow, store, aws, clock) -> None:
 
 def test_crash_after_the_call_adopts_the_target(flow, store, aws, clock) -> None:
     req = crashed(store, clock)
-    aws.add_table("Orders-restored", pitr=False, status="CREATING")
+    aws.add_table("Orders-restored", pitr=False, status="CREATING", restored_from="Orders")
     flow.track()
     assert aws.restores == []
     got = store.get(req.id)
@@ -565,10 +574,25 @@ def test_crash_after_the_call_adopts_the_target(flow, store, aws, clock) -> None
     assert aws.restores == []
 
 
+def test_crash_then_a_foreign_table_is_not_adopted(flow, store, aws, clock) -> None:
+    req = crashed(store, clock)
+    aws.add_table("Orders-restored", pitr=False)  # somebody else's table, not a restore
+    flow.track()
+    got = store.get(req.id)
+    assert got.state == State.FAILED
+    assert "not a restore of `Orders`" in got.error
+    assert aws.restores == []
+
+
 def test_crash_then_table_already_exists_adopts(flow, store, aws, clock) -> None:
     # DescribeTable does not see the target yet (eventual consistency), the call says it exists.
     req = crashed(store, clock)
-    info = TableInfo(name="Orders-restored", status="CREATING", arn=ARN + "Orders-restored")
+    info = TableInfo(
+        name="Orders-restored",
+        status="CREATING",
+        arn=ARN + "Orders-restored",
+        restored_from=ARN + "Orders",
+    )
     real_table = aws.table
     misses = {"Orders-restored": 1}
 

@@ -1,0 +1,372 @@
+"""Shared helpers for the pitr-bot benchmarks (not a benchmark itself).
+
+Everything here runs the *shipped* bot: `python -m bot serve` in a child process, configured
+only through its environment, talking to FakeSlack (SLACK_API_URL) and to moto behind the
+AwsSimulator proxy (AWS_ENDPOINT_URL). Nothing in bot/ is imported or patched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+for _p in (str(REPO), str(REPO / "tests")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from support.aws_sim import AwsSimulator, _table_name  # noqa: E402
+from support.fake_slack import Call, FakeSlack  # noqa: E402
+from support.signed import SlackSender  # noqa: E402
+
+SECRET = "bench-signing-secret"  # noqa: S105 - a benchmark secret
+TOKEN = "xoxb-bench-token"  # noqa: S105
+APPROVE = "pitr_approve"
+DENY = "pitr_deny"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+_SCRUBBED = ("SLACK_", "PITR_BOT_", "AWS_")
+
+__all__ = [
+    "APPROVE",
+    "DENY",
+    "REPO",
+    "SECRET",
+    "TOKEN",
+    "BotProc",
+    "Call",
+    "FakeSlack",
+    "ProcSampler",
+    "SlackSender",
+    "TimedSim",
+    "card_of",
+    "cpu_seconds",
+    "median",
+    "print_machine",
+    "start_fake_slack",
+    "status_kb",
+    "free_port",
+    "machine",
+    "pct",
+    "print_table",
+    "start_bot",
+]
+
+
+# -- numbers & output ------------------------------------------------------------------------
+def pct(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def print_table(title: str, rows: Iterable[Sequence[Any]], header: Sequence[str]) -> None:
+    """A plain Markdown table (pastes straight into docs/performance.md)."""
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+    sys.stdout.flush()
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {
+        "cores (nproc)": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "date (UTC)": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "loadavg at start": load,
+    }
+
+
+def print_machine() -> None:
+    print_table("machine", machine().items(), ["what", "value"])
+
+
+# -- simulators --------------------------------------------------------------------------------
+class TimedSim(AwsSimulator):
+    """AwsSimulator that also remembers *when* things happened, in wall-clock seconds.
+
+    - `restored_at_wall[target]`: when the proxy answered RestoreTableToPointInTime;
+    - `active_at(target)`: the first instant the proxy reports the table ACTIVE;
+    - `describes`: (wall time, table) of every DescribeTable request.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.restored_at_wall: dict[str, float] = {}
+        self.describes: list[tuple[float, str]] = []
+        self._bench_lock = threading.Lock()
+        # The proxy keeps monotonic times; convert once, here.
+        self._wall_minus_mono = time.time() - time.monotonic()
+
+    def _on_request(self, op: str, body: dict[str, Any]) -> Any:
+        if op == "DescribeTable":
+            with self._bench_lock:
+                self.describes.append((time.time(), _table_name(body.get("TableName"))))
+        return super()._on_request(op, body)
+
+    def _rewrite(self, op: str, req: dict[str, Any], resp: dict[str, Any]) -> bool:
+        changed = super()._rewrite(op, req, resp)
+        if op == "RestoreTableToPointInTime" and changed:
+            desc = resp.get("TableDescription") or {}
+            target = str(desc.get("TableName") or req.get("TargetTableName"))
+            with self._lock:
+                mono = self._restored_at[target]
+            with self._bench_lock:
+                self.restored_at_wall[target] = mono + self._wall_minus_mono
+        return changed
+
+    def active_at(self, target: str) -> float | None:
+        started = self.restored_at_wall.get(target)
+        if started is None:
+            return None
+        return started + self.creating_for.get(target, self.creating_seconds)
+
+    def describe_count(self, tables: set[str], after: dict[str, float] | None = None) -> int:
+        """DescribeTable calls on `tables` (optionally only those after after[table])."""
+        with self._bench_lock:
+            rows = list(self.describes)
+        return sum(
+            1
+            for at, table in rows
+            if table in tables and (after is None or at >= after.get(table, float("inf")))
+        )
+
+
+class TsFakeSlack(FakeSlack):
+    """FakeSlack that also records the ts it answered a chat.postMessage with (args["_ts"])."""
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        resp = super()._answer(method, args)
+        if method == "chat.postMessage" and "ts" in resp:
+            args["_ts"] = resp["ts"]  # the same dict the recorded Call holds
+        return resp
+
+
+def start_fake_slack() -> FakeSlack:
+    fake = TsFakeSlack().start()
+    fake.users = {
+        "U1": {"name": "requester", "tz": "UTC"},
+        "U2": {"name": "approver", "tz": "UTC"},
+        "U3": {"name": "other", "tz": "UTC"},
+    }
+    return fake
+
+
+def card_of(call: Call) -> tuple[str, str, str] | None:
+    """(restore id, target table, card ts) from a card chat.postMessage, else None."""
+    if call.failed or call.args.get("thread_ts"):
+        return None
+    restore_id = None
+    for block in call.args.get("blocks") or []:
+        if block.get("type") == "actions":
+            for element in block.get("elements", []):
+                if element.get("action_id") == APPROVE:
+                    restore_id = element.get("value")
+    if not restore_id:
+        return None
+    return restore_id, str(call.args.get("text", "")), str(call.args.get("_ts", ""))
+
+
+# -- the bot process ---------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class BotProc:
+    proc: subprocess.Popen
+    port: int
+    workdir: Path
+    spawned_at: float
+    _tmp: Any = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return int(self.proc.pid)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def sender(self, timeout: float = 10) -> SlackSender:
+        return SlackSender(self.url, SECRET, timeout=timeout)
+
+    def healthz(self) -> int | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as resp:  # noqa: S310
+                return int(resp.status)
+        except urllib.error.HTTPError as err:
+            return int(err.code)
+        except OSError:
+            return None
+
+    def wait_healthy(self, timeout: float = 30, interval: float = 0.01) -> float:
+        """Seconds from spawn to the first /healthz 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bot exited with {self.proc.returncode}:\n{self.stderr()}")
+            if self.healthz() == 200:
+                return time.monotonic() - self.spawned_at
+            time.sleep(interval)
+        raise RuntimeError(f"bot not healthy after {timeout}s:\n{self.stderr()}")
+
+    def stderr(self) -> str:
+        return (self.workdir / "bot.stderr").read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def start_bot(
+    fake: FakeSlack, sim: AwsSimulator | None, poll_seconds: float | None = None
+) -> BotProc:
+    """Spawn `python -m bot serve` in a fresh temp dir (Settings reads ./.env from the cwd)."""
+    tmp = tempfile.TemporaryDirectory(prefix="pitr-bench-")
+    workdir = Path(tmp.name)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
+    env.update(
+        PYTHONPATH=str(REPO),
+        PYTHONUNBUFFERED="1",
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+        PITR_BOT_STATE=f"sqlite:///{workdir / 'state.db'}",
+        PITR_BOT_PORT=str(port),
+        PITR_BOT_HOST="127.0.0.1",
+    )
+    if poll_seconds is not None:
+        env["PITR_BOT_POLL_SECONDS"] = str(poll_seconds)
+    if sim is not None:
+        env.update(sim.env())
+    else:  # no AWS calls expected; keep boto3 from looking for real credentials
+        env.update(
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106
+            AWS_EC2_METADATA_DISABLED="true",
+        )
+    with (workdir / "bot.stdout").open("wb") as out, (workdir / "bot.stderr").open("wb") as err:
+        spawned = time.monotonic()
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "bot", "serve"],
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+        )
+    return BotProc(proc, port, workdir, spawned, tmp)
+
+
+# -- /proc sampling ----------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid` (its threads included), in seconds."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def status_kb(pid: int, key: str) -> int:
+    """A kB field of /proc/<pid>/status (VmRSS, VmHWM, ...)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class ProcSampler:
+    """CPU share over a window and the RSS peak, sampled every `interval` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        self.pid = pid
+        self.interval = interval
+        self.rss_peak_kb = 0
+        self.rss_samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="proc-sampler", daemon=True)
+        self.cpu0 = self.cpu1 = 0.0
+        self.t0 = self.t1 = 0.0
+
+    def start(self) -> ProcSampler:
+        self.cpu0, self.t0 = cpu_seconds(self.pid), time.monotonic()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                rss = status_kb(self.pid, "VmRSS")
+            except OSError:
+                return
+            self.rss_samples.append(rss)
+            self.rss_peak_kb = max(self.rss_peak_kb, rss)
+
+    def stop(self) -> ProcSampler:
+        self.cpu1, self.t1 = cpu_seconds(self.pid), time.monotonic()
+        self._stop.set()
+        self._thread.join(timeout=2)
+        return self
+
+    @property
+    def cpu_share(self) -> float:
+        """Fraction of one core used over the window."""
+        return (self.cpu1 - self.cpu0) / max(self.t1 - self.t0, 1e-9)
+
+    @property
+    def cpu_used(self) -> float:
+        return self.cpu1 - self.cpu0
+
+    @property
+    def wall(self) -> float:
+        return self.t1 - self.t0
+
+
+def dump_json(path: str | None, data: dict[str, Any]) -> None:
+    if path:
+        Path(path).write_text(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,375 @@
+"""The shared store: one DynamoDB table, for several replicas (PITR_BOT_STATE=dynamodb://TABLE).
+
+Compare-and-set is a conditional write on `version`; a transition and the announcements it owes
+go in one TransactWriteItems, so a crash can never keep one without the other. The table is
+created on first start (on-demand billing, TTL on old records).
+
+Item layout (pk / sk):
+  R#<id> / R           a request: its JSON document plus the attributes we query on
+  O / <time>#<uuid>    an outbox item, deleted once sent
+  A / <time>#<uuid>    an audit event
+GSI `by_state` (state, created_at) finds requests to track; GSI `by_source` serves /pitr-status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from bot.pitr import BOTO_CONFIG
+from bot.restores import FINAL, RestoreRequest, State, utcnow
+from bot.store import AuditEvent, OutboxItem
+from bot.store.codec import from_record, to_record
+
+log = logging.getLogger(__name__)
+
+KEEP_FINISHED = timedelta(days=90)  # finished requests are removed by TTL after this
+KEEP_AUDIT = timedelta(days=400)
+_ser, _de = TypeSerializer(), TypeDeserializer()
+
+
+def _item(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in data.items() if v is not None}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _de.deserialize(v) for k, v in item.items()}
+
+
+class DynamoStore:
+    def __init__(self, table: str, client: Any | None = None):
+        self.table = table
+        self.client = client or boto3.client("dynamodb", config=BOTO_CONFIG)
+        self._ensure_table()
+
+    # -- requests ---------------------------------------------------------------------------
+    def add(self, req: RestoreRequest, announce: Sequence[str] = ()) -> None:
+        put = {
+            "Put": {
+                "TableName": self.table,
+                "Item": self._request_item(req),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        self._transact([put, *self._outbox_puts(req.id, announce)])
+
+    def get(self, restore_id: str) -> RestoreRequest | None:
+        resp = self.client.get_item(
+            TableName=self.table,
+            Key=_item({"pk": f"R#{restore_id}", "sk": "R"}),
+            ConsistentRead=True,  # CAS decisions must see the latest version
+        )
+        item = resp.get("Item")
+        return from_record(json.loads(_plain(item)["doc"])) if item else None
+
+    def save(
+        self, old: RestoreRequest, new: RestoreRequest, announce: Sequence[str] = ()
+    ) -> RestoreRequest | None:
+        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
+        put = {
+            "Put": {
+                "TableName": self.table,
+                "Item": self._request_item(stored),
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": _item({":v": old.version}),
+            }
+        }
+        try:
+            self._transact([put, *self._outbox_puts(old.id, announce)])
+        except ClientError as exc:
+            if _conflict(exc):
+                return None
+            raise
+        return stored
+
+    def find(
+        self,
+        states: Iterable[State] | None = None,
+        source: str | None = None,
+        limit: int = 100,
+    ) -> list[RestoreRequest]:
+        found: list[RestoreRequest] = []
+        if states is not None:
+            wanted = list(states)
+            for state in wanted:
+                found += self._query_index("by_state", "state", state.value, limit)
+            if source is not None:
+                found = [r for r in found if r.source == source]
+        elif source is not None:
+            found = self._query_index("by_source", "source", source, limit)
+        else:
+            found = self._scan_requests(limit)
+        found.sort(key=lambda r: r.created_at, reverse=True)
+        return found[:limit]
+
+    def _query_index(self, index: str, key: str, value: str, limit: int) -> list[RestoreRequest]:
+        out: list[RestoreRequest] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": key},
+            "ExpressionAttributeValues": _item({":v": value}),
+            "ScanIndexForward": False,
+        }
+        while len(out) < limit:
+            resp = self.client.query(**kwargs)
+            out += [from_record(json.loads(_plain(i)["doc"])) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        # Index reads are eventually consistent: re-read what we will act on.
+        return out
+
+    def _scan_requests(self, limit: int) -> list[RestoreRequest]:
+        out: list[RestoreRequest] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "sk = :r",
+            "ExpressionAttributeValues": _item({":r": "R"}),
+        }
+        while True:
+            resp = self.client.scan(**kwargs)
+            out += [from_record(json.loads(_plain(i)["doc"])) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp or len(out) >= limit:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def _request_item(self, req: RestoreRequest) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "pk": f"R#{req.id}",
+            "sk": "R",
+            "state": req.state.value,
+            "source": req.source,
+            "created_at": req.created_at.isoformat(),
+            "version": req.version,
+            "doc": json.dumps(to_record(req)),
+        }
+        if req.state in FINAL:
+            data["expires_ttl"] = int(time.time() + KEEP_FINISHED.total_seconds())
+        return _item(data)
+
+    # -- outbox -----------------------------------------------------------------------------
+    def _outbox_puts(self, restore_id: str, kinds: Sequence[str]) -> list[dict[str, Any]]:
+        now = utcnow().isoformat()
+        return [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": _item(
+                        {
+                            "pk": "O",
+                            # Same-transaction items keep their order through the index suffix.
+                            "sk": f"{now}#{index:02d}#{uuid.uuid4().hex[:8]}",
+                            "restore_id": restore_id,
+                            "kind": kind,
+                            "created_at": now,
+                            "attempts": 0,
+                        }
+                    ),
+                }
+            }
+            for index, kind in enumerate(kinds)
+        ]
+
+    def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        resp = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :o",
+            ExpressionAttributeValues=_item({":o": "O"}),
+            ConsistentRead=True,
+            Limit=max(limit, 1) * 4,
+        )
+        items = []
+        for raw in resp.get("Items", []):
+            data = _plain(raw)
+            next_at = datetime.fromisoformat(data["next_at"]) if data.get("next_at") else None
+            if next_at is not None and next_at > now:
+                continue
+            items.append(
+                OutboxItem(
+                    id=data["sk"],
+                    restore_id=data["restore_id"],
+                    kind=data["kind"],
+                    created_at=datetime.fromisoformat(data["created_at"]),
+                    attempts=int(data.get("attempts", 0)),
+                    next_at=next_at,
+                    last_error=data.get("last_error"),
+                )
+            )
+        return items[:limit]
+
+    def outbox_claim(self, item_id: int | str, owner: str, until: datetime) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_item({"pk": "O", "sk": str(item_id)}),
+                UpdateExpression="SET claimed_by = :me, claimed_until = :until",
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(claimed_until)"
+                " OR claimed_until < :now OR claimed_by = :me)",
+                ExpressionAttributeValues=_item(
+                    {":me": owner, ":until": until.isoformat(), ":now": utcnow().isoformat()}
+                ),
+            )
+        except ClientError as exc:
+            if _conflict(exc):
+                return False
+            raise
+        return True
+
+    def outbox_done(self, item_id: int | str) -> None:
+        self.client.delete_item(TableName=self.table, Key=_item({"pk": "O", "sk": str(item_id)}))
+
+    def outbox_retry(self, item_id: int | str, next_at: datetime, error: str) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key=_item({"pk": "O", "sk": str(item_id)}),
+            UpdateExpression="SET next_at = :n, last_error = :e, attempts = attempts + :one "
+            "REMOVE claimed_until",
+            ExpressionAttributeValues=_item(
+                {":n": next_at.isoformat(), ":e": error[:500], ":one": 1}
+            ),
+        )
+
+    # -- audit ------------------------------------------------------------------------------
+    def audit(self, event: AuditEvent) -> None:
+        data = {
+            "pk": "A",
+            "sk": f"{event.at.isoformat()}#{uuid.uuid4().hex[:8]}",
+            "expires_ttl": int(time.time() + KEEP_AUDIT.total_seconds()),
+            **{k: v for k, v in event.to_json().items()},
+        }
+        data["tbl"] = data.pop("table")
+        self.client.put_item(TableName=self.table, Item=_item(data))
+
+    def audit_events(
+        self, since: datetime | None = None, table: str | None = None, limit: int | None = None
+    ) -> list[AuditEvent]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :a",
+            "ExpressionAttributeValues": _item({":a": "A"}),
+            "ScanIndexForward": limit is None,  # newest first when only the last few are wanted
+        }
+        if since is not None:
+            kwargs["KeyConditionExpression"] += " AND sk >= :since"
+            kwargs["ExpressionAttributeValues"].update(_item({":since": since.isoformat()}))
+        if table is not None:
+            kwargs["FilterExpression"] = "tbl = :t"
+            kwargs["ExpressionAttributeValues"].update(_item({":t": table}))
+        events: list[AuditEvent] = []
+        while limit is None or len(events) < limit:
+            resp = self.client.query(**kwargs)
+            for raw in resp.get("Items", []):
+                data = _plain(raw)
+                events.append(
+                    AuditEvent(
+                        at=datetime.fromisoformat(data["at"]),
+                        event=data["event"],
+                        restore_id=data.get("restore_id"),
+                        actor=data.get("actor"),
+                        channel=data.get("channel"),
+                        table=data.get("tbl"),
+                        detail=data.get("detail", ""),
+                    )
+                )
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        if limit is not None:
+            events = sorted(events[:limit], key=lambda e: e.at)
+        return events
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def ping(self) -> None:
+        self.client.describe_table(TableName=self.table)
+
+    def close(self) -> None:
+        pass
+
+    def _transact(self, items: list[dict[str, Any]]) -> None:
+        if len(items) == 1 and "Put" in items[0]:
+            self.client.put_item(**items[0]["Put"])  # cheaper than a transaction of one
+            return
+        self.client.transact_write_items(TransactItems=items)
+
+    def _ensure_table(self) -> None:
+        try:
+            status = self.client.describe_table(TableName=self.table)["Table"]["TableStatus"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            log.info("creating state table %s", self.table)
+            self._create_table()
+            status = self._wait_active()
+            self._enable_ttl()
+        if status != "ACTIVE":
+            self._wait_active()
+
+    def _wait_active(self) -> str:
+        deadline = time.monotonic() + 300
+        while True:
+            status = self.client.describe_table(TableName=self.table)["Table"]["TableStatus"]
+            if status == "ACTIVE" or time.monotonic() > deadline:
+                return status
+            time.sleep(1)
+
+    def _enable_ttl(self) -> None:
+        try:
+            self.client.update_time_to_live(
+                TableName=self.table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_ttl"},
+            )
+        except ClientError as exc:
+            log.warning("could not enable TTL on %s: %s", self.table, exc)
+
+    def _create_table(self) -> None:
+        attrs = ["pk", "sk", "state", "source", "created_at"]
+        try:
+            self.client.create_table(
+                TableName=self.table,
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attrs],
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                GlobalSecondaryIndexes=[
+                    _index("by_state", "state"),
+                    _index("by_source", "source"),
+                ],
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise  # another replica creating it at the same moment is fine
+
+
+def _index(name: str, key: str) -> dict[str, Any]:
+    return {
+        "IndexName": name,
+        "KeySchema": [
+            {"AttributeName": key, "KeyType": "HASH"},
+            {"AttributeName": "created_at", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def _conflict(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons", [])
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons
+    return False

@@ -1,0 +1,228 @@
+"""The shipped entry point: `pitr-bot serve` in its own process, configured by environment only.
+
+Nothing is shared with the test process but the wire: signed HTTP in, FakeSlack and the AWS
+proxy out (CREATING comes from the proxy, since botocore hooks cannot reach another process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from support.signed import SlackSender
+
+from bot.blocks import APPROVE_ACTION
+from e2e.process import BotProcess, base_env, free_port, run_cli, start_bot_process
+
+TOKEN = "xoxb-subprocess-e2e-token-7f3a9c"  # noqa: S105 - a test secret
+SECRET = "subprocess-signing-secret-51d2e8"  # noqa: S105
+BROADCAST = (True, "true", "1")
+
+
+def buttons(call) -> list[str]:
+    return [
+        el["text"]["text"]
+        for block in call.args.get("blocks", [])
+        if block["type"] == "actions"
+        for el in block["elements"]
+    ]
+
+
+def action_values(call) -> set[str]:
+    return {
+        el.get("value", "")
+        for block in call.args.get("blocks", [])
+        if block["type"] == "actions"
+        for el in block["elements"]
+    }
+
+
+def texts_to(fake, name: str) -> list[str]:
+    return [
+        str(c.args.get("text", ""))
+        for c in fake.calls("response_url")
+        if c.args.get("_path", "").endswith(f"/{name}")
+    ]
+
+
+def wait_text_to(fake, name: str, contains: str, timeout: float = 10) -> str:
+    calls = fake.wait_for(
+        lambda c: (
+            c.method == "response_url"
+            and c.args.get("_path", "").endswith(f"/{name}")
+            and contains.lower() in str(c.args.get("text", "")).lower()
+        ),
+        timeout=timeout,
+    )
+    return str(calls[0].args["text"])
+
+
+@pytest.fixture
+def proc(tmp_path, fake, sim) -> Iterator[BotProcess]:
+    sim.creating_seconds = 1.5
+    port = free_port()
+    run = tmp_path / "run"
+    run.mkdir()
+    env = base_env(
+        **sim.env(),
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake.api_url,
+        PITR_BOT_STATE=f"sqlite:///{tmp_path / 'state.db'}",
+        PITR_BOT_POLL_SECONDS="0.2",
+        PITR_BOT_PORT=str(port),
+        PITR_BOT_HOST="127.0.0.1",
+    )
+    assert "SLACK_APP_TOKEN" not in env
+    bot = start_bot_process(env, run, port)
+    try:
+        bot.wait_healthy(timeout=20)
+        yield bot
+    finally:
+        bot.kill()
+
+
+def test_restore_to_active_through_pitr_bot_serve(proc, fake, sim):
+    slack = SlackSender(proc.url, SECRET)
+
+    resp = slack.command(
+        "/pitr-restore",
+        "MusicCollection MusicCollectionMinutesAgo latest",
+        user_id="U1",
+        channel_id="C1",
+        response_url=fake.response_url("U1"),
+    )
+    assert resp.status == 200, resp.body
+    assert resp.elapsed < 1.0
+    assert "Checking" in resp.body
+
+    card = fake.wait_for(
+        lambda c: c.method == "chat.postMessage" and not c.args.get("thread_ts"), timeout=15
+    )[0]
+    assert card.args["channel"] == "C1"
+    assert card.token == TOKEN
+    assert buttons(card) == ["Approve", "Deny"]
+    blocks = str(card.args["blocks"])
+    assert "MusicCollection" in blocks and "MusicCollectionMinutesAgo" in blocks
+    assert "<@U1>" in blocks and "Restorable window" in blocks
+    (restore_id,) = action_values(card)
+    wait_text_to(fake, "U1", "Someone else has to click")
+
+    def click(user: str):
+        return slack.click(
+            APPROVE_ACTION,
+            restore_id,
+            user_id=user,
+            channel_id="C1",
+            message_ts="1700000000.000101",
+            response_url=fake.response_url(f"click-{user}"),
+        )
+
+    # The requester's own Approve is refused, only to them, and starts nothing.
+    assert click("U1").status == 200
+    wait_text_to(fake, "click-U1", "someone else has to approve")
+    assert sim.count("RestoreTableToPointInTime") == 0
+
+    # Another person approves: exactly one restore, tracked to ACTIVE.
+    approved = click("U2")
+    assert approved.status == 200
+    assert approved.elapsed < 1.0
+    final = fake.wait_for(
+        lambda c: c.method == "chat.postMessage" and c.args.get("reply_broadcast") in BROADCAST,
+        timeout=20,
+    )[0]
+    final_text = final.args.get("text", "") + str(final.args.get("blocks"))
+    assert "MusicCollectionMinutesAgo" in final_text and "ACTIVE" in final_text
+    card_ts = final.args["thread_ts"]
+
+    restores = sim.requests("RestoreTableToPointInTime")
+    assert len(restores) == 1
+    assert restores[0]["SourceTableName"] == "MusicCollection"
+    assert restores[0]["TargetTableName"] == "MusicCollectionMinutesAgo"
+    assert restores[0]["UseLatestRestorableTime"] is True
+    assert not any(":warning:" in t for t in texts_to(fake, "click-U2"))
+
+    # Progress: one thread reply, edited in place, which showed CREATING along the way.
+    thread = [c for c in fake.calls("chat.postMessage") if c.args.get("thread_ts") == card_ts]
+    assert len(thread) == 2, fake.dump()  # the progress reply and the final broadcast
+    progress_updates = [
+        c for c in fake.calls("chat.update") if c.args.get("ts") not in (None, card_ts)
+    ]
+    assert any("CREATING" in c.args.get("text", "") for c in progress_updates), fake.dump()
+    assert sim.count("DescribeTable") >= 3
+
+    # The card ends without buttons, naming the approver.
+    fake.wait_for(
+        lambda c: (
+            c.method == "chat.update"
+            and c.args.get("ts") == card_ts
+            and "ACTIVE" in c.args.get("text", "")
+        ),
+        timeout=10,
+    )
+    last_card = [c for c in fake.calls("chat.update") if c.args.get("ts") == card_ts][-1]
+    assert buttons(last_card) == []
+    assert "<@U2>" in str(last_card.args["blocks"])
+
+    # SIGTERM: a clean exit, and no secret ever written out.
+    assert proc.terminate(timeout=10) == 0, proc.stderr()
+    output = proc.stderr() + proc.stdout()
+    assert TOKEN not in output
+    assert SECRET not in output
+    assert proc.healthz() is None  # the port is closed
+
+
+def test_sigterm_while_idle_exits_zero(proc):
+    assert proc.healthz() == 200
+    assert proc.terminate(timeout=10) == 0, proc.stderr()
+    assert TOKEN not in proc.stderr() and SECRET not in proc.stderr()
+
+
+def test_check_config_lists_every_missing_setting_at_once(tmp_path):
+    result = run_cli("check-config", env=base_env(), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "SLACK_BOT_TOKEN" in result.stderr
+    assert "SLACK_SIGNING_SECRET" in result.stderr
+    assert "2 problem(s)" in result.stderr, result.stderr
+
+
+def test_check_config_names_an_unsatisfiable_policy(tmp_path):
+    policy = tmp_path / "policy.yml"
+    policy.write_text("approvers: [U2]\nrequired_approvals: 2\n", encoding="utf-8")
+    env = base_env(
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        PITR_BOT_POLICY=str(policy),
+    )
+    result = run_cli("check-config", env=env, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "2 approvals required but only 1 approver(s) listed" in result.stderr, result.stderr
+    assert TOKEN not in result.stderr + result.stdout
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_check_config_reports_settings_and_policy_problems_together(tmp_path):
+    policy = tmp_path / "policy.yml"
+    policy.write_text("approvers: [U2]\nrequired_approvals: 2\n", encoding="utf-8")
+    env = base_env(PITR_BOT_POLICY=str(policy))
+    result = run_cli("check-config", env=env, cwd=tmp_path)
+    assert result.returncode != 0
+    for problem in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "approver(s) listed"):
+        assert problem in result.stderr, result.stderr
+    assert "3 problem(s)" in result.stderr
+
+
+def test_check_config_ok(tmp_path):
+    env = base_env(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET)
+    result = run_cli("check-config", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "configuration OK" in result.stdout
+    assert TOKEN not in result.stdout + result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_serve_refuses_to_start_without_config(tmp_path):
+    result = run_cli("serve", env=base_env(), cwd=tmp_path, timeout=20)
+    assert result.returncode != 0
+    assert "SLACK_BOT_TOKEN" in result.stderr and "SLACK_SIGNING_SECRET" in result.stderr
+    assert "not starting" in result.stderr
