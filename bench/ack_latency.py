@@ -104,7 +104,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=50, help="requests per second (50)")
     parser.add_argument("--seconds", type=float, default=20, help="length of the load (20)")
-    parser.add_argument("--workers", type=int, default=64, help="load generator threads (64)")
+    parser.add_argument(
+        "--workers", type=int, default=256, help="load generator threads (256; enough for 5 s)"
+    )
+    parser.add_argument(
+        "--listener-threads",
+        type=int,
+        metavar="N",
+        help="EXPERIMENT: run the bot via bench/serve_variant.py with N Bolt listener threads "
+        "(the shipped bot uses Bolt's default of 5)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     parser.add_argument("--loadgen", nargs=2, metavar=("PLAN", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -112,6 +121,11 @@ def main() -> int:
         return loadgen(*args.loadgen)
 
     print_machine()
+    if args.listener_threads:
+        print(
+            f"\nEXPERIMENT: bot run via bench/serve_variant.py with {args.listener_threads} Bolt "
+            "listener threads (NOT the shipped configuration, which uses Bolt's default 5)"
+        )
     total = int(round(args.rate * args.seconds))
     rng = random.Random(SEED)
     kinds = (
@@ -127,7 +141,7 @@ def main() -> int:
     sim.creating_seconds = 5.0
     sim.create_table(SOURCE, pitr=True, items=5)
     fake = start_fake_slack()
-    bot = start_bot(fake, sim)
+    bot = start_bot(fake, sim, listener_threads=args.listener_threads)
     tmp = tempfile.TemporaryDirectory(prefix="pitr-bench-ack-")
     try:
         ready = bot.wait_healthy()
@@ -203,7 +217,10 @@ def main() -> int:
         drain_start = time.monotonic()
         drained = wait_cards(fake, load_targets, timeout=120, quiet=True)
         drain = time.monotonic() - drain_start
-        approved = sim.count("RestoreTableToPointInTime") - restores_before
+        restore_calls = sim.count("RestoreTableToPointInTime") - restores_before
+        approved = len(
+            {r.get("TargetTableName") for r in sim.requests("RestoreTableToPointInTime")}
+        )
         bot_errors = sum(" ERROR " in line for line in bot.stderr().splitlines())
     finally:
         bot.stop()
@@ -217,7 +234,10 @@ def main() -> int:
         [
             ["restore cards posted for the load's /pitr-restore", f"{len(drained)}/{load_index}"],
             ["…all posted within (s after the load ended)", f"{drain:.1f}"],
-            ["restores started by accepted Approve clicks", f"{approved}/{(n_cards + 1) // 2}"],
+            [
+                "tables restored by accepted Approve clicks (RestoreTable calls)",
+                f"{approved}/{(n_cards + 1) // 2} ({restore_calls})",
+            ],
             ["ERROR lines in the bot's log", bot_errors],
         ],
         ["what", "value"],
@@ -267,6 +287,20 @@ def report(results, args, wall, sampler, drained, load_targets, drain) -> None:
         f"ack latency, {args.rate:g} req/s for {args.seconds:g} s (ms, client-side)",
         rows,
         ["request", "n", "p50", "p99", "max", "errors"],
+    )
+    window = 5.0
+    planned = [n / args.rate for n in range(len(results))]
+    windows = []
+    for w in range(int(math.ceil(args.seconds / window))):
+        rs = [
+            r for r, at in zip(results, planned, strict=True) if w * window <= at < (w + 1) * window
+        ]
+        if rs:
+            windows.append(row(f"{w * window:g}-{(w + 1) * window:g} s", rs))
+    print_table(
+        "ack latency over time (ms, by planned send time)",
+        windows,
+        ["window", "n", "p50", "p99", "max", "errors"],
     )
     from_plan = [r["from_plan"] * 1000 for r in results]
     lag = [r["send_lag"] * 1000 for r in results]

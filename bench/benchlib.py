@@ -263,9 +263,16 @@ class BotProc:
 
 
 def start_bot(
-    fake: FakeSlack, sim: AwsSimulator | None, poll_seconds: float | None = None
+    fake: FakeSlack,
+    sim: AwsSimulator | None,
+    poll_seconds: float | None = None,
+    listener_threads: int | None = None,
 ) -> BotProc:
-    """Spawn `python -m bot serve` in a fresh temp dir (Settings reads ./.env from the cwd)."""
+    """Spawn `python -m bot serve` in a fresh temp dir (Settings reads ./.env from the cwd).
+
+    listener_threads: an *experiment*, not the shipped bot: run serve through
+    bench/serve_variant.py, which gives Bolt a listener executor of that many threads.
+    """
     tmp = tempfile.TemporaryDirectory(prefix="pitr-bench-")
     workdir = Path(tmp.name)
     port = free_port()
@@ -291,10 +298,14 @@ def start_bot(
             AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106
             AWS_EC2_METADATA_DISABLED="true",
         )
+    argv = [sys.executable, "-m", "bot", "serve"]
+    if listener_threads:
+        env["BENCH_LISTENER_THREADS"] = str(listener_threads)
+        argv = [sys.executable, str(REPO / "bench" / "serve_variant.py")]
     with (workdir / "bot.stdout").open("wb") as out, (workdir / "bot.stderr").open("wb") as err:
         spawned = time.monotonic()
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "bot", "serve"],
+            argv,
             env=env,
             cwd=workdir,
             stdin=subprocess.DEVNULL,

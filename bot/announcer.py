@@ -20,6 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks
+from bot.logs import restore_context
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store import OutboxItem, Store
 
@@ -63,6 +64,7 @@ class Announcer:
         self._thread: threading.Thread | None = None
         self.sent = 0
         self.errors = 0
+        self.on_error: Callable[[str], None] = lambda error: None  # metrics
 
     # -- background sender ------------------------------------------------------------------
     def start(self) -> None:
@@ -116,6 +118,10 @@ class Announcer:
     def _deliver(self, item: OutboxItem) -> bool:
         if not self.store.outbox_claim(item.id, self.owner, self.clock() + CLAIM):
             return False  # another replica is sending it; keep this restore's order
+        with restore_context(item.restore_id):
+            return self._deliver_claimed(item)
+
+    def _deliver_claimed(self, item: OutboxItem) -> bool:
         req = self.store.get(item.restore_id)
         if req is None:
             self.store.outbox_done(item.id)
@@ -136,6 +142,7 @@ class Announcer:
 
     def _retry(self, item: OutboxItem, req: RestoreRequest, error: str) -> bool:
         self.errors += 1
+        self.on_error(error)
         delay = min(MAX_BACKOFF, timedelta(seconds=2 ** min(item.attempts, 5)))
         log.warning(
             "restore %s: Slack %s for %s, retrying in %ss (attempt %d)",
@@ -150,6 +157,7 @@ class Announcer:
 
     def _give_up(self, item: OutboxItem, req: RestoreRequest, error: str) -> None:
         self.errors += 1
+        self.on_error(error)
         log.error("restore %s: Slack refused %s for good: %s", req.id, item.kind, error)
         self.store.outbox_done(item.id)
         if item.kind == "card" and error in CHANNEL_UNUSABLE and req.state == State.REQUESTED:

@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.announcer import Announcer
+from bot.metrics import Metrics
 from bot.pitr import PitrService
 from bot.policy import Policy
 from bot.restores import utcnow
@@ -41,6 +42,7 @@ class Services:
     announcer: Announcer
     tracker: Tracker
     clock: Callable[[], datetime]
+    metrics: Metrics
 
     def start_background(self) -> None:
         self.announcer.start()
@@ -49,6 +51,10 @@ class Services:
     def stop_background(self) -> None:
         self.tracker.stop()
         self.announcer.stop()
+        try:
+            self.workflow.release_leases()
+        except Exception:  # noqa: BLE001 - best effort; leases expire on their own
+            log.warning("could not release leases on shutdown", exc_info=True)
 
 
 def slack_client(settings: Settings) -> WebClient:
@@ -88,7 +94,13 @@ def build_services(
     )
     workflow.on_change = announcer.kick
     tracker = Tracker(workflow, announcer, settings.poll_seconds)
-    return Services(settings, policy, store, pitr, client, workflow, announcer, tracker, clock)
+    metrics = Metrics(store, clock)
+    workflow.on_event = lambda event: metrics.events.labels(event).inc()
+    announcer.on_error = lambda error: metrics.slack_errors.labels(error).inc()
+    pitr.on_error = lambda code: metrics.aws_errors.labels(code).inc()
+    return Services(
+        settings, policy, store, pitr, client, workflow, announcer, tracker, clock, metrics
+    )
 
 
 def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App:
@@ -119,6 +131,11 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
             except Exception:  # noqa: BLE001 - already in the error path
                 log.warning("could not tell the user about error %s", ref)
 
+    @app.middleware
+    def count_requests(body: dict, next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
+        services.metrics.requests.labels(_kind(body)).inc()
+        next()
+
     restore.register(app, services)
     status.register(app, services)
     enable.register(app, services)
@@ -126,4 +143,5 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
 
 
 def _kind(body: dict) -> str:
-    return str(body.get("command") or body.get("type") or "request")
+    actions = body.get("actions") or [{}]
+    return str(body.get("command") or actions[0].get("action_id") or body.get("type") or "other")

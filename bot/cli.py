@@ -89,7 +89,7 @@ def serve() -> int:
         for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
         if s is not None
     ]
-    configure_logging(settings.log_level, secrets)
+    configure_logging(settings.log_level, secrets, settings.log_format)
 
     from slack_bolt.error import BoltError
 

@@ -1,17 +1,40 @@
-"""Logging set-up, with a filter that keeps tokens and secrets out of every line."""
+"""Logging: JSON lines (or text) with the restore id, and never a token or secret.
+
+The restore id travels in a context variable, so every line logged while handling a restore
+(by our code or a library) carries it without being passed around.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
 # Slack tokens have recognisable prefixes; redact them even when we did not configure them.
 TOKEN = re.compile(r"\bx(?:ox[abposr]|app)-[A-Za-z0-9-]+")
 
+current_restore: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_restore", default=None
+)
+
+
+@contextmanager
+def restore_context(restore_id: str | None) -> Iterator[None]:
+    token = current_restore.set(restore_id)
+    try:
+        yield
+    finally:
+        current_restore.reset(token)
+
 
 class RedactSecrets(logging.Filter):
+    """Renders each record's message (and traceback) once, with secrets replaced."""
+
     def __init__(self, secrets: Iterable[str] = ()):
         super().__init__()
         self.secrets = [s for s in secrets if s and len(s) >= 6]
@@ -27,12 +50,38 @@ class RedactSecrets(logging.Filter):
         for secret in self.secrets:
             clean = clean.replace(secret, "[redacted]")
         record.msg, record.args = clean, None
+        if not hasattr(record, "restore_id"):
+            record.restore_id = current_restore.get()
         return True
 
 
-def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        restore_id = getattr(record, "restore_id", None)
+        if restore_id:
+            line["restore_id"] = restore_id
+        return json.dumps(line, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        restore_id = getattr(record, "restore_id", None)
+        return text.replace(" :: ", f" [{restore_id}] " if restore_id else " ", 1)
+
+
+def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s :: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

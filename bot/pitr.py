@@ -8,6 +8,7 @@ again on the next tick or give up.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +79,7 @@ class AwsError(Exception):
 class PitrService:
     def __init__(self, client: Any | None = None):
         self.client = client or boto3.client("dynamodb", config=BOTO_CONFIG)
+        self.on_error: Callable[[str], None] = lambda code: None  # metrics
 
     @property
     def region(self) -> str:
@@ -143,6 +145,7 @@ class PitrService:
                 "credential chain (environment, profile or instance role).",
             ) from exc
         except EndpointConnectionError as exc:
+            self.on_error("EndpointConnectionError")
             raise AwsError(
                 "EndpointConnectionError",
                 f"The bot cannot reach DynamoDB in {self.region} right now; it will keep trying.",
@@ -154,6 +157,7 @@ class PitrService:
 
     def _explain(self, operation: str, table: str, exc: ClientError) -> AwsError:
         code = exc.response.get("Error", {}).get("Code", "Unknown")
+        self.on_error(code)
         aws_message = exc.response.get("Error", {}).get("Message", "")
         retryable = code in RETRYABLE
         if code in NOT_FOUND:

@@ -6,9 +6,11 @@ import json
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress import create_server
@@ -18,6 +20,7 @@ from bot.app import Services
 log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024  # Slack's payloads are a few kB; anything this large is not Slack.
+SLACK_CHECK_SECONDS = 15  # /readyz asks Slack at most this often
 
 StartResponse = Callable[..., Any]
 
@@ -29,6 +32,8 @@ class HttpApp:
         self.bolt = SlackRequestHandler(app) if app is not None else None
         self.services = services
         self.ready = threading.Event()
+        self._slack_checked = float("-inf")
+        self._slack_ok = False
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -37,17 +42,42 @@ class HttpApp:
                 return _json(start_response, "200 OK", {"status": "ok"})
             return _json(start_response, "503 Service Unavailable", {"status": "starting"})
         if path == "/readyz" and method in {"GET", "HEAD"}:
-            try:
-                self.services.store.ping()
-            except Exception as exc:  # noqa: BLE001 - any store failure means not ready
-                return _json(start_response, "503 Service Unavailable", {"store": str(exc)})
-            return _json(start_response, "200 OK", {"store": "ok"})
+            checks = self._readiness()
+            ok = all(v == "ok" for v in checks.values())
+            status = "200 OK" if ok else "503 Service Unavailable"
+            return _json(start_response, status, checks)
+        if path == "/metrics" and method in {"GET", "HEAD"}:
+            data = self.services.metrics.render()
+            start_response(
+                "200 OK",
+                [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(data)))],
+            )
+            return [data]
         if path == "/slack/events" and self.bolt is not None:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             if length > MAX_BODY:
                 return _json(start_response, "413 Payload Too Large", {"error": "too large"})
             return self.bolt(environ, start_response)
         return _json(start_response, "404 Not Found", {"error": "not found"})
+
+    def _readiness(self) -> dict[str, str]:
+        """Store and Slack reachable: a replica that can't reach either shouldn't get traffic."""
+        checks = {"store": "ok", "slack": "ok"}
+        try:
+            self.services.store.ping()
+        except Exception as exc:  # noqa: BLE001 - any store failure means not ready
+            checks["store"] = f"unreachable: {type(exc).__name__}"
+        now = time.monotonic()
+        if now - self._slack_checked > SLACK_CHECK_SECONDS:
+            try:
+                self.services.client.api_test()
+                self._slack_ok = True
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                self._slack_ok = False
+            self._slack_checked = now
+        if not self._slack_ok:
+            checks["slack"] = "unreachable"
+        return checks
 
 
 def _json(start_response: StartResponse, status: str, body: dict) -> list[bytes]:

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=0, le=65535, alias="PITR_BOT_PORT")
     host: str = Field(default="0.0.0.0", alias="PITR_BOT_HOST")  # noqa: S104 - a server binds all
     log_level: str = Field(default="INFO", alias="PITR_BOT_LOG_LEVEL")
+    log_format: str = Field(default="json", alias="PITR_BOT_LOG_FORMAT")
 
     @field_validator("state")
     @classmethod
@@ -46,6 +47,14 @@ class Settings(BaseSettings):
         v = v.upper()
         if v not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return v
+
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        v = v.lower()
+        if v not in {"json", "text"}:
+            raise ValueError("must be json or text")
         return v
 
     @property

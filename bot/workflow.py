@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot.logs import restore_context
 from bot.pitr import AwsError, PitrService, TableInfo
 from bot.policy import Members, Policy
 from bot.restores import (
@@ -77,6 +78,7 @@ class Workflow:
         self.poll_seconds = poll_seconds
         self.owner = owner or uuid.uuid4().hex[:8]
         self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
+        self.on_event: Callable[[str], None] = lambda event: None  # metrics
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
 
@@ -159,13 +161,15 @@ class Workflow:
 
     # -- decisions --------------------------------------------------------------------------
     def approve(self, restore_id: str, user: str) -> Outcome:
-        outcome = self._decide(restore_id, user, approve=True)
-        if outcome.ok and outcome.request and outcome.request.state == State.APPROVED:
-            self.start(restore_id)
-        return outcome
+        with restore_context(restore_id):
+            outcome = self._decide(restore_id, user, approve=True)
+            if outcome.ok and outcome.request and outcome.request.state == State.APPROVED:
+                self.start(restore_id)
+            return outcome
 
     def deny(self, restore_id: str, user: str) -> Outcome:
-        return self._decide(restore_id, user, approve=False)
+        with restore_context(restore_id):
+            return self._decide(restore_id, user, approve=False)
 
     def _decide(self, restore_id: str, user: str, approve: bool) -> Outcome:
         for _ in range(CAS_ATTEMPTS):
@@ -216,11 +220,12 @@ class Workflow:
 
     def expire(self, req: RestoreRequest) -> bool:
         new = req.advance(State.EXPIRED, self.clock())
-        if self.store.save(req, new, announce=["card_update", "notify_requester"]):
-            self.audit("expired", req, None)
-            log.info("restore %s expired undecided", req.id)
-            self.on_change()
-            return True
+        with restore_context(req.id):
+            if self.store.save(req, new, announce=["card_update", "notify_requester"]):
+                self.audit("expired", req, None)
+                log.info("restore %s expired undecided", req.id)
+                self.on_change()
+                return True
         return False
 
     def expire_due(self) -> int:
@@ -234,7 +239,7 @@ class Workflow:
     # -- starting and tracking --------------------------------------------------------------
     def start(self, restore_id: str) -> None:
         """APPROVED -> RESTORING, then the one RestoreTableToPointInTime call."""
-        with self._working_on(restore_id) as mine:
+        with restore_context(restore_id), self._working_on(restore_id) as mine:
             if not mine:
                 return
             req = self.store.get(restore_id)
@@ -306,7 +311,7 @@ class Workflow:
         return polled
 
     def poll(self, restore_id: str) -> int:
-        with self._working_on(restore_id) as mine:
+        with restore_context(restore_id), self._working_on(restore_id) as mine:
             if not mine:
                 return 0
             req = self.store.get(restore_id)
@@ -430,6 +435,7 @@ class Workflow:
         table: str | None = None,
         detail: str = "",
     ) -> None:
+        self.on_event(event)
         self.store.audit(
             AuditEvent(
                 at=self.clock(),
@@ -444,7 +450,18 @@ class Workflow:
 
     # -- helpers ----------------------------------------------------------------------------
     def _lease(self) -> timedelta:
-        return timedelta(seconds=max(3 * self.poll_seconds, 30))
+        # Renewed at every poll; if the holder dies, another replica takes over within three.
+        return timedelta(seconds=3 * self.poll_seconds)
+
+    def release_leases(self) -> int:
+        """On shutdown: hand our restores to the other replicas now, not after the lease."""
+        released = 0
+        for req in self.store.find(states=[State.RESTORING], limit=1000):
+            fresh = self.store.get(req.id)
+            if fresh is not None and fresh.lease_owner == self.owner:
+                if self.store.save(fresh, replace(fresh, lease_owner=None, lease_until=None)):
+                    released += 1
+        return released
 
     def _progress_due(self, req: RestoreRequest, now: datetime) -> bool:
         """Edit the progress reply often early, rarely later: a few edits per restore at most."""

@@ -1,0 +1,240 @@
+"""docs/iam-policy.json grants every DynamoDB action the bot's code calls, and no more power.
+
+The actions are found in the source, not listed by hand: `PitrService._call("Operation", ...)`
+string literals and direct `<...>.client.<snake_case>(...)` boto3 calls (plus paginators and
+waiters) anywhere in bot/ and commands/. botocore's own DynamoDB model names the operations, so a
+typo or a call that is not a DynamoDB operation is reported too.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import fnmatch
+import json
+from functools import cache
+from pathlib import Path
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = [ROOT / "bot", ROOT / "commands"]
+POLICY_FILE = ROOT / "docs" / "iam-policy.json"
+
+# Receivers that hold a boto3 DynamoDB client (or resource) in this code base.
+CLIENT_NAMES = {"client", "_client", "ddb", "dynamodb", "boto_client"}
+
+# AWS: RestoreTableToPointInTime also needs these on the target table, because the restore
+# writes the data through them ("Using IAM with DynamoDB backup and restore").
+RESTORE_NEEDS = {
+    "dynamodb:Scan",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
+    "dynamodb:GetItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+}
+# Things a restore bot must never be able to do.
+FORBIDDEN = {
+    "dynamodb:DeleteTable",
+    "dynamodb:DeleteBackup",
+    "dynamodb:UpdateTable",
+    "dynamodb:CreateTable",
+    "dynamodb:PutResourcePolicy",
+    "dynamodb:DeleteResourcePolicy",
+    "iam:PassRole",
+}
+
+
+@cache
+def dynamodb_model() -> tuple[dict[str, str], frozenset[str]]:
+    """({snake_case method: Operation}, {Operation}) from botocore's DynamoDB service model."""
+    client = boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",  # noqa: S106 - never used, no call is made
+    )
+    return dict(client.meta.method_to_api_mapping), frozenset(
+        client.meta.service_model.operation_names
+    )
+
+
+def _receiver_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    return None
+
+
+def collect_operations(paths: list[Path] = SOURCES) -> dict[str, list[str]]:
+    """{Operation: ["file:line", ...]} for every DynamoDB operation the code calls."""
+    methods, operations = dynamodb_model()
+    found: dict[str, list[str]] = {}
+    unknown: list[str] = []
+
+    def add(op: str, where: str) -> None:
+        if op not in operations:
+            unknown.append(f"{where}: {op!r} is not a DynamoDB operation")
+        found.setdefault(op, []).append(where)
+
+    for base in paths:
+        for file in sorted(base.rglob("*.py")):
+            tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                    continue
+                where = f"{file.relative_to(ROOT)}:{node.lineno}"
+                attr = node.func.attr
+                first = node.args[0] if node.args else None
+                literal = (
+                    first.value
+                    if isinstance(first, ast.Constant) and isinstance(first.value, str)
+                    else None
+                )
+                if attr == "_call" and literal is not None:
+                    add(literal, where)
+                elif _receiver_name(node.func.value) in CLIENT_NAMES:
+                    if attr in methods:
+                        add(methods[attr], where)
+                    elif attr == "get_paginator" and literal in methods:
+                        add(methods[literal], where)
+                    elif attr == "get_waiter" and literal is not None:
+                        add("DescribeTable", where)  # both DynamoDB waiters poll DescribeTable
+    assert not unknown, "\n".join(unknown)
+    return found
+
+
+def _as_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _matches(action: str, patterns: list[str]) -> bool:
+    # IAM action names are case-insensitive and support * and ? wildcards.
+    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+
+
+def allows(policy: dict, action: str) -> bool:
+    """Whether some Allow statement grants `action` and no Deny statement takes it away."""
+    allowed = denied = False
+    for statement in _as_list(policy.get("Statement")):  # type: ignore[arg-type]
+        stmt = statement if isinstance(statement, dict) else {}
+        if "Condition" in stmt:
+            continue  # a conditional grant is not a grant we can count on
+        if "NotAction" in stmt:
+            hit = not _matches(action, _as_list(stmt["NotAction"]))
+        else:
+            hit = _matches(action, _as_list(stmt.get("Action")))
+        if not hit or not _as_list(stmt.get("Resource")):
+            continue
+        if stmt.get("Effect") == "Allow":
+            allowed = True
+        elif stmt.get("Effect") == "Deny":
+            denied = True
+    return allowed and not denied
+
+
+def missing_actions(policy: dict, actions: set[str]) -> set[str]:
+    return {a for a in actions if not allows(policy, a)}
+
+
+def load_policy() -> dict:
+    return json.loads(POLICY_FILE.read_text(encoding="utf-8"))
+
+
+def needed_actions() -> set[str]:
+    return {f"dynamodb:{op}" for op in collect_operations()}
+
+
+# -- the checks -----------------------------------------------------------------------------
+def test_collector_finds_the_operations_the_bot_is_known_to_use():
+    found = collect_operations()
+    for op in (
+        "DescribeTable",
+        "DescribeContinuousBackups",
+        "UpdateContinuousBackups",
+        "RestoreTableToPointInTime",
+        "ListTables",
+    ):
+        assert op in found, f"{op} not found in the code: {sorted(found)}"
+
+
+def test_policy_document_is_well_formed():
+    policy = load_policy()
+    assert policy.get("Version") == "2012-10-17"
+    statements = _as_list(policy.get("Statement"))  # type: ignore[arg-type]
+    assert statements
+    for stmt in statements:
+        assert stmt.get("Effect") in {"Allow", "Deny"}, stmt
+        assert ("Action" in stmt) != ("NotAction" in stmt), stmt
+        assert _as_list(stmt.get("Resource")), stmt
+        for action in _as_list(stmt.get("Action")):
+            assert action.startswith("dynamodb:"), f"unexpected service in {action}"
+
+
+def test_policy_allows_every_action_the_code_calls():
+    needed = needed_actions()
+    missing = missing_actions(load_policy(), needed)
+    where = collect_operations()
+    assert not missing, "docs/iam-policy.json lacks: " + ", ".join(
+        f"{a} (called at {', '.join(where[a.split(':', 1)[1]])})" for a in sorted(missing)
+    )
+
+
+def test_policy_allows_what_a_point_in_time_restore_needs_on_the_target():
+    assert not missing_actions(load_policy(), RESTORE_NEEDS)
+
+
+def test_policy_grants_no_destructive_or_wildcard_power():
+    policy = load_policy()
+    granted = sorted(a for a in FORBIDDEN if allows(policy, a))
+    assert granted == [], f"the bot's role could {granted}"
+    for stmt in _as_list(policy["Statement"]):
+        for action in _as_list(stmt.get("Action")):
+            assert "*" not in action, f"wildcard action {action}"
+        assert "NotAction" not in stmt
+
+
+@pytest.mark.parametrize("action", sorted({"dynamodb:RestoreTableToPointInTime", "dynamodb:ListTables"}))
+def test_checker_reports_an_action_removed_from_the_policy(action):
+    policy = copy.deepcopy(load_policy())
+    for stmt in policy["Statement"]:
+        actions = _as_list(stmt.get("Action"))
+        if action in actions:
+            stmt["Action"] = [a for a in actions if a != action]
+    assert missing_actions(policy, needed_actions()) == {action}
+
+
+def test_checker_honours_wildcards_and_denies():
+    base = {"Version": "2012-10-17", "Statement": []}
+    wildcard = copy.deepcopy(base)
+    wildcard["Statement"] = [
+        {"Effect": "Allow", "Action": "dynamodb:Describe*", "Resource": "*"},
+    ]
+    assert allows(wildcard, "dynamodb:DescribeTable")
+    assert not allows(wildcard, "dynamodb:RestoreTableToPointInTime")
+    denied = copy.deepcopy(wildcard)
+    denied["Statement"].append(
+        {"Effect": "Deny", "Action": ["dynamodb:DescribeTable"], "Resource": "*"}
+    )
+    assert not allows(denied, "dynamodb:DescribeTable")
+    assert allows(denied, "dynamodb:DescribeContinuousBackups")
+
+
+def test_collector_sees_direct_client_calls_and_paginators(tmp_path):
+    code = tmp_path / "sample.py"
+    code.write_text(
+        "class S:\n"
+        "    def f(self):\n"
+        "        self.client.delete_table(TableName='x')\n"
+        "        self.client.get_paginator('list_backups')\n"
+        "        self._call('TagResource', 'x')\n"
+        "        self.slack.chat_postMessage(channel='C1')\n"  # not a DynamoDB client
+    )
+    assert set(collect_operations([tmp_path])) == {"DeleteTable", "ListBackups", "TagResource"}
+    assert missing_actions(load_policy(), {"dynamodb:DeleteTable"}) == {"dynamodb:DeleteTable"}
