@@ -28,8 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,7 @@ from benchlib import (  # noqa: E402
     ProcSampler,
     TimedSim,
     card_of,
+    cpu_seconds,
     dump_json,
     pct,
     print_machine,
@@ -95,7 +98,9 @@ def loadgen(plan_path: str, out_path: str) -> int:
             if delay > 0:
                 time.sleep(delay)
             pool.submit(send, index, planned)
-    Path(out_path).write_text(json.dumps(results))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    Path(out_path).write_text(json.dumps({"results": results, "cpu": cpu}))
     return 0
 
 
@@ -204,13 +209,16 @@ def main() -> int:
         restores_before = sim.count("RestoreTableToPointInTime")
         sampler = ProcSampler(bot.pid).start()
         started = time.monotonic()
+        own_cpu = cpu_seconds(os.getpid())
         subprocess.run(  # noqa: S603 - our own interpreter and script
             [sys.executable, __file__, "--loadgen", str(plan_path), str(out_path)],
             check=True,
         )
         sampler.stop()
         load_wall = time.monotonic() - started
-        results = json.loads(out_path.read_text())
+        sim_cpu = cpu_seconds(os.getpid()) - own_cpu
+        out = json.loads(out_path.read_text())
+        results, gen_cpu = out["results"], out["cpu"]
 
         # How long the after-ack work (cards for the load's restore requests) took to drain.
         load_targets = {f"AckLoad{i:05d}" for i in range(load_index)}
@@ -229,6 +237,20 @@ def main() -> int:
         tmp.cleanup()
 
     report(results, args, load_wall, sampler, len(drained), len(load_targets), drain)
+    cores = os.cpu_count() or 1
+    print_table(
+        f"where the CPU went during the load ({cores} cores = {100 * cores}% available)",
+        [
+            ["the bot (pitr-bot serve)", f"{100 * sampler.cpu_share:.0f}%"],
+            [
+                "simulators: FakeSlack + AWS proxy + moto (this process)",
+                f"{100 * sim_cpu / load_wall:.0f}%",
+            ],
+            ["load generator process", f"{100 * gen_cpu / load_wall:.0f}%"],
+            ["everything else on the machine", "not measured (see loadavg)"],
+        ],
+        ["process", "CPU, % of one core"],
+    )
     print_table(
         "after-ack work",
         [

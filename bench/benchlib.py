@@ -155,6 +155,11 @@ class TimedSim(AwsSimulator):
             return None
         return started + self.creating_for.get(target, self.creating_seconds)
 
+    def first_describe_after(self, table: str, when: float) -> float | None:
+        """The first DescribeTable on `table` at or after `when` (wall clock), if any."""
+        with self._bench_lock:
+            return next((at for at, t in self.describes if t == table and at >= when), None)
+
     def describe_count(self, tables: set[str], after: dict[str, float] | None = None) -> int:
         """DescribeTable calls on `tables` (optionally only those after after[table])."""
         with self._bench_lock:

@@ -189,6 +189,20 @@ def main() -> int:
                 broadcasts.setdefault(match.group(0), call.at)
     bot_lag = [broadcasts[t] - sim.active_at(t) for t in bot_targets if t in broadcasts]
     waiter_lag = [waiter_done[t] - sim.active_at(t) for t in waiter_targets if t in waiter_done]
+
+    # Where the lag goes: ACTIVE -> the first DescribeTable that sees it -> the notice.
+    def split(done: dict[str, float], targets: list[str]) -> tuple[list[float], list[float]]:
+        seen, told = [], []
+        for t in targets:
+            active = sim.active_at(t)
+            first = sim.first_describe_after(t, active) if active is not None else None
+            if first is not None and t in done:
+                seen.append(first - active)
+                told.append(done[t] - first)
+        return seen, told
+
+    bot_seen, bot_told = split(broadcasts, bot_targets)
+    waiter_seen, waiter_told = split(waiter_done, waiter_targets)
     restored = sim.restored_at_wall
     bot_calls = sim.describe_count(set(bot_targets), after=restored)
     bot_calls_all = sim.describe_count(set(bot_targets)) + sim.describe_count({SOURCE})
@@ -235,6 +249,18 @@ def main() -> int:
                 "notice lag max (s)",
                 fm(max(bot_lag, default=float("nan"))),
                 fm(max(waiter_lag, default=float("nan"))),
+                "",
+            ],
+            [
+                "… ACTIVE -> first DescribeTable seeing it, median / max (s)",
+                f"{median(bot_seen):.1f} / {max(bot_seen, default=float('nan')):.1f}",
+                f"{median(waiter_seen):.1f} / {max(waiter_seen, default=float('nan')):.1f}",
+                "",
+            ],
+            [
+                "… that DescribeTable -> notice, median / max (s)",
+                f"{median(bot_told):.2f} / {max(bot_told, default=float('nan')):.2f}",
+                f"{median(waiter_told):.2f} / {max(waiter_told, default=float('nan')):.2f}",
                 "",
             ],
             [

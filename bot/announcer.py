@@ -65,6 +65,8 @@ class Announcer:
         self.sent = 0
         self.errors = 0
         self.on_error: Callable[[str], None] = lambda error: None  # metrics
+        # Outbox kinds owned by other modules (e.g. aftercare): kind -> sender(request).
+        self.senders: dict[str, Callable[[RestoreRequest], None]] = {}
 
     # -- background sender ------------------------------------------------------------------
     def start(self) -> None:
@@ -203,6 +205,8 @@ class Announcer:
             self._reply(req, text=text, blocks=blocks.to_dicts(done), reply_broadcast=True)
         elif kind == "failed":
             self._reply(req, text=blocks.failed_text(req), reply_broadcast=True)
+        elif kind in self.senders:
+            self.senders[kind](req)
         else:
             log.error("restore %s: unknown outbox kind %r dropped", req.id, kind)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -44,9 +44,14 @@ class Services:
     clock: Callable[[], datetime]
     metrics: Metrics
 
+    # Extra start-up work registered by command modules (e.g. re-creating reminders).
+    on_start: list[Callable[[], None]] = field(default_factory=list)
+
     def start_background(self) -> None:
         self.announcer.start()
         self.tracker.start()
+        for hook in self.on_start:
+            hook()
 
     def stop_background(self) -> None:
         self.tracker.stop()

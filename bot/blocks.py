@@ -90,9 +90,7 @@ STATUS_LINE = {
 }
 
 
-def approval_card(
-    req: RestoreRequest, now: datetime, source: TableInfo | None = None
-) -> tuple[str, list[Block]]:
+def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
     """The channel message where a restore is decided; it loses its buttons once decided."""
     title = f"Restore {req.source} → {req.target}"
     fields = [
@@ -102,19 +100,14 @@ def approval_card(
         md(f"*Restorable window*\n{window_text(req.window)}"),
         md(f"*Requested by*\n{user(req.requester)}"),
         md(f"*Approvals*\n{approvals_text(req)}"),
+        md(f"*Source size*\n{source_size(req)}"),
+        md(f"*Expected duration*\n{esc(req.estimate or 'no history')}"),
     ]
     blocks: list[Block] = [
         HeaderBlock(text=title[:150]),
         SectionBlock(fields=fields),
+        SectionBlock(text=md(source_facts(req))),
     ]
-    if source is not None:
-        facts = (
-            f"*Source now:* {source.item_count if source.item_count is not None else '?'} items, "
-            f"{human_size(source.size_bytes)}, {esc(source.billing_mode or 'unknown billing')}"
-        )
-        if source.indexes:
-            facts += f", indexes: {', '.join(code(i) for i in source.indexes[:10])}"
-        blocks.append(SectionBlock(text=md(facts)))
     if req.reason:
         blocks.append(SectionBlock(text=md(f"*Reason*\n{esc(req.reason[:500])}")))
     status = STATUS_LINE[req.state]
@@ -137,6 +130,28 @@ def approval_card(
         )
     fallback = f"{title}: {STATUS_LINE[req.state]}"
     return fallback, blocks
+
+
+def source_size(req: RestoreRequest) -> str:
+    items = "unknown" if req.source_items is None else f"{req.source_items:,}"
+    return f"{items} items, {human_size(req.source_bytes)}"
+
+
+def source_facts(req: RestoreRequest) -> str:
+    """Indexes, billing and encryption, and what the restore will change about them."""
+    indexes = ", ".join(code(i) for i in req.source_indexes[:20]) or "none"
+    overrides = req.overrides or {}
+    left_out = set(overrides.get("exclude_indexes") or [])
+    if left_out:
+        indexes += f" (left out: {', '.join(code(i) for i in sorted(left_out))})"
+    billing = esc(req.source_billing or "unknown")
+    if overrides.get("billing_mode"):
+        billing += f" → {esc(overrides['billing_mode'])}"
+    encryption = esc(req.source_encryption or "AWS owned key")
+    if overrides.get("sse_key"):
+        encryption += f" → KMS key {code(overrides['sse_key'])}"
+    text = f"*Indexes:* {indexes}\n*Billing:* {billing} · *Encryption:* {encryption}"
+    return text[:3000]
 
 
 def approvals_text(req: RestoreRequest) -> str:

@@ -111,15 +111,48 @@ class PitrService:
         )
         return _pitr_info(name, resp["ContinuousBackupsDescription"])
 
-    def restore(self, source: str, target: str, at: datetime | None) -> TableInfo:
+    def restore(
+        self, source: str, target: str, at: datetime | None, overrides: dict | None = None
+    ) -> TableInfo:
         """Start the restore. `at` None means DynamoDB's latest restorable time."""
         kwargs: dict[str, Any] = {"SourceTableName": source, "TargetTableName": target}
         if at is None:
             kwargs["UseLatestRestorableTime"] = True
         else:
             kwargs["RestoreDateTime"] = at
+        kwargs.update(self._overrides(source, overrides or {}))
         resp = self._call("RestoreTableToPointInTime", source, **kwargs)
         return _table_info(resp["TableDescription"])
+
+    def _overrides(self, source: str, overrides: dict) -> dict[str, Any]:
+        """The API's override parameters for the options a person chose."""
+        out: dict[str, Any] = {}
+        if overrides.get("billing_mode") == "PAY_PER_REQUEST":
+            out["BillingModeOverride"] = "PAY_PER_REQUEST"
+        if overrides.get("sse_key"):
+            out["SSESpecificationOverride"] = {
+                "Enabled": True,
+                "SSEType": "KMS",
+                "KMSMasterKeyId": overrides["sse_key"],
+            }
+        excluded = set(overrides.get("exclude_indexes") or [])
+        if excluded:
+            # To leave indexes out, the API wants the full definitions of those to keep.
+            desc = self._call("DescribeTable", source, TableName=source)["Table"]
+            keep = []
+            for index in desc.get("GlobalSecondaryIndexes", []):
+                if index["IndexName"] in excluded:
+                    continue
+                spec = {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
+                throughput = index.get("ProvisionedThroughput", {})
+                if throughput.get("ReadCapacityUnits"):
+                    spec["ProvisionedThroughput"] = {
+                        "ReadCapacityUnits": throughput["ReadCapacityUnits"],
+                        "WriteCapacityUnits": throughput["WriteCapacityUnits"],
+                    }
+                keep.append(spec)
+            out["GlobalSecondaryIndexOverride"] = keep
+        return out
 
     def list_tables(self, limit: int = 1000) -> list[str]:
         names: list[str] = []

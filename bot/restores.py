@@ -107,6 +107,15 @@ class RestoreRequest:
     lease_owner: str | None = None
     lease_until: datetime | None = None
     updated_at: datetime | None = None
+    # What the approver sees about the source, captured when the request was checked.
+    source_items: int | None = None
+    source_bytes: int | None = None
+    source_billing: str | None = None
+    source_indexes: tuple[str, ...] = ()
+    source_encryption: str | None = None
+    estimate: str = ""
+    # Restore overrides the API offers: billing_mode, exclude_indexes, sse_key.
+    overrides: dict | None = None
 
     @property
     def final(self) -> bool:
@@ -132,6 +141,16 @@ class RestoreRequest:
         start = self.restore_called_at or self.decided_at or self.created_at
         end = self.finished_at or now
         return end - start
+
+
+def estimate_text(durations: list[timedelta]) -> str:
+    """'last 3 restores: 14–19 min' from earlier restores of a table, or 'no history'."""
+    if not durations:
+        return "no history"
+    minutes = sorted(max(1, round(d.total_seconds() / 60)) for d in durations)
+    span = f"{minutes[0]} min" if minutes[0] == minutes[-1] else f"{minutes[0]}–{minutes[-1]} min"
+    noun = "restore" if len(minutes) == 1 else "restores"
+    return f"last {len(minutes)} {noun}: {span}"
 
 
 def expiry(created_at: datetime, ttl_minutes: float) -> datetime:

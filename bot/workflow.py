@@ -23,6 +23,8 @@ from bot.restores import (
     InvalidTransition,
     RestoreRequest,
     State,
+    Window,
+    estimate_text,
     expiry,
     table_name_problem,
     utcnow,
@@ -41,11 +43,16 @@ MAX_MISSING_POLLS = 3
 
 @dataclass(frozen=True)
 class Outcome:
-    """What to tell the person who acted; `ok` False means a refusal with `message`."""
+    """What to tell the person who acted; `ok` False means a refusal with `message`.
+
+    `field` names the input a refusal is about (source, target, when), so a form can show
+    it next to that field.
+    """
 
     ok: bool
     message: str = ""
     request: RestoreRequest | None = None
+    field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,14 @@ class NewRequest:
     channel: str
     requester_tz: str = "UTC"
     reason: str = ""
+    overrides: dict | None = None
+
+
+@dataclass(frozen=True)
+class _Checked:
+    instant: datetime | None
+    window: Window
+    source: TableInfo
 
 
 class Workflow:
@@ -85,79 +100,110 @@ class Workflow:
     # -- request ----------------------------------------------------------------------------
     def request(self, new: NewRequest) -> Outcome:
         """Check everything a card promises, then create the request and queue its card."""
-        refusal = self._preflight(new)
-        if isinstance(refusal, str):
-            self.audit("request_refused", None, new.requester, new.channel, new.source, refusal)
-            return Outcome(False, refusal)
-        instant, window = refusal
+        checked = self.check(new)
+        if isinstance(checked, Outcome):
+            return checked
         now = self.clock()
         rule = self.policy.for_table(new.source)
+        source = checked.source
         req = RestoreRequest(
             source=new.source,
             target=new.target,
             requester=new.requester,
             channel=new.channel,
-            restore_at=instant,
+            restore_at=checked.instant,
             created_at=now,
             updated_at=now,
             expires_at=expiry(now, rule.request_ttl_minutes),
             requester_tz=new.requester_tz,
             reason=new.reason,
-            window=window,
+            window=checked.window,
             required_approvals=rule.required_approvals,
+            source_items=source.item_count,
+            source_bytes=source.size_bytes,
+            source_billing=source.billing_mode,
+            source_indexes=source.indexes,
+            source_encryption=source.encryption,
+            estimate=self.estimate(new.source),
+            overrides=new.overrides or None,
         )
         self.store.add(req, announce=["card"])
-        when = format_instant(instant, "UTC") if instant else "latest"
+        when = format_instant(checked.instant, "UTC") if checked.instant else "latest"
         self.audit("requested", req, new.requester, detail=f"{req.target} at {when}")
         log.info("restore %s requested: %s -> %s at %s", req.id, req.source, req.target, when)
         self.on_change()
         return Outcome(True, "", req)
 
-    def _preflight(self, new: NewRequest) -> str | tuple:
-        for name, label in ((new.source, "Source table"), (new.target, "Target table")):
+    def check(self, new: NewRequest) -> _Checked | Outcome:
+        """Every preflight check; a refusal is audited and says which field it is about."""
+        result = self._preflight(new)
+        if isinstance(result, tuple):
+            field, message = result
+            self.audit("request_refused", None, new.requester, new.channel, new.source, message)
+            return Outcome(False, message, field=field)
+        return result
+
+    def estimate(self, source: str) -> str:
+        """How long this table's last restores took, from the store's history."""
+        done = self.store.find(states=[State.ACTIVE], source=source, limit=3)
+        durations = [
+            r.finished_at - r.restore_called_at
+            for r in done
+            if r.finished_at is not None and r.restore_called_at is not None
+        ]
+        return estimate_text(durations)
+
+    def _preflight(self, new: NewRequest) -> _Checked | tuple[str | None, str]:
+        for name, field, label in (
+            (new.source, "source", "Source table"),
+            (new.target, "target", "Target table"),
+        ):
             problem = table_name_problem(name, label)
             if problem:
-                return problem
+                return field, problem
         if new.source == new.target:
-            return "The target must be a new table: it can't be the source table itself."
+            return "target", "The target must be a new table: it can't be the source table itself."
         decision = self.policy.may_request(new.requester, new.channel, new.source, self.members)
         if not decision.allowed:
-            return decision.reason
+            return "source", decision.reason
         now = self.clock()
         try:
             instant = parse_when(new.when, new.requester_tz, now)
         except WhenError as exc:
-            return str(exc)
+            return "when", str(exc)
         try:
-            if self.pitr.table(new.source) is None:
-                return (
+            source = self.pitr.table(new.source)
+            if source is None:
+                return "source", (
                     f"Table `{new.source}` does not exist in {self.pitr.region}. "
                     "Check the name (it is case-sensitive)."
                 )
             pitr = self.pitr.pitr(new.source)
             if not pitr.enabled or pitr.window is None:
-                return (
+                return "source", (
                     f"Point-in-time recovery is {pitr.status} on `{new.source}`, so it can't be "
                     f"restored to a point in time. `/pitr-enable {new.source}` protects it from "
                     "now on."
                 )
             if instant is not None and not pitr.window.contains(instant):
-                return _outside_window(instant, pitr.window)
+                return "when", _outside_window(instant, pitr.window)
             if self.pitr.table(new.target) is not None:
-                return f"Table `{new.target}` already exists. Choose a new name for the target."
+                return "target", (
+                    f"Table `{new.target}` already exists. Choose a new name for the target."
+                )
         except AwsError as exc:
-            return exc.message
+            return None, exc.message
         busy = [
             r
             for r in self.store.find(states=[State.REQUESTED, *IN_FLIGHT])
             if r.target == new.target
         ]
         if busy:
-            return (
+            return "target", (
                 f"A restore into `{new.target}` is already {busy[0].state.value.lower()}. "
                 "Choose another target name."
             )
-        return instant, pitr.window
+        return _Checked(instant, pitr.window, source)
 
     # -- decisions --------------------------------------------------------------------------
     def approve(self, restore_id: str, user: str) -> Outcome:
@@ -262,7 +308,7 @@ class Workflow:
 
     def _call_restore(self, req: RestoreRequest, resumed: bool = False) -> None:
         try:
-            info = self.pitr.restore(req.source, req.target, req.restore_at)
+            info = self.pitr.restore(req.source, req.target, req.restore_at, req.overrides)
         except AwsError as exc:
             if exc.code in {"TableAlreadyExistsException", "ResourceInUseException"}:
                 # Our own earlier call (before a crash) may have created it: adopt, don't redo.

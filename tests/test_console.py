@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-import commands.restore
+import commands.status
 from bot.console.session import ConsoleSession
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,8 +67,8 @@ def test_status_and_enable_work_in_the_console():
 
 def test_console_runs_the_listeners_serve_runs(monkeypatch):
     """Change a listener's behaviour: the console shows the change, having no copy of its own."""
-    monkeypatch.setattr(commands.restore, "USAGE", "USAGE CHANGED IN THE LISTENER")
-    transcript = run_console(["/pitr-restore"])
+    monkeypatch.setattr(commands.status, "USAGE", "USAGE CHANGED IN THE LISTENER")
+    transcript = run_console(["/pitr-status"])
     assert "USAGE CHANGED IN THE LISTENER" in transcript
 
 

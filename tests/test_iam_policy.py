@@ -4,6 +4,10 @@ The actions are found in the source, not listed by hand: `PitrService._call("Ope
 string literals and direct `<...>.client.<snake_case>(...)` boto3 calls (plus paginators and
 waiters) anywhere in bot/ and commands/. botocore's own DynamoDB model names the operations, so a
 typo or a call that is not a DynamoDB operation is reported too.
+
+Operations map to IAM actions one to one (`dynamodb:<Operation>`), except transactions: IAM has
+no TransactWriteItems action; each item in it needs the action of its kind (Put -> PutItem,
+ConditionCheck -> ConditionCheckItem, ...), per "Using IAM with DynamoDB transactions".
 """
 
 from __future__ import annotations
@@ -22,6 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [ROOT / "bot", ROOT / "commands"]
 POLICY_FILE = ROOT / "docs" / "iam-policy.json"
 
+# Code that only ever talks to a simulated, in-process AWS (the `pitr-bot console` demo).
+SIMULATED_ONLY = ("bot/console/",)
+
+# Transaction item kinds -> the IAM action each needs.
+TRANSACT_KINDS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
 # Receivers that hold a boto3 DynamoDB client (or resource) in this code base.
 CLIENT_NAMES = {"client", "_client", "ddb", "dynamodb", "boto_client"}
 
@@ -36,7 +52,8 @@ RESTORE_NEEDS = {
     "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem",
 }
-# Things a restore bot must never be able to do.
+# Things a restore bot must never be able to do to an ordinary business table.
+BUSINESS_TABLE = "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders"
 FORBIDDEN = {
     "dynamodb:DeleteTable",
     "dynamodb:DeleteBackup",
@@ -70,24 +87,54 @@ def _receiver_name(node: ast.expr) -> str | None:
     return None
 
 
+def _display(file: Path) -> str:
+    return str(file.relative_to(ROOT)) if file.is_relative_to(ROOT) else file.name
+
+
+def _dict_keys(tree: ast.AST) -> set[str]:
+    return {
+        key.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Dict)
+        for key in node.keys
+        if isinstance(key, ast.Constant) and isinstance(key.value, str)
+    }
+
+
 def collect_operations(paths: list[Path] = SOURCES) -> dict[str, list[str]]:
-    """{Operation: ["file:line", ...]} for every DynamoDB operation the code calls."""
+    """{Operation: ["file:line", ...]} for every DynamoDB operation the code calls.
+
+    A transaction is recorded as e.g. "TransactWriteItems:Put", one entry per item kind the
+    module builds (all kinds when none can be seen).
+    """
     methods, operations = dynamodb_model()
     found: dict[str, list[str]] = {}
     unknown: list[str] = []
 
-    def add(op: str, where: str) -> None:
-        if op not in operations:
-            unknown.append(f"{where}: {op!r} is not a DynamoDB operation")
-        found.setdefault(op, []).append(where)
-
     for base in paths:
         for file in sorted(base.rglob("*.py")):
+            name = _display(file)
+            if name.startswith(SIMULATED_ONLY):
+                continue
             tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
+            kinds = sorted(TRANSACT_KINDS.keys() & _dict_keys(tree)) or sorted(TRANSACT_KINDS)
+
+            def add(op: str, where: str, kinds: list[str] = kinds) -> None:
+                if op not in operations:
+                    unknown.append(f"{where}: {op!r} is not a DynamoDB operation")
+                if op == "TransactWriteItems":
+                    for kind in kinds:
+                        if kind != "Get":
+                            found.setdefault(f"{op}:{kind}", []).append(where)
+                elif op == "TransactGetItems":
+                    found.setdefault(f"{op}:Get", []).append(where)
+                else:
+                    found.setdefault(op, []).append(where)
+
             for node in ast.walk(tree):
                 if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
                     continue
-                where = f"{file.relative_to(ROOT)}:{node.lineno}"
+                where = f"{name}:{node.lineno}"
                 attr = node.func.attr
                 first = node.args[0] if node.args else None
                 literal = (
@@ -114,13 +161,15 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _matches(action: str, patterns: list[str]) -> bool:
-    # IAM action names are case-insensitive and support * and ? wildcards.
-    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+def _matches(name: str, patterns: list[str]) -> bool:
+    # IAM action names are case-insensitive; * and ? are wildcards (in ARNs * spans "/" too).
+    # ARNs are really case-sensitive, but a table name that differs only by case is no concern.
+    return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns)
 
 
-def allows(policy: dict, action: str) -> bool:
-    """Whether some Allow statement grants `action` and no Deny statement takes it away."""
+def allows(policy: dict, action: str, resource: str | None = None) -> bool:
+    """Whether some Allow statement grants `action` (on `resource`, or on anything when None)
+    and no Deny statement takes it away."""
     allowed = denied = False
     for statement in _as_list(policy.get("Statement")):  # type: ignore[arg-type]
         stmt = statement if isinstance(statement, dict) else {}
@@ -130,7 +179,10 @@ def allows(policy: dict, action: str) -> bool:
             hit = not _matches(action, _as_list(stmt["NotAction"]))
         else:
             hit = _matches(action, _as_list(stmt.get("Action")))
-        if not hit or not _as_list(stmt.get("Resource")):
+        resources = _as_list(stmt.get("Resource"))
+        if not hit or not resources:
+            continue
+        if resource is not None and not _matches(resource, resources):
             continue
         if stmt.get("Effect") == "Allow":
             allowed = True
@@ -147,8 +199,19 @@ def load_policy() -> dict:
     return json.loads(POLICY_FILE.read_text(encoding="utf-8"))
 
 
-def needed_actions() -> set[str]:
-    return {f"dynamodb:{op}" for op in collect_operations()}
+def iam_action(operation: str) -> str:
+    """ "DescribeTable" -> "dynamodb:DescribeTable"; "TransactWriteItems:Put" -> PutItem."""
+    if ":" in operation:
+        return f"dynamodb:{TRANSACT_KINDS[operation.split(':', 1)[1]]}"
+    return f"dynamodb:{operation}"
+
+
+def needed_actions() -> dict[str, list[str]]:
+    """{IAM action: ["file:line", ...]} for everything the code calls."""
+    needed: dict[str, list[str]] = {}
+    for op, where in collect_operations().items():
+        needed.setdefault(iam_action(op), []).extend(where)
+    return needed
 
 
 # -- the checks -----------------------------------------------------------------------------
@@ -179,10 +242,9 @@ def test_policy_document_is_well_formed():
 
 def test_policy_allows_every_action_the_code_calls():
     needed = needed_actions()
-    missing = missing_actions(load_policy(), needed)
-    where = collect_operations()
+    missing = missing_actions(load_policy(), set(needed))
     assert not missing, "docs/iam-policy.json lacks: " + ", ".join(
-        f"{a} (called at {', '.join(where[a.split(':', 1)[1]])})" for a in sorted(missing)
+        f"{a} (called at {', '.join(needed[a])})" for a in sorted(missing)
     )
 
 
@@ -192,22 +254,27 @@ def test_policy_allows_what_a_point_in_time_restore_needs_on_the_target():
 
 def test_policy_grants_no_destructive_or_wildcard_power():
     policy = load_policy()
-    granted = sorted(a for a in FORBIDDEN if allows(policy, a))
-    assert granted == [], f"the bot's role could {granted}"
+    granted = sorted(a for a in FORBIDDEN if allows(policy, a, BUSINESS_TABLE))
+    assert granted == [], f"the bot's role could {granted} on {BUSINESS_TABLE}"
     for stmt in _as_list(policy["Statement"]):
         for action in _as_list(stmt.get("Action")):
             assert "*" not in action, f"wildcard action {action}"
         assert "NotAction" not in stmt
 
 
-@pytest.mark.parametrize("action", sorted({"dynamodb:RestoreTableToPointInTime", "dynamodb:ListTables"}))
+@pytest.mark.parametrize(
+    "action", ["dynamodb:RestoreTableToPointInTime", "dynamodb:ListTables", "dynamodb:PutItem"]
+)
 def test_checker_reports_an_action_removed_from_the_policy(action):
-    policy = copy.deepcopy(load_policy())
+    original = load_policy()
+    policy = copy.deepcopy(original)
     for stmt in policy["Statement"]:
         actions = _as_list(stmt.get("Action"))
         if action in actions:
             stmt["Action"] = [a for a in actions if a != action]
-    assert missing_actions(policy, needed_actions()) == {action}
+    needed = set(needed_actions())
+    assert action in needed
+    assert missing_actions(policy, needed) - missing_actions(original, needed) == {action}
 
 
 def test_checker_honours_wildcards_and_denies():
@@ -235,6 +302,31 @@ def test_collector_sees_direct_client_calls_and_paginators(tmp_path):
         "        self.client.get_paginator('list_backups')\n"
         "        self._call('TagResource', 'x')\n"
         "        self.slack.chat_postMessage(channel='C1')\n"  # not a DynamoDB client
+        "        self.client.transact_write_items(TransactItems=[{'ConditionCheck': {}}])\n"
     )
-    assert set(collect_operations([tmp_path])) == {"DeleteTable", "ListBackups", "TagResource"}
+    assert set(collect_operations([tmp_path])) == {
+        "DeleteTable",
+        "ListBackups",
+        "TagResource",
+        "TransactWriteItems:ConditionCheck",
+    }
+    assert iam_action("TransactWriteItems:ConditionCheck") == "dynamodb:ConditionCheckItem"
     assert missing_actions(load_policy(), {"dynamodb:DeleteTable"}) == {"dynamodb:DeleteTable"}
+
+
+def test_checker_is_resource_aware():
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "dynamodb:CreateTable",
+                "Resource": "arn:aws:dynamodb:*:*:table/pitr-bot-state",
+            }
+        ],
+    }
+    assert allows(policy, "dynamodb:CreateTable")
+    assert allows(
+        policy, "dynamodb:CreateTable", "arn:aws:dynamodb:eu-west-1:1:table/pitr-bot-state"
+    )
+    assert not allows(policy, "dynamodb:CreateTable", BUSINESS_TABLE)

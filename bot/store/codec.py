@@ -11,6 +11,9 @@ from bot.restores import RestoreRequest, State, Window
 _DATETIMES = {f.name for f in dataclasses.fields(RestoreRequest) if "datetime" in str(f.type)}
 
 
+TUPLES = {"approvals", "source_indexes"}
+
+
 def to_record(req: RestoreRequest) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(req):
@@ -41,7 +44,7 @@ def from_record(data: dict[str, Any]) -> RestoreRequest:
             )
         elif key == "state":
             value = State(value)
-        elif key == "approvals":
+        elif key in TUPLES and value is not None:
             value = tuple(value)
         kwargs[key] = value
     return RestoreRequest(**kwargs)

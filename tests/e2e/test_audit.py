@@ -22,9 +22,11 @@ TABLE = "MusicCollection"
 def card_for(bot: BotUnderTest, target: str):
     bot.command("/pitr-restore", f"{TABLE} {target} latest")
     bot.fake.wait_for(
-        lambda c: c.method == "response_url"
-        and target in str(c.args.get("text"))
-        and "Someone else has to click" in str(c.args.get("text"))
+        lambda c: (
+            c.method == "response_url"
+            and target in str(c.args.get("text"))
+            and "Someone else has to click" in str(c.args.get("text"))
+        )
     )
     return next(r for r in bot.services.store.find() if r.target == target)
 
@@ -88,11 +90,7 @@ def check_trail(events: list[dict], ids: dict[str, str]) -> None:
 
 
 def run_audit(state_db: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "PITR_BOT_", "AWS_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PITR_BOT_", "AWS_"))}
     env["PITR_BOT_STATE"] = f"sqlite:///{state_db}"
     script = Path(sys.executable).with_name("pitr-bot")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "bot"]
@@ -117,9 +115,11 @@ def test_audit_trail_in_store_status_and_cli(make_bot, fake, sim, tmp_path):
     # 2. /pitr-status shows the recent activity to whoever asks.
     assert bot.command("/pitr-status", TABLE, user="U3").status == 200
     status = fake.wait_for(
-        lambda c: c.method == "response_url"
-        and c.args.get("_path", "").endswith("/U3")
-        and "Recent activity" in json.dumps(c.args.get("blocks"))
+        lambda c: (
+            c.method == "response_url"
+            and c.args.get("_path", "").endswith("/U3")
+            and "Recent activity" in json.dumps(c.args.get("blocks"))
+        )
     )[-1]
     shown = json.dumps(status.args["blocks"])
     assert status.args.get("response_type") == "ephemeral"

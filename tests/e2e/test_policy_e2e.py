@@ -148,9 +148,11 @@ def test_two_approvals_required_and_a_double_click_counts_once(make_bot, fake, s
     bot.approve(req.id, "U2")
     bot.wait_reply("U2", "1 more needed")
     fake.wait_for(
-        lambda c: c.method == "chat.update"
-        and c.args.get("ts") == req.card_ts
-        and "1 of 2" in str(c.args.get("blocks"))
+        lambda c: (
+            c.method == "chat.update"
+            and c.args.get("ts") == req.card_ts
+            and "1 of 2" in str(c.args.get("blocks"))
+        )
     )
     card = card_updates(fake, req.card_ts)[-1]
     assert "<@U2>" in str(card.args["blocks"])
@@ -178,9 +180,11 @@ def test_deny_closes_the_card_and_a_later_approve_does_nothing(make_bot, fake, s
     bot.deny(req.id, "U2")
     bot.wait_state(req.id, "DENIED")
     closed = fake.wait_for(
-        lambda c: c.method == "chat.update"
-        and c.args.get("ts") == req.card_ts
-        and "Denied" in c.args.get("text", "")
+        lambda c: (
+            c.method == "chat.update"
+            and c.args.get("ts") == req.card_ts
+            and "Denied" in c.args.get("text", "")
+        )
     )[-1]
     assert buttons(closed) == []
     assert "<@U2>" in str(closed.args["blocks"])
@@ -199,14 +203,16 @@ def test_request_left_alone_expires(make_bot, fake, sim):
     bot.wait_state(req.id, "EXPIRED", timeout=10)
 
     closed = fake.wait_for(
-        lambda c: c.method == "chat.update"
-        and c.args.get("ts") == req.card_ts
-        and "Expired" in c.args.get("text", "")
+        lambda c: (
+            c.method == "chat.update"
+            and c.args.get("ts") == req.card_ts
+            and "Expired" in c.args.get("text", "")
+        )
     )[-1]
     assert buttons(closed) == []
-    told = fake.wait_for(
-        lambda c: c.method == "chat.postEphemeral" and c.args.get("user") == "U1"
-    )[-1]
+    told = fake.wait_for(lambda c: c.method == "chat.postEphemeral" and c.args.get("user") == "U1")[
+        -1
+    ]
     assert "expired" in told.args["text"]
     assert told.args["channel"] == "C1"
 

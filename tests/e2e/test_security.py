@@ -16,7 +16,6 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
 from support.signed import block_action_body, post_signed, sign, slash_command_body
 
 from bot.blocks import APPROVE_ACTION

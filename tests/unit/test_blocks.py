@@ -128,19 +128,26 @@ def test_card_names_who_denied() -> None:
 
 
 def test_card_with_source_facts() -> None:
-    info = TableInfo(
-        name="Orders",
-        status="ACTIVE",
-        item_count=1234,
-        size_bytes=2048,
-        billing_mode="PAY_PER_REQUEST",
-        indexes=("by-customer", "by-date"),
+    req = make(
+        source_items=1234,
+        source_bytes=2048,
+        source_billing="PAY_PER_REQUEST",
+        source_indexes=("by-customer", "by-date"),
+        estimate="last 3 restores: 14–19 min",
+        overrides={"exclude_indexes": ["by-date"], "sse_key": "alias/restores"},
     )
-    _, card = approval_card(make(), NOW, source=info)
+    _, card = approval_card(req, NOW)
     text = dump(card)
-    assert "1234 items" in text
+    assert "1,234 items" in text
     assert "2.0 KB" in text
     assert "`by-customer`" in text
+    assert "left out: `by-date`" in text
+    assert "KMS key `alias/restores`" in text
+    assert "last 3 restores: 14–19 min" in text
+
+
+def test_card_without_history_says_so() -> None:
+    assert "no history" in dump(approval_card(make(estimate=""), NOW)[1])
 
 
 def test_hostile_reason_is_escaped_on_the_card() -> None:
@@ -290,16 +297,14 @@ def long_request(state: State) -> RestoreRequest:
 
 @pytest.mark.parametrize("state", list(State))
 def test_every_builder_passes_slack_validation_with_long_names(state: State) -> None:
-    req = long_request(state)
-    source = TableInfo(
-        name=LONG_SOURCE,
-        status="ACTIVE",
-        item_count=10**12,
-        size_bytes=10**15,
-        billing_mode="PROVISIONED",
-        indexes=tuple(f"{i}" * 255 for i in range(10)) + ("extra",),
+    req = replace(
+        long_request(state),
+        source_items=10**12,
+        source_bytes=10**15,
+        source_billing="PROVISIONED",
+        source_indexes=tuple(f"{i}" * 255 for i in range(10)) + ("extra",),
     )
-    fallback, card = approval_card(req, NOW, source=source)
+    fallback, card = approval_card(req, NOW)
     to_dicts(card)  # raises SlackObjectFormationError if any limit is exceeded
     assert len(fallback) <= 4000
     headline, done = done_blocks(req, NOW)

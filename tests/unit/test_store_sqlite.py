@@ -73,6 +73,13 @@ def full() -> RestoreRequest:
         lease_owner="abcd1234",
         lease_until=NOW + timedelta(seconds=30),
         updated_at=NOW + timedelta(minutes=3),
+        source_items=42,
+        source_bytes=4096,
+        source_billing="PROVISIONED",
+        source_indexes=("by-artist", "by-year"),
+        source_encryption="KMS",
+        estimate="last 2 restores: 14–19 min",
+        overrides={"billing_mode": "PAY_PER_REQUEST", "exclude_indexes": ["by-year"]},
     )
 
 

@@ -77,7 +77,9 @@ class FakeGateway:
             return PitrInfo(name, "ENABLED", self.window(), 35)
         return PitrInfo(name, "DISABLED")
 
-    def restore(self, source: str, target: str, at: datetime | None) -> TableInfo:
+    def restore(
+        self, source: str, target: str, at: datetime | None, overrides: dict | None = None
+    ) -> TableInfo:
         self.restores.append((source, target, at))
         if self.restore_error is not None:
             raise self.restore_error
