@@ -255,7 +255,7 @@ def main() -> int:
         "after-ack work",
         [
             ["restore cards posted for the load's /pitr-restore", f"{len(drained)}/{load_index}"],
-            ["…all posted within (s after the load ended)", f"{drain:.1f}"],
+            ["extra wait after the last answer until all were posted (s)", f"{drain:.1f}"],
             [
                 "tables restored by accepted Approve clicks (RestoreTable calls)",
                 f"{approved}/{(n_cards + 1) // 2} ({restore_calls})",

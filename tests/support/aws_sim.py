@@ -64,7 +64,12 @@ class AwsSimulator:
     mock_aws) in one process share state; start() resets it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, serialize: bool = False) -> None:
+        # serialize: forward one request at a time. moto applies conditional writes and
+        # transactions without locking, whereas DynamoDB is linearizable; tests of several
+        # replicas racing on one state table need this to see DynamoDB's guarantees.
+        self.serialize = serialize
+        self._serial = threading.Lock()
         self.creating_seconds: float = 0.0
         self.creating_for: dict[str, float] = {}
         self.widen_window: bool = True
@@ -221,6 +226,14 @@ class AwsSimulator:
         with self._lock:
             self._faults[op] = _Fault(times, code, status, message)
 
+    def heal(self, op: str | None = None) -> None:
+        """Drop the faults still pending from fail() (for `op`, or all of them)."""
+        with self._lock:
+            if op is None:
+                self._faults.clear()
+            else:
+                self._faults.pop(op, None)
+
     def slow(self, op: str, seconds: float) -> None:
         """Delay every `op` call by `seconds` before forwarding (0 to undo)."""
         with self._lock:
@@ -348,6 +361,24 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
             }
             fwd_headers["Host"] = f"127.0.0.1:{sim._moto_port}"
             fwd_headers["Content-Length"] = str(len(raw))
+            if sim.serialize:
+                with sim._serial:  # one request at a time, as if DynamoDB were linearizable
+                    status, resp_headers, body = self._upstream(op, req, raw, fwd_headers)
+            else:
+                status, resp_headers, body = self._upstream(op, req, raw, fwd_headers)
+            out = [
+                (k, v)
+                for k, v in resp_headers
+                # send_response() adds its own Server/Date headers.
+                if k.lower() not in _HOP_BY_HOP
+                and k.lower() not in ("content-length", "server", "date")
+            ]
+            self._reply(status, out, body)
+
+        def _upstream(
+            self, op: str, req: dict[str, Any], raw: bytes, fwd_headers: dict[str, str]
+        ) -> tuple[int, list[tuple[str, str]], bytes]:
+            """Forward to moto, then apply the simulation to a successful answer."""
             conn = http.client.HTTPConnection("127.0.0.1", sim._moto_port, timeout=60)
             try:
                 conn.request(self.command, self.path, body=raw, headers=fwd_headers)
@@ -369,13 +400,6 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
                         (k, str(zlib.crc32(body) & 0xFFFFFFFF) if k.lower() == "x-amz-crc32" else v)
                         for k, v in resp_headers
                     ]
-            out = [
-                (k, v)
-                for k, v in resp_headers
-                # send_response() adds its own Server/Date headers.
-                if k.lower() not in _HOP_BY_HOP
-                and k.lower() not in ("content-length", "server", "date")
-            ]
-            self._reply(status, out, body)
+            return status, resp_headers, body
 
     return Handler
