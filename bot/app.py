@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,9 @@ from bot.workflow import Workflow
 
 log = logging.getLogger(__name__)
 
+WORKERS = 4  # slow work after ack: AWS and Slack calls; more threads only fight for the GIL
+LISTENER_THREADS = 16
+
 
 @dataclass
 class Services:
@@ -46,6 +50,10 @@ class Services:
 
     # Extra start-up work registered by command modules (e.g. re-creating reminders).
     on_start: list[Callable[[], None]] = field(default_factory=list)
+    # The slow part of each listener runs here, after ack(): see commands.common.after_ack.
+    work: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(WORKERS, thread_name_prefix="pitr-work")
+    )
 
     def start_background(self) -> None:
         self.announcer.start()
@@ -54,6 +62,7 @@ class Services:
             hook()
 
     def stop_background(self) -> None:
+        self.work.shutdown(wait=True)  # finish what was acked
         self.tracker.stop()
         self.announcer.stop()
         try:
@@ -109,7 +118,7 @@ def build_services(
 
 
 def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App:
-    from commands import enable, restore, status
+    from commands import aftercare, enable, home, modal, restore, status
 
     secret = settings.slack_signing_secret
     app = App(
@@ -118,6 +127,8 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
         # Ack first: Bolt answers Slack as soon as a listener calls ack(); the rest of the
         # listener then runs in Bolt's worker thread.
         process_before_response=False,
+        # Listeners only ack and hand over to services.work, so they are quick to free.
+        listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="pitr-ack"),
         **app_kwargs,
     )
 
@@ -142,8 +153,12 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
         next()
 
     restore.register(app, services)
+    modal.register(app, services)
     status.register(app, services)
     enable.register(app, services)
+    home.register(app, services)
+    # After ACTIVE: differences + fixes, cleanup reminders (outbox senders, on_start hook).
+    aftercare.register(app, services)
     return app
 
 

@@ -121,7 +121,7 @@ def print_audit(since: str | None, table: str | None) -> int:
         except ValueError:
             print(f"pitr-bot: --since {since!r} is not an ISO 8601 date or time", file=sys.stderr)
             return 2
-        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+        start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
     from bot.store import open_store
 
     store = open_store(settings.state)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -19,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # Slack user IDs start with U or W (Enterprise Grid), user-group IDs with S.
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{1,20}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{1,20}$")
+
+# What `after_restore` may copy from the source onto a restored table, automatically.
+AfterRestore = Literal["pitr", "ttl", "tags", "streams", "autoscaling"]
+AFTER_RESTORE_CHOICES: tuple[str, ...] = ("pitr", "ttl", "tags", "streams", "autoscaling")
 
 # Resolves a user-group ID to its members; None when Slack could not tell us.
 Members = Callable[[str], "set[str] | None"]
@@ -44,6 +48,8 @@ class Rule(BaseModel):
     allow_self_approval: bool | None = None
     requesters: list[str] | None = None
     request_ttl_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
+    after_restore: list[AfterRestore] | None = None
+    remind_after_days: float | None = Field(default=None, gt=0, le=365)
 
     @field_validator("approvers", "requesters")
     @classmethod
@@ -62,6 +68,9 @@ class Policy(BaseModel):
     channels: list[str] = Field(default_factory=list)
     requesters: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+    # After ACTIVE: settings copied from the source at once, and when to offer the cleanup.
+    after_restore: list[AfterRestore] = Field(default_factory=list)
+    remind_after_days: float = Field(default=7, gt=0, le=365)
 
     @field_validator("approvers", "requesters")
     @classmethod
@@ -94,6 +103,23 @@ class Policy(BaseModel):
                     rule_index=index,
                 )
         return eff
+
+    def after_restore_for(self, table: str) -> tuple[str, ...]:
+        """`after_restore` for `table`: the first matching rule's, else the default."""
+        for rule in self.rules:
+            if _matches(table, rule.tables) and rule.after_restore is not None:
+                return tuple(dict.fromkeys(rule.after_restore))
+            if _matches(table, rule.tables):
+                break
+        return tuple(dict.fromkeys(self.after_restore))
+
+    def remind_after_days_for(self, table: str) -> float:
+        for rule in self.rules:
+            if _matches(table, rule.tables):
+                if rule.remind_after_days is not None:
+                    return rule.remind_after_days
+                break
+        return self.remind_after_days
 
     def table_allowed(self, table: str) -> bool:
         return _matches(table, self.tables)

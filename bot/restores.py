@@ -116,6 +116,15 @@ class RestoreRequest:
     estimate: str = ""
     # Restore overrides the API offers: billing_mode, exclude_indexes, sse_key.
     overrides: dict | None = None
+    # After ACTIVE (bot/aftercare.py, bot/reminders.py); every change a compare-and-set.
+    aftercare: dict | None = None  # comparison with the source, claims and fixes done
+    aftercare_ts: str | None = None  # the thread reply listing the differences
+    reminded_at: datetime | None = None  # the cleanup reminder was claimed (sent once)
+    reminder_ts: str | None = None  # the reminder reply (later the deletion card)
+    delete_state: str | None = None  # REQUESTED, APPROVED, DELETED, DENIED, REFUSED, FAILED
+    delete_requested_by: str | None = None
+    delete_decided_by: str | None = None
+    delete_note: str | None = None  # why a deletion was refused or failed
 
     @property
     def final(self) -> bool:

@@ -417,7 +417,7 @@ class Workflow:
                 lease_owner=None,
                 lease_until=None,
             )
-            if self.store.save(req, new, announce=["done", "card_update"]):
+            if self.store.save(req, new, announce=["done", "card_update", "aftercare"]):
                 self.audit("restore_finished", req, None, detail=f"{req.target} ACTIVE")
                 log.info("restore %s: %s is ACTIVE after %d polls", req.id, req.target, new.polls)
                 self.on_change()

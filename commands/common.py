@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shlex
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -56,3 +59,45 @@ def split_reason(text: str) -> tuple[str, str]:
     if len(parts) == 2:
         return parts[0].strip(), parts[1].strip()[:500]
     return text.strip(), ""
+
+
+def reports_errors(listener: Callable[..., None]) -> Callable[..., None]:
+    """Catch a listener's unexpected error, log it with a reference, tell the person.
+
+    Bolt's own error path, when a listener fails *after* ack(), can reset the ack and make
+    Slack show a failure 3 s later; catching here keeps the ack and the person informed.
+    """
+
+    @functools.wraps(listener)  # Bolt injects arguments by the wrapped function's names
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        _guarded(lambda: listener(*args, **kwargs), kwargs.get("respond"), listener.__name__)
+
+    return wrapper
+
+
+def after_ack(services: Any, respond: Any, work: Callable[[], None]) -> None:
+    """Run the slow part of a listener (AWS, Slack calls) on the bot's work pool.
+
+    The listener thread is then free at once for the next request's ack(), so a burst of
+    slow work never delays Slack's 3-second answer to anyone else.
+    """
+    services.work.submit(_guarded, work, respond, getattr(work, "__name__", "work"))
+
+
+def _guarded(work: Callable[[], None], respond: Any, name: str) -> None:
+    try:
+        work()
+    except Exception:  # noqa: BLE001 - the boundary: nothing may escape to Slack
+        ref = uuid.uuid4().hex[:8]
+        log.exception("unhandled error in %s (ref %s)", name, ref)
+        if respond is None:
+            return
+        try:
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text=f":warning: Something went wrong on my side (ref `{ref}`); it is "
+                "logged. Try again, and tell the bot's owners if it keeps happening.",
+            )
+        except Exception:  # noqa: BLE001 - already in the error path
+            log.warning("could not tell the person about error %s", ref)

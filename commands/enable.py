@@ -8,7 +8,7 @@ from bot.app import Services
 from bot.blocks import enabled_text
 from bot.pitr import AwsError
 from bot.restores import table_name_problem
-from commands.common import InputError, split_args, warn
+from commands.common import InputError, after_ack, reports_errors, split_args, warn
 
 USAGE = "Usage: `/pitr-enable TABLE [DAYS]` — DAYS is the recovery period, 1 to 35 (default 35)."
 
@@ -31,6 +31,7 @@ def parse_enable(text: str) -> tuple[str, int | None]:
 
 def register(app: App, services: Services) -> None:
     @app.command("/pitr-enable")
+    @reports_errors
     def enable_command(ack: Ack, command: dict, respond: Respond) -> None:
         ack()
         try:
@@ -39,6 +40,9 @@ def register(app: App, services: Services) -> None:
             warn(respond, str(exc))
             return
         user, channel = command["user_id"], command["channel_id"]
+        after_ack(services, respond, lambda: enable(table, days, user, channel, respond))
+
+    def enable(table: str, days: int | None, user: str, channel: str, respond: Respond) -> None:
         workflow = services.workflow
         decision = services.policy.may_request(user, channel, table, workflow.members)
         if not decision.allowed:

@@ -9,9 +9,19 @@ from slack_sdk import WebClient
 
 from bot.app import Services
 from bot.blocks import APPROVE_ACTION, DENY_ACTION, code
-from bot.restores import State
+from bot.restores import State, table_name_problem
 from bot.workflow import NewRequest
-from commands.common import MAX_TEXT, InputError, split_args, split_reason, user_tz, warn
+from commands import modal
+from commands.common import (
+    MAX_TEXT,
+    InputError,
+    after_ack,
+    reports_errors,
+    split_args,
+    split_reason,
+    user_tz,
+    warn,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +47,10 @@ def register(app: App, services: Services) -> None:
     def restore_command(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
         text = (command.get("text") or "").strip()
         if not text:
-            ack(response_type="ephemeral", text=USAGE)
+            ack()
+            # The form: views.open right after the ack, nothing (no AWS) before it.
+            if not modal.open_modal(client, command):
+                warn(respond, f"I couldn't open the restore form. {USAGE}")
             return
         try:
             source, target, when, reason = parse_restore(text)
@@ -45,57 +58,73 @@ def register(app: App, services: Services) -> None:
             ack()
             warn(respond, str(exc))
             return
+        problem = table_name_problem(source, "Source table") or table_name_problem(
+            target, "Target table"
+        )
+        if problem:
+            ack()
+            warn(respond, problem)
+            return
         ack(response_type="ephemeral", text=f"Checking {code(source)} → {code(target)}…")
-        # Everything below runs after Slack has its answer.
         requester = command["user_id"]
-        outcome = services.workflow.request(
-            NewRequest(
-                source=source,
-                target=target,
-                when=when,
-                requester=requester,
-                channel=command["channel_id"],
-                requester_tz=user_tz(client, requester),
-                reason=reason,
+
+        def check_and_post() -> None:
+            outcome = services.workflow.request(
+                NewRequest(
+                    source=source,
+                    target=target,
+                    when=when,
+                    requester=requester,
+                    channel=command["channel_id"],
+                    requester_tz=user_tz(client, requester),
+                    reason=reason,
+                )
             )
-        )
-        if not outcome.ok or outcome.request is None:
-            warn(respond, outcome.message)
-            return
-        services.announcer.flush()  # post the card now, so a failure can be told right here
-        req = services.store.get(outcome.request.id)
-        if req is not None and req.state == State.CANCELLED:
-            warn(respond, req.error or "The approval card could not be posted.")
-            return
-        respond(
-            response_type="ephemeral",
-            replace_original=False,
-            text=f"Approval card posted for {code(source)} → {code(target)}. "
-            "Someone else has to click *Approve*.",
-        )
+            if not outcome.ok or outcome.request is None:
+                warn(respond, outcome.message)
+                return
+            services.announcer.flush()  # post the card now, so a failure can be told right here
+            req = services.store.get(outcome.request.id)
+            if req is not None and req.state == State.CANCELLED:
+                warn(respond, req.error or "The approval card could not be posted.")
+                return
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text=f"Approval card posted for {code(source)} → {code(target)}. "
+                "Someone else has to click *Approve*.",
+            )
+
+        after_ack(services, respond, check_and_post)
 
     def decision(approve: bool):  # noqa: ANN202 - a Bolt listener factory
         def on_click(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
             ack()
             user = body["user"]["id"]
             restore_id = str(action.get("value", ""))[:64]
-            workflow = services.workflow
-            outcome = (
-                workflow.approve(restore_id, user) if approve else workflow.deny(restore_id, user)
-            )
-            if not outcome.ok:
-                warn(respond, outcome.message)
-                return
-            req = outcome.request
-            if approve and req is not None and req.state == State.REQUESTED:
-                respond(
-                    response_type="ephemeral",
-                    replace_original=False,
-                    text=f"Approval recorded; {req.approvals_missing} more needed.",
+
+            def decide() -> None:
+                workflow = services.workflow
+                outcome = (
+                    workflow.approve(restore_id, user)
+                    if approve
+                    else workflow.deny(restore_id, user)
                 )
+                if not outcome.ok:
+                    warn(respond, outcome.message)
+                    return
+                req = outcome.request
+                if approve and req is not None and req.state == State.REQUESTED:
+                    respond(
+                        response_type="ephemeral",
+                        replace_original=False,
+                        text=f"Approval recorded; {req.approvals_missing} more needed.",
+                    )
+
+            after_ack(services, respond, decide)
 
         return on_click
 
-    app.command("/pitr-restore")(restore_command)
-    app.action(APPROVE_ACTION)(decision(approve=True))
-    app.action(DENY_ACTION)(decision(approve=False))
+    app.command("/pitr-restore")(reports_errors(restore_command))
+    app.action(APPROVE_ACTION)(reports_errors(decision(approve=True)))
+    app.action(DENY_ACTION)(reports_errors(decision(approve=False)))

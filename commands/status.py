@@ -8,13 +8,14 @@ from bot.app import Services
 from bot.blocks import status_blocks, to_dicts
 from bot.pitr import AwsError
 from bot.restores import table_name_problem
-from commands.common import InputError, split_args, warn
+from commands.common import InputError, after_ack, reports_errors, split_args, warn
 
 USAGE = "Usage: `/pitr-status TABLE`"
 
 
 def register(app: App, services: Services) -> None:
     @app.command("/pitr-status")
+    @reports_errors
     def status_command(ack: Ack, command: dict, respond: Respond) -> None:
         ack()
         try:
@@ -30,6 +31,9 @@ def register(app: App, services: Services) -> None:
         if problem:
             warn(respond, problem)
             return
+        after_ack(services, respond, lambda: show_status(table, respond))
+
+    def show_status(table: str, respond: Respond) -> None:
         try:
             info = services.pitr.table(table)
             if info is None:

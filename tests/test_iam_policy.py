@@ -8,6 +8,14 @@ typo or a call that is not a DynamoDB operation is reported too.
 Operations map to IAM actions one to one (`dynamodb:<Operation>`), except transactions: IAM has
 no TransactWriteItems action; each item in it needs the action of its kind (Put -> PutItem,
 ConditionCheck -> ConditionCheckItem, ...), per "Using IAM with DynamoDB transactions".
+
+Application Auto Scaling (copying auto scaling onto a restored table) is found the same way:
+`AftercareService._scaling("Operation", ...)` and `_scaling_pages(...)` literals and calls on
+a receiver named `autoscaling`, checked against botocore's application-autoscaling model, as
+`application-autoscaling:<Operation>`.
+
+Changing or deleting a table is granted only on tables carrying the bot's marker tag (set on
+every table it restored): those actions count as granted only through that exact condition.
 """
 
 from __future__ import annotations
@@ -40,6 +48,16 @@ TRANSACT_KINDS = {
 
 # Receivers that hold a boto3 DynamoDB client (or resource) in this code base.
 CLIENT_NAMES = {"client", "_client", "ddb", "dynamodb", "boto_client"}
+# Receivers that hold an Application Auto Scaling client, and its call wrapper.
+AUTOSCALING_NAMES = {"autoscaling"}
+AUTOSCALING_CALLS = {"_scaling", "_scaling_pages"}
+AUTOSCALING = "application-autoscaling"
+ACTION_PREFIXES = ("dynamodb:", f"{AUTOSCALING}:", "cloudwatch:")
+
+# Actions the bot may only use on tables it restored itself (marked with this tag).
+MARKER_TAG = "pitr-bot:restore-id"
+RESTORED_CONDITION = {"Null": {f"aws:ResourceTag/{MARKER_TAG}": "false"}}
+RESTORED_ONLY = {"dynamodb:DeleteTable", "dynamodb:UpdateTable"}
 
 # AWS: RestoreTableToPointInTime also needs these on the target table, because the restore
 # writes the data through them ("Using IAM with DynamoDB backup and restore").
@@ -79,6 +97,19 @@ def dynamodb_model() -> tuple[dict[str, str], frozenset[str]]:
     )
 
 
+@cache
+def autoscaling_model() -> tuple[dict[str, str], frozenset[str]]:
+    client = boto3.client(
+        AUTOSCALING,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",  # noqa: S106 - never used, no call is made
+    )
+    return dict(client.meta.method_to_api_mapping), frozenset(
+        client.meta.service_model.operation_names
+    )
+
+
 def _receiver_name(node: ast.expr) -> str | None:
     if isinstance(node, ast.Attribute):
         return node.attr
@@ -108,6 +139,7 @@ def collect_operations(paths: list[Path] = SOURCES) -> dict[str, list[str]]:
     module builds (all kinds when none can be seen).
     """
     methods, operations = dynamodb_model()
+    scaling_methods, scaling_operations = autoscaling_model()
     found: dict[str, list[str]] = {}
     unknown: list[str] = []
 
@@ -144,6 +176,14 @@ def collect_operations(paths: list[Path] = SOURCES) -> dict[str, list[str]]:
                 )
                 if attr == "_call" and literal is not None:
                     add(literal, where)
+                elif attr in AUTOSCALING_CALLS and literal is not None:
+                    if literal not in scaling_operations:
+                        unknown.append(f"{where}: {literal!r} is not an {AUTOSCALING} operation")
+                    found.setdefault(f"{AUTOSCALING}:{literal}", []).append(where)
+                elif _receiver_name(node.func.value) in AUTOSCALING_NAMES:
+                    if attr in scaling_methods:
+                        op = scaling_methods[attr]
+                        found.setdefault(f"{AUTOSCALING}:{op}", []).append(where)
                 elif _receiver_name(node.func.value) in CLIENT_NAMES:
                     if attr in methods:
                         add(methods[attr], where)
@@ -167,13 +207,14 @@ def _matches(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns)
 
 
-def allows(policy: dict, action: str, resource: str | None = None) -> bool:
+def allows(policy: dict, action: str, resource: str | None = None, restored: bool = False) -> bool:
     """Whether some Allow statement grants `action` (on `resource`, or on anything when None)
-    and no Deny statement takes it away."""
+    and no Deny statement takes it away. `restored`: on a table carrying the bot's marker
+    tag, so a statement with exactly RESTORED_CONDITION applies too."""
     allowed = denied = False
     for statement in _as_list(policy.get("Statement")):  # type: ignore[arg-type]
         stmt = statement if isinstance(statement, dict) else {}
-        if "Condition" in stmt:
+        if "Condition" in stmt and not (restored and stmt["Condition"] == RESTORED_CONDITION):
             continue  # a conditional grant is not a grant we can count on
         if "NotAction" in stmt:
             hit = not _matches(action, _as_list(stmt["NotAction"]))
@@ -192,7 +233,8 @@ def allows(policy: dict, action: str, resource: str | None = None) -> bool:
 
 
 def missing_actions(policy: dict, actions: set[str]) -> set[str]:
-    return {a for a in actions if not allows(policy, a)}
+    """Actions not granted; those in RESTORED_ONLY may be granted on marked tables only."""
+    return {a for a in actions if not allows(policy, a, restored=a in RESTORED_ONLY)}
 
 
 def load_policy() -> dict:
@@ -201,6 +243,8 @@ def load_policy() -> dict:
 
 def iam_action(operation: str) -> str:
     """ "DescribeTable" -> "dynamodb:DescribeTable"; "TransactWriteItems:Put" -> PutItem."""
+    if operation.startswith(f"{AUTOSCALING}:"):
+        return operation
     if ":" in operation:
         return f"dynamodb:{TRANSACT_KINDS[operation.split(':', 1)[1]]}"
     return f"dynamodb:{operation}"
@@ -237,7 +281,7 @@ def test_policy_document_is_well_formed():
         assert ("Action" in stmt) != ("NotAction" in stmt), stmt
         assert _as_list(stmt.get("Resource")), stmt
         for action in _as_list(stmt.get("Action")):
-            assert action.startswith("dynamodb:"), f"unexpected service in {action}"
+            assert action.startswith(ACTION_PREFIXES), f"unexpected service in {action}"
 
 
 def test_policy_allows_every_action_the_code_calls():
@@ -263,7 +307,16 @@ def test_policy_grants_no_destructive_or_wildcard_power():
 
 
 @pytest.mark.parametrize(
-    "action", ["dynamodb:RestoreTableToPointInTime", "dynamodb:ListTables", "dynamodb:PutItem"]
+    "action",
+    [
+        "dynamodb:RestoreTableToPointInTime",
+        "dynamodb:ListTables",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteTable",
+        "dynamodb:TagResource",
+        "application-autoscaling:RegisterScalableTarget",
+        "application-autoscaling:PutScalingPolicy",
+    ],
 )
 def test_checker_reports_an_action_removed_from_the_policy(action):
     original = load_policy()
@@ -311,7 +364,8 @@ def test_collector_sees_direct_client_calls_and_paginators(tmp_path):
         "TransactWriteItems:ConditionCheck",
     }
     assert iam_action("TransactWriteItems:ConditionCheck") == "dynamodb:ConditionCheckItem"
-    assert missing_actions(load_policy(), {"dynamodb:DeleteTable"}) == {"dynamodb:DeleteTable"}
+    assert missing_actions(load_policy(), {"dynamodb:DeleteBackup"}) == {"dynamodb:DeleteBackup"}
+    assert not allows(load_policy(), "dynamodb:DeleteTable")  # only on tables the bot restored
 
 
 def test_checker_is_resource_aware():
@@ -330,3 +384,52 @@ def test_checker_is_resource_aware():
         policy, "dynamodb:CreateTable", "arn:aws:dynamodb:eu-west-1:1:table/pitr-bot-state"
     )
     assert not allows(policy, "dynamodb:CreateTable", BUSINESS_TABLE)
+
+
+def test_collector_finds_the_after_restore_operations():
+    found = collect_operations()
+    for op in (
+        "DescribeTimeToLive",
+        "UpdateTimeToLive",
+        "ListTagsOfResource",
+        "TagResource",
+        "UpdateTable",
+        "DeleteTable",
+        f"{AUTOSCALING}:DescribeScalableTargets",
+        f"{AUTOSCALING}:RegisterScalableTarget",
+        f"{AUTOSCALING}:PutScalingPolicy",
+    ):
+        assert op in found, f"{op} not found in the code: {sorted(found)}"
+
+
+def test_collector_sees_autoscaling_calls_and_rejects_unknown_ones(tmp_path):
+    code = tmp_path / "sample.py"
+    code.write_text(
+        "class S:\n"
+        "    def f(self):\n"
+        "        self._scaling('DeleteScalingPolicy', 't')\n"
+        "        self.autoscaling.deregister_scalable_target(ServiceNamespace='dynamodb')\n"
+    )
+    assert set(collect_operations([tmp_path])) == {
+        f"{AUTOSCALING}:DeleteScalingPolicy",
+        f"{AUTOSCALING}:DeregisterScalableTarget",
+    }
+    code.write_text("def f(s):\n    s._scaling('NoSuchThing', 't')\n")
+    with pytest.raises(AssertionError, match="NoSuchThing"):
+        collect_operations([tmp_path])
+
+
+def test_destructive_actions_only_on_tables_the_bot_restored():
+    from bot.aftercare import MARKER_TAG as CODE_MARKER
+
+    assert CODE_MARKER == MARKER_TAG  # the tag the code sets is the one the policy checks
+    policy = load_policy()
+    for action in RESTORED_ONLY:
+        assert allows(policy, action, BUSINESS_TABLE, restored=True), action
+        assert not allows(policy, action, BUSINESS_TABLE), f"{action} granted without the tag"
+    # Another condition (say a typo in the tag key) is not counted as the marker grant.
+    typo = copy.deepcopy(policy)
+    for stmt in typo["Statement"]:
+        if stmt.get("Condition") == RESTORED_CONDITION:
+            stmt["Condition"] = {"Null": {"aws:ResourceTag/pitr-bot:restore": "false"}}
+    assert missing_actions(typo, RESTORED_ONLY) == RESTORED_ONLY

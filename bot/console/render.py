@@ -51,6 +51,8 @@ class Renderer:
         self._threads: dict[str, str] = {}  # message ts -> thread parent ts
         self._lock = threading.Lock()
         self._next_button = 1
+        self.view: dict[str, Any] | None = None  # the form (modal) the bot last opened/updated
+        self.view_version = 0
 
     def call(self, method: str, args: dict[str, Any]) -> None:
         with self._lock:
@@ -77,6 +79,10 @@ class Renderer:
         elif method == "chat.postEphemeral":
             who = self.names.get(str(args.get("user")), args.get("user"))
             self._show(f"only @{who} sees this", args, 0, style="italic")
+        elif method in ("views.open", "views.update", "views.push"):
+            # A form: the console session asks for its fields as prompts.
+            self.view = {**(args.get("view") or {}), "id": args.get("view_id") or "VCONSOLE"}
+            self.view_version += 1
         elif method == "response_url":
             who = self.names.get(str(args.get("_to", "")).removeprefix("click-"), "you")
             if args.get("response_type") == "in_channel":

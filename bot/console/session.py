@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import secrets
@@ -43,6 +44,7 @@ CREATING_SECONDS = 4.0
 HELP = """\
 Type what you would type in Slack:
   /pitr-restore MusicCollection MusicCollectionMinutesAgo latest
+  /pitr-restore    (no arguments) the form, as prompts; Enter keeps a default
   /pitr-status MusicCollection          /pitr-enable Sessions 7
   1, 2, ...        click the button with that number
   /as bob          switch person (alice asks, bob approves)
@@ -64,6 +66,7 @@ class ConsoleSession:
         self.secret = secrets.token_hex(16)
         self.app: App | None = None
         self.services: Services | None = None
+        self._script: Iterator[str] | None = None  # in --script mode, answers to form prompts
 
     # -- lifecycle --------------------------------------------------------------------------
     @contextmanager
@@ -107,7 +110,8 @@ class ConsoleSession:
 
     # -- input ------------------------------------------------------------------------------
     def run_lines(self, lines: Iterable[str], echo: bool) -> None:
-        for raw in lines:
+        self._script = iter(lines)  # a form's prompts take their answers from the next lines
+        while (raw := next(self._script, None)) is not None:
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
@@ -133,7 +137,10 @@ class ConsoleSession:
         elif word == "/wait":
             self.wait(float(rest) if rest.strip().replace(".", "", 1).isdigit() else 120)
         elif word.startswith("/pitr-"):
+            seen = self.renderer.view_version
             self.command(word, rest)
+            if self.renderer.view_version != seen and self.renderer.view:
+                self.fill_form(self.renderer.view)
         elif word.isdigit():
             self.click(int(word))
         else:
@@ -174,7 +181,10 @@ class ConsoleSession:
             user_id,
         )
 
-    def _dispatch(self, body: str, content_type: str, user_id: str) -> None:
+    def _dispatch(
+        self, body: str, content_type: str, user_id: str, settle: bool = True
+    ) -> dict[str, Any]:
+        """Sign and dispatch through the app; -> the parsed HTTP answer ({} if none)."""
         assert self.app is not None
         timestamp = str(int(time.time()))
         base = f"v0:{timestamp}:{body}".encode()
@@ -189,14 +199,184 @@ class ConsoleSession:
                 },
             )
         )
+        answer: dict[str, Any] = {}
         if response.status != 200:
             self.renderer.note(f"(Slack would have seen HTTP {response.status})")
         elif response.body:
             try:
-                self.renderer.ack(json.loads(response.body), user_id)
+                answer = json.loads(response.body)
             except ValueError:
-                self.renderer.ack({"text": response.body}, user_id)
-        self.settle()
+                answer = {"text": response.body}
+            self.renderer.ack(answer, user_id)
+        if settle:
+            self.settle()
+        return answer
+
+    # -- forms (modals) ---------------------------------------------------------------------
+    # A modal becomes a short sequence of prompts: each input block in turn, an options
+    # request (block_suggestion) for an external select, a block_actions when an input
+    # dispatches, and finally a view_submission. Only translation: the listeners decide.
+    def fill_form(self, view: dict[str, Any]) -> None:
+        title = (view.get("title") or {}).get("text", "form")
+        self.renderer.note(f"form: {title} — answer each field; Enter keeps the default")
+        values: dict[str, dict[str, Any]] = {}
+        blocks, i = view.get("blocks") or [], 0
+        while i < len(blocks):
+            block = blocks[i]
+            if block.get("type") == "header":
+                section = _section(blocks, i + 1)
+                if section and all(b.get("optional") for b in section):
+                    answer = self.ask(f"{block['text']['text']} — y to fill in, Enter to skip")
+                    if answer is None:
+                        return self._abandon()
+                    if answer.lower() not in {"y", "yes"}:
+                        i = blocks.index(section[-1]) + 1
+                        continue
+            elif block.get("type") == "input":
+                seen = self.renderer.view_version
+                answer = self._field(view, block)
+                if answer is _CLOSED:
+                    return self._abandon()
+                if answer is not None:
+                    values[block["block_id"]] = {block["element"]["action_id"]: answer}
+                if block.get("dispatch_action") and answer:
+                    view = self._form_action(view, block, answer, seen)
+                    blocks = view.get("blocks") or []
+                    ids = [b.get("block_id") for b in blocks]
+                    i = ids.index(block["block_id"]) if block["block_id"] in ids else i
+            i += 1
+        for _ in range(5):
+            answer = self._dispatch_payload(
+                {
+                    "type": "view_submission",
+                    "team": {"id": "TCONSOLE"},
+                    "user": {"id": PEOPLE[self.user]["id"]},
+                    "view": {**_view_ref(view), "state": {"values": values}},
+                }
+            )
+            errors = answer.get("errors") if answer.get("response_action") == "errors" else None
+            if not errors:
+                return None
+            by_id = {b.get("block_id"): b for b in view.get("blocks") or []}
+            for block_id, message in errors.items():
+                block = by_id.get(block_id)
+                label = block["label"]["text"] if block else block_id
+                self.renderer.note(f"⚠️  {label}: {message}")
+                if block is None:
+                    continue
+                fixed = self._field(view, block)
+                if fixed is _CLOSED:
+                    return self._abandon()
+                values[block_id] = {block["element"]["action_id"]: fixed}
+        return self._abandon()
+
+    def ask(self, prompt: str) -> str | None:
+        """One answer: the next script line (blank = Enter) or what the person types."""
+        if self._script is None:
+            try:
+                line = self.console.input(f"  [bold]{prompt}[/bold]: ").strip()
+            except (EOFError, KeyboardInterrupt):
+                return None
+            return None if line.startswith("/") else line
+        line = next(self._script, None)
+        if line is None or line.startswith("/"):  # a command closes the form, then runs
+            self._script = itertools.chain([line] if line else [], self._script)
+            return None
+        self.console.print(f"  [bold]{prompt}[/bold]: {line.strip()}", highlight=False)
+        return line.strip()
+
+    def _field(self, view: dict[str, Any], block: dict[str, Any]) -> Any:
+        """Ask for one input; -> its state value, None when left empty, _CLOSED to give up."""
+        element, label = block["element"], block["label"]["text"]
+        kind = element.get("type")
+        if kind == "plain_text_input":
+            default = element.get("initial_value") or ""
+            hint = f" [{default}]" if default else f" ({_text(element.get('placeholder'))})"
+            answer = self.ask(label + hint)
+            if answer is None:
+                return _CLOSED
+            return {"type": kind, "value": answer or default or None}
+        if kind == "static_select":
+            options = element.get("options") or []
+            initial = element.get("initial_option")
+            choices = "  ".join(f"[{n}] {_text(o['text'])}" for n, o in enumerate(options, 1))
+            answer = self.ask(f"{label} {choices}")
+            if answer is None:
+                return _CLOSED
+            number = int(answer) if answer.isdigit() else 0
+            picked = options[number - 1] if 1 <= number <= len(options) else initial
+            return {"type": kind, "selected_option": picked} if picked else None
+        if kind == "external_select":
+            return self._external(view, block)
+        return None  # e.g. a date-time picker: type the time in a text field instead
+
+    def _external(self, view: dict[str, Any], block: dict[str, Any]) -> Any:
+        element, label = block["element"], block["label"]["text"]
+        prompt, shown = f"{label} (type to search)", []
+        while True:
+            typed = self.ask(prompt)
+            if typed is None:
+                return _CLOSED
+            if typed.isdigit() and 1 <= int(typed) <= len(shown):
+                return {"type": "external_select", "selected_option": shown[int(typed) - 1]}
+            options = self._dispatch_payload(
+                {
+                    "type": "block_suggestion",
+                    "team": {"id": "TCONSOLE"},
+                    "user": {"id": PEOPLE[self.user]["id"]},
+                    "action_id": element["action_id"],
+                    "block_id": block["block_id"],
+                    "value": typed,
+                    "container": {"type": "view", "view_id": view.get("id")},
+                    "view": _view_ref(view),
+                },
+                settle=False,
+            ).get("options", [])
+            exact = [o for o in options if o.get("value") == typed]
+            if len(exact) == 1 or len(options) == 1:
+                chosen = (exact or options)[0]
+                self.renderer.note(f"→ {_text(chosen['text'])}")
+                return {"type": "external_select", "selected_option": chosen}
+            if not options:
+                self.renderer.note("nothing matches; type part of another name")
+                continue
+            for n, option in enumerate(options, 1):
+                self.renderer.note(f"[{n}] {_text(option['text'])}")
+            prompt, shown = f"{label}: a number, or search again", options
+
+    def _form_action(
+        self, view: dict[str, Any], block: dict[str, Any], state: dict[str, Any], seen: int
+    ) -> dict[str, Any]:
+        """An input that dispatches (picking the source): the bot may update the form."""
+        action = {
+            **state,
+            "action_id": block["element"]["action_id"],
+            "block_id": block["block_id"],
+            "action_ts": str(time.time()),
+        }
+        self._dispatch_payload(
+            {
+                "type": "block_actions",
+                "team": {"id": "TCONSOLE"},
+                "user": {"id": PEOPLE[self.user]["id"]},
+                "trigger_id": secrets.token_hex(8),
+                "container": {"type": "view", "view_id": view.get("id")},
+                "view": _view_ref(view),
+                "actions": [action],
+            }
+        )
+        deadline = time.monotonic() + 5
+        while self.renderer.view_version == seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.renderer.view or view
+
+    def _dispatch_payload(self, payload: dict[str, Any], settle: bool = True) -> dict[str, Any]:
+        user_id = PEOPLE[self.user]["id"]
+        body = urlencode({"payload": json.dumps(payload)})
+        return self._dispatch(body, "application/x-www-form-urlencoded", user_id, settle)
+
+    def _abandon(self) -> None:
+        self.renderer.note("form closed without submitting")
 
     # -- waiting ----------------------------------------------------------------------------
     def settle(self, quiet: float = 0.6, limit: float = 15) -> None:
@@ -242,6 +422,29 @@ def _click_payload(button: Button, user_id: str, response_url: str) -> dict[str,
             }
         ],
     }
+
+
+_CLOSED = object()  # the person closed the form (EOF, or the script ran out)
+
+
+def _section(blocks: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
+    """The input blocks after a header, up to the next header."""
+    out = []
+    for block in blocks[start:]:
+        if block.get("type") == "header":
+            break
+        if block.get("type") == "input":
+            out.append(block)
+    return out
+
+
+def _view_ref(view: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "type", "callback_id", "private_metadata", "hash")
+    return {k: view.get(k, "") for k in keys} | {"id": view.get("id") or "VCONSOLE"}
+
+
+def _text(obj: Any) -> str:
+    return str(obj.get("text", "")) if isinstance(obj, dict) else str(obj or "")
 
 
 @contextmanager

@@ -123,11 +123,10 @@ def test_preflight_refusal_is_ephemeral_and_changes_nothing(bot, fake, sim, text
     assert not any("Approval card posted" in r for r in bot.replies_to("U1"))
 
 
-def test_empty_restore_command_answers_with_usage_in_the_ack(bot, fake, sim):
+def test_empty_restore_command_opens_the_form_and_posts_nothing(bot, fake, sim):
     resp = bot.command("/pitr-restore", "", user="U1")
     assert resp.status == 200
-    assert "Usage" in resp.body and "/pitr-restore SOURCE TARGET" in resp.body
-    assert '"ephemeral"' in resp.body
+    fake.wait_for("views.open")
     time.sleep(0.3)
     assert fake.calls("chat.postMessage") == []
     assert sim.count("DescribeTable") == 0

@@ -80,6 +80,14 @@ def full() -> RestoreRequest:
         source_encryption="KMS",
         estimate="last 2 restores: 14–19 min",
         overrides={"billing_mode": "PAY_PER_REQUEST", "exclude_indexes": ["by-year"]},
+        aftercare={"aspects": [{"name": "ttl", "differs": True}], "fixed": {"ttl": {"by": "U2"}}},
+        aftercare_ts="1764158402.000300",
+        reminded_at=NOW + timedelta(days=7),
+        reminder_ts="1764158403.000400",
+        delete_state="REFUSED",
+        delete_requested_by="U1",
+        delete_decided_by="U2",
+        delete_note="deletion protection is on",
     )
 
 
