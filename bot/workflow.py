@@ -130,7 +130,8 @@ class Workflow:
         self.store.add(req, announce=["card"])
         when = format_instant(checked.instant, "UTC") if checked.instant else "latest"
         self.audit("requested", req, new.requester, detail=f"{req.target} at {when}")
-        log.info("restore %s requested: %s -> %s at %s", req.id, req.source, req.target, when)
+        with restore_context(req.id):
+            log.info("restore %s requested: %s -> %s at %s", req.id, req.source, req.target, when)
         self.on_change()
         return Outcome(True, "", req)
 
@@ -312,7 +313,12 @@ class Workflow:
         except AwsError as exc:
             if exc.code in {"TableAlreadyExistsException", "ResourceInUseException"}:
                 # Our own earlier call (before a crash) may have created it: adopt, don't redo.
-                existing = self._describe_quietly(req.target)
+                try:
+                    existing = self.pitr.table(req.target)
+                except AwsError as describe_error:
+                    # Can't tell whose table it is yet: try again next tick, don't fail.
+                    self._save_retry(req, describe_error.message)
+                    return
                 if existing is not None and resumed and _restored_from(existing, req.source):
                     self._record_started(req, existing)
                     return
@@ -384,7 +390,11 @@ class Workflow:
 
     def _resume_start(self, req: RestoreRequest) -> None:
         """RESTORING without a recorded call: a crash hit between claim and call."""
-        existing = self._describe_quietly(req.target)
+        try:
+            existing = self.pitr.table(req.target)
+        except AwsError as exc:  # "can't tell" is not "absent": never restore twice on it
+            self._save_retry(req, exc.message, fatal=not exc.retryable)
+            return
         if existing is None:
             self._call_restore(req, resumed=True)
         elif _restored_from(existing, req.source):
@@ -516,12 +526,6 @@ class Workflow:
         elapsed = req.elapsed(now).total_seconds()
         interval = min(max(elapsed / 5, self.poll_seconds), 15 * 60)
         return (now - req.progress_at).total_seconds() >= interval
-
-    def _describe_quietly(self, name: str) -> TableInfo | None:
-        try:
-            return self.pitr.table(name)
-        except AwsError:
-            return None
 
     @contextmanager
     def _working_on(self, restore_id: str) -> Iterator[bool]:

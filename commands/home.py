@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.app import Services
 from bot.home import CoverageCache, gather_home, home_view
 from bot.restores import RestoreRequest
+from commands.common import after_ack
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,18 @@ def register(app: App, services: Services) -> None:
         # The same event fires for the Messages tab; only Home has a view to publish.
         if event.get("tab", "home") != "home" or not event.get("user"):
             return
-        data = gather_home(
-            services.store,
-            services.pitr,
-            services.policy,
-            services.clock(),
-            coverage=coverage,
-            permalink=permalinks,
-        )
-        client.views_publish(user_id=event["user"], view=home_view(data))
+        user_id = str(event["user"])
+
+        def publish_home() -> None:
+            data = gather_home(
+                services.store,
+                services.pitr,
+                services.policy,
+                services.clock(),
+                coverage=coverage,
+                permalink=permalinks,
+            )
+            client.views_publish(user_id=user_id, view=home_view(data))
+
+        # Bolt has already acked the event; the AWS and Slack calls go to the work pool.
+        after_ack(services, None, publish_home)

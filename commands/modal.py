@@ -51,7 +51,7 @@ from bot.modal_blocks import (
 from bot.pitr import AwsError, PitrService
 from bot.restores import State, table_name_problem
 from bot.workflow import NewRequest, Outcome
-from commands.common import user_tz
+from commands.common import after_ack, reports_errors, user_tz
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ OPTIONS_BUDGET = 1.5  # seconds to spend on PITR lookups while Slack waits for o
 SUBMIT_BUDGET = 2.0  # seconds to spend on the preflight while Slack waits for the ack
 MAX_GSIS = 20  # DynamoDB's limit of global secondary indexes per table
 MAX_ERROR = 300
+SORRY = "Something went wrong on my side; it is logged. Try again."
 
 INDEX_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 KMS_KEY = re.compile(
@@ -289,6 +290,9 @@ def register(app: App, services: Services) -> None:
         source = str((action.get("selected_option") or {}).get("value") or "")
         if not view.get("id") or table_name_problem(source):
             return
+        after_ack(services, None, lambda: prefill(view, source, client))
+
+    def prefill(view: dict, source: str, client: WebClient) -> None:
         # After the ack: two quick AWS reads, so the form can say what the table has.
         pitr = cache.lookup_pitr(source)
         try:
@@ -357,25 +361,36 @@ def register(app: App, services: Services) -> None:
         # the ack of a view_submission, within 3 s. So the preflight (and, when it passes,
         # the request itself: no second preflight) runs before the ack, within a budget;
         # if AWS is slower than that, the form closes and the answer comes ephemerally.
+        # (Its own pool, not services.work: the budget must not be spent queueing behind
+        # other listeners' slow work.)
         future = pool.submit(preflight, form, user, channel, client)
         try:
             result = future.result(timeout=SUBMIT_BUDGET)
         except FutureTimeout:
             ack()
             log.info("restore form of %s: preflight over budget, answering ephemerally", user)
-            _finish(future.result(), form, user, channel, client)
+
+            def late() -> None:
+                try:
+                    outcome = future.result()
+                except Exception:
+                    _ephemeral(client, channel, user, ":warning: " + SORRY)
+                    raise
+                _finish(outcome, form, user, channel, client)
+
+            after_ack(services, None, late)
             return
         except Exception:
             ack(
                 response_action="errors",
-                errors={SOURCE_BLOCK: "Something went wrong on my side; it is logged. Try again."},
+                errors={SOURCE_BLOCK: SORRY},
             )
             raise
         if result.errors:
             ack(response_action="errors", errors=result.errors)
             return
         ack()
-        _finish(result, form, user, channel, client)
+        after_ack(services, None, lambda: _finish(result, form, user, channel, client))
 
     def _finish(result: Submitted, form: Form, user: str, channel: str, client: WebClient) -> None:
         """After the form closed: post the card now, and tell the requester how it went."""
@@ -399,9 +414,9 @@ def register(app: App, services: Services) -> None:
             "Someone else has to click *Approve*.",
         )
 
-    app.options(SOURCE_ACTION)(source_options)
-    app.action(SOURCE_ACTION)(source_picked)
-    app.view(CALLBACK_ID)(submitted)
+    app.options(SOURCE_ACTION)(reports_errors(source_options))
+    app.action(SOURCE_ACTION)(reports_errors(source_picked))
+    app.view(CALLBACK_ID)(reports_errors(submitted))
 
 
 def _ephemeral(client: WebClient, channel: str, user: str, text: str) -> None:

@@ -119,6 +119,34 @@ def test_kill_9_during_the_restore_call_adopts_the_table_and_does_not_restore_tw
     assert stored(bots, restore_id)["state"] == "ACTIVE"
 
 
+def test_kill_9_during_the_restore_call_then_throttled_describe_still_adopts(bots, fake, sim):
+    """As above, but the new process's DescribeTable is throttled beyond botocore's retries.
+
+    "Could not tell whether the table exists" must not be taken for "it does not exist": that
+    leads to a second RestoreTableToPointInTime and, refused, to a restore reported FAILED
+    while AWS is creating the table.
+    """
+    target = "KilledThenThrottled"
+    sim.creating_for[target] = 3
+    sim.slow("RestoreTableToPointInTime", 1.5)
+    first = bots.start("first", poll_seconds=POLL)
+    restore_id = request_restore(first, SECRET, fake, target)
+    assert approve(first, SECRET, fake, restore_id, "U2").status == 200
+    wait_until(lambda: sim.count("RestoreTableToPointInTime") == 1, 10, "the restore call")
+    first.kill()
+    sim.slow("RestoreTableToPointInTime", 0)
+    wait_until(lambda: sim.is_creating(target), 10, "AWS to have started the restore")
+
+    sim.fail("DescribeTable", times=14, code="ThrottlingException")  # two botocore rounds
+    bots.start("second", poll_seconds=POLL, fast_botocore=True)
+    wait_until(lambda: broadcasts(fake, target), 20, "the final broadcast")
+    settle()
+
+    assert_done_once(fake, target)
+    assert stored(bots, restore_id)["state"] == "ACTIVE"
+    assert sim.count("RestoreTableToPointInTime") == 1
+
+
 def test_a_card_posted_before_a_graceful_restart_can_be_approved_after_it(bots, fake, sim):
     target = "ApprovedAfterRestart"
     sim.creating_for[target] = 1
@@ -142,9 +170,7 @@ def test_a_card_posted_before_a_graceful_restart_can_be_approved_after_it(bots, 
 # -- throttling and outages -------------------------------------------------------------------
 
 
-def test_slack_429s_and_aws_throttling_beyond_botocore_retries_still_restore_once(
-    bots, fake, sim
-):
+def test_slack_429s_and_aws_throttling_beyond_botocore_retries_still_restore_once(bots, fake, sim):
     """botocore gives up after 7 attempts; the bot must carry on across its own ticks.
 
     The child's botocore retry clock runs 50x faster (process.compress_botocore_time): with
@@ -160,6 +186,7 @@ def test_slack_429s_and_aws_throttling_beyond_botocore_retries_still_restore_onc
     assert [c.status for c in rate_limited] == [429, 429]
     assert len(cards(fake, target)) == 1
 
+    described_before = sim.count("DescribeTable")
     sim.fail("DescribeTable", times=8, code="ThrottlingException")
     sim.fail("RestoreTableToPointInTime", times=8, code="ThrottlingException")
     assert approve(bot, SECRET, fake, restore_id, "U2").status == 200
@@ -168,6 +195,7 @@ def test_slack_429s_and_aws_throttling_beyond_botocore_retries_still_restore_onc
 
     # 8 throttled attempts (7 by botocore, then 1 on the bot's next try) and one real call.
     assert sim.count("RestoreTableToPointInTime") == 9
+    assert sim.count("DescribeTable") - described_before >= 9  # all 8 throttles were hit
     assert target in sim.client(direct=True).list_tables()["TableNames"]
     assert_done_once(fake, target)
     assert len(cards(fake, target)) == 1
@@ -194,8 +222,11 @@ def test_slack_down_for_a_minute_at_completion_is_announced_once_it_is_back(bots
     down_at = time.monotonic()
     sim.creating_for[target] = 0  # ACTIVE at the next poll, with Slack down
     wait_until(lambda: stored(bots, restore_id)["state"] == "ACTIVE", 10, "ACTIVE in the store")
-    status, body = bot.readyz()
-    assert status == 503 and json.loads(body)["slack"] == "unreachable", body
+    # /readyz asks Slack at most every 15 s, so it notices the outage within that.
+    body = wait_until(
+        lambda: (r := bot.readyz())[0] == 503 and r[1], 20, "/readyz 503 with Slack down"
+    )
+    assert json.loads(body) == {"store": "ok", "slack": "unreachable"}, body
     time.sleep(max(0.0, 60 - (time.monotonic() - down_at)))
     assert broadcasts(fake, target) == []
     tried = [c for c in fake.calls("chat.postMessage") if c.failed and c.args.get("thread_ts")]
@@ -205,6 +236,7 @@ def test_slack_down_for_a_minute_at_completion_is_announced_once_it_is_back(bots
 
     # Backoff is capped at 30 s per item (plus Slack's own retries of each call).
     wait_until(lambda: broadcasts(fake, target), 45, "the broadcast after Slack came back")
+    print(f"announced {broadcasts(fake, target)[0].at - up_at:.1f}s after Slack came back")
     settle()
     assert_done_once(fake, target)
     assert broadcasts(fake, target)[0].at >= up_at
@@ -244,9 +276,7 @@ def test_sigterm_with_restores_in_flight_exits_zero_within_10s(bots, fake, sim):
         assert doc["lease_owner"] is None, "lease not released on shutdown"
 
 
-def test_readyz_is_503_while_the_store_is_unreachable_and_200_again_after(
-    tmp_path, fake, sim
-):
+def test_readyz_is_503_while_the_store_is_unreachable_and_200_again_after(tmp_path, fake, sim):
     group = Bots(tmp_path, fake, sim.env, TOKEN, SECRET, state="dynamodb://pitr-state")
     try:
         bot = group.start("bot", poll_seconds=POLL)
