@@ -32,7 +32,6 @@ from bot.workflow import Workflow
 log = logging.getLogger(__name__)
 
 WORKERS = 4  # slow work after ack: AWS and Slack calls; more threads only fight for the GIL
-LISTENER_THREADS = 16
 
 
 @dataclass
@@ -124,11 +123,11 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
     app = App(
         client=services.client,
         signing_secret=secret.get_secret_value() if secret else None,
-        # Ack first: Bolt answers Slack as soon as a listener calls ack(); the rest of the
-        # listener then runs in Bolt's worker thread.
-        process_before_response=False,
-        # Listeners only ack and hand over to services.work, so they are quick to free.
-        listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="pitr-ack"),
+        # Ack first: every listener calls ack() and hands its slow part to services.work
+        # (commands.common.after_ack), so it returns within a millisecond or two. Bolt then
+        # answers Slack as the listener returns, in the request's own thread, without the
+        # 10 ms polling it uses to wait for an ack() from another thread.
+        process_before_response=True,
         **app_kwargs,
     )
 

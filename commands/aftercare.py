@@ -26,7 +26,7 @@ from bot.app import Services
 from bot.blocks import code, esc, md, to_dicts, user
 from bot.reminders import Reminders
 from bot.restores import RestoreRequest, human_duration, human_size
-from commands.common import warn
+from commands.common import after_ack, reports_errors, warn
 
 log = logging.getLogger(__name__)
 
@@ -317,39 +317,54 @@ def register(app: App, services: Services) -> None:
     def fix_listener(group: str):  # noqa: ANN202 - a Bolt listener factory
         def on_click(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
             ack()
-            outcome = engine.fix(str(action.get("value", ""))[:64], group, body["user"]["id"])
-            if not outcome.ok:
-                warn(respond, outcome.message)
-            services.announcer.kick()
+            restore_id, user = str(action.get("value", ""))[:64], body["user"]["id"]
+
+            def fix() -> None:
+                outcome = engine.fix(restore_id, group, user)
+                if not outcome.ok:
+                    warn(respond, outcome.message)
+                services.announcer.kick()
+
+            after_ack(services, respond, fix)
 
         return on_click
 
     for group in FIXES:
-        app.action(FIX_ACTION.format(group))(fix_listener(group))
+        app.action(FIX_ACTION.format(group))(reports_errors(fix_listener(group)))
 
     @app.action(DELETE_ACTION)
+    @reports_errors
     def on_delete(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         ack()
-        outcome = reminders.request_delete(str(action.get("value", ""))[:64], body["user"]["id"])
-        if not outcome.ok:
-            warn(respond, outcome.message)
-            return
-        respond(
-            response_type="ephemeral",
-            replace_original=False,
-            text="Deletion requested. Someone else has to click *Approve*.",
-        )
+        restore_id, user = str(action.get("value", ""))[:64], body["user"]["id"]
+
+        def request_delete() -> None:
+            outcome = reminders.request_delete(restore_id, user)
+            if not outcome.ok:
+                warn(respond, outcome.message)
+                return
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text="Deletion requested. Someone else has to click *Approve*.",
+            )
+
+        after_ack(services, respond, request_delete)
 
     def decision(approve: bool):  # noqa: ANN202 - a Bolt listener factory
         def on_click(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
             ack()
-            restore_id = str(action.get("value", ""))[:64]
-            outcome = reminders.decide(restore_id, body["user"]["id"], approve)
-            if not outcome.ok:
-                warn(respond, outcome.message)
-            services.announcer.kick()
+            restore_id, user = str(action.get("value", ""))[:64], body["user"]["id"]
+
+            def decide() -> None:
+                outcome = reminders.decide(restore_id, user, approve)
+                if not outcome.ok:
+                    warn(respond, outcome.message)
+                services.announcer.kick()
+
+            after_ack(services, respond, decide)
 
         return on_click
 
-    app.action(DELETE_APPROVE_ACTION)(decision(approve=True))
-    app.action(DELETE_DENY_ACTION)(decision(approve=False))
+    app.action(DELETE_APPROVE_ACTION)(reports_errors(decision(approve=True)))
+    app.action(DELETE_DENY_ACTION)(reports_errors(decision(approve=False)))

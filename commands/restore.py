@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
@@ -48,9 +49,14 @@ def register(app: App, services: Services) -> None:
         text = (command.get("text") or "").strip()
         if not text:
             ack()
-            # The form: views.open right after the ack, nothing (no AWS) before it.
-            if not modal.open_modal(client, command):
-                warn(respond, f"I couldn't open the restore form. {USAGE}")
+
+            def open_form() -> None:
+                if not modal.open_modal(client, command):
+                    warn(respond, f"I couldn't open the restore form. {USAGE}")
+
+            # The form: views.open right after the ack, nothing (no AWS) before it. Its own
+            # thread, not the work pool: the trigger_id is only good for 3 seconds.
+            threading.Thread(target=open_form, name="open-form", daemon=True).start()
             return
         try:
             source, target, when, reason = parse_restore(text)

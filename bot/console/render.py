@@ -27,6 +27,11 @@ EMOJI = {
     ":x:": "❌",
     ":heavy_multiplication_x:": "✖️ ",
     ":shield:": "🛡️ ",
+    ":wastebasket:": "🗑️ ",
+    ":broom:": "🧹",
+    ":robot_face:": "🤖",
+    ":raised_hand:": "✋",
+    ":mag:": "🔍",
 }
 CHANNELS = {"C0INCIDENT": "incident"}
 
@@ -65,7 +70,8 @@ class Renderer:
             if parent:
                 self._threads[ts] = str(parent)
                 note = " (also sent to the channel)" if _truthy(args.get("reply_broadcast")) else ""
-                self._show(f"  ↳ reply in the thread of card #{self._card(parent)}{note}", args, 4)
+                title = f"  ↳ reply in the thread of card #{self._card(parent)}{note}"
+                self._show(title, args, 4, ts, channel)
             else:
                 self.cards[ts] = len(self.cards) + 1
                 self._show(f"#{channel} · card #{self.cards[ts]}", args, 0, ts, channel)
@@ -75,7 +81,8 @@ class Renderer:
                 self._show(f"#{channel} · card #{self.cards[ts]} (updated)", args, 0, ts, channel)
             else:
                 parent = self._threads.get(ts, "")
-                self._show(f"  ↳ thread of card #{self._card(parent)} (updated)", args, 4)
+                title = f"  ↳ thread of card #{self._card(parent)} (updated)"
+                self._show(title, args, 4, ts, channel)
         elif method == "chat.postEphemeral":
             who = self.names.get(str(args.get("user")), args.get("user"))
             self._show(f"only @{who} sees this", args, 0, style="italic")
@@ -99,6 +106,13 @@ class Renderer:
     def note(self, text: str) -> None:
         with self._lock:
             self.console.print(Text(text, style="dim"))
+
+    def where(self, button: Button) -> str:
+        """'on card #1' or 'in the thread of card #1', for the note about a click."""
+        if button.message_ts in self.cards:
+            return f"on card #{self.cards[button.message_ts]}"
+        parent = self._threads.get(button.message_ts, "")
+        return f"in the thread of card #{self._card(parent)}"
 
     # -- drawing ----------------------------------------------------------------------------
     def _card(self, ts: object) -> int | str:

@@ -170,10 +170,7 @@ class ConsoleSession:
             self.renderer.note(f"there is no button [{number}]")
             return
         user_id = PEOPLE[self.user]["id"]
-        self.renderer.note(
-            f"@{self.user} clicks {button.label} on card #"
-            f"{self.renderer.cards.get(button.message_ts, '?')}"
-        )
+        self.renderer.note(f"@{self.user} clicks {button.label} {self.renderer.where(button)}")
         payload = _click_payload(button, user_id, self.slack.response_url(f"click-{user_id}"))
         self._dispatch(
             urlencode({"payload": json.dumps(payload)}),
