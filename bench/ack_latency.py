@@ -112,13 +112,6 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, default=256, help="load generator threads (256; enough for 5 s)"
     )
-    parser.add_argument(
-        "--listener-threads",
-        type=int,
-        metavar="N",
-        help="EXPERIMENT: run the bot via bench/serve_variant.py with N Bolt listener threads "
-        "(the shipped bot uses Bolt's default of 5)",
-    )
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     parser.add_argument("--loadgen", nargs=2, metavar=("PLAN", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -126,11 +119,6 @@ def main() -> int:
         return loadgen(*args.loadgen)
 
     print_machine()
-    if args.listener_threads:
-        print(
-            f"\nEXPERIMENT: bot run via bench/serve_variant.py with {args.listener_threads} Bolt "
-            "listener threads (NOT the shipped configuration, which uses Bolt's default 5)"
-        )
     total = int(round(args.rate * args.seconds))
     rng = random.Random(SEED)
     kinds = (
@@ -146,7 +134,7 @@ def main() -> int:
     sim.creating_seconds = 5.0
     sim.create_table(SOURCE, pitr=True, items=5)
     fake = start_fake_slack()
-    bot = start_bot(fake, sim, listener_threads=args.listener_threads)
+    bot = start_bot(fake, sim)
     tmp = tempfile.TemporaryDirectory(prefix="pitr-bench-ack-")
     try:
         ready = bot.wait_healthy()

@@ -160,14 +160,21 @@ class TimedSim(AwsSimulator):
         with self._bench_lock:
             return next((at for at, t in self.describes if t == table and at >= when), None)
 
-    def describe_count(self, tables: set[str], after: dict[str, float] | None = None) -> int:
-        """DescribeTable calls on `tables` (optionally only those after after[table])."""
+    def describe_count(
+        self,
+        tables: set[str],
+        after: dict[str, float] | None = None,
+        before: dict[str, float] | None = None,
+    ) -> int:
+        """DescribeTable calls on `tables`, optionally only after[table] <= at <= before[table]."""
         with self._bench_lock:
             rows = list(self.describes)
         return sum(
             1
             for at, table in rows
-            if table in tables and (after is None or at >= after.get(table, float("inf")))
+            if table in tables
+            and (after is None or at >= after.get(table, float("inf")))
+            and (before is None or at <= before.get(table, float("inf")))
         )
 
 
@@ -271,13 +278,8 @@ def start_bot(
     fake: FakeSlack,
     sim: AwsSimulator | None,
     poll_seconds: float | None = None,
-    listener_threads: int | None = None,
 ) -> BotProc:
-    """Spawn `python -m bot serve` in a fresh temp dir (Settings reads ./.env from the cwd).
-
-    listener_threads: an *experiment*, not the shipped bot: run serve through
-    bench/serve_variant.py, which gives Bolt a listener executor of that many threads.
-    """
+    """Spawn `python -m bot serve` in a fresh temp dir (Settings reads ./.env from the cwd)."""
     tmp = tempfile.TemporaryDirectory(prefix="pitr-bench-")
     workdir = Path(tmp.name)
     port = free_port()
@@ -304,9 +306,6 @@ def start_bot(
             AWS_EC2_METADATA_DISABLED="true",
         )
     argv = [sys.executable, "-m", "bot", "serve"]
-    if listener_threads:
-        env["BENCH_LISTENER_THREADS"] = str(listener_threads)
-        argv = [sys.executable, str(REPO / "bench" / "serve_variant.py")]
     with (workdir / "bot.stdout").open("wb") as out, (workdir / "bot.stderr").open("wb") as err:
         spawned = time.monotonic()
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module

@@ -204,7 +204,9 @@ def main() -> int:
     bot_seen, bot_told = split(broadcasts, bot_targets)
     waiter_seen, waiter_told = split(waiter_done, waiter_targets)
     restored = sim.restored_at_wall
-    bot_calls = sim.describe_count(set(bot_targets), after=restored)
+    # Tracking = from the restore call to the notice. After it, the bot's aftercare reads the
+    # new table again to compare it with the source; that is not the cost of tracking.
+    bot_calls = sim.describe_count(set(bot_targets), after=restored, before=broadcasts)
     bot_calls_all = sim.describe_count(set(bot_targets)) + sim.describe_count({SOURCE})
     waiter_calls = sim.describe_count(set(waiter_targets), after=restored)
     bot_rate = bot_calls / restore_hours

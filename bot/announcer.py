@@ -42,6 +42,12 @@ PERMANENT = {
 CHANNEL_UNUSABLE = {"channel_not_found", "not_in_channel", "is_archived", "restricted_action"}
 MAX_BACKOFF = timedelta(seconds=30)
 CLAIM = timedelta(seconds=60)  # long enough for Slack's retries of one call
+BATCH = 200
+
+
+def _order(item_id: int | str) -> tuple[int, str]:
+    """Outbox ids are integers (SQLite) or time-ordered strings (DynamoDB)."""
+    return (item_id, "") if isinstance(item_id, int) else (0, item_id)
 
 
 class Announcer:
@@ -96,26 +102,56 @@ class Announcer:
 
     # -- delivery ---------------------------------------------------------------------------
     def flush(self) -> int:
-        """Send every due item, oldest first; a failed item holds back its restore's later ones."""
+        """Send every due item; a failed item holds back its restore's later ones.
+
+        The bot's own notices (cards, progress, ACTIVE) go before the kinds other modules
+        own, whose senders may call AWS first (aftercare compares tables): fifty restores
+        finishing at once must not wait for each other's comparisons to be announced.
+        """
         with self._lock:
-            items = self.store.outbox_due(self.clock())
-            held: set[str] = set()
-            delivered = 0
-            for index, item in enumerate(items):
-                if item.restore_id in held:
-                    continue
-                later = items[index + 1 :]
-                if item.kind in {"card_update", "progress"} and any(
-                    i.restore_id == item.restore_id and i.kind == item.kind for i in later
-                ):
-                    # Both render the current state; only the last one needs sending.
-                    self.store.outbox_done(item.id)
-                    continue
-                if self._deliver(item):
-                    delivered += 1
-                else:
-                    held.add(item.restore_id)
-            return delivered
+            delivered, held = 0, set[str]()
+            while True:
+                items = self.store.outbox_due(self.clock(), limit=BATCH)
+                items = [i for i in items if i.restore_id not in held]
+                if not items:
+                    return delivered
+                items.sort(key=self._priority)
+                progress = self._flush_batch(items, held)
+                delivered += progress
+                if progress == 0:
+                    return delivered
+
+    def _priority(self, item: OutboxItem) -> tuple[int, tuple[int, str]]:
+        """Notices people wait for first, then edits (they render the current state anyway),
+        then the kinds other modules own; oldest first within each."""
+        if item.kind in self.senders:
+            rank = 2
+        elif item.kind in {"card_update", "progress"}:
+            rank = 1
+        else:
+            rank = 0
+        return rank, _order(item.id)
+
+    def _flush_batch(self, items: list[OutboxItem], held: set[str]) -> int:
+        delivered = 0
+        for index, item in enumerate(items):
+            if item.restore_id in held:
+                continue
+            later = items[index + 1 :]
+            if item.kind in {"card_update", "progress"} and any(
+                i.restore_id == item.restore_id and i.kind == item.kind for i in later
+            ):
+                # Both render the current state; only the last one needs sending.
+                self.store.outbox_done(item.id)
+                delivered += 1
+                continue
+            if self._deliver(item):
+                delivered += 1
+            else:
+                held.add(item.restore_id)
+            if item.kind in self.senders:
+                break  # a slow kind went out: look again for notices that came in meanwhile
+        return delivered
 
     def _deliver(self, item: OutboxItem) -> bool:
         if not self.store.outbox_claim(item.id, self.owner, self.clock() + CLAIM):

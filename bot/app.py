@@ -133,18 +133,7 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
 
     @app.error
     def on_error(error: Exception, body: dict, respond: Any = None) -> None:
-        ref = uuid.uuid4().hex[:8]
-        log.error("unhandled error (ref %s) for %s", ref, _kind(body), exc_info=error)
-        if respond is not None and body.get("response_url"):
-            try:
-                respond(
-                    response_type="ephemeral",
-                    replace_original=False,
-                    text=f":warning: Something went wrong on my side (ref `{ref}`); it is "
-                    "logged. Try again, and tell the bot's owners if it keeps happening.",
-                )
-            except Exception:  # noqa: BLE001 - already in the error path
-                log.warning("could not tell the user about error %s", ref)
+        report_error(error, _kind(body), respond if body.get("response_url") else None)
 
     @app.middleware
     def count_requests(body: dict, next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
@@ -159,6 +148,23 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
     # After ACTIVE: differences + fixes, cleanup reminders (outbox senders, on_start hook).
     aftercare.register(app, services)
     return app
+
+
+def report_error(error: BaseException, where: str, respond: Any = None) -> None:
+    """Log an unexpected error with a short reference and give the person that reference."""
+    ref = uuid.uuid4().hex[:8]
+    log.error("unhandled error in %s (ref %s)", where, ref, exc_info=error)
+    if respond is None:
+        return
+    try:
+        respond(
+            response_type="ephemeral",
+            replace_original=False,
+            text=f":warning: Something went wrong on my side (ref `{ref}`); it is logged. "
+            "Try again, and tell the bot's owners if it keeps happening.",
+        )
+    except Exception:  # noqa: BLE001 - already in the error path
+        log.warning("could not tell the person about error %s", ref)
 
 
 def _kind(body: dict) -> str:

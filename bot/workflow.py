@@ -11,6 +11,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ CAS_ATTEMPTS = 20
 # AWS errors at the default 10 s poll); throttling alone is retried for far longer.
 MAX_ERROR_STREAK = 180
 MAX_MISSING_POLLS = 3
+POLL_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Workflow:
         self.on_event: Callable[[str], None] = lambda event: None  # metrics
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
+        self._poll_pool = ThreadPoolExecutor(POLL_THREADS, thread_name_prefix="pitr-poll")
 
     # -- request ----------------------------------------------------------------------------
     def request(self, new: NewRequest) -> Outcome:
@@ -354,13 +357,17 @@ class Workflow:
     def track(self) -> int:
         """One tracker tick: expire, start what was approved, poll what is restoring."""
         self.expire_due()
-        polled = 0
-        for req in self.store.find(states=list(IN_FLIGHT), limit=1000):
+
+        def advance(req: RestoreRequest) -> int:
             if req.state == State.APPROVED:
                 self.start(req.id)
-            else:
-                polled += self.poll(req.id)
-        return polled
+                return 0
+            return self.poll(req.id)
+
+        # A few polls at a time: with 50 restores in flight, a one-by-one walk would add
+        # seconds to the notice of the last ones, for no saving in calls.
+        in_flight = self.store.find(states=list(IN_FLIGHT), limit=1000)
+        return sum(self._poll_pool.map(advance, in_flight))
 
     def poll(self, restore_id: str) -> int:
         with restore_context(restore_id), self._working_on(restore_id) as mine:

@@ -6,13 +6,13 @@ import functools
 import logging
 import re
 import shlex
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.app import report_error
 from bot.blocks import esc
 
 log = logging.getLogger(__name__)
@@ -87,17 +87,5 @@ def after_ack(services: Any, respond: Any, work: Callable[[], None]) -> None:
 def _guarded(work: Callable[[], None], respond: Any, name: str) -> None:
     try:
         work()
-    except Exception:  # noqa: BLE001 - the boundary: nothing may escape to Slack
-        ref = uuid.uuid4().hex[:8]
-        log.exception("unhandled error in %s (ref %s)", name, ref)
-        if respond is None:
-            return
-        try:
-            respond(
-                response_type="ephemeral",
-                replace_original=False,
-                text=f":warning: Something went wrong on my side (ref `{ref}`); it is "
-                "logged. Try again, and tell the bot's owners if it keeps happening.",
-            )
-        except Exception:  # noqa: BLE001 - already in the error path
-            log.warning("could not tell the person about error %s", ref)
+    except Exception as exc:  # noqa: BLE001 - the boundary: nothing may escape to Slack
+        report_error(exc, name, respond)

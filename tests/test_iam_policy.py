@@ -433,3 +433,11 @@ def test_destructive_actions_only_on_tables_the_bot_restored():
         if stmt.get("Condition") == RESTORED_CONDITION:
             stmt["Condition"] = {"Null": {"aws:ResourceTag/pitr-bot:restore": "false"}}
     assert missing_actions(typo, RESTORED_ONLY) == RESTORED_ONLY
+
+
+def test_readme_shows_the_policy_file_as_it_is():
+    """The README's IAM JSON is the file, so what a newcomer grants is what the test checks."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    shown = readme.split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(shown) == json.loads((root / "docs" / "iam-policy.json").read_text())

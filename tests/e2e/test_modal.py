@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import pytest
 from rich.console import Console
+from support.fake_slack import buttons
 
 from bot.modal_blocks import (
     BILLING_BLOCK,
@@ -34,15 +35,6 @@ from e2e.harness import BotUnderTest
 
 READ_OPS = ("ListTables", "DescribeTable", "DescribeContinuousBackups")
 META = json.dumps({"channel": "C1"})
-
-
-def buttons(call) -> list[str]:
-    return [
-        el["text"]["text"]
-        for block in call.args.get("blocks", [])
-        if block["type"] == "actions"
-        for el in block["elements"]
-    ]
 
 
 def interaction(bot: BotUnderTest, payload: dict[str, Any]):

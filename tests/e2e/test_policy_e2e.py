@@ -10,18 +10,10 @@ import threading
 import time
 
 import pytest
+from support.fake_slack import buttons
 
 from bot.policy import Policy, Rule
 from e2e.harness import BotUnderTest
-
-
-def buttons(call) -> list[str]:
-    return [
-        el["text"]["text"]
-        for block in call.args.get("blocks", [])
-        if block["type"] == "actions"
-        for el in block["elements"]
-    ]
 
 
 def card_updates(fake, card_ts: str) -> list:

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
+from support.fake_slack import buttons
+
 from bot.blocks import APPROVE_ACTION, DENY_ACTION
-
-
-def buttons(call) -> list[str]:
-    return [
-        el["text"]["text"]
-        for block in call.args.get("blocks", [])
-        if block["type"] == "actions"
-        for el in block["elements"]
-    ]
 
 
 def test_restore_to_active_end_to_end(make_bot, fake, sim):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from support.fake_slack import buttons
 from support.signed import SlackSender
 
 from bot.blocks import APPROVE_ACTION
@@ -17,15 +18,6 @@ from e2e.process import BotProcess, base_env, free_port, run_cli, start_bot_proc
 TOKEN = "xoxb-subprocess-e2e-token-7f3a9c"  # noqa: S105 - a test secret
 SECRET = "subprocess-signing-secret-51d2e8"  # noqa: S105
 BROADCAST = (True, "true", "1")
-
-
-def buttons(call) -> list[str]:
-    return [
-        el["text"]["text"]
-        for block in call.args.get("blocks", [])
-        if block["type"] == "actions"
-        for el in block["elements"]
-    ]
 
 
 def action_values(call) -> set[str]:

@@ -404,3 +404,13 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             self._send(200, payload, "application/json; charset=utf-8")
 
     return Handler
+
+
+def buttons(call: Call) -> list[str]:
+    """The labels of the buttons in a recorded message's blocks, in order."""
+    return [
+        el["text"]["text"]
+        for block in call.args.get("blocks") or []
+        if block.get("type") == "actions"
+        for el in block["elements"]
+    ]
