@@ -95,3 +95,21 @@ def test_deny_restores_nothing_and_tells_requester(bot, fake, sim):
     assert sim.count("RestoreTableToPointInTime") == 0
     assert bot.services.store.get(req.id).state.value == "DENIED"
     assert APPROVE_ACTION and DENY_ACTION
+
+
+def test_card_shows_size_window_and_an_estimate_once_history_exists(bot, fake, sim):
+    bot.command("/pitr-restore", "MusicCollection First-copy latest")
+    first = bot.wait_card()
+    bot.approve(first.id, "U2")
+    bot.wait_state(first.id, "ACTIVE")
+    fake.clear()
+
+    bot.command("/pitr-restore", "MusicCollection Second-copy latest")
+    fake.wait_for(lambda c: c.method == "chat.postMessage" and "Second-copy" in c.args["text"])
+    card = [c for c in bot.cards() if "Second-copy" in c.args["text"]][0]
+    text = str(card.args["blocks"])
+    assert "5 items" in text  # the source's item count (the fixture puts 5)
+    assert "Restorable window" in text and " → " in text
+    assert "last 1 restore: 1 min" in text  # from the first restore, recorded in the store
+    first_card = str(first)  # the first card had no history to go on
+    assert first.estimate == "no history", first_card
