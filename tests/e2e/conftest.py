@@ -20,12 +20,19 @@ def fake() -> Iterator[FakeSlack]:
         yield server
 
 
-@pytest.fixture
-def sim() -> Iterator[AwsSimulator]:
+@pytest.fixture(scope="session")
+def aws_server() -> Iterator[AwsSimulator]:
+    """One moto server and proxy for the session; each test gets it reset."""
     with AwsSimulator() as aws:
-        aws.create_table("MusicCollection", pitr=True, items=5)
-        aws.create_table("NoPitrTable", pitr=False, items=1)
         yield aws
+
+
+@pytest.fixture
+def sim(aws_server: AwsSimulator) -> AwsSimulator:
+    aws_server.reset()
+    aws_server.create_table("MusicCollection", pitr=True, items=5)
+    aws_server.create_table("NoPitrTable", pitr=False, items=1)
+    return aws_server
 
 
 @pytest.fixture

@@ -95,12 +95,7 @@ class AwsSimulator:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         self._moto_port = int(self._moto.get_host_and_port()[1])
-        conn = http.client.HTTPConnection("127.0.0.1", self._moto_port, timeout=10)
-        try:
-            conn.request("POST", "/moto-api/reset")
-            conn.getresponse().read()
-        finally:
-            conn.close()
+        self._reset_moto()
         self._proxy = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._proxy.daemon_threads = True
         self._thread = threading.Thread(
@@ -111,6 +106,31 @@ class AwsSimulator:
         )
         self._thread.start()
         return self
+
+    def reset(self) -> None:
+        """Fresh moto state and every knob back to its default, without restarting servers.
+
+        Starting and stopping moto's server costs about a second; tests share one instead.
+        """
+        with self._lock:
+            self._counts.clear()
+            self._requests.clear()
+            self._faults.clear()
+            self._slow.clear()
+            self._restored_at.clear()
+        self.creating_seconds = 0.0
+        self.creating_for = {}
+        self.widen_window = True
+        self.serialize = False
+        self._reset_moto()
+
+    def _reset_moto(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self._moto_port, timeout=10)
+        try:
+            conn.request("POST", "/moto-api/reset")
+            conn.getresponse().read()
+        finally:
+            conn.close()
 
     def stop(self) -> None:
         """Stop proxy and moto server."""
