@@ -23,11 +23,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from bot.pitr import BOTO_CONFIG, NOT_FOUND, AwsError, PitrService, _snake
 from bot.policy import Decision
 from bot.restores import RestoreRequest, State
+
+ONE_TRY = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=10)
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,10 @@ class AftercareService(PitrService):
 
     def __init__(self, client: Any, autoscaling: Any | None = None):
         super().__init__(client)
-        self.autoscaling = autoscaling or _autoscaling_like(client)
+        self.autoscaling = autoscaling or _sibling(client, "application-autoscaling")
+        # Contributor insights is only reported, never fixed: one try is enough, and an
+        # endpoint without the API (moto) must not cost a round of retries per comparison.
+        self._insights = _sibling(client, "dynamodb", ONE_TRY)
 
     @classmethod
     def from_pitr(cls, pitr: PitrService, autoscaling: Any | None = None) -> AftercareService:
@@ -163,9 +169,13 @@ class AftercareService(PitrService):
 
     def _read_insights(self, table: str) -> str:
         try:
-            resp = self._call("DescribeContributorInsights", table, TableName=table)
-        except AwsError as exc:
-            raise CouldNotCheck(f"DescribeContributorInsights failed ({exc.code})") from exc
+            resp = self._insights.describe_contributor_insights(TableName=table)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            raise CouldNotCheck(f"DescribeContributorInsights failed ({code})") from exc
+        except BotoCoreError as exc:
+            reason = type(exc).__name__
+            raise CouldNotCheck(f"DescribeContributorInsights failed ({reason})") from exc
         except NotImplementedError as exc:  # an endpoint (moto) without this API
             raise CouldNotCheck("DescribeContributorInsights is not available") from exc
         return str(resp.get("ContributorInsightsStatus", "DISABLED"))
@@ -373,26 +383,29 @@ class AftercareService(PitrService):
             raise AwsError(type(exc).__name__, f"AWS call failed: {exc}", retryable=True) from exc
 
 
-def _autoscaling_like(client: Any) -> Any:
-    """An Application Auto Scaling client with the DynamoDB client's region and credentials.
+def _sibling(client: Any, service: str, config: Config = BOTO_CONFIG) -> Any:
+    """A client for `service` with the DynamoDB client's region and credentials.
 
     A custom endpoint (AWS_ENDPOINT_URL, a simulator) is reused; AWS's own is not, since each
     service has its own host.
     """
-    kwargs: dict[str, Any] = {"region_name": client.meta.region_name, "config": BOTO_CONFIG}
+    kwargs: dict[str, Any] = {"region_name": client.meta.region_name, "config": config}
     endpoint = str(client.meta.endpoint_url or "")
     if endpoint and ".amazonaws.com" not in endpoint and ".amazonaws.com.cn" not in endpoint:
         kwargs["endpoint_url"] = endpoint
     get_credentials = getattr(client, "_get_credentials", None)
     creds = get_credentials() if callable(get_credentials) else None
-    if creds is not None:
+    # Keys handed to the DynamoDB client directly are copied. Anything from the credential
+    # chain (environment, profile, instance or task role) is left to the chain, which refreshes
+    # temporary credentials; a frozen copy would stop working when they rotate.
+    if creds is not None and getattr(creds, "method", "") == "explicit":
         frozen = creds.get_frozen_credentials()
         kwargs.update(
             aws_access_key_id=frozen.access_key,
             aws_secret_access_key=frozen.secret_key,
             aws_session_token=frozen.token,
         )
-    return boto3.client("application-autoscaling", **kwargs)
+    return boto3.client(service, **kwargs)
 
 
 def _protected(target: str) -> str:
