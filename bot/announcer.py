@@ -43,6 +43,8 @@ CHANNEL_UNUSABLE = {"channel_not_found", "not_in_channel", "is_archived", "restr
 MAX_BACKOFF = timedelta(seconds=30)
 CLAIM = timedelta(seconds=60)  # long enough for Slack's retries of one call
 BATCH = 200
+NOTICES, OTHERS = "notices", "others"
+FOREVER = timedelta(days=3650)
 
 
 def _order(item_id: int | str) -> tuple[int, str]:
@@ -64,55 +66,69 @@ class Announcer:
         self.store = store
         self.clock = clock
         self.poll_seconds = poll_seconds
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
+        # Two lanes, each its own thread: the bot's notices, and the kinds other modules own
+        # (their senders may call AWS first, e.g. the after-ACTIVE comparison). Fifty restores
+        # finishing together are announced without waiting for anyone's comparison.
+        self._locks = {NOTICES: threading.Lock(), OTHERS: threading.Lock()}
+        self._wake = {NOTICES: threading.Event(), OTHERS: threading.Event()}
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.sent = 0
         self.errors = 0
         self.on_error: Callable[[str], None] = lambda error: None  # metrics
         # Outbox kinds owned by other modules (e.g. aftercare): kind -> sender(request).
         self.senders: dict[str, Callable[[RestoreRequest], None]] = {}
 
-    # -- background sender ------------------------------------------------------------------
+    # -- background senders ----------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
-        self._thread.start()
+        for lane in (NOTICES, OTHERS):
+            thread = threading.Thread(
+                target=self._run, args=(lane,), name=f"announcer-{lane}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def kick(self) -> None:
-        self._wake.set()
+        for event in self._wake.values():
+            event.set()
 
     def stop(self, timeout: float = 5) -> None:
         """Finish what is being sent, then stop (the rest waits in the outbox)."""
         self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout)
+        self.kick()
+        for thread in self._threads:
+            thread.join(timeout)
 
-    def _run(self) -> None:
+    def _run(self, lane: str) -> None:
+        wake = self._wake[lane]
         while not self._stop.is_set():
-            self._wake.wait(timeout=min(5.0, self.poll_seconds))
-            self._wake.clear()
+            wake.wait(timeout=min(5.0, self.poll_seconds))
+            wake.clear()
             if self._stop.is_set():
                 break
             try:
-                self.flush()
+                self._flush_lane(lane)
             except Exception:  # noqa: BLE001 - the sender must outlive any single failure
                 log.exception("announcer: flush failed; will retry")
 
     # -- delivery ---------------------------------------------------------------------------
     def flush(self) -> int:
-        """Send every due item; a failed item holds back its restore's later ones.
+        """Send every due item of both lanes now (a listener that wants its card out)."""
+        return self._flush_lane(NOTICES) + self._flush_lane(OTHERS)
 
-        The bot's own notices (cards, progress, ACTIVE) go before the kinds other modules
-        own, whose senders may call AWS first (aftercare compares tables): fifty restores
-        finishing at once must not wait for each other's comparisons to be announced.
-        """
-        with self._lock:
+    def _flush_lane(self, lane: str) -> int:
+        """Send the lane's due items, oldest first; a failed item holds back its restore's
+        later ones, and another module's item waits for its restore's notices."""
+        with self._locks[lane]:
             delivered, held = 0, set[str]()
             while True:
-                items = self.store.outbox_due(self.clock(), limit=BATCH)
-                items = [i for i in items if i.restore_id not in held]
+                due = self.store.outbox_due(self.clock(), limit=BATCH)
+                items = [i for i in due if self._lane(i) == lane and i.restore_id not in held]
+                if lane == OTHERS and items:
+                    # Pending, not only due: a notice in retry backoff still goes first.
+                    pending = self.store.outbox_due(self.clock() + FOREVER, limit=BATCH)
+                    waiting = {i.restore_id for i in pending if self._lane(i) == NOTICES}
+                    items = [i for i in items if i.restore_id not in waiting]
                 if not items:
                     return delivered
                 items.sort(key=self._priority)
@@ -121,16 +137,14 @@ class Announcer:
                 if progress == 0:
                     return delivered
 
-    def _priority(self, item: OutboxItem) -> tuple[int, tuple[int, str]]:
-        """Notices people wait for first, then edits (they render the current state anyway),
-        then the kinds other modules own; oldest first within each."""
-        if item.kind in self.senders:
-            rank = 2
-        elif item.kind in {"card_update", "progress"}:
-            rank = 1
-        else:
-            rank = 0
-        return rank, _order(item.id)
+    def _lane(self, item: OutboxItem) -> str:
+        return OTHERS if item.kind in self.senders else NOTICES
+
+    @staticmethod
+    def _priority(item: OutboxItem) -> tuple[int, tuple[int, str]]:
+        """Notices people wait for first, then edits (they render the current state anyway);
+        oldest first within each."""
+        return (1 if item.kind in {"card_update", "progress"} else 0), _order(item.id)
 
     def _flush_batch(self, items: list[OutboxItem], held: set[str]) -> int:
         delivered = 0
@@ -149,8 +163,6 @@ class Announcer:
                 delivered += 1
             else:
                 held.add(item.restore_id)
-            if item.kind in self.senders:
-                break  # a slow kind went out: look again for notices that came in meanwhile
         return delivered
 
     def _deliver(self, item: OutboxItem) -> bool:
