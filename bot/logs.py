@@ -76,12 +76,21 @@ class TextFormatter(logging.Formatter):
         return text.replace(" :: ", f" [{restore_id}] " if restore_id else " ", 1)
 
 
+class DropBoltTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and warns that our client's copy wins; it is the same
+    token, and a WARNING at every start would send people looking for a problem."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("As you gave `client` as well")
+
+
 def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s :: %(message)s"))
+    handler.addFilter(DropBoltTokenNotice())
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -96,3 +96,27 @@ def test_filter_keeps_every_record() -> None:
     assert RedactSecrets().filter(record) is True
     assert record.getMessage() == "msg [redacted]"
     assert record.args is None
+
+
+def test_bolt_notice_about_the_token_is_dropped_and_real_warnings_are_not():
+    import io
+    import logging
+    import sys
+
+    from bot.logs import configure_logging
+
+    root = logging.getLogger()
+    saved_handlers, saved_level, saved_stderr = root.handlers[:], root.level, sys.stderr
+    stream = io.StringIO()
+    sys.stderr = stream
+    try:
+        configure_logging("INFO", [], "text")
+        bolt = logging.getLogger("slack_bolt.App")
+        bolt.warning("As you gave `client` as well, `token` will be unused.")
+        bolt.warning("something that matters")
+    finally:
+        sys.stderr = saved_stderr
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    assert "As you gave" not in stream.getvalue()
+    assert "something that matters" in stream.getvalue()
