@@ -248,9 +248,11 @@ class Announcer:
         elif kind in {"started", "progress"}:
             self._progress(req, now)
         elif kind == "done":
-            self._progress(req, now)
+            # The broadcast is what people wait for: it goes first, and the progress reply's
+            # last edit can never hold it back (that reply may have been deleted, say).
             text, done = blocks.done_blocks(req, now)
             self._reply(req, text=text, blocks=blocks.to_dicts(done), reply_broadcast=True)
+            self._last_progress_edit(req, now)
         elif kind == "failed":
             self._reply(req, text=blocks.failed_text(req), reply_broadcast=True)
         elif kind in self.senders:
@@ -270,6 +272,14 @@ class Announcer:
             ts = resp["ts"]
             self._update(req, lambda r: replace(r, progress_ts=ts, progress_at=now))
 
+    def _last_progress_edit(self, req: RestoreRequest, now: datetime) -> None:
+        """Best effort: make the progress reply say ACTIVE; if Slack refuses now, queue it."""
+        try:
+            self._progress(req, now)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("restore %s: final progress edit failed (%s); queued", req.id, exc)
+            self._update(req, lambda r: r, announce=("progress",))
+
     @staticmethod
     def _status_line(req: RestoreRequest, now: datetime) -> str:
         if req.state == State.ACTIVE:
@@ -283,7 +293,10 @@ class Announcer:
         return self.client.chat_postMessage(channel=req.channel, thread_ts=req.card_ts, **kwargs)
 
     def _update(
-        self, req: RestoreRequest, change: Callable[[RestoreRequest], RestoreRequest]
+        self,
+        req: RestoreRequest,
+        change: Callable[[RestoreRequest], RestoreRequest],
+        announce: tuple[str, ...] = (),
     ) -> None:
         """Apply `change` with compare-and-set, re-reading on conflict (a tracker may race)."""
         for _ in range(20):
@@ -294,6 +307,6 @@ class Announcer:
                 new = change(fresh)
             except Exception:  # noqa: BLE001 - e.g. the request moved on; nothing to record
                 return
-            if self.store.save(fresh, new) is not None:
+            if self.store.save(fresh, new, announce=announce) is not None:
                 return
         log.error("restore %s: could not record Slack message ids after 20 tries", req.id)

@@ -113,3 +113,22 @@ def test_card_shows_size_window_and_an_estimate_once_history_exists(bot, fake, s
     assert "last 1 restore: 1 min" in text  # from the first restore, recorded in the store
     first_card = str(first)  # the first card had no history to go on
     assert first.estimate == "no history", first_card
+
+
+def test_active_is_announced_even_if_the_progress_reply_is_gone(make_bot, fake, sim):
+    """Someone deleted the progress reply: its last edit fails for good, the broadcast doesn't."""
+    bot = make_bot(creating_seconds=1.0)
+    bot.command("/pitr-restore", "MusicCollection Deleted-progress latest")
+    req = bot.wait_card()
+    bot.approve(req.id, "U2")
+    fake.wait_for(lambda c: c.method == "chat.postMessage" and c.args.get("thread_ts"))
+    fake.fail("chat.update", times=1000, status=200, error="message_not_found")
+    bot.wait_state(req.id, "ACTIVE")
+    final = fake.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.args.get("reply_broadcast") in (True, "true", "1")
+            and not c.failed
+        )
+    )
+    assert "Deleted-progress" in final[0].args["text"] and "ACTIVE" in final[0].args["text"]
