@@ -107,6 +107,7 @@ class BotServer:
         )
         self.port: int = self.server.effective_port  # type: ignore[union-attr]
         self._socket_handler: Any = None
+        self._closing = False
 
     def run(self) -> None:
         """Serve until `close()` (or a signal in `serve`), then stop background work."""
@@ -124,6 +125,10 @@ class BotServer:
         self.http.ready.set()
         try:
             self.server.run()
+        except OSError:
+            # close() from another thread pulls the sockets from under waitress's select().
+            if not self._closing:
+                raise
         finally:
             self.http.ready.clear()
             if self._socket_handler is not None:
@@ -133,6 +138,7 @@ class BotServer:
 
     def close(self) -> None:
         """Stop accepting; in-flight requests finish (waitress waits for its workers)."""
+        self._closing = True
         self.server.close()
 
 
