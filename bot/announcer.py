@@ -73,8 +73,6 @@ class Announcer:
         self._wake = {NOTICES: threading.Event(), OTHERS: threading.Event()}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.sent = 0
-        self.errors = 0
         self.on_error: Callable[[str], None] = lambda error: None  # metrics
         # Outbox kinds owned by other modules (e.g. aftercare): kind -> sender(request).
         self.senders: dict[str, Callable[[RestoreRequest], None]] = {}
@@ -187,11 +185,9 @@ class Announcer:
         except (SlackClientError, OSError) as exc:  # connection refused, timeouts, DNS
             return self._retry(item, req, type(exc).__name__)
         self.store.outbox_done(item.id)
-        self.sent += 1
         return True
 
     def _retry(self, item: OutboxItem, req: RestoreRequest, error: str) -> bool:
-        self.errors += 1
         self.on_error(error)
         delay = min(MAX_BACKOFF, timedelta(seconds=2 ** min(item.attempts, 5)))
         log.warning(
@@ -206,7 +202,6 @@ class Announcer:
         return False
 
     def _give_up(self, item: OutboxItem, req: RestoreRequest, error: str) -> None:
-        self.errors += 1
         self.on_error(error)
         log.error("restore %s: Slack refused %s for good: %s", req.id, item.kind, error)
         self.store.outbox_done(item.id)

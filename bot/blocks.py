@@ -255,7 +255,7 @@ def status_blocks(
             )
     else:
         lines.append("No restores in flight from this table.")
-    blocks: list[Block] = [SectionBlock(text=md(_fit("\n".join(lines))))]
+    blocks: list[Block] = [SectionBlock(text=md(fit("\n".join(lines))))]
     if history:
         recent = "\n".join(
             f"{e.at.strftime('%Y-%m-%d %H:%M')} UTC · {esc(e.event)}"
@@ -267,7 +267,7 @@ def status_blocks(
     return f"PITR status of {table}", blocks
 
 
-def _fit(text: str, limit: int = 3000) -> str:
+def fit(text: str, limit: int = 3000) -> str:
     """Cut at a line end so Slack's text limit is never exceeded."""
     if len(text) <= limit:
         return text

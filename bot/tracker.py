@@ -21,7 +21,6 @@ class Tracker:
         self.workflow = workflow
         self.announcer = announcer
         self.poll_seconds = poll_seconds
-        self.ticks = 0
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.scheduler.add_job(
             self.tick,
@@ -47,5 +46,4 @@ class Tracker:
         except Exception:  # noqa: BLE001 - one bad tick must not stop tracking
             log.exception("tracker tick failed; next tick in %ss", self.poll_seconds)
         finally:
-            self.ticks += 1
             self.announcer.kick()

@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
 
 from bot.aftercare import BUTTONS, FIXES, LABELS, Aftercare, AftercareService, offered
 from bot.app import Services
-from bot.blocks import code, esc, md, to_dicts, user
+from bot.blocks import code, esc, fit, md, to_dicts, user
 from bot.reminders import Reminders
 from bot.restores import RestoreRequest, human_duration, human_size
 from commands.common import after_ack, reports_errors, warn
@@ -76,7 +76,7 @@ def aftercare_blocks(req: RestoreRequest) -> tuple[str, list[Block]]:
         lines.append(f":warning: {esc(name)} failed: {esc(message)}")
     for note in care.get("notes", []):
         lines.append(f":warning: {esc(note)}")
-    blocks: list[Block] = [SectionBlock(text=md(_fit("\n".join(lines))))]
+    blocks: list[Block] = [SectionBlock(text=md(fit("\n".join(lines))))]
     buttons = offered(req)
     if buttons:
         blocks.append(
@@ -181,7 +181,7 @@ def reminder_blocks(req: RestoreRequest, facts: dict[str, Any], now: Any) -> tup
     elif state == "DENIED":
         lines.append(f"Last request denied by {user(req.delete_decided_by or '')}.")
     return f"Cleanup reminder: {req.target} still exists", [
-        SectionBlock(text=md(_fit("\n".join(lines)))),
+        SectionBlock(text=md(fit("\n".join(lines)))),
         ActionsBlock(
             block_id="cleanup",
             elements=[
@@ -204,12 +204,6 @@ def delete_result_text(req: RestoreRequest) -> str:
     if req.delete_state == "REFUSED":
         return f":shield: {esc(req.delete_note or 'Deletion refused.')}"
     return f":x: Deleting {target} failed: {esc(req.delete_note or 'unknown error')}"
-
-
-def _fit(text: str, limit: int = 3000) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: limit - 2].rsplit("\n", 1)[0] + "\n…"
 
 
 # -- wiring -------------------------------------------------------------------------------
