@@ -18,14 +18,15 @@ from support.botocore_hooks import CreatingSimulation, simulate_creating
 from support.fake_slack import Call, FakeSlack
 from support.signed import Response, SlackSender
 
-from bot.app import Services, build_services, create_app
 from bot.blocks import APPROVE_ACTION, DENY_ACTION
 from bot.pitr import PitrService
 from bot.policy import Policy
 from bot.restores import RestoreRequest
 from bot.server import BotServer
+from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.store import open_store
+from commands.app import create_app
 
 SECRET = "e2e-signing-secret"  # noqa: S105 - a test secret
 TOKEN = "xoxb-e2e-test-token"  # noqa: S105

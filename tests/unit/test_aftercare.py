@@ -13,7 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bot.aftercare import MARKER_TAG, Aftercare, AftercareService, offered
+from bot.aftercare import Aftercare
+from bot.aftercare_aws import AftercareService
+from bot.aftercare_rules import MARKER_TAG, offered
 from bot.policy import Policy
 from bot.reminders import Reminders
 from bot.restores import RestoreRequest, State
