@@ -59,7 +59,7 @@ class Aws:
         self.roles = dict(roles or {})
         self.region = region or default_region()
         self._sessions: dict[tuple[str, str | None], boto3.Session] = {}
-        self._clients: dict[tuple[str, str, str | None, int], Any] = {}
+        self._clients: dict[tuple[str, str, str | None, int], tuple[Config, Any]] = {}
         self._lock = threading.RLock()  # boto3 Sessions are not thread-safe; clients are
 
     def client(
@@ -73,8 +73,10 @@ class Aws:
         key = (service, account, region, id(config))
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = self.session(account, region).client(service, config=config)
-            return self._clients[key]
+                client = self.session(account, region).client(service, config=config)
+                # The config is kept with its client, so its id() can't be reused meanwhile.
+                self._clients[key] = (config, client)
+            return self._clients[key][1]
 
     def session(self, account: str = DEFAULT_ACCOUNT, region: str | None = None) -> boto3.Session:
         region = region or self.region
