@@ -2,7 +2,8 @@
 
 Everything here runs the *shipped* bot: `python -m bot serve` in a child process, configured
 only through its environment, talking to FakeSlack (SLACK_API_URL) and to moto behind the
-AwsSimulator proxy (AWS_ENDPOINT_URL). Nothing in bot/ is imported or patched.
+AwsSimulator proxy (AWS_ENDPOINT_URL). Nothing in bot/ is patched. The process handling is the
+tests' own (tests/e2e/process.py), so the benchmarks and the tests start the bot the same way.
 """
 
 from __future__ import annotations
