@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.aftercare_aws import AftercareService
-from bot.aftercare_rules import FIXES, LABELS, Aspect, FixOutcome, already_fixed, offered
+from bot.aftercare_rules import FIXES, LABELS, Aspect, already_fixed, offered
 from bot.pitr import AwsError
 from bot.policy import Decision
 from bot.restores import RestoreRequest, State
@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 20
 CLAIM_STALE = timedelta(minutes=5)  # a claim older than this (a crash mid-fix) may be retaken
+
+
+@dataclass(frozen=True)
+class FixOutcome:
+    ok: bool
+    message: str = ""
+    request: RestoreRequest | None = None
 
 
 class Aftercare:

@@ -129,13 +129,6 @@ def summary(name: str, value: Any) -> str:
     return str(value)
 
 
-@dataclass(frozen=True)
-class FixOutcome:
-    ok: bool
-    message: str = ""
-    request: RestoreRequest | None = None
-
-
 def offered(req: RestoreRequest) -> list[str]:
     """The fix buttons still to show: a real difference, not fixed, not being fixed."""
     care = req.aftercare or {}
