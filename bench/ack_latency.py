@@ -47,7 +47,7 @@ from benchlib import (  # noqa: E402
     SECRET,
     ProcSampler,
     TimedSim,
-    card_of,
+    ask_for_cards,
     cpu_seconds,
     dump_json,
     pct,
@@ -55,6 +55,7 @@ from benchlib import (  # noqa: E402
     print_table,
     start_bot,
     start_fake_slack,
+    wait_cards,
 )
 from support.signed import block_action_body, post_signed, slash_command_body  # noqa: E402
 
@@ -143,17 +144,10 @@ def main() -> int:
         sender = bot.sender()
 
         # Setup (and warm-up): the cards the clicks will land on.
-        def ask(i: int) -> int:
-            body = slash_command_body(
-                "/pitr-restore", f"{SOURCE} AckCard{i:05d} latest", "U1", "C1", respond_url
-            )
-            return sender.post(body).status
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            statuses = list(pool.map(ask, range(n_cards)))
+        setup = [f"AckCard{i:05d}" for i in range(n_cards)]
+        statuses, cards = ask_for_cards(bot, fake, SOURCE, setup, TARGET_RE, timeout=180)
         if any(s != 200 for s in statuses):
             print(f"setup: {sum(s != 200 for s in statuses)} non-200 answers", file=sys.stderr)
-        cards = wait_cards(fake, {f"AckCard{i:05d}" for i in range(n_cards)}, timeout=180)
         time.sleep(2)  # let the announcer and the listeners go idle
 
         items = []
@@ -211,7 +205,7 @@ def main() -> int:
         # How long the after-ack work (cards for the load's restore requests) took to drain.
         load_targets = {f"AckLoad{i:05d}" for i in range(load_index)}
         drain_start = time.monotonic()
-        drained = wait_cards(fake, load_targets, timeout=120, quiet=True)
+        drained = wait_cards(fake, load_targets, TARGET_RE, timeout=120, quiet=True)
         drain = time.monotonic() - drain_start
         restore_calls = sim.count("RestoreTableToPointInTime") - restores_before
         approved = len(
@@ -253,28 +247,6 @@ def main() -> int:
         ["what", "value"],
     )
     return 0
-
-
-def wait_cards(
-    fake, targets: set[str], timeout: float, quiet: bool = False
-) -> dict[str, tuple[str, str]]:
-    """target -> (restore id, card ts) for every posted card among `targets`."""
-    deadline = time.monotonic() + timeout
-    found: dict[str, tuple[str, str]] = {}
-    while time.monotonic() < deadline:
-        for call in fake.calls("chat.postMessage"):
-            card = card_of(call)
-            if card is None:
-                continue
-            match = TARGET_RE.search(card[1])
-            if match and match.group(0) in targets and card[2]:
-                found[match.group(0)] = (card[0], card[2])
-        if len(found) >= len(targets):
-            return found
-        time.sleep(0.1)
-    if not quiet:
-        raise RuntimeError(f"only {len(found)}/{len(targets)} cards were posted")
-    return found
 
 
 def report(results, args, wall, sampler, drained, load_targets, drain) -> None:

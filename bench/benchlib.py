@@ -2,7 +2,8 @@
 
 Everything here runs the *shipped* bot: `python -m bot serve` in a child process, configured
 only through its environment, talking to FakeSlack (SLACK_API_URL) and to moto behind the
-AwsSimulator proxy (AWS_ENDPOINT_URL). Nothing in bot/ is imported or patched.
+AwsSimulator proxy (AWS_ENDPOINT_URL). Nothing in bot/ is patched. The process handling is the
+tests' own (tests/e2e/process.py), so the benchmarks and the tests start the bot the same way.
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
+import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,16 @@ for _p in (str(REPO), str(REPO / "tests")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from e2e.process import BotProcess, base_env, free_port, start_bot_process  # noqa: E402
 from support.aws_sim import AwsSimulator, _table_name  # noqa: E402
 from support.fake_slack import Call, FakeSlack  # noqa: E402
-from support.signed import SlackSender  # noqa: E402
+from support.signed import SlackSender, slash_command_body  # noqa: E402
 
 SECRET = "bench-signing-secret"  # noqa: S105 - a benchmark secret
 TOKEN = "xoxb-bench-token"  # noqa: S105
 APPROVE = "pitr_approve"
 DENY = "pitr_deny"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-_SCRUBBED = ("SLACK_", "PITR_BOT_", "AWS_")
 
 __all__ = [
     "APPROVE",
@@ -52,6 +51,7 @@ __all__ = [
     "ProcSampler",
     "SlackSender",
     "TimedSim",
+    "ask_for_cards",
     "card_of",
     "cpu_seconds",
     "median",
@@ -59,6 +59,7 @@ __all__ = [
     "start_fake_slack",
     "status_kb",
     "free_port",
+    "wait_cards",
     "machine",
     "pct",
     "print_table",
@@ -214,18 +215,11 @@ def card_of(call: Call) -> tuple[str, str, str] | None:
 
 
 # -- the bot process ---------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
-class BotProc:
-    proc: subprocess.Popen
-    port: int
-    workdir: Path
-    spawned_at: float
+class BotProc(BotProcess):
+    """The tests' BotProcess (tests/e2e/process.py), plus what a benchmark measures from."""
+
+    spawned_at: float = 0.0
     _tmp: Any = field(default=None, repr=False)
 
     @property
@@ -233,43 +227,26 @@ class BotProc:
         return int(self.proc.pid)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def workdir(self) -> Path:
+        return self.stderr_path.parent
 
     def sender(self, timeout: float = 10) -> SlackSender:
         return SlackSender(self.url, SECRET, timeout=timeout)
 
-    def healthz(self) -> int | None:
-        try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as resp:  # noqa: S310
-                return int(resp.status)
-        except urllib.error.HTTPError as err:
-            return int(err.code)
-        except OSError:
-            return None
-
-    def wait_healthy(self, timeout: float = 30, interval: float = 0.01) -> float:
+    def wait_healthy(self, timeout: float = 30, interval: float = 0.01) -> float:  # type: ignore[override]
         """Seconds from spawn to the first /healthz 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"bot exited with {self.proc.returncode}:\n{self.stderr()}")
-            if self.healthz() == 200:
-                return time.monotonic() - self.spawned_at
-            time.sleep(interval)
-        raise RuntimeError(f"bot not healthy after {timeout}s:\n{self.stderr()}")
-
-    def stderr(self) -> str:
-        return (self.workdir / "bot.stderr").read_text(encoding="utf-8", errors="replace")
+        try:
+            super().wait_healthy(timeout, interval)
+        except AssertionError as exc:
+            raise RuntimeError(str(exc)) from None
+        return time.monotonic() - self.spawned_at
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
             try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+                self.terminate(timeout=15)
+            except AssertionError:
+                pass  # killed after the timeout
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -283,10 +260,7 @@ def start_bot(
     tmp = tempfile.TemporaryDirectory(prefix="pitr-bench-")
     workdir = Path(tmp.name)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
-    env.update(
-        PYTHONPATH=str(REPO),
-        PYTHONUNBUFFERED="1",
+    env = base_env(
         SLACK_BOT_TOKEN=TOKEN,
         SLACK_SIGNING_SECRET=SECRET,
         SLACK_API_URL=fake.api_url,
@@ -305,18 +279,63 @@ def start_bot(
             AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106
             AWS_EC2_METADATA_DISABLED="true",
         )
-    argv = [sys.executable, "-m", "bot", "serve"]
-    with (workdir / "bot.stdout").open("wb") as out, (workdir / "bot.stderr").open("wb") as err:
-        spawned = time.monotonic()
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            argv,
-            env=env,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
+    spawned = time.monotonic()
+    started = start_bot_process(env, workdir, port)
+    return BotProc(
+        started.proc, port, started.stdout_path, started.stderr_path, spawned_at=spawned, _tmp=tmp
+    )
+
+
+# -- asking for approval cards (the set-up of several benchmarks) -----------------------------
+def ask_for_cards(
+    bot: BotProc,
+    fake: FakeSlack,
+    source: str,
+    targets: Sequence[str],
+    pattern: re.Pattern[str],
+    timeout: float,
+) -> tuple[list[int], dict[str, tuple[str, str]]]:
+    """/pitr-restore SOURCE TARGET latest for each target, four at a time, then wait for the
+    cards: (the HTTP statuses, target -> (restore id, card ts))."""
+    respond_url = fake.response_url("bench")
+    sender = bot.sender()
+
+    def ask(target: str) -> int:
+        body = slash_command_body(
+            "/pitr-restore", f"{source} {target} latest", "U1", "C1", respond_url
         )
-    return BotProc(proc, port, workdir, spawned, tmp)
+        return sender.post(body).status
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(ask, targets))
+    return statuses, wait_cards(fake, set(targets), pattern, timeout)
+
+
+def wait_cards(
+    fake: FakeSlack,
+    targets: set[str],
+    pattern: re.Pattern[str],
+    timeout: float,
+    quiet: bool = False,
+) -> dict[str, tuple[str, str]]:
+    """target -> (restore id, card ts) for every posted card among `targets` (`pattern` finds
+    a target's name in a card's text); RuntimeError if some are missing, unless `quiet`."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, tuple[str, str]] = {}
+    while time.monotonic() < deadline:
+        for call in fake.calls("chat.postMessage"):
+            card = card_of(call)
+            if card is None:
+                continue
+            match = pattern.search(card[1])
+            if match and match.group(0) in targets and card[2]:
+                found[match.group(0)] = (card[0], card[2])
+        if len(found) >= len(targets):
+            return found
+        time.sleep(0.1)
+    if not quiet:
+        raise RuntimeError(f"only {len(found)}/{len(targets)} cards were posted")
+    return found
 
 
 # -- /proc sampling ----------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from benchlib import (  # noqa: E402
     APPROVE,
     ProcSampler,
     TimedSim,
-    card_of,
+    ask_for_cards,
     dump_json,
     median,
     print_machine,
@@ -53,7 +53,7 @@ from benchlib import (  # noqa: E402
     status_kb,
 )
 from botocore.config import Config  # noqa: E402
-from support.signed import block_action_body, slash_command_body  # noqa: E402
+from support.signed import block_action_body  # noqa: E402
 
 SOURCE = "MusicCollection"
 BOT_RE = re.compile(r"BotRestore\d{3}")
@@ -98,15 +98,7 @@ def main() -> int:
         sender = bot.sender()
 
         # 1. N requests -> N cards.
-        def ask(target: str) -> int:
-            body = slash_command_body(
-                "/pitr-restore", f"{SOURCE} {target} latest", "U1", "C1", respond_url
-            )
-            return sender.post(body).status
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(ask, bot_targets))
-        cards = wait_cards(fake, set(bot_targets), timeout=120)
+        _, cards = ask_for_cards(bot, fake, SOURCE, bot_targets, BOT_RE, timeout=120)
         time.sleep(1)
         print(f"{n} cards posted; approving all at once, starting {n} waiter restores too")
 
@@ -351,24 +343,6 @@ def main() -> int:
         },
     )
     return 0
-
-
-def wait_cards(fake, targets: set[str], timeout: float) -> dict[str, tuple[str, str]]:
-    """target -> (restore id, card ts) for every card among `targets`."""
-    deadline = time.monotonic() + timeout
-    found: dict[str, tuple[str, str]] = {}
-    while time.monotonic() < deadline:
-        for call in fake.calls("chat.postMessage"):
-            card = card_of(call)
-            if card is None:
-                continue
-            match = BOT_RE.search(card[1])
-            if match and match.group(0) in targets and card[2]:
-                found[match.group(0)] = (card[0], card[2])
-        if len(found) >= len(targets):
-            return found
-        time.sleep(0.1)
-    raise RuntimeError(f"only {len(found)}/{len(targets)} cards were posted")
 
 
 if __name__ == "__main__":

@@ -268,10 +268,14 @@ def status_blocks(
 
 
 def fit(text: str, limit: int = 3000) -> str:
-    """Cut at a line end so Slack's text limit is never exceeded."""
+    """Keep `text` within Slack's limit: cut at a line end when there is one, else inside the
+    (single, over-long) line; a final "…" says something was cut."""
     if len(text) <= limit:
         return text
-    return text[: limit - 2].rsplit("\n", 1)[0] + "\n…"
+    head = text[: limit - 2]
+    if "\n" in head:
+        return head.rsplit("\n", 1)[0] + "\n…"
+    return text[: limit - 1] + "…"
 
 
 def enabled_text(pitr: PitrInfo) -> str:

@@ -93,9 +93,10 @@ def serve() -> int:
 
     from slack_bolt.error import BoltError
 
-    from bot.app import build_services, create_app
     from bot.server import serve as run_server
+    from bot.services import build_services
     from bot.store import open_store
+    from commands.app import create_app
 
     store = open_store(settings.state)
     services = build_services(settings, policy, store)

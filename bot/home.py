@@ -18,7 +18,7 @@ from datetime import datetime
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.blocks import code, esc, md, slack_date, user
+from bot.blocks import code, esc, fit, md, slack_date, user
 from bot.pitr import NOT_FOUND, AwsError, PitrService
 from bot.policy import Policy
 from bot.restores import RestoreRequest, State, human_duration
@@ -264,7 +264,7 @@ def coverage_blocks(cov: Coverage) -> list[Block]:
         blocks.append(
             SectionBlock(
                 text=md(
-                    _fit(
+                    fit(
                         ":warning: Couldn't check PITR coverage right now: "
                         f"{esc(cov.error)} Open the tab again later."
                     )
@@ -313,18 +313,12 @@ def _table_line(t: TableCoverage) -> str:
 
 
 # -- limits ------------------------------------------------------------------------------------
-def _fit(text: str, limit: int = MAX_TEXT) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
-
-
 def _sections(lines: Iterable[str], limit: int = MAX_TEXT) -> list[Block]:
     """Pack lines into as few sections as Slack's text limit allows."""
     chunks: list[str] = []
     current = ""
     for line in lines:
-        line = _fit(line, limit)
+        line = fit(line, limit)
         if current and len(current) + 1 + len(line) > limit:
             chunks.append(current)
             current = line

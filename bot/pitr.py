@@ -1,4 +1,4 @@
-"""PitrService: the one module that talks to DynamoDB.
+"""PitrService: the gateway that talks to DynamoDB (clients come from bot.aws).
 
 Everything AWS can say goes through `AwsError`, whose message is written for a tired on-call
 engineer (what happened, what to do), and whose `retryable` tells the tracker whether to try
@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -22,14 +20,10 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
+from bot.aws import BOTO_CONFIG, DEFAULT_ACCOUNT, Aws, default_aws, sibling
 from bot.restores import Window
 
 log = logging.getLogger(__name__)
-
-# Adaptive mode backs off on throttling client-side; the tracker retries across ticks anyway.
-BOTO_CONFIG = Config(
-    retries={"mode": "adaptive", "max_attempts": 6}, connect_timeout=5, read_timeout=20
-)
 
 RETRYABLE = {
     "ThrottlingException",
@@ -77,9 +71,26 @@ class AwsError(Exception):
 
 
 class PitrService:
-    def __init__(self, client: Any | None = None):
-        self.client = client or boto3.client("dynamodb", config=BOTO_CONFIG)
+    def __init__(
+        self,
+        client: Any | None = None,
+        *,
+        aws: Aws | None = None,
+        account: str = DEFAULT_ACCOUNT,
+        region: str | None = None,
+    ):
+        """A ready DynamoDB `client` (tests, simulators), or one from the factory `aws`
+        (default: the process's) for `account` and `region`."""
+        self.aws = None if client is not None else (aws or default_aws())
+        self.account, self.asked_region = account, region
+        self.client = client if client is not None else self.aws.client("dynamodb", account, region)
         self.on_error: Callable[[str], None] = lambda code: None  # metrics
+
+    def sibling(self, service: str, config: Any = BOTO_CONFIG) -> Any:
+        """A client for another AWS service, same account, region and credentials."""
+        if self.aws is None:
+            return sibling(self.client, service, config)
+        return self.aws.client(service, self.account, self.asked_region, config)
 
     @property
     def region(self) -> str:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from bot.aftercare import AftercareService, DeletionRefused
+from bot.aftercare_aws import AftercareService
+from bot.aftercare_rules import DeletionRefused
 from bot.logs import restore_context
 from bot.pitr import AwsError
 from bot.restores import RestoreRequest, State

@@ -15,7 +15,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress import create_server
 
-from bot.app import Services
+from bot.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,13 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.aftercare import BUTTONS, FIXES, LABELS, Aftercare, AftercareService, offered
-from bot.app import Services
+from bot.aftercare import Aftercare
+from bot.aftercare_aws import AftercareService
+from bot.aftercare_rules import BUTTONS, FIXES, LABELS, offered
 from bot.blocks import code, esc, fit, md, to_dicts, user
 from bot.reminders import Reminders
 from bot.restores import RestoreRequest, human_duration, human_size
+from bot.services import Services
 from commands.common import after_ack, reports_errors, warn
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Small helpers every command shares: safe text, replies, the person's time zone."""
+"""Small helpers every command shares: safe text, replies, the person's time zone, errors."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import functools
 import logging
 import re
 import shlex
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.app import report_error
 from bot.blocks import esc
 
 log = logging.getLogger(__name__)
@@ -89,3 +89,20 @@ def _guarded(work: Callable[[], None], respond: Any, name: str) -> None:
         work()
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing may escape to Slack
         report_error(exc, name, respond)
+
+
+def report_error(error: BaseException, where: str, respond: Any = None) -> None:
+    """Log an unexpected error with a short reference and give the person that reference."""
+    ref = uuid.uuid4().hex[:8]
+    log.error("unhandled error in %s (ref %s)", where, ref, exc_info=error)
+    if respond is None:
+        return
+    try:
+        respond(
+            response_type="ephemeral",
+            replace_original=False,
+            text=f":warning: Something went wrong on my side (ref `{ref}`); it is logged. "
+            "Try again, and tell the bot's owners if it keeps happening.",
+        )
+    except Exception:  # noqa: BLE001 - already in the error path
+        log.warning("could not tell the person about error %s", ref)

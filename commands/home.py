@@ -16,9 +16,9 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.app import Services
 from bot.home import CoverageCache, gather_home, home_view
 from bot.restores import RestoreRequest
+from bot.services import Services
 from commands.common import after_ack
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,6 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.app import Services
 from bot.blocks import code, esc
 from bot.modal_blocks import (
     BILLING_ON_DEMAND,
@@ -50,6 +49,7 @@ from bot.modal_blocks import (
 )
 from bot.pitr import AwsError, PitrService
 from bot.restores import State, table_name_problem
+from bot.services import Services
 from bot.workflow import NewRequest, Outcome
 from commands.common import after_ack, reports_errors, user_tz
 

@@ -8,9 +8,9 @@ import threading
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.app import Services
 from bot.blocks import APPROVE_ACTION, DENY_ACTION, code
 from bot.restores import State, table_name_problem
+from bot.services import Services
 from bot.workflow import NewRequest
 from commands import modal
 from commands.common import (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from slack_bolt import Ack, App, Respond
 
-from bot.app import Services
 from bot.blocks import status_blocks, to_dicts
 from bot.pitr import AwsError
 from bot.restores import table_name_problem
+from bot.services import Services
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
 
 USAGE = "Usage: `/pitr-status TABLE`"

@@ -420,7 +420,7 @@ def test_collector_sees_autoscaling_calls_and_rejects_unknown_ones(tmp_path):
 
 
 def test_destructive_actions_only_on_tables_the_bot_restored():
-    from bot.aftercare import MARKER_TAG as CODE_MARKER
+    from bot.aftercare_rules import MARKER_TAG as CODE_MARKER
 
     assert CODE_MARKER == MARKER_TAG  # the tag the code sets is the one the policy checks
     policy = load_policy()

@@ -26,14 +26,15 @@ from rich.console import Console
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
-from bot.app import Services, build_services, create_app
 from bot.console.render import Button, Renderer
 from bot.console.slack_double import SlackDouble
 from bot.pitr import PitrService
 from bot.policy import load_policy
 from bot.restores import IN_FLIGHT
+from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.store import open_store
+from commands.app import create_app
 
 CHANNEL = "C0INCIDENT"
 PEOPLE = {
@@ -446,12 +447,10 @@ def _text(obj: Any) -> str:
 
 @contextmanager
 def _aws(real: bool) -> Iterator[Any]:
-    import boto3
-
-    from bot.pitr import BOTO_CONFIG
+    from bot.aws import Aws, default_aws
 
     if real:
-        yield boto3.client("dynamodb", config=BOTO_CONFIG)
+        yield default_aws().client("dynamodb")
         return
     try:
         from moto import mock_aws
@@ -472,7 +471,7 @@ def _aws(real: bool) -> Iterator[Any]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     try:
         with mock_aws():
-            client = boto3.client("dynamodb", region_name="us-east-1")
+            client = Aws(region="us-east-1").client("dynamodb")
             _sample_tables(client)
             simulate_creating(client, CREATING_SECONDS)
             widen_window(client)

@@ -22,14 +22,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from bot.pitr import BOTO_CONFIG
+from bot.aws import default_aws
 from bot.restores import FINAL, RestoreRequest, State, utcnow
-from bot.store import AuditEvent, OutboxItem
 from bot.store.codec import from_record, to_record
+from bot.store.records import AuditEvent, OutboxItem
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 class DynamoStore:
     def __init__(self, table: str, client: Any | None = None):
         self.table = table
-        self.client = client or boto3.client("dynamodb", config=BOTO_CONFIG)
+        self.client = client or default_aws().client("dynamodb")
         self._ensure_table()
 
     # -- requests ---------------------------------------------------------------------------

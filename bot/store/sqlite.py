@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 
 from bot.restores import RestoreRequest, State, utcnow
-from bot.store import AuditEvent, OutboxItem
 from bot.store.codec import from_record, to_record
+from bot.store.records import AuditEvent, OutboxItem
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS restores (

@@ -18,14 +18,26 @@ from support.botocore_hooks import CreatingSimulation, simulate_creating
 from support.fake_slack import Call, FakeSlack
 from support.signed import Response, SlackSender
 
-from bot.app import Services, build_services, create_app
 from bot.blocks import APPROVE_ACTION, DENY_ACTION
 from bot.pitr import PitrService
 from bot.policy import Policy
 from bot.restores import RestoreRequest
 from bot.server import BotServer
+from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.store import open_store
+from commands.app import create_app
+
+
+def button_labels(args: dict) -> list[str]:
+    """The labels of a message's buttons, in order (`args` of a chat.postMessage/update)."""
+    return [
+        el["text"]["text"]
+        for block in args.get("blocks", [])
+        if block["type"] == "actions"
+        for el in block["elements"]
+    ]
+
 
 SECRET = "e2e-signing-secret"  # noqa: S105 - a test secret
 TOKEN = "xoxb-e2e-test-token"  # noqa: S105
@@ -117,6 +129,14 @@ class BotUnderTest:
             time.sleep(0.02)
         last = self.services.store.get(restore_id)
         raise AssertionError(f"{restore_id} never reached {state}: {last}")
+
+    def restore_to_active(self, source: str, target: str, approver: str = "U2") -> RestoreRequest:
+        """/pitr-restore SOURCE TARGET latest by U1, approved by `approver`, waited to ACTIVE."""
+        self.command("/pitr-restore", f"{source} {target} latest")
+        req = self.wait_card()
+        self.approve(req.id, approver)
+        self.wait_state(req.id, "ACTIVE", timeout=20)
+        return req
 
     def stop(self) -> None:
         self.server.close()

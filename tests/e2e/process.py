@@ -181,7 +181,7 @@ class BotProcess:
             records.append(record)
         return records
 
-    def wait_healthy(self, timeout: float = 20) -> None:
+    def wait_healthy(self, timeout: float = 20, interval: float = 0.05) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -191,7 +191,7 @@ class BotProcess:
                 )
             if self.healthz() == 200:
                 return
-            time.sleep(0.05)
+            time.sleep(interval)
         raise AssertionError(f"pitr-bot not healthy after {timeout}s:\n{self.stderr()}")
 
     def terminate(self, timeout: float = 10) -> int:

@@ -10,17 +10,9 @@ from __future__ import annotations
 import time
 
 from bot.policy import Policy
+from e2e.harness import button_labels
 
 SOURCE = "MusicCollection"
-
-
-def buttons(args: dict) -> list[str]:
-    return [
-        el["text"]["text"]
-        for block in args.get("blocks", [])
-        if block["type"] == "actions"
-        for el in block["elements"]
-    ]
 
 
 def prepare_source(sim) -> None:
@@ -32,14 +24,6 @@ def prepare_source(sim) -> None:
     direct.tag_resource(
         ResourceArn=arn, Tags=[{"Key": "team", "Value": "music"}, {"Key": "cost", "Value": "42"}]
     )
-
-
-def restore(bot, target: str):
-    bot.command("/pitr-restore", f"{SOURCE} {target} latest")
-    req = bot.wait_card()
-    bot.approve(req.id, "U2")
-    bot.wait_state(req.id, "ACTIVE", timeout=20)
-    return req
 
 
 def aftercare_reply(fake, target: str):
@@ -74,7 +58,7 @@ def wait_buttons(fake, ts: str, expected: list[str], timeout: float = 10) -> dic
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         args = latest_update(fake, ts)
-        if args and buttons(args) == expected:
+        if args and button_labels(args) == expected:
             return args
         time.sleep(0.05)
     raise AssertionError(f"buttons never became {expected}: {latest_update(fake, ts)}")
@@ -83,7 +67,7 @@ def wait_buttons(fake, ts: str, expected: list[str], timeout: float = 10) -> dic
 def test_differences_are_listed_and_each_button_makes_the_table_match(make_bot, fake, sim):
     prepare_source(sim)
     bot = make_bot(policy=Policy(approvers=["U2"]))
-    req = restore(bot, "MusicRestored")
+    req = bot.restore_to_active(SOURCE, "MusicRestored")
 
     reply = aftercare_reply(fake, "MusicRestored")
     assert reply.args["thread_ts"] == bot.services.store.get(req.id).card_ts
@@ -93,7 +77,8 @@ def test_differences_are_listed_and_each_button_makes_the_table_match(make_bot, 
     assert "Point-in-time recovery" in text
     assert "Could not check *Contributor insights*" in text  # moto lacks that API
     assert "Same on both" in text and "Deletion protection" in text
-    assert buttons(reply.args) == ["Enable PITR", "Copy TTL and tags"]  # only real differences
+    # Only the real differences have a button.
+    assert button_labels(reply.args) == ["Enable PITR", "Copy TTL and tags"]
     before = target_state(sim, "MusicRestored")
     assert before == {"ttl": ("DISABLED", None), "tags": {}, "pitr": "DISABLED"}
 
@@ -134,11 +119,11 @@ def test_differences_are_listed_and_each_button_makes_the_table_match(make_bot, 
 def test_after_restore_policy_copies_without_a_click(make_bot, fake, sim):
     prepare_source(sim)
     bot = make_bot(policy=Policy(after_restore=["pitr", "ttl", "tags"]))
-    restore(bot, "MusicAuto")
+    bot.restore_to_active(SOURCE, "MusicAuto")
     reply = aftercare_reply(fake, "MusicAuto")
     text = str(reply.args["blocks"])
     assert "Done automatically (policy `after_restore`)" in text
-    assert buttons(reply.args) == []
+    assert button_labels(reply.args) == []
     state = target_state(sim, "MusicAuto")
     assert state == {
         "ttl": ("ENABLED", "expires"),

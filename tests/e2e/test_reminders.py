@@ -10,25 +10,9 @@ import time
 import pytest
 
 from bot.policy import Policy
+from e2e.harness import button_labels
 
 SOURCE = "MusicCollection"
-
-
-def buttons(args: dict) -> list[str]:
-    return [
-        el["text"]["text"]
-        for block in args.get("blocks", [])
-        if block["type"] == "actions"
-        for el in block["elements"]
-    ]
-
-
-def restore(bot, target: str):
-    bot.command("/pitr-restore", f"{SOURCE} {target} latest")
-    req = bot.wait_card()
-    bot.approve(req.id, "U2")
-    bot.wait_state(req.id, "ACTIVE", timeout=20)
-    return req
 
 
 def is_reminder(target: str):
@@ -51,12 +35,12 @@ def wait_field(bot, restore_id: str, field: str, value=None, timeout: float = 10
 
 def test_reminder_fires_and_delete_needs_another_persons_approval(make_bot, fake, sim):
     bot = make_bot(policy=Policy(remind_after_days=0.00002))
-    req = restore(bot, "MusicTemp")
+    req = bot.restore_to_active(SOURCE, "MusicTemp")
     reminder = fake.wait_for(is_reminder("MusicTemp"), timeout=15)[0]
     assert reminder.args["thread_ts"] == bot.services.store.get(req.id).card_ts
     assert "still exists" in reminder.args["text"] + str(reminder.args["blocks"])
     assert "5 items" in str(reminder.args["blocks"])
-    assert buttons(reminder.args) == ["Delete table"]
+    assert button_labels(reminder.args) == ["Delete table"]
     assert len(fake.wait_for(is_reminder("MusicTemp"))) == 1  # sent once
 
     req = wait_field(bot, req.id, "reminder_ts")
@@ -64,7 +48,7 @@ def test_reminder_fires_and_delete_needs_another_persons_approval(make_bot, fake
     card = fake.wait_for(
         lambda c: c.method == "chat.update" and c.args.get("ts") == req.reminder_ts
     )[-1]
-    assert buttons(card.args) == ["Approve", "Deny"]
+    assert button_labels(card.args) == ["Approve", "Deny"]
 
     bot.click("pitr_delete_approve", req.id, "U1")  # four eyes: not the one who asked
     bot.wait_reply("U1", "someone else")
@@ -89,7 +73,7 @@ def test_reminder_fires_and_delete_needs_another_persons_approval(make_bot, fake
 def test_reminder_survives_a_restart(make_bot, fake, sim):
     policy = Policy(remind_after_days=0.00006)  # about 5 s
     first = make_bot(policy=policy)
-    req = restore(first, "MusicRestart")
+    req = first.restore_to_active(SOURCE, "MusicRestart")
     wait_field(first, req.id, "aftercare_ts")
     first.stop()
     assert not [c for c in fake.calls() if is_reminder("MusicRestart")(c)]
@@ -101,7 +85,7 @@ def test_reminder_survives_a_restart(make_bot, fake, sim):
 
 def test_deletion_protection_is_respected_and_explained(make_bot, fake, sim):
     bot = make_bot(policy=Policy(remind_after_days=0.00002))
-    req = restore(bot, "MusicKeep")
+    req = bot.restore_to_active(SOURCE, "MusicKeep")
     direct = sim.client(direct=True)
     direct.update_table(TableName="MusicKeep", DeletionProtectionEnabled=True)
     fake.wait_for(is_reminder("MusicKeep"), timeout=15)
@@ -120,4 +104,4 @@ def test_deletion_protection_is_respected_and_explained(make_bot, fake, sim):
     assert sim.count("DeleteTable") == 0
     # The reminder offers Delete table again, for after protection is turned off.
     update = [c for c in fake.calls("chat.update") if c.args.get("ts") == req.reminder_ts][-1]
-    assert buttons(update.args) == ["Delete table"]
+    assert button_labels(update.args) == ["Delete table"]

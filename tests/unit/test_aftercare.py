@@ -13,7 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bot.aftercare import MARKER_TAG, Aftercare, AftercareService, offered
+from bot.aftercare import Aftercare
+from bot.aftercare_aws import AftercareService
+from bot.aftercare_rules import MARKER_TAG, offered
 from bot.policy import Policy
 from bot.reminders import Reminders
 from bot.restores import RestoreRequest, State
@@ -23,14 +25,7 @@ REGION = "us-east-1"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+pytestmark = pytest.mark.usefixtures("aws_env")  # tests/unit/conftest.py
 
 
 def create(ddb, name: str, provisioned: bool = True) -> str:

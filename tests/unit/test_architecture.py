@@ -1,4 +1,4 @@
-"""The house rules of ARCHITECTURE.md, checked: arrows point one way."""
+"""The house rules of ARCHITECTURE.md, checked: arrows point one way, one door to AWS."""
 
 from __future__ import annotations
 
@@ -8,9 +8,29 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("bot", "commands")
+# The only modules that may build AWS clients or sessions.
+GATEWAY = {"bot/aws.py"}
+# Entry points: the outer shell that wires the engine and the commands together (through
+# commands.app.create_app, the composition root). Nothing in the engine imports them.
+ENTRY_POINTS = {"bot/__main__.py", "bot/cli.py"} | {
+    str(p.relative_to(ROOT)) for p in (ROOT / "bot" / "console").glob("*.py")
+}
+SOURCES = sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in SOURCES}
 
 
 def imported(path: Path) -> set[str]:
+    """Top-level names of every package `path` imports (anywhere in the file)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -20,7 +40,89 @@ def imported(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", ["bot/restores.py", "bot/policy.py"])
+def project_imports(path: Path) -> set[str]:
+    """The project's modules `path` imports, relative imports resolved, `from pkg import mod`
+    counted as the module `pkg.mod`."""
+    return imports_in(path.read_text(), module_name(path), path.name == "__init__.py")
+
+
+def imports_in(source: str, me: str, is_package: bool = False) -> set[str]:
+    package = me if is_package else me.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            # `from pkg import mod` imports the module pkg.mod; `from pkg import name`, pkg.
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names
+            ]
+        else:
+            continue
+        for target in targets:
+            # The longest prefix that is one of our modules: bot.store.codec, bot.store, ...
+            parts = target.split(".")
+            for end in range(len(parts), 0, -1):
+                name = ".".join(parts[:end])
+                if name in MODULES:
+                    if name != me:
+                        found.add(name)
+                    break
+    return found
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A depth-first search; returns one cycle as a path (first == last), or None."""
+    done: set[str] = set()
+    path: list[str] = []
+    on_path: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        path.append(node)
+        on_path.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in on_path:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in done and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        on_path.discard(node)
+        done.add(node)
+        return None
+
+    for start in sorted(graph):
+        if start not in done and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_one_and_only_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"x": {"x"}}) == ["x", "x"]
+
+
+def test_imports_are_resolved_to_the_projects_modules():
+    source = "from . import codec\nfrom ..restores import State\nfrom bot import blocks\n"
+    assert imports_in(source, "bot.store.sqlite") == {
+        "bot.store.codec",
+        "bot.restores",
+        "bot.blocks",
+    }
+    assert imports_in("from .codec import x", "bot.store", is_package=True) == {"bot.store.codec"}
+
+
+def test_no_import_cycle_among_the_projects_modules():
+    graph = {name: project_imports(path) for name, path in MODULES.items()}
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+@pytest.mark.parametrize("module", ["bot/restores.py", "bot/policy.py", "bot/aftercare_rules.py"])
 def test_pure_core_imports_neither_slack_nor_boto3(module):
     found = imported(ROOT / module) & {"slack_sdk", "slack_bolt", "boto3", "botocore"}
     assert not found, f"{module} imports {found}"
@@ -31,10 +133,57 @@ def test_commands_never_talk_to_aws_directly(path):
     assert not imported(path) & {"boto3", "botocore"}, path.name
 
 
-# app.py is where the command modules are registered: the one allowed arrow back.
-ENGINE = sorted(p for p in (ROOT / "bot").rglob("*.py") if p.name != "app.py")
+ENGINE = [
+    p
+    for p in SOURCES
+    if p.is_relative_to(ROOT / "bot") and str(p.relative_to(ROOT)) not in ENTRY_POINTS
+]
 
 
 @pytest.mark.parametrize("path", ENGINE, ids=lambda p: str(p.relative_to(ROOT)))
-def test_the_engine_never_imports_commands(path):
+def test_the_engine_never_imports_commands_nor_the_entry_points(path):
     assert "commands" not in imported(path), path.name
+    shell = {module_name(ROOT / p) for p in ENTRY_POINTS}
+    assert not project_imports(path) & shell, path.name
+
+
+BOTO3_DOORS = {"client", "resource", "session", "Session"}
+
+
+def boto3_doors(path: Path) -> list[str]:
+    """Every `boto3.client(...)`-like use (or `from boto3 import client`, `import
+    boto3.session`) in `path`."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "boto3"
+            and node.attr in BOTO3_DOORS
+        ):
+            found.append(f"line {node.lineno}: boto3.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("boto3"):
+            if node.module == "boto3.session" or {a.name for a in node.names} & BOTO3_DOORS:
+                found.append(f"line {node.lineno}: from {node.module} import ...")
+        elif isinstance(node, ast.Import):
+            if any(a.name == "boto3.session" for a in node.names):
+                found.append(f"line {node.lineno}: import boto3.session")
+    return found
+
+
+def test_the_door_check_sees_each_way_in(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import boto3\nimport boto3.session\nfrom boto3 import Session\n"
+        "boto3.client('dynamodb')\nboto3.resource('s3')\nboto3.session.Session()\n"
+    )
+    lines = {int(found.split()[1].rstrip(":")) for found in boto3_doors(sample)}
+    assert lines == {2, 3, 4, 5, 6}  # a bare `import boto3` (line 1) opens nothing
+
+
+OUTSIDE_GATEWAY = [p for p in SOURCES if str(p.relative_to(ROOT)) not in GATEWAY]
+
+
+@pytest.mark.parametrize("path", OUTSIDE_GATEWAY, ids=lambda p: str(p.relative_to(ROOT)))
+def test_aws_clients_are_built_only_in_the_gateway(path):
+    assert not boto3_doors(path), f"{path.name}: {boto3_doors(path)} (use bot.aws)"

@@ -333,3 +333,18 @@ def test_status_blocks_pass_validation_with_fifty_restores_in_flight() -> None:
     ]
     _, status = status_blocks("Orders", info, pitr, in_flight, [], NOW)
     to_dicts(status)
+
+
+def test_fit_cuts_at_a_line_end_when_there_is_one() -> None:
+    text = "\n".join(f"line {i:04d} " + "x" * 40 for i in range(200))
+    cut = blocks.fit(text, 1000)
+    assert len(cut) <= 1000 and cut.endswith("\n…")
+    kept = cut.removesuffix("\n…").split("\n")
+    assert kept == text.split("\n")[: len(kept)]  # whole lines only
+
+
+def test_fit_cuts_a_single_long_line_inside_it() -> None:
+    """The Home tab's case: one over-long line still fills the limit (no lone "…")."""
+    cut = blocks.fit("y" * 5000, 3000)
+    assert cut == "y" * 2999 + "…"
+    assert blocks.fit("short", 3000) == "short"

@@ -1,16 +1,13 @@
-"""create_app(settings, services) -> the Bolt app, with every command registered."""
+"""Services: the engine's parts, built once and shared by every command (build_services)."""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -114,59 +111,3 @@ def build_services(
     return Services(
         settings, policy, store, pitr, client, workflow, announcer, tracker, clock, metrics
     )
-
-
-def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App:
-    from commands import aftercare, enable, home, modal, restore, status
-
-    secret = settings.slack_signing_secret
-    app = App(
-        client=services.client,
-        signing_secret=secret.get_secret_value() if secret else None,
-        # Ack first: every listener calls ack() and hands its slow part to services.work
-        # (commands.common.after_ack), so it returns within a millisecond or two. Bolt then
-        # answers Slack as the listener returns, in the request's own thread, without the
-        # 10 ms polling it uses to wait for an ack() from another thread.
-        process_before_response=True,
-        **app_kwargs,
-    )
-
-    @app.error
-    def on_error(error: Exception, body: dict, respond: Any = None) -> None:
-        report_error(error, _kind(body), respond if body.get("response_url") else None)
-
-    @app.middleware
-    def count_requests(body: dict, next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
-        services.metrics.requests.labels(_kind(body)).inc()
-        next()
-
-    restore.register(app, services)
-    modal.register(app, services)
-    status.register(app, services)
-    enable.register(app, services)
-    home.register(app, services)
-    # After ACTIVE: differences + fixes, cleanup reminders (outbox senders, on_start hook).
-    aftercare.register(app, services)
-    return app
-
-
-def report_error(error: BaseException, where: str, respond: Any = None) -> None:
-    """Log an unexpected error with a short reference and give the person that reference."""
-    ref = uuid.uuid4().hex[:8]
-    log.error("unhandled error in %s (ref %s)", where, ref, exc_info=error)
-    if respond is None:
-        return
-    try:
-        respond(
-            response_type="ephemeral",
-            replace_original=False,
-            text=f":warning: Something went wrong on my side (ref `{ref}`); it is logged. "
-            "Try again, and tell the bot's owners if it keeps happening.",
-        )
-    except Exception:  # noqa: BLE001 - already in the error path
-        log.warning("could not tell the person about error %s", ref)
-
-
-def _kind(body: dict) -> str:
-    actions = body.get("actions") or [{}]
-    return str(body.get("command") or actions[0].get("action_id") or body.get("type") or "other")

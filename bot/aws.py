@@ -1,0 +1,156 @@
+"""The one door to AWS: every boto3 client the bot uses is made here.
+
+`Aws` keeps one boto3 Session per (account alias, region) and one client per service on it.
+The default account uses the standard credential chain (environment, profile, instance or
+task role); another account is reached through an assumed role whose temporary credentials
+refresh themselves before they expire (`Aws(roles={"prod": AssumedRole(arn)})`). The region
+is the one asked for, else AWS_REGION, else AWS_DEFAULT_REGION (boto3 itself reads only the
+latter), else the profile's.
+
+The gateways (`bot.pitr.PitrService` and its sibling `bot.aftercare_aws.AftercareService`) turn
+what AWS says into messages; this module only knows how to open the door.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import CredentialProvider, DeferredRefreshableCredentials
+
+# Adaptive mode backs off on throttling client-side; the tracker retries across ticks anyway.
+BOTO_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 6}, connect_timeout=5, read_timeout=20
+)
+# For calls whose answer is only reported (never acted on): one try is enough.
+ONE_TRY = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=10)
+
+DEFAULT_ACCOUNT = "default"
+
+
+def default_region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
+@dataclass(frozen=True)
+class AssumedRole:
+    """How to reach another account: a role the default identity may assume."""
+
+    role_arn: str
+    external_id: str | None = None
+    session_name: str = "pitr-bot"
+
+
+class UnknownAccount(KeyError):
+    """An account alias with no role to reach it."""
+
+
+class Aws:
+    """One client factory per (account alias, region)."""
+
+    def __init__(self, roles: Mapping[str, AssumedRole] | None = None, region: str | None = None):
+        self.roles = dict(roles or {})
+        self.region = region or default_region()
+        self._sessions: dict[tuple[str, str | None], boto3.Session] = {}
+        self._clients: dict[tuple[str, str, str | None, int], tuple[Config, Any]] = {}
+        self._lock = threading.RLock()  # boto3 Sessions are not thread-safe; clients are
+
+    def client(
+        self,
+        service: str,
+        account: str = DEFAULT_ACCOUNT,
+        region: str | None = None,
+        config: Config = BOTO_CONFIG,
+    ) -> Any:
+        region = region or self.region
+        key = (service, account, region, id(config))
+        with self._lock:
+            if key not in self._clients:
+                client = self.session(account, region).client(service, config=config)
+                # The config is kept with its client, so its id() can't be reused meanwhile.
+                self._clients[key] = (config, client)
+            return self._clients[key][1]
+
+    def session(self, account: str = DEFAULT_ACCOUNT, region: str | None = None) -> boto3.Session:
+        region = region or self.region
+        with self._lock:
+            if (account, region) not in self._sessions:
+                self._sessions[(account, region)] = self._new_session(account, region)
+            return self._sessions[(account, region)]
+
+    def _new_session(self, account: str, region: str | None) -> boto3.Session:
+        if account == DEFAULT_ACCOUNT:
+            return boto3.Session(region_name=region)
+        if account not in self.roles:
+            raise UnknownAccount(account)
+        role = self.roles[account]
+        sts = self.client("sts", DEFAULT_ACCOUNT, region)
+        core = botocore.session.Session()
+        # The assumed role comes first in this session's chain; it refreshes itself.
+        resolver = core.get_component("credential_provider")
+        resolver.insert_before("env", _RoleProvider(functools.partial(_assume, sts, role)))
+        return boto3.Session(botocore_session=core, region_name=region)
+
+
+@functools.cache
+def default_aws() -> Aws:
+    """The process's factory (the default account and region), shared by every gateway."""
+    return Aws()
+
+
+class _RoleProvider(CredentialProvider):
+    METHOD = "assume-role"
+    CANONICAL_NAME = "pitr-bot-assume-role"
+
+    def __init__(self, fetch: Callable[[], dict[str, str]]):
+        super().__init__()
+        self._fetch = fetch
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return DeferredRefreshableCredentials(refresh_using=self._fetch, method=self.METHOD)
+
+
+def _assume(sts: Any, role: AssumedRole) -> dict[str, str]:
+    kwargs: dict[str, Any] = {"RoleArn": role.role_arn, "RoleSessionName": role.session_name}
+    if role.external_id:
+        kwargs["ExternalId"] = role.external_id
+    creds = sts.assume_role(**kwargs)["Credentials"]
+    return {
+        "access_key": creds["AccessKeyId"],
+        "secret_key": creds["SecretAccessKey"],
+        "token": creds["SessionToken"],
+        "expiry_time": creds["Expiration"].isoformat(),
+    }
+
+
+def sibling(client: Any, service: str, config: Config = BOTO_CONFIG) -> Any:
+    """A client for `service` with a ready client's region and credentials.
+
+    For a client handed in from outside the factory (a test's, a simulator's). A custom
+    endpoint (AWS_ENDPOINT_URL, a simulator) is reused; AWS's own is not, since each service
+    has its own host.
+    """
+    kwargs: dict[str, Any] = {"region_name": client.meta.region_name, "config": config}
+    endpoint = str(client.meta.endpoint_url or "")
+    if endpoint and ".amazonaws.com" not in endpoint and ".amazonaws.com.cn" not in endpoint:
+        kwargs["endpoint_url"] = endpoint
+    get_credentials = getattr(client, "_get_credentials", None)
+    creds = get_credentials() if callable(get_credentials) else None
+    # Keys handed to the client directly are copied. Anything from the credential chain
+    # (environment, profile, instance or task role) is left to the chain, which refreshes
+    # temporary credentials; a frozen copy would stop working when they rotate.
+    if creds is not None and getattr(creds, "method", "") == "explicit":
+        frozen = creds.get_frozen_credentials()
+        kwargs.update(
+            aws_access_key_id=frozen.access_key,
+            aws_secret_access_key=frozen.secret_key,
+            aws_session_token=frozen.token,
+        )
+    return boto3.client(service, **kwargs)

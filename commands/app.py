@@ -1,0 +1,55 @@
+"""create_app(settings, services) -> the Bolt app, with every command registered.
+
+The composition root: the one module that knows every command module. It lives in commands/
+so that the engine (bot/) never imports commands/; only the entry points (bot/cli.py,
+bot/console/) import this module, and nothing in the engine imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App
+
+from bot.services import Services
+from bot.settings import Settings
+from commands import aftercare, enable, home, modal, restore, status
+from commands.common import report_error
+
+
+def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App:
+    secret = settings.slack_signing_secret
+    app = App(
+        client=services.client,
+        signing_secret=secret.get_secret_value() if secret else None,
+        # Ack first: every listener calls ack() and hands its slow part to services.work
+        # (commands.common.after_ack), so it returns within a millisecond or two. Bolt then
+        # answers Slack as the listener returns, in the request's own thread, without the
+        # 10 ms polling it uses to wait for an ack() from another thread.
+        process_before_response=True,
+        **app_kwargs,
+    )
+
+    @app.error
+    def on_error(error: Exception, body: dict, respond: Any = None) -> None:
+        report_error(error, _kind(body), respond if body.get("response_url") else None)
+
+    @app.middleware
+    def count_requests(body: dict, next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
+        services.metrics.requests.labels(_kind(body)).inc()
+        next()
+
+    restore.register(app, services)
+    modal.register(app, services)
+    status.register(app, services)
+    enable.register(app, services)
+    home.register(app, services)
+    # After ACTIVE: differences + fixes, cleanup reminders (outbox senders, on_start hook).
+    aftercare.register(app, services)
+    return app
+
+
+def _kind(body: dict) -> str:
+    actions = body.get("actions") or [{}]
+    return str(body.get("command") or actions[0].get("action_id") or body.get("type") or "other")
