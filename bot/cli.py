@@ -1,4 +1,4 @@
-"""`pitr-bot serve | check-config | audit` (also `python -m bot`)."""
+"""`pitr-bot serve | check-config | audit | iam-policy` (also `python -m bot`)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     audit = sub.add_parser("audit", help="print the audit trail as JSON lines")
     audit.add_argument("--since", help="ISO 8601 date or time (UTC unless it has an offset)")
     audit.add_argument("--table", help="only events for this source table")
+    iam = sub.add_parser(
+        "iam-policy", help="print the least-privilege IAM policy for the bot's role (JSON)"
+    )
+    iam.add_argument("--account", metavar="ID", help="pin ARNs to this AWS account (12 digits)")
+    iam.add_argument("--region", metavar="R", help="pin ARNs to this region (e.g. eu-west-1)")
     args = parser.parse_args(argv)
+    if args.command == "iam-policy":
+        return print_iam_policy(args.account, args.region)
     if args.command == "serve":
         return serve()
     if args.command == "check-config":
@@ -105,6 +112,30 @@ def serve() -> int:
         log.error("cannot start: Slack did not accept the bot token (%s)", exc)
         return 2
     run_server(app, services)
+    return 0
+
+
+def print_iam_policy(account: str | None, region: str | None) -> int:
+    """The policy file (PITR_BOT_POLICY) and state (PITR_BOT_STATE) decide what is granted."""
+    from bot.iam import IamPolicyError, iam_policy, state_table_of
+
+    settings, problems = load_settings()
+    policy = None
+    if settings is not None:
+        try:
+            policy = load_policy(settings.policy_path)
+        except PolicyError as exc:
+            problems += [f"policy: {p}" for p in exc.problems]
+    if problems or settings is None or policy is None:
+        for problem in problems:
+            print(f"pitr-bot: {problem}", file=sys.stderr)
+        return 2
+    try:
+        document = iam_policy(policy, account, region, state_table_of(settings.state))
+    except IamPolicyError as exc:
+        print(f"pitr-bot: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(document, indent=2))
     return 0
 
 
