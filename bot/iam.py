@@ -36,8 +36,9 @@ SOURCE_READS = (
 # /pitr-enable on a source; after_restore `pitr` on a target. (IAM cannot tell turning PITR
 # on from shortening or turning it off: the bot's own approval rules guard that.)
 PROTECT = ("dynamodb:UpdateContinuousBackups",)
-# "Using IAM with DynamoDB backup and restore": a restore writes the new table's data with the
-# caller's permissions, so these are needed on the target table.
+# "Using IAM with DynamoDB backup and restore" (docs.aws.amazon.com/amazondynamodb/latest/
+# developerguide/backuprestore_IAM.html): "RestoreTableToPointInTime permissions are necessary
+# on the source table, and DynamoDB read and write permissions on the target table". These:
 RESTORE_WRITES = (
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",

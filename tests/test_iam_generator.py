@@ -224,3 +224,12 @@ def test_evaluator_wildcards_and_conditions():
     }
     with pytest.raises(ValueError, match="DateGreaterThan"):
         evaluate(odd, "a:B", "x", {"aws:CurrentTime": "2030-01-01"})
+
+
+def test_generator_names_the_tag_and_namespace_the_code_uses():
+    from bot.aftercare import MARKER_TAG as CODE_MARKER
+    from bot.aftercare import NAMESPACE
+    from bot.iam import AUTOSCALING_NAMESPACE
+
+    assert CODE_MARKER == MARKER_TAG
+    assert NAMESPACE == AUTOSCALING_NAMESPACE
