@@ -13,6 +13,8 @@ from bot.policy import Policy, PolicyError, load_policy
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger("bot")
+# IAM quota: a customer managed policy holds at most 6,144 characters (whitespace not counted).
+IAM_MANAGED_POLICY_LIMIT = 6144
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,6 +138,14 @@ def print_iam_policy(account: str | None, region: str | None) -> int:
         print(f"pitr-bot: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(document, indent=2))
+    size = len(json.dumps(document, separators=(",", ":")))
+    if size > IAM_MANAGED_POLICY_LIMIT:
+        print(
+            f"pitr-bot: warning: this policy has {size} characters, more than IAM's "
+            f"{IAM_MANAGED_POLICY_LIMIT} for a managed policy; use fewer, wider `tables` "
+            "patterns in the policy file",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -96,7 +96,7 @@ class Policy(BaseModel):
     @field_validator("target_pattern")
     @classmethod
     def _target_pattern(cls, v: str) -> str:
-        if not TARGET_GLOB.match(v):
+        if not TARGET_GLOB.fullmatch(v):
             raise ValueError(
                 "a table-name glob: letters, digits, _ . - and the wildcards * and ? only"
             )
@@ -105,7 +105,7 @@ class Policy(BaseModel):
     @field_validator("kms_keys")
     @classmethod
     def _kms_keys(cls, v: list[str]) -> list[str]:
-        bad = [key for key in v if not KMS_KEY_REF.match(key)]
+        bad = [key for key in v if not KMS_KEY_REF.fullmatch(key)]
         if bad:
             raise ValueError(
                 f"not KMS key IDs, key ARNs, alias/NAME or alias ARNs: {', '.join(bad)}"

@@ -233,3 +233,20 @@ def test_generator_names_the_tag_and_namespace_the_code_uses():
 
     assert CODE_MARKER == MARKER_TAG
     assert NAMESPACE == AUTOSCALING_NAMESPACE
+
+
+def test_cli_warns_when_the_policy_outgrows_an_iam_managed_policy(tmp_path, monkeypatch, capsys):
+    many = tmp_path / "many.yml"
+    many.write_text("tables: [" + ", ".join(f"team-{i:03d}-orders" for i in range(300)) + "]\n")
+    monkeypatch.setenv("PITR_BOT_POLICY", str(many))
+    monkeypatch.setenv("PITR_BOT_STATE", "sqlite:///x.db")
+    assert main(["iam-policy"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["Statement"]
+    assert "6144" in out.err and "wider `tables`" in out.err
+
+
+def test_cli_prints_nothing_on_stderr_for_a_policy_that_fits(monkeypatch, capsys):
+    monkeypatch.setenv("PITR_BOT_POLICY", str(EXAMPLE))
+    assert main(["iam-policy"]) == 0
+    assert capsys.readouterr().err == ""
