@@ -79,7 +79,8 @@ def check_config() -> int:
     print(
         f"policy: {settings.policy_path or 'built-in default'}; approvers "
         f"{policy.approvers or 'anyone but the requester'}, {policy.required_approvals} "
-        f"approval(s), tables {policy.tables}, {len(policy.rules)} rule(s)"
+        f"approval(s), tables {policy.tables}, {len(policy.rules)} rule(s), "
+        f"new tables {policy.target_pattern!r}, {len(policy.kms_keys)} customer KMS key(s)"
     )
     return 0
 
