@@ -2,7 +2,9 @@
 #   docker build -t pitr-bot .
 #   docker run --env-file .env -p 3000:3000 -v pitr-bot-data:/data pitr-bot
 # AWS credentials come from the standard chain (env vars, an instance/task role, ...).
-FROM python:3.11-slim-bookworm
+# python:3.11.10-slim-bookworm (official image, Debian 12), pinned by digest so a rebuild gets
+# the same base; bump tag and digest together.
+FROM python:3.11.10-slim-bookworm@sha256:5148c0e4bbb64271bca1d3322360ebf4bfb7564507ae32dd639322e4952a6b16
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -17,11 +19,15 @@ RUN groupadd --system --gid 10001 pitr \
 
 WORKDIR /app
 
-# Installed exactly as the README does it: `pip install .`
+# Dependencies first, exactly the versions and hashes of requirements.lock (a changed or
+# unlisted file fails the build), then the bot itself with no dependency resolution and no
+# build isolation (its build backend, setuptools, is in the lock too). As the README says.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY bot/ bot/
 COPY commands/ commands/
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir --no-deps --no-build-isolation .
 
 ENV PITR_BOT_STATE=sqlite:////data/pitr-bot.db \
     PITR_BOT_PORT=3000

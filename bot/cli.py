@@ -1,4 +1,4 @@
-"""`pitr-bot serve | check-config | audit` (also `python -m bot`)."""
+"""`pitr-bot serve | check-config | audit | iam-policy` (also `python -m bot`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from bot.policy import Policy, PolicyError, load_policy
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger("bot")
+# IAM quota: a customer managed policy holds at most 6,144 characters (whitespace not counted).
+IAM_MANAGED_POLICY_LIMIT = 6144
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,7 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     audit = sub.add_parser("audit", help="print the audit trail as JSON lines")
     audit.add_argument("--since", help="ISO 8601 date or time (UTC unless it has an offset)")
     audit.add_argument("--table", help="only events for this source table")
+    iam = sub.add_parser(
+        "iam-policy", help="print the least-privilege IAM policy for the bot's role (JSON)"
+    )
+    iam.add_argument("--account", metavar="ID", help="pin ARNs to this AWS account (12 digits)")
+    iam.add_argument("--region", metavar="R", help="pin ARNs to this region (e.g. eu-west-1)")
     args = parser.parse_args(argv)
+    if args.command == "iam-policy":
+        return print_iam_policy(args.account, args.region)
     if args.command == "serve":
         return serve()
     if args.command == "check-config":
@@ -70,7 +79,8 @@ def check_config() -> int:
     print(
         f"policy: {settings.policy_path or 'built-in default'}; approvers "
         f"{policy.approvers or 'anyone but the requester'}, {policy.required_approvals} "
-        f"approval(s), tables {policy.tables}, {len(policy.rules)} rule(s)"
+        f"approval(s), tables {policy.tables}, {len(policy.rules)} rule(s), "
+        f"new tables {policy.target_pattern!r}, {len(policy.kms_keys)} customer KMS key(s)"
     )
     return 0
 
@@ -106,6 +116,38 @@ def serve() -> int:
         log.error("cannot start: Slack did not accept the bot token (%s)", exc)
         return 2
     run_server(app, services)
+    return 0
+
+
+def print_iam_policy(account: str | None, region: str | None) -> int:
+    """The policy file (PITR_BOT_POLICY) and state (PITR_BOT_STATE) decide what is granted."""
+    from bot.iam import IamPolicyError, iam_policy, state_table_of
+
+    settings, problems = load_settings()
+    policy = None
+    if settings is not None:
+        try:
+            policy = load_policy(settings.policy_path)
+        except PolicyError as exc:
+            problems += [f"policy: {p}" for p in exc.problems]
+    if problems or settings is None or policy is None:
+        for problem in problems:
+            print(f"pitr-bot: {problem}", file=sys.stderr)
+        return 2
+    try:
+        document = iam_policy(policy, account, region, state_table_of(settings.state))
+    except IamPolicyError as exc:
+        print(f"pitr-bot: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(document, indent=2))
+    size = len(json.dumps(document, separators=(",", ":")))
+    if size > IAM_MANAGED_POLICY_LIMIT:
+        print(
+            f"pitr-bot: warning: this policy has {size} characters, more than IAM's "
+            f"{IAM_MANAGED_POLICY_LIMIT} for a managed policy; use fewer, wider `tables` "
+            "patterns in the policy file",
+            file=sys.stderr,
+        )
     return 0
 
 

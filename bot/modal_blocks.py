@@ -222,7 +222,12 @@ def restore_modal(channel: str, picked: Picked | None = None) -> View:
                 placeholder="key ID, key ARN or alias/…",
                 max_length=2048,
             ),
-            hint="Empty: the source's encryption. The bot needs kms:CreateGrant on the key.",
+            hint=(
+                "Empty: the source's encryption. Only the AWS managed key alias/aws/dynamodb "
+                "and keys in the policy's kms_keys are accepted; pitr-bot iam-policy grants "
+                "the bot what DynamoDB needs on them (kms:DescribeKey, CreateGrant, Encrypt, "
+                "Decrypt, GenerateDataKey)."
+            ),
             optional=True,
         ),
     ]

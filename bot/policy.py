@@ -19,6 +19,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # Slack user IDs start with U or W (Enterprise Grid), user-group IDs with S.
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{1,20}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{1,20}$")
+# A glob over DynamoDB table names (letters, digits, _ . -) with * and ? only: it must also
+# work as an IAM resource pattern, which knows no [...] classes.
+TARGET_GLOB = re.compile(r"^[A-Za-z0-9_.*?-]{1,255}$")
+# What SSESpecificationOverride's KMSMasterKeyId accepts: key ID, key ARN, alias name, alias ARN.
+KMS_KEY_REF = re.compile(
+    r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_.+=,@-]+"
+    r"|alias/[A-Za-z0-9/_-]+"
+    r"|(mrk-)?[0-9a-fA-F-]{32,36})$"
+)
+# DynamoDB's AWS managed key: no customer key, so always allowed in an override.
+AWS_MANAGED_KEY = "alias/aws/dynamodb"
 
 # What `after_restore` may copy from the source onto a restored table, automatically.
 AfterRestore = Literal["pitr", "ttl", "tags", "streams", "autoscaling"]
@@ -71,11 +82,35 @@ class Policy(BaseModel):
     # After ACTIVE: settings copied from the source at once, and when to offer the cleanup.
     after_restore: list[AfterRestore] = Field(default_factory=list)
     remind_after_days: float = Field(default=7, gt=0, le=365)
+    # Every restore's new table must match this glob (e.g. "restored-*"); "*" = any name.
+    target_pattern: str = "*"
+    # Customer managed KMS keys a restore may encrypt with (key ARNs, IDs, alias names or
+    # alias ARNs); empty = only AWS owned keys and the AWS managed key alias/aws/dynamodb.
+    kms_keys: list[str] = Field(default_factory=list)
 
     @field_validator("approvers", "requesters")
     @classmethod
     def _ids(cls, v: list[str]) -> list[str]:
         return _check_ids(v, SLACK_ID, "Slack user or user-group IDs (U…, W…, S…)") or []
+
+    @field_validator("target_pattern")
+    @classmethod
+    def _target_pattern(cls, v: str) -> str:
+        if not TARGET_GLOB.fullmatch(v):
+            raise ValueError(
+                "a table-name glob: letters, digits, _ . - and the wildcards * and ? only"
+            )
+        return v
+
+    @field_validator("kms_keys")
+    @classmethod
+    def _kms_keys(cls, v: list[str]) -> list[str]:
+        bad = [key for key in v if not KMS_KEY_REF.fullmatch(key)]
+        if bad:
+            raise ValueError(
+                f"not KMS key IDs, key ARNs, alias/NAME or alias ARNs: {', '.join(bad)}"
+            )
+        return v
 
     @field_validator("channels")
     @classmethod
@@ -123,6 +158,46 @@ class Policy(BaseModel):
 
     def table_allowed(self, table: str) -> bool:
         return _matches(table, self.tables)
+
+    def target_allowed(self, target: str) -> Decision:
+        if fnmatch.fnmatchcase(target, self.target_pattern):
+            return Decision.yes()
+        return Decision.no(
+            f"The new table's name must match `{self.target_pattern}` "
+            "(policy `target_pattern`). Choose a name like that."
+        )
+
+    def suggest_target(self, name: str) -> str:
+        """`name` if it matches `target_pattern`, else a name that does when one is easy to
+        make (the pattern's one `*` replaced by `name`); else `name` unchanged."""
+        if fnmatch.fnmatchcase(name, self.target_pattern):
+            return name
+        pattern = self.target_pattern
+        if pattern.count("*") == 1 and "?" not in pattern:
+            head, tail = pattern.split("*")
+            room = 255 - len(head) - len(tail)
+            if room > 0:
+                return head + name[-room:] + tail
+        return name
+
+    def kms_key_allowed(self, key: str) -> Decision:
+        """A key in a restore override: the AWS managed key, or one listed in `kms_keys`
+        (the same key written as its ID or alias name inside a listed ARN counts too)."""
+        if key == AWS_MANAGED_KEY or key.endswith(":" + AWS_MANAGED_KEY):
+            return Decision.yes()
+        for allowed in self.kms_keys:
+            short = allowed.split(":", 5)[-1] if allowed.startswith("arn:") else allowed
+            bare = short.removeprefix("key/")
+            if key in (allowed, short, bare):
+                return Decision.yes()
+        if not self.kms_keys:
+            return Decision.no(
+                "This policy allows no customer managed KMS key (policy `kms_keys` is empty). "
+                "Leave the key empty to keep the source's encryption."
+            )
+        return Decision.no(
+            f"KMS key {key} is not allowed (policy `kms_keys`: {', '.join(self.kms_keys)})."
+        )
 
     def may_request(self, user: str, channel: str, table: str, members: Members) -> Decision:
         if self.channels and channel not in self.channels:

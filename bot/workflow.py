@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from bot.logs import restore_context
 from bot.pitr import AwsError, PitrService, TableInfo
-from bot.policy import Members, Policy
+from bot.policy import Decision, Members, Policy
 from bot.restores import (
     IN_FLIGHT,
     InvalidTransition,
@@ -47,8 +47,8 @@ POLL_THREADS = 8
 class Outcome:
     """What to tell the person who acted; `ok` False means a refusal with `message`.
 
-    `field` names the input a refusal is about (source, target, when), so a form can show
-    it next to that field.
+    `field` names the input a refusal is about (source, target, when, overrides), so a form
+    can show it next to that field.
     """
 
     ok: bool
@@ -170,6 +170,9 @@ class Workflow:
         decision = self.policy.may_request(new.requester, new.channel, new.source, self.members)
         if not decision.allowed:
             return "source", decision.reason
+        for field, decision in _target_and_key(self.policy, new):
+            if not decision.allowed:
+                return field, decision.reason
         now = self.clock()
         try:
             instant = parse_when(new.when, new.requester_tz, now)
@@ -580,3 +583,11 @@ def _outside_window(instant: datetime, window: object) -> str:
         f"{when} is after the latest restorable time ({latest}); DynamoDB lags about 5 minutes. "
         "Use `latest` or an earlier instant."
     )
+
+
+def _target_and_key(policy: Policy, new: NewRequest) -> Iterator[tuple[str, Decision]]:
+    """The policy's limits on what a restore creates: its name and its encryption key."""
+    yield "target", policy.target_allowed(new.target)
+    key = (new.overrides or {}).get("sse_key")
+    if key:
+        yield "overrides", policy.kms_key_allowed(str(key))

@@ -48,6 +48,7 @@ from bot.modal_blocks import (
     source_option,
 )
 from bot.pitr import AwsError, PitrService
+from bot.policy import KMS_KEY_REF
 from bot.restores import State, table_name_problem
 from bot.services import Services
 from bot.workflow import NewRequest, Outcome
@@ -64,11 +65,7 @@ MAX_ERROR = 300
 SORRY = "Something went wrong on my side; it is logged. Try again."
 
 INDEX_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-KMS_KEY = re.compile(
-    r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_.+=,@-]+"
-    r"|alias/[A-Za-z0-9/_-]+"
-    r"|(mrk-)?[0-9a-fA-F-]{32,36})$"
-)
+KMS_KEY = KMS_KEY_REF  # the policy's kms_keys take the same forms
 
 
 # -- the picker's data --------------------------------------------------------------------
@@ -231,6 +228,7 @@ def error_block(form: Form, outcome_field: str | None) -> str:
     return {
         "target": form.target_block,
         "when": form.when_block,
+        "overrides": SSE_BLOCK,  # the only override the policy limits is the KMS key
     }.get(outcome_field or "", SOURCE_BLOCK)
 
 
@@ -302,7 +300,7 @@ def register(app: App, services: Services) -> None:
             info = None
         picked = Picked(
             source=source,
-            target=default_target(source, services.clock()),
+            target=services.policy.suggest_target(default_target(source, services.clock())),
             pitr=pitr,
             table=info,
             described=True,

@@ -52,7 +52,10 @@ CLIENT_NAMES = {"client", "_client", "ddb", "dynamodb", "boto_client"}
 AUTOSCALING_NAMES = {"autoscaling"}
 AUTOSCALING_CALLS = {"_scaling", "_scaling_pages"}
 AUTOSCALING = "application-autoscaling"
-ACTION_PREFIXES = ("dynamodb:", f"{AUTOSCALING}:", "cloudwatch:")
+ACTION_PREFIXES = ("dynamodb:", f"{AUTOSCALING}:", "cloudwatch:", "kms:")
+# Every Application Auto Scaling call in the code passes ServiceNamespace="dynamodb" (checked
+# below), so a grant conditioned on that namespace counts for those actions.
+SCALING_CONDITION = {"StringEquals": {f"{AUTOSCALING}:service-namespace": "dynamodb"}}
 
 # Actions the bot may only use on tables it restored itself (marked with this tag).
 MARKER_TAG = "pitr-bot:restore-id"
@@ -72,6 +75,7 @@ RESTORE_NEEDS = {
 }
 # Things a restore bot must never be able to do to an ordinary business table.
 BUSINESS_TABLE = "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders"
+RESTORED_TABLE = "arn:aws:dynamodb:eu-west-1:123456789012:table/restored-orders"
 FORBIDDEN = {
     "dynamodb:DeleteTable",
     "dynamodb:DeleteBackup",
@@ -214,7 +218,10 @@ def allows(policy: dict, action: str, resource: str | None = None, restored: boo
     allowed = denied = False
     for statement in _as_list(policy.get("Statement")):  # type: ignore[arg-type]
         stmt = statement if isinstance(statement, dict) else {}
-        if "Condition" in stmt and not (restored and stmt["Condition"] == RESTORED_CONDITION):
+        if "Condition" in stmt and not (
+            (restored and stmt["Condition"] == RESTORED_CONDITION)
+            or (action.startswith(f"{AUTOSCALING}:") and stmt["Condition"] == SCALING_CONDITION)
+        ):
             continue  # a conditional grant is not a grant we can count on
         if "NotAction" in stmt:
             hit = not _matches(action, _as_list(stmt["NotAction"]))
@@ -425,8 +432,10 @@ def test_destructive_actions_only_on_tables_the_bot_restored():
     assert CODE_MARKER == MARKER_TAG  # the tag the code sets is the one the policy checks
     policy = load_policy()
     for action in RESTORED_ONLY:
-        assert allows(policy, action, BUSINESS_TABLE, restored=True), action
-        assert not allows(policy, action, BUSINESS_TABLE), f"{action} granted without the tag"
+        assert allows(policy, action, RESTORED_TABLE, restored=True), action
+        assert not allows(policy, action, RESTORED_TABLE), f"{action} granted without the tag"
+        # The example policy's target_pattern (restored-*) keeps even a tagged Orders out.
+        assert not allows(policy, action, BUSINESS_TABLE, restored=True), action
     # Another condition (say a typo in the tag key) is not counted as the marker grant.
     typo = copy.deepcopy(policy)
     for stmt in typo["Statement"]:
@@ -441,3 +450,35 @@ def test_readme_shows_the_policy_file_as_it_is():
     readme = (root / "README.md").read_text()
     shown = readme.split("```json\n", 1)[1].split("```", 1)[0]
     assert json.loads(shown) == json.loads((root / "docs" / "iam-policy.json").read_text())
+
+
+def test_every_autoscaling_call_stays_in_the_dynamodb_namespace():
+    """What lets SCALING_CONDITION count as a grant: each call names the dynamodb namespace."""
+    from bot.aftercare_rules import NAMESPACE
+
+    assert NAMESPACE == "dynamodb"
+    calls = 0
+    for base in SOURCES:
+        for file in sorted(base.rglob("*.py")):
+            if _display(file).startswith(SIMULATED_ONLY):
+                continue
+            for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                scaling = node.func.attr in AUTOSCALING_CALLS or (
+                    _receiver_name(node.func.value) in AUTOSCALING_NAMES
+                )
+                if not scaling or node.func.attr == "_scaling" and not node.args:
+                    continue
+                where = f"{_display(file)}:{node.lineno}"
+                if node.func.attr == "_scaling" and not isinstance(node.args[0], ast.Constant):
+                    continue  # the wrapper itself forwarding **kwargs
+                names = {
+                    k.arg: k.value for k in node.keywords if k.arg is not None
+                }  # **kwargs forwarding has arg None
+                if not names and any(k.arg is None for k in node.keywords):
+                    continue  # `method(**kwargs)` inside the wrapper
+                value = names.get("ServiceNamespace")
+                assert isinstance(value, ast.Name) and value.id == "NAMESPACE", where
+                calls += 1
+    assert calls >= 4

@@ -225,6 +225,16 @@ def test_picking_a_source_prefills_the_target(bot, fake):
     assert "PITR on" in json.dumps(blocks)
 
 
+def test_prefilled_target_name_matches_the_policy_target_pattern(make_bot, fake):
+    bot = make_bot(policy=Policy(target_pattern="restored-*"))
+    assert pick_source(bot, "MusicCollection").status == 200
+    blocks = fake.wait_for("views.update")[0].args["view"]["blocks"]
+    target = next(b for b in blocks if str(b.get("block_id", "")).startswith("target"))
+    value = target["element"]["initial_value"]
+    assert re.fullmatch(r"restored-MusicCollection-\d{8}-\d{4}", value), value
+    assert bot.services.policy.target_allowed(value).allowed
+
+
 # -- submitting -------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("fields", "block", "says"),
@@ -254,8 +264,37 @@ def test_bad_input_is_shown_inline_on_its_field(make_bot, music, fake, fields, b
     assert fake.calls("chat.postMessage") == [] and fake.calls("chat.postEphemeral") == []
 
 
+@pytest.mark.parametrize(
+    ("fields", "block", "says"),
+    [
+        ({"sse": "alias/someone-elses-key"}, SSE_BLOCK, "kms_keys"),
+        ({"sse": "arn:aws:kms:us-east-1:111122223333:alias/restore-key"}, SSE_BLOCK, "kms_keys"),
+        ({"target": "MusicCopy"}, "target.MusicCollection", "restored-*"),
+    ],
+)
+def test_form_refuses_a_key_or_name_outside_the_policy_with_no_side_effect(
+    make_bot, music, fake, fields, block, says
+):
+    bot = make_bot(
+        policy=Policy(
+            tables=["Music*"], target_pattern="restored-*", kms_keys=["alias/restore-key"]
+        )
+    )
+    music.clear()
+    resp = submit(bot, **{"target": "restored-music", **fields})
+    assert resp.status == 200
+    body = resp.json()
+    assert body["response_action"] == "errors"
+    assert list(body["errors"]) == [block]
+    assert says in body["errors"][block]
+    assert bot.services.store.find() == []  # no request, so no card can follow
+    assert fake.calls("chat.postMessage") == [] and fake.calls("chat.postEphemeral") == []
+    # Refused before any AWS call: not even a read.
+    assert [op for op in (*READ_OPS, "RestoreTableToPointInTime") if music.count(op)] == []
+
+
 def test_good_form_posts_the_card_and_overrides_reach_the_restore(make_bot, music, fake):
-    bot = make_bot(policy=Policy(tables=["Music*"]))
+    bot = make_bot(policy=Policy(tables=["Music*"], kms_keys=["alias/restore-key"]))
     an_hour_ago = int(time.time()) - 3600
     resp = submit(
         bot,

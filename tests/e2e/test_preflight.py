@@ -10,6 +10,7 @@ import pytest
 from support.aws_sim import AwsSimulator
 from support.fake_slack import FakeSlack
 
+from bot.policy import Policy
 from e2e.harness import BotUnderTest, start_bot
 
 MUTATIONS = (
@@ -158,3 +159,26 @@ def test_target_already_requested_is_refused(bot, fake, sim):
     assert len(bot.cards()) == 1
     assert len(bot.services.store.find()) == requests_before
     assert sim.count("RestoreTableToPointInTime") == 0
+
+
+def test_target_outside_the_policy_target_pattern_is_refused_with_no_side_effect(
+    tmp_path, fake, sim
+):
+    """Policy `target_pattern`: the refusal names the pattern, nothing reaches AWS or Slack."""
+    bot = start_bot(tmp_path, fake, sim, policy=Policy(target_pattern="restored-*"))
+    try:
+        fake.clear()
+        sim.clear()
+        resp = bot.command("/pitr-restore", "MusicCollection MusicCopy latest", user="U1")
+        assert resp.status == 200
+        reply = bot.wait_reply("U1", "target_pattern")
+        assert reply.startswith(":warning:") and "restored-*" in reply, reply
+        assert bot.services.store.find() == []  # no request, so no card can follow
+        assert fake.calls("chat.postMessage") == []
+        assert [op for op in (*MUTATIONS, "DescribeTable") if sim.count(op)] == []
+
+        # A name that matches goes through to a card.
+        bot.command("/pitr-restore", "MusicCollection restored-music latest", user="U1")
+        assert bot.wait_card().target == "restored-music"
+    finally:
+        bot.stop()

@@ -6,6 +6,7 @@ proxy out (CREATING comes from the proxy, since botocore hooks cannot reach anot
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -218,3 +219,29 @@ def test_serve_refuses_to_start_without_config(tmp_path):
     assert result.returncode != 0
     assert "SLACK_BOT_TOKEN" in result.stderr and "SLACK_SIGNING_SECRET" in result.stderr
     assert "not starting" in result.stderr
+
+
+def test_iam_policy_command_prints_the_pinned_policy_for_the_policy_file(tmp_path):
+    policy = tmp_path / "policy.yml"
+    policy.write_text('tables: ["orders"]\ntarget_pattern: "restored-*"\n')
+    env = base_env(PITR_BOT_POLICY=str(policy), PITR_BOT_STATE="dynamodb://pitr-state")
+    result = run_cli(
+        "iam-policy", "--account", "123456789012", "--region", "eu-west-1", env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    resources = json.dumps(document)
+    assert "arn:aws:dynamodb:eu-west-1:123456789012:table/orders" in resources
+    assert "arn:aws:dynamodb:eu-west-1:123456789012:table/restored-*" in resources
+    assert "arn:aws:dynamodb:eu-west-1:123456789012:table/pitr-state" in resources
+    assert result.stderr == ""
+
+
+def test_iam_policy_command_with_a_bad_policy_says_why_in_one_line(tmp_path):
+    policy = tmp_path / "policy.yml"
+    policy.write_text('target_pattern: "restored-[ab]*"\nkms_keys: ["not a key"]\n')
+    result = run_cli("iam-policy", env=base_env(PITR_BOT_POLICY=str(policy)), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "target_pattern" in result.stderr and "not a key" in result.stderr
+    assert "Traceback" not in result.stderr

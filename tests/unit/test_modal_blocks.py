@@ -216,6 +216,20 @@ def test_workflow_refusals_map_to_their_field():
     assert error_block(form, "when") == WHEN_PICK_BLOCK
     assert error_block(form, "source") == SOURCE_BLOCK
     assert error_block(form, None) == SOURCE_BLOCK  # AWS trouble: shown on the source
+    assert error_block(form, "overrides") == SSE_BLOCK  # a KMS key outside kms_keys
+
+
+def test_kms_hint_says_what_the_policy_and_the_generated_iam_policy_really_do():
+    """The form once claimed the bot needs kms:CreateGrant, while no policy granted any KMS
+    action. Now: the hint names the policy key and every action `pitr-bot iam-policy` grants."""
+    from bot.iam import KMS_ACTIONS
+
+    view = restore_modal("C1").to_dict()
+    hint = next(b for b in view["blocks"] if b.get("block_id") == SSE_BLOCK)["hint"]["text"]
+    assert "kms_keys" in hint and "iam-policy" in hint and "alias/aws/dynamodb" in hint
+    for action in KMS_ACTIONS:
+        name = action.removeprefix("kms:").removesuffix("WithoutPlaintext")
+        assert name in hint, name
 
 
 def test_every_block_builder_output_is_an_input_slack_accepts_errors_for():

@@ -309,3 +309,74 @@ def test_empty_file_means_defaults(tmp_path: Path, text: str) -> None:
 def test_no_path_means_defaults() -> None:
     assert load_policy(None) == Policy()
     assert load_policy("") == Policy()
+
+
+# -- target_pattern and kms_keys ------------------------------------------------------------
+def test_target_pattern_absent_allows_any_name() -> None:
+    assert Policy().target_pattern == "*"
+    assert Policy().target_allowed("anything-at-all").allowed
+
+
+def test_target_pattern_limits_the_new_table_name_and_the_refusal_names_it() -> None:
+    policy = Policy(target_pattern="restored-*")
+    assert policy.target_allowed("restored-orders").allowed
+    refused = policy.target_allowed("orders-copy")
+    assert not refused.allowed
+    assert "`restored-*`" in refused.reason and "target_pattern" in refused.reason
+    assert not policy.target_allowed("Restored-orders").allowed  # case-sensitive, like AWS
+
+
+def test_suggested_target_matches_the_pattern_when_one_is_easy_to_make() -> None:
+    assert Policy().suggest_target("orders-20261129-1200") == "orders-20261129-1200"
+    policy = Policy(target_pattern="restored-*")
+    assert policy.suggest_target("orders-20261129-1200") == "restored-orders-20261129-1200"
+    assert policy.suggest_target("restored-x") == "restored-x"
+    long = policy.suggest_target("o" * 255)
+    assert len(long) == 255 and policy.target_allowed(long).allowed
+    both = Policy(target_pattern="pitr-*-copy").suggest_target("orders")
+    assert both == "pitr-orders-copy"
+    # No easy way to a match: the name stays, and the preflight will say why.
+    assert Policy(target_pattern="x?-*-*").suggest_target("orders") == "orders"
+
+
+@pytest.mark.parametrize("pattern", ["restored-[ab]*", "a b*", "", "x/*"])
+def test_target_pattern_must_be_a_table_name_glob(tmp_path, pattern) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text(f"target_pattern: {pattern!r}\n")
+    with pytest.raises(PolicyError, match="target_pattern"):
+        load_policy(path)
+
+
+def test_no_kms_keys_means_no_customer_managed_key() -> None:
+    policy = Policy()
+    refused = policy.kms_key_allowed("alias/my-key")
+    assert not refused.allowed and "kms_keys" in refused.reason
+    assert not policy.kms_key_allowed("1234abcd-12ab-34cd-56ef-1234567890ab").allowed
+    # DynamoDB's AWS managed key is not a customer key.
+    assert policy.kms_key_allowed("alias/aws/dynamodb").allowed
+    assert policy.kms_key_allowed("arn:aws:kms:eu-west-1:123456789012:alias/aws/dynamodb").allowed
+
+
+def test_kms_keys_allow_listed_keys_in_any_of_their_spellings_and_nothing_else() -> None:
+    key_arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    alias_arn = "arn:aws:kms:eu-west-1:123456789012:alias/restores"
+    policy = Policy(kms_keys=[key_arn, alias_arn, "alias/pitr"])
+    for key in (key_arn, "1234abcd-12ab-34cd-56ef-1234567890ab", alias_arn, "alias/restores"):
+        assert policy.kms_key_allowed(key).allowed, key
+    assert policy.kms_key_allowed("alias/pitr").allowed
+    for key in (
+        "alias/other",
+        "arn:aws:kms:eu-west-1:999999999999:alias/pitr",  # same alias name, another account
+        "arn:aws:kms:eu-west-1:123456789012:key/ffffffff-12ab-34cd-56ef-1234567890ab",
+        "alias/restores-too",
+    ):
+        refused = policy.kms_key_allowed(key)
+        assert not refused.allowed, key
+        assert key in refused.reason and "kms_keys" in refused.reason
+
+
+def test_kms_keys_must_be_key_references(tmp_path) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text("kms_keys: ['alias/ok', 'not a key']\n")
+    with pytest.raises(PolicyError, match="not a key"):
+        load_policy(path)

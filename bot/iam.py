@@ -1,0 +1,249 @@
+"""The least-privilege IAM policy for the bot's role, generated from the policy file.
+
+Pure: a Policy in, a JSON-ready dict out (`pitr-bot iam-policy` prints it). What each statement
+is for:
+
+- sources (policy `tables`): read them, restore from them, turn PITR on (`/pitr-enable`);
+- targets (policy `target_pattern`): the data-plane writes a restore makes through the
+  caller's permissions, tagging, copying settings; changing or deleting only with the bot's
+  marker tag on the table as well;
+- Application Auto Scaling writes only in the `dynamodb` namespace, and the CloudWatch alarms a
+  target-tracking policy creates only under the targets' alarm-name prefix;
+- the KMS keys of policy `kms_keys`, used only through DynamoDB;
+- the state table, when PITR_BOT_STATE is dynamodb://TABLE.
+
+ARNs name the account and region when given, else `*`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.aftercare_rules import MARKER_TAG
+from bot.aftercare_rules import NAMESPACE as AUTOSCALING_NAMESPACE
+from bot.policy import AWS_MANAGED_KEY, Policy
+
+SOURCE_READS = (
+    "dynamodb:DescribeTable",
+    "dynamodb:DescribeContinuousBackups",
+    "dynamodb:DescribeTimeToLive",
+    "dynamodb:ListTagsOfResource",
+    "dynamodb:DescribeContributorInsights",
+)
+# /pitr-enable on a source; after_restore `pitr` on a target. (IAM cannot tell turning PITR
+# on from shortening or turning it off: the bot's own approval rules guard that.)
+PROTECT = ("dynamodb:UpdateContinuousBackups",)
+# "Using IAM with DynamoDB backup and restore" (docs.aws.amazon.com/amazondynamodb/latest/
+# developerguide/backuprestore_IAM.html): "RestoreTableToPointInTime permissions are necessary
+# on the source table, and DynamoDB read and write permissions on the target table". These:
+RESTORE_WRITES = (
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:BatchWriteItem",
+)
+TARGET_SETUP = ("dynamodb:TagResource",)
+# Only on tables that carry the bot's marker tag: a table someone else made under a matching
+# name stays out of reach.
+TARGET_CHANGES = (
+    "dynamodb:UpdateTable",
+    "dynamodb:UpdateTimeToLive",
+    "dynamodb:DeleteTable",
+)
+SCALING_READS = (
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+)
+SCALING_WRITES = (
+    "application-autoscaling:RegisterScalableTarget",
+    "application-autoscaling:PutScalingPolicy",
+)
+# Application Auto Scaling docs ("Permissions required for API actions on target services and
+# CloudWatch"): a target-tracking PutScalingPolicy creates, lists and removes its CloudWatch
+# alarms with the caller's permissions. Their names start "TargetTracking-table/<table>-".
+ALARM_WRITES = ("cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms")
+ALARM_READS = ("cloudwatch:DescribeAlarms",)
+# "How Amazon DynamoDB uses AWS KMS" (docs.aws.amazon.com/kms/latest/developerguide/
+# services-dynamodb.html), its example key policy for principals that use a table: kms:Encrypt,
+# kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*, kms:CreateGrant, kms:DescribeKey, through
+# DynamoDB only (kms:ViaService). CreateGrant lets DynamoDB use the key for the new table;
+# DescribeKey resolves it. ReEncrypt* is for switching an existing table's key (UpdateTable),
+# which the bot never does, so it is left out; the wildcards are spelt out.
+KMS_ACTIONS = (
+    "kms:DescribeKey",
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+)
+STATE_TABLE_ACTIONS = (
+    "dynamodb:CreateTable",
+    "dynamodb:DescribeTable",
+    "dynamodb:UpdateTimeToLive",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+)
+
+ACCOUNT = re.compile(r"^\d{12}$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class IamPolicyError(ValueError):
+    """--account or --region is not one."""
+
+
+def partition(region: str | None) -> str:
+    if region and region.startswith("cn-"):
+        return "aws-cn"
+    if region and region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def iam_policy(
+    policy: Policy,
+    account: str | None = None,
+    region: str | None = None,
+    state_table: str | None = None,
+) -> dict[str, Any]:
+    """The IAM policy document for a bot running with `policy`."""
+    if account is not None and not ACCOUNT.match(account):
+        raise IamPolicyError(f"--account {account!r} is not a 12-digit AWS account ID")
+    if region is not None and not REGION.match(region):
+        raise IamPolicyError(f"--region {region!r} is not an AWS region name (e.g. eu-west-1)")
+    arn = _Arns(partition(region), region or "*", account or "*")
+    sources = [arn.table(_iam_glob(t)) for t in dict.fromkeys(policy.tables)]
+    target = policy.target_pattern
+    targets = [arn.table(target), arn.table(f"{target}/index/*")]
+    statements: list[dict[str, Any]] = [
+        _allow("ReadAndProtectAllowedSources", [*SOURCE_READS, *PROTECT], sources),
+        _allow("RestoreFromAllowedSources", ["dynamodb:RestoreTableToPointInTime"], sources),
+        _allow("ListTables", ["dynamodb:ListTables"], ["*"]),
+        _allow(
+            "WriteRestoredTargets",
+            [*RESTORE_WRITES, *SOURCE_READS, *PROTECT, *TARGET_SETUP],
+            targets,
+        ),
+        _allow(
+            "ChangeOnlyTablesTheBotRestored",
+            list(TARGET_CHANGES),
+            targets[:1],
+            {"Null": {f"aws:ResourceTag/{MARKER_TAG}": "false"}},
+        ),
+        _allow("ReadAutoScaling", [*SCALING_READS, *ALARM_READS], ["*"]),
+        _allow(
+            "CopyAutoScalingOnlyForDynamoDB",
+            list(SCALING_WRITES),
+            ["*"],
+            {"StringEquals": {"application-autoscaling:service-namespace": AUTOSCALING_NAMESPACE}},
+        ),
+        _allow(
+            "AutoScalingAlarmsOfTargetsOnly",
+            list(ALARM_WRITES),
+            [arn.alarm(f"TargetTracking-table/{target}")],
+        ),
+    ]
+    statements += _kms_statements(policy.kms_keys, arn)
+    if state_table:
+        statements.append(
+            _allow(
+                "StateTable",
+                list(STATE_TABLE_ACTIONS),
+                [arn.table(state_table), arn.table(f"{state_table}/index/*")],
+            )
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def state_table_of(state: str) -> str | None:
+    """PITR_BOT_STATE -> the DynamoDB state table's name, or None for SQLite."""
+    prefix = "dynamodb://"
+    return state[len(prefix) :] if state.startswith(prefix) else None
+
+
+class _Arns:
+    def __init__(self, part: str, region: str, account: str):
+        self.part, self.region, self.account = part, region, account
+
+    def table(self, name: str) -> str:
+        return f"arn:{self.part}:dynamodb:{self.region}:{self.account}:table/{name}"
+
+    def alarm(self, prefix: str) -> str:
+        # CloudWatch alarm ARNs: arn:aws:cloudwatch:REGION:ACCOUNT:alarm:NAME
+        return f"arn:{self.part}:cloudwatch:{self.region}:{self.account}:alarm:{prefix}*"
+
+    def key(self, key_id: str) -> str:
+        return f"arn:{self.part}:kms:{self.region}:{self.account}:key/{key_id}"
+
+
+def _kms_statements(keys: list[str], arn: _Arns) -> list[dict[str, Any]]:
+    """Key ARNs and IDs are resources; aliases cannot be (IAM checks the key), so a key is
+    matched by its alias with kms:ResourceAliases."""
+    by_key: list[str] = []
+    aliases: list[str] = []
+    alias_keys: list[str] = []
+    for key in dict.fromkeys(keys):
+        if key == AWS_MANAGED_KEY or key.endswith(":" + AWS_MANAGED_KEY):
+            continue  # AWS managed: its key policy already lets DynamoDB users use it
+        if key.startswith("arn:"):
+            head, resource = key.split(":", 5)[:5], key.split(":", 5)[5]
+            if resource.startswith("alias/"):
+                aliases.append(resource)
+                alias_keys.append(":".join(head) + ":key/*")
+            else:
+                by_key.append(key)
+        elif key.startswith("alias/"):
+            aliases.append(key)
+            alias_keys.append(arn.key("*"))
+        else:
+            by_key.append(arn.key(key))
+    via = (
+        {"StringEquals": {"kms:ViaService": f"dynamodb.{arn.region}.amazonaws.com"}}
+        if arn.region != "*"
+        else {"StringLike": {"kms:ViaService": "dynamodb.*.amazonaws.com"}}
+    )
+    out = []
+    if by_key:
+        out.append(_allow("UseAllowedKmsKeysThroughDynamoDB", list(KMS_ACTIONS), by_key, via))
+    if aliases:
+        condition = {**via, "ForAnyValue:StringEquals": {"kms:ResourceAliases": aliases}}
+        out.append(
+            _allow(
+                "UseAllowedKmsAliasesThroughDynamoDB",
+                list(KMS_ACTIONS),
+                list(dict.fromkeys(alias_keys)),
+                condition,
+            )
+        )
+    return out
+
+
+def _iam_glob(pattern: str) -> str:
+    """fnmatch -> IAM: IAM has * and ? but no [...] classes; a class becomes `?` (one
+    character), which can only widen the grant to names the policy file would refuse anyway
+    at request time."""
+    return re.sub(r"\[[^\]]*\]", "?", pattern)
+
+
+def _allow(
+    sid: str, actions: list[str], resources: list[str], condition: dict | None = None
+) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": list(dict.fromkeys(actions)),
+        "Resource": resources[0] if len(resources) == 1 else resources,
+    }
+    if condition:
+        statement["Condition"] = condition
+    return statement
