@@ -88,6 +88,7 @@ STATUS_LINE = {
     State.CANCELLED: ":heavy_multiplication_x: Cancelled — nothing was restored",
     State.FAILED: ":x: Restore failed — see the thread",
 }
+WITHDRAWN_LINE = ":leftwards_arrow_with_hook: Withdrawn by the requester — nothing was restored"
 
 
 def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
@@ -111,6 +112,8 @@ def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]
     if req.reason:
         blocks.append(SectionBlock(text=md(f"*Reason*\n{esc(req.reason[:500])}")))
     status = STATUS_LINE[req.state]
+    if req.withdrawn:
+        status = WITHDRAWN_LINE
     if req.decided_by and req.state in {State.DENIED, State.CANCELLED}:
         status += f" (by {user(req.decided_by)})"
     if req.state == State.REQUESTED:
@@ -128,7 +131,7 @@ def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]
                 ],
             )
         )
-    fallback = f"{title}: {STATUS_LINE[req.state]}"
+    fallback = f"{title}: {WITHDRAWN_LINE if req.withdrawn else STATUS_LINE[req.state]}"
     return fallback, blocks
 
 
@@ -214,6 +217,11 @@ def failed_text(req: RestoreRequest) -> str:
 
 
 def requester_notice(req: RestoreRequest) -> str:
+    if req.withdrawn:
+        return (
+            f"You withdrew your restore of {code(req.source)} → {code(req.target)}; "
+            "nothing was restored."
+        )
     if req.state == State.DENIED:
         by = user(req.decided_by) if req.decided_by else "someone"
         return f"Your restore of {code(req.source)} → {code(req.target)} was denied by {by}."
@@ -260,11 +268,22 @@ def status_blocks(
         recent = "\n".join(
             f"{e.at.strftime('%Y-%m-%d %H:%M')} UTC · {esc(e.event)}"
             f"{' · ' + user(e.actor) if e.actor else ''}"
-            f"{' · ' + esc(e.detail[:120]) if e.detail else ''}"
+            f"{' · ' + esc(clip(e.detail, 120)) if e.detail else ''}"
             for e in history
         )
-        blocks.append(ContextBlock(elements=[md(f"*Recent activity*\n{recent}"[:3000])]))
+        blocks.append(ContextBlock(elements=[md(fit(f"*Recent activity*\n{recent}"))]))
     return f"PITR status of {table}", blocks
+
+
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary and marked with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:  # a word boundary not too far back; else cut the long word
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:·-") + "…"
 
 
 def fit(text: str, limit: int = 3000) -> str:

@@ -154,6 +154,15 @@ class PitrService:
             out["GlobalSecondaryIndexOverride"] = keep
         return out
 
+    def caller_identity(self) -> str:
+        """Who the bot is to AWS (sts:GetCallerIdentity): 'ARN (account N)'. For check-config."""
+        sts = boto3.client("sts", region_name=self.client.meta.region_name, config=BOTO_CONFIG)
+        try:
+            resp = sts.get_caller_identity()
+        except ClientError as exc:
+            raise self._explain("GetCallerIdentity", "*", exc) from exc
+        return f"{resp['Arn']} (account {resp['Account']})"
+
     def list_tables(self, limit: int = 1000) -> list[str]:
         names: list[str] = []
         kwargs: dict[str, Any] = {"Limit": 100}

@@ -233,6 +233,17 @@ def test_requester_notices() -> None:
     assert "expired" in requester_notice(make(State.EXPIRED))
 
 
+def test_a_requester_withdrawing_is_told_withdrawn_not_denied() -> None:
+    req = make(State.DENIED, decided_by="U1")
+    assert req.requester == "U1"
+    notice = requester_notice(req)
+    assert "withdrew" in notice and "denied" not in notice
+    fallback, card = approval_card(req, NOW)
+    assert "Withdrawn" in dump(card) and "Denied" not in dump(card)
+    assert "Withdrawn" in fallback and "Denied" not in fallback
+    assert "expired" in requester_notice(make(State.EXPIRED))
+
+
 def test_progress_text() -> None:
     req = make(
         State.RESTORING,
@@ -333,3 +344,16 @@ def test_status_blocks_pass_validation_with_fifty_restores_in_flight() -> None:
     ]
     _, status = status_blocks("Orders", info, pitr, in_flight, [], NOW)
     to_dicts(status)
+
+
+def test_status_recent_activity_is_cut_at_a_word_with_an_ellipsis() -> None:
+    detail = "the requester asked for a restore because the deploy at nine broke the orders " * 3
+    history = [AuditEvent(NOW, "requested", "r1", "U1", "C1", "Orders", detail)]
+    info = TableInfo(name="Orders", status="ACTIVE", item_count=1, size_bytes=1)
+    _, status = status_blocks("Orders", info, PitrInfo("Orders", "ENABLED"), [], history, NOW)
+    shown = status[-1].to_dict()["elements"][0]["text"]
+    kept = shown.rsplit(" · ", 1)[1]
+    assert kept.endswith("…") and len(kept) <= 120
+    words = detail.split()
+    # Every word shown is a whole word of the detail: nothing cut mid-word.
+    assert all(w in words for w in kept.removesuffix("…").split())
