@@ -141,7 +141,7 @@ def test_card_with_source_facts() -> None:
     assert "1,234 items" in text
     assert "2.0 KB" in text
     assert "`by-customer`" in text
-    assert "left out: `by-date`" in text
+    assert "1 left out:* `by-date`" in text
     assert "KMS key `alias/restores`" in text
     assert "last 3 restores: 14–19 min" in text
 
