@@ -137,7 +137,7 @@ def test_serve_with_an_unwritable_sqlite_path_says_what_to_set(tmp_path, fake, s
     one_clear_line(result, "PITR_BOT_STATE")
 
 
-# -- item 8: every problem at once; --online --------------------------------------------------------
+# -- item 8: every problem at once; --online ----------------------------------------------
 
 
 def test_check_config_reports_every_problem_despite_a_bad_poll_interval(tmp_path):
