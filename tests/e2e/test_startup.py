@@ -224,3 +224,26 @@ def test_audit_with_a_missing_dynamodb_store_does_not_create_it(tmp_path, sim, s
     assert result.returncode == 2, result.stderr
     assert "no state table 'no-such-state-table' in us-east-1" in result.stderr
     assert sim.count("CreateTable") == 0
+
+
+# -- item 5 again: `console --aws` ---------------------------------------------------------------
+
+
+def test_console_aws_with_only_aws_region_reaches_aws(tmp_path, sim):
+    script = tmp_path / "status.script"
+    script.write_text("/pitr-status MusicCollection\n", encoding="utf-8")
+    env = isolated(tmp_path, **only_aws_region(sim))
+    result = run_cli("console", "--aws", "--script", str(script), env=env, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "MusicCollection" in result.stdout and "ENABLED" in result.stdout, result.stdout
+    assert "us-east-1" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_console_aws_without_a_region_says_what_to_set(tmp_path):
+    script = tmp_path / "status.script"
+    script.write_text("/pitr-status MusicCollection\n", encoding="utf-8")
+    result = run_cli(
+        "console", "--aws", "--script", str(script), env=isolated(tmp_path), cwd=tmp_path
+    )
+    one_clear_line(result, "AWS_REGION")
