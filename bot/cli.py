@@ -88,7 +88,10 @@ def check_config(online: bool = False) -> int:
         f"{policy.approvers or 'anyone but the requester'}, {policy.required_approvals} "
         f"approval(s), tables {policy.tables}, {len(policy.rules)} rule(s)"
     )
-    return check_online(settings, policy) if online else 0
+    if not online:
+        print("offline checks only; `pitr-bot check-config --online` also asks AWS, store, Slack")
+        return 0
+    return check_online(settings, policy)
 
 
 def check_online(settings: Settings, policy: Policy) -> int:
