@@ -290,7 +290,6 @@ def status_blocks(
 
 # Slack's documented Block Kit limits (api.slack.com/reference/block-kit/blocks).
 SECTION_LIMIT = 3000  # section text; also a context element's text
-FIELD_LIMIT = 2000  # each section field
 HEADER_LIMIT = 150  # header text
 
 

@@ -100,13 +100,13 @@ def source_info_text(info: TableInfo | None, pitr: bool | None, budget: int = SE
             parts.append(f"{info.item_count:,} items")
         if info.billing_mode:
             parts.append(esc(info.billing_mode))
-    if pitr is False:
-        parts.append("it can't be restored until PITR is on (`/pitr-enable`)")
+    warning = ["it can't be restored until PITR is on (`/pitr-enable`)"] if pitr is False else []
     if info is not None:
         head = f"GSIs ({len(info.indexes)}): " if info.indexes else "GSIs: "
-        room = budget - len(" · ".join(parts)) - len(" · ") - len(head)
-        parts.insert(len(parts) - (pitr is False), head + (name_list(info.indexes, room) or "none"))
-    return " · ".join(parts)
+        # Whatever room the other parts leave goes to the index list, summarised to fit.
+        room = budget - len(" · ".join([*parts, *warning, head]))
+        parts.append(head + (name_list(info.indexes, room) or "none"))
+    return " · ".join(parts + warning)
 
 
 BILLING_OPTIONS = [
