@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 MAX_LENGTH = 100
 LATEST_WORDS = {"", "latest", "now", "newest"}
 BARE_NUMBER = re.compile(r"^\d+(\.\d+)?$")
-# A bare number is only ever read as Unix seconds, and only when it is a plausible one (this
-# century, 9-11 digits); "11" or "5" would otherwise reach dateparser and become a month.
+# A bare number is only ever read as Unix seconds, and only when it is a plausible one (from
+# 2000 on, at most 11 digits); "11" or "5" would otherwise reach dateparser as a month.
 UNIX_PLAUSIBLE = (946_684_800, 99_999_999_999)  # 2000-01-01 .. 11 digits
 ISO_LIKE = re.compile(
     r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
