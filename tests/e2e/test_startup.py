@@ -172,7 +172,8 @@ def test_check_config_online_checks_aws_store_slack_and_policy_tables(tmp_path, 
     assert "identity arn:aws:" in result.stdout, out
     assert "OK   table MusicCollection: ACTIVE, PITR on" in result.stdout, out
     assert "WARN table NoPitrTable: PITR is DISABLED" in result.stderr, out
-    assert "prod-*" not in out.split("policy:", 1)[1].split("\n", 1)[1]  # globs are not looked up
+    checks = [line for line in out.splitlines() if line.startswith(("OK", "WARN", "FAIL"))]
+    assert not any("prod-*" in line for line in checks), checks  # a glob is not looked up
     assert "WARN state store: no state database" in result.stderr, out  # not created by a check
     assert not (tmp_path / "state.db").exists()
     assert "OK   Slack: bot pitr-bot (UBOT) in Test" in result.stdout, out
@@ -247,3 +248,22 @@ def test_console_aws_without_a_region_says_what_to_set(tmp_path):
         "console", "--aws", "--script", str(script), env=isolated(tmp_path), cwd=tmp_path
     )
     one_clear_line(result, "AWS_REGION")
+
+
+def test_check_config_online_with_a_dynamodb_store(tmp_path, fake, sim):
+    from bot.store.dynamodb import DynamoStore
+
+    env = isolated(
+        tmp_path,
+        **sim.env(),
+        **{**slack_env(fake, tmp_path), "PITR_BOT_STATE": "dynamodb://pitr-online-state"},
+    )
+    missing = run_cli("check-config", "--online", env=env, cwd=tmp_path, timeout=60)
+    assert missing.returncode == 0, missing.stderr
+    assert "WARN state store: no state table 'pitr-online-state'" in missing.stderr
+    assert sim.count("CreateTable") == 0  # a check never creates the store
+
+    DynamoStore("pitr-online-state", client=sim.client())
+    present = run_cli("check-config", "--online", env=env, cwd=tmp_path, timeout=60)
+    assert present.returncode == 0, present.stderr
+    assert "OK   state store: dynamodb://pitr-online-state reachable" in present.stdout
