@@ -84,10 +84,23 @@ def _secret(value: SecretStr | None) -> str:
 
 
 def load_settings() -> tuple[Settings | None, list[str]]:
-    """Settings from the environment, or every problem with them at once."""
+    """Settings from the environment, and every problem with them at once.
+
+    A bad value does not hide the others: it is reported and replaced by its default, so the
+    rest (token types, the policy file...) can still be checked. Callers must not serve while
+    `problems` is not empty. None only if even the defaults cannot be read.
+    """
     try:
         return Settings(), []
     except ValidationError as exc:
-        return None, [
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
+        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        bad = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+    defaults = {
+        field.alias: field.default
+        for field in Settings.model_fields.values()
+        if field.alias in bad and field.alias
+    }
+    try:
+        return Settings(**defaults), problems
+    except ValidationError:
+        return None, problems

@@ -12,7 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MAX_LENGTH = 100
 LATEST_WORDS = {"", "latest", "now", "newest"}
-UNIX_SECONDS = re.compile(r"^\d{9,11}(\.\d+)?$")
+BARE_NUMBER = re.compile(r"^\d+(\.\d+)?$")
+# A bare number is only ever read as Unix seconds, and only when it is a plausible one (from
+# 2000 on, at most 11 digits); "11" or "5" would otherwise reach dateparser as a month.
+UNIX_PLAUSIBLE = (946_684_800, 99_999_999_999)  # 2000-01-01 .. 11 digits
 ISO_LIKE = re.compile(
     r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
 )
@@ -24,7 +27,7 @@ class WhenError(ValueError):
 
 HELP = (
     "Use `latest`, an ISO 8601 time like `2026-11-26T09:30` (your Slack time zone unless it "
-    "has an offset), Unix seconds like `1764149400`, or text like `25 minutes ago`."
+    "has an offset), Unix seconds like `1795685400`, or text like `25 minutes ago`."
 )
 
 
@@ -43,8 +46,14 @@ def parse_when(text: str, tz_name: str | None, now: datetime) -> datetime | None
     if text.lower() in LATEST_WORDS:
         return None
     tz = zone(tz_name)
-    if UNIX_SECONDS.match(text):
-        instant = datetime.fromtimestamp(float(text), tz=UTC)
+    if BARE_NUMBER.match(text):
+        seconds = float(text)
+        if not UNIX_PLAUSIBLE[0] <= seconds <= UNIX_PLAUSIBLE[1]:
+            raise WhenError(
+                f"`{text}` is a bare number: I won't guess whether it is a day, a month or an "
+                f"hour, and it is not plausible Unix seconds. {HELP}"
+            )
+        instant = datetime.fromtimestamp(seconds, tz=UTC)
     elif ISO_LIKE.match(text):
         try:
             parsed = datetime.fromisoformat(text)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from bot.restores import RestoreRequest, State
-from bot.store.records import AuditEvent, OutboxItem
+from bot.store.records import AuditEvent, OutboxItem, StoreMissing
 
 __all__ = ["AuditEvent", "OutboxItem", "Store", "open_store"]
 
@@ -58,13 +59,21 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, create: bool = True) -> Store:
+    """The store at `url`; with create=False (read-only commands) a missing one is an error."""
     if url.startswith("sqlite:///"):
         from bot.store.sqlite import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite:///"))
+        path = url.removeprefix("sqlite:///")
+        if not create and path != ":memory:" and not Path(path).is_file():
+            raise StoreMissing(
+                f"no state database at {Path(path).resolve()} (PITR_BOT_STATE={url}, "
+                f"relative to {Path.cwd()}); run this where the bot keeps its state, "
+                "or set PITR_BOT_STATE"
+            )
+        return SqliteStore(path)
     if url.startswith("dynamodb://"):
         from bot.store.dynamodb import DynamoStore
 
-        return DynamoStore(url.removeprefix("dynamodb://"))
+        return DynamoStore(url.removeprefix("dynamodb://"), create=create)
     raise ValueError(f"unsupported PITR_BOT_STATE {url!r}: use sqlite:///PATH or dynamodb://TABLE")

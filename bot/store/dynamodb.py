@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 from bot.aws import default_aws
 from bot.restores import FINAL, RestoreRequest, State, utcnow
 from bot.store.codec import from_record, to_record
-from bot.store.records import AuditEvent, OutboxItem
+from bot.store.records import AuditEvent, OutboxItem, StoreMissing
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,10 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class DynamoStore:
-    def __init__(self, table: str, client: Any | None = None):
+    def __init__(self, table: str, client: Any | None = None, create: bool = True):
         self.table = table
         self.client = client or default_aws().client("dynamodb")
-        self._ensure_table()
+        self._ensure_table(create)
 
     # -- requests ---------------------------------------------------------------------------
     def add(self, req: RestoreRequest, announce: Sequence[str] = ()) -> None:
@@ -302,12 +302,18 @@ class DynamoStore:
             return
         self.client.transact_write_items(TransactItems=items)
 
-    def _ensure_table(self) -> None:
+    def _ensure_table(self, create: bool = True) -> None:
         try:
             status = self.client.describe_table(TableName=self.table)["Table"]["TableStatus"]
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
+            if not create:
+                region = self.client.meta.region_name
+                raise StoreMissing(
+                    f"no state table {self.table!r} in {region} (PITR_BOT_STATE="
+                    f"dynamodb://{self.table}); check AWS_REGION and the account"
+                ) from None
             log.info("creating state table %s", self.table)
             self._create_table()
             status = self._wait_active()
