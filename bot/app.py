@@ -19,6 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.announcer import Announcer
+from bot.guards import ResponseSender, SafeRespond, request_guard
 from bot.metrics import Metrics
 from bot.pitr import PitrService
 from bot.policy import Policy
@@ -28,6 +29,7 @@ from bot.slack_groups import GroupResolver
 from bot.store import Store
 from bot.tracker import Tracker
 from bot.workflow import Workflow
+from bot.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,12 @@ class Services:
     work: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(WORKERS, thread_name_prefix="pitr-work")
     )
+    # The workspace and org this bot serves (auth.test); unknown = every request refused.
+    workspace: Workspace | None = None
 
     def start_background(self) -> None:
+        if self.workspace is not None:
+            self.workspace.start()
         self.announcer.start()
         self.tracker.start()
         for hook in self.on_start:
@@ -64,6 +70,8 @@ class Services:
         self.work.shutdown(wait=True)  # finish what was acked
         self.tracker.stop()
         self.announcer.stop()
+        if self.workspace is not None:
+            self.workspace.stop()
         try:
             self.workflow.release_leases()
         except Exception:  # noqa: BLE001 - best effort; leases expire on their own
@@ -112,7 +120,17 @@ def build_services(
     announcer.on_error = lambda error: metrics.slack_errors.labels(error).inc()
     pitr.on_error = lambda code: metrics.aws_errors.labels(code).inc()
     return Services(
-        settings, policy, store, pitr, client, workflow, announcer, tracker, clock, metrics
+        settings,
+        policy,
+        store,
+        pitr,
+        client,
+        workflow,
+        announcer,
+        tracker,
+        clock,
+        metrics,
+        workspace=Workspace(client.auth_test),
     )
 
 
@@ -120,9 +138,21 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
     from commands import aftercare, enable, home, modal, restore, status
 
     secret = settings.slack_signing_secret
+    if services.workspace is None:
+        services.workspace = Workspace(services.client.auth_test)
+    guard = request_guard(
+        services.workspace, services.store, settings.slack_api_url, ResponseSender()
+    )
     app = App(
         client=services.client,
         signing_secret=secret.get_secret_value() if secret else None,
+        # bot.verify checks signatures in the HTTP server, before Bolt sees a byte (Bolt's own
+        # check logs the unverified body); Socket Mode needs none.
+        request_verification_enabled=False,
+        # auth.test runs in the background (bot.workspace), so that serve starts while Slack
+        # is unreachable; until it answers, `guard` refuses every request.
+        token_verification_enabled=False,
+        before_authorize=guard,
         # Ack first: every listener calls ack() and hands its slow part to services.work
         # (commands.common.after_ack), so it returns within a millisecond or two. Bolt then
         # answers Slack as the listener returns, in the request's own thread, without the
@@ -131,9 +161,14 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
         **app_kwargs,
     )
 
+    services.workspace.on_known.append(lambda result: _share_auth_test(app, result))
+    if services.workspace.known:
+        _share_auth_test(app, services.workspace.auth_test_result)
+
     @app.error
     def on_error(error: Exception, body: dict, respond: Any = None) -> None:
-        report_error(error, _kind(body), respond if body.get("response_url") else None)
+        # Only the guard's respond: an error before it ran must not post to an unchecked URL.
+        report_error(error, _kind(body), respond if isinstance(respond, SafeRespond) else None)
 
     @app.middleware
     def count_requests(body: dict, next: Callable[[], None]) -> None:  # noqa: A002 - Bolt's name
@@ -148,6 +183,15 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
     # After ACTIVE: differences + fixes, cleanup reminders (outbox senders, on_start hook).
     aftercare.register(app, services)
     return app
+
+
+def _share_auth_test(app: App, result: Any) -> None:
+    """Give Bolt's authorization the auth.test answer, so it never calls Slack on a request."""
+    from slack_bolt.middleware.authorization import SingleTeamAuthorization
+
+    for middleware in app._middleware_list:  # noqa: SLF001 - no public way to hand it over
+        if isinstance(middleware, SingleTeamAuthorization):
+            middleware.auth_test_result = result
 
 
 def report_error(error: BaseException, where: str, respond: Any = None) -> None:

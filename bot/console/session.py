@@ -89,6 +89,7 @@ class ConsoleSession:
             self.services = build_services(settings, policy, store, pitr=pitr)
             self.app = create_app(settings, self.services)
             self.services.start_background()
+            self.services.workspace.wait(10)  # the double answers auth.test at once
             try:
                 self._banner(pitr)
                 yield self
