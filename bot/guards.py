@@ -141,13 +141,13 @@ def request_guard(
         body, context = req.body or {}, req.context
         # 2 first: whatever happens next (a refusal, the error handler) can only respond safely.
         url = context.response_url
-        if url and response_url_allowed(url, api_url):
-            context["respond"] = SafeRespond(url, sender)
-        else:
-            if url:
-                log.warning("refused a response_url outside Slack's hooks host")
+        if url and not response_url_allowed(url, api_url):
+            # Slack never sends one: the request is not Slack's, whatever its signature says.
+            log.warning("refused a request whose response_url is outside Slack's hooks host")
             context["response_url"] = None
             context["respond"] = _no_respond
+            return BoltResponse(status=400, body="")
+        context["respond"] = SafeRespond(url, sender) if url else _no_respond
 
         teams, enterprises = _ids(body, context)
         refusal = workspace.refusal(teams, enterprises)

@@ -22,6 +22,7 @@ from bot.verify import MAX_BODY, SlackRequestVerifier
 log = logging.getLogger(__name__)
 
 SLACK_CHECK_SECONDS = 15  # /readyz asks Slack at most this often
+WORKSPACE_WAIT_SECONDS = 5  # at start, for auth.test, before /healthz says 200
 STORE_CHECK_SECONDS = 2  # /readyz and /metrics query the store at most this often
 
 StartResponse = Callable[..., Any]
@@ -197,6 +198,9 @@ class BotServer:
         else:
             log.info("listening on port %s (POST /slack/events)", self.port)
         self.services.start_background()
+        if self.services.workspace is not None:
+            # Usually a few milliseconds; if Slack is down we start anyway (/readyz says 503).
+            self.services.workspace.wait(WORKSPACE_WAIT_SECONDS)
         self.http.ready.set()
         ops_thread = None
         if self.ops_server is not None:

@@ -84,10 +84,14 @@ class SlackRequestVerifier:
         body = environ["wsgi.input"].read(length) if length else b""
         if len(body) != length:
             return Verdict(400, "body shorter than its Content-Length")
-        if not self._hmac.is_valid(body=body, timestamp=timestamp, signature=signature):
+        try:
+            text = body.decode("utf-8")  # (SignatureVerifier would decode it, and raise)
+        except UnicodeDecodeError:
+            return Verdict(400, "body is not UTF-8")
+        if not self._hmac.is_valid(body=text, timestamp=timestamp, signature=signature):
             return Verdict(401, "invalid signature")
 
-        problem = _body_problem(body, content_type)
+        problem = _body_problem(text, content_type)
         if problem:
             return Verdict(400, problem)
         # Last, so that a refused request never uses up its signature.
@@ -107,17 +111,17 @@ class _Clock:
         return self._clock()
 
 
-def _body_problem(body: bytes, content_type: str) -> str | None:
+def _body_problem(text: str, content_type: str) -> str | None:
     """Why this (signed) body is not something Slack sends, or None."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return "body is not UTF-8"
     if content_type == "application/json":
         return _json_problem(text)
     try:
         fields = parse_qsl(
-            text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=MAX_FIELDS
+            text,
+            keep_blank_values=True,
+            strict_parsing=bool(text),
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
         )
     except ValueError:
         return "malformed form body"

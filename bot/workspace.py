@@ -14,7 +14,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)  # then every 30 s
+RETRY_SECONDS = (0.5, 1, 2, 5, 10)  # then every 10 s
 
 
 class Workspace:
