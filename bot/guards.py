@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SLACK_HOOKS = ("https", "hooks.slack.com")
 RESPOND_TIMEOUT = 5  # seconds for one response_url post
+MAX_PENDING = 5  # per response_url: Slack accepts 5 posts to one anyway
 STARTING = "pitr-bot is still connecting to Slack; try again in a minute."
 
 
@@ -60,15 +61,19 @@ class ResponseSender:
 
     def __init__(self, threads: int = 4):
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="pitr-respond")
-        self._last: dict[str, Future] = {}
+        self._pending: dict[str, list[Future]] = {}
         self._lock = threading.Lock()
 
-    def send(self, url: str, message: dict[str, Any]) -> Future:
+    def send(self, url: str, message: dict[str, Any]) -> Future | None:
         with self._lock:
-            self._last = {u: f for u, f in self._last.items() if not f.done()}
-            before = self._last.get(url)
-            future = self._pool.submit(self._post, url, message, before)
-            self._last[url] = future
+            pending = {u: [f for f in fs if not f.done()] for u, fs in self._pending.items()}
+            self._pending = {u: fs for u, fs in pending.items() if fs}
+            queue = self._pending.setdefault(url, [])
+            if len(queue) >= MAX_PENDING:
+                log.warning("dropped a response_url post: %d already waiting", len(queue))
+                return None
+            future = self._pool.submit(self._post, url, message, queue[-1] if queue else None)
+            queue.append(future)
             return future
 
     @staticmethod
@@ -102,7 +107,7 @@ class SafeRespond:
         unfurl_media: bool | None = None,
         thread_ts: str | None = None,
         metadata: dict | None = None,
-    ) -> Future:
+    ) -> Future | None:
         message: dict[str, Any] = dict(text) if isinstance(text, dict) else {"text": text}
         extra = {
             "blocks": _dicts(blocks),

@@ -303,3 +303,45 @@ def test_attack_is_refused_without_side_effects(make_bot, attack, build, expecte
         assert elsewhere.hits == 0
     finally:
         elsewhere.close()
+
+
+# -- crashes on input (issue 10, item 8): a clear refusal to the person, never a 500 --------
+
+EXTREME_TIMES = ["0001-01-01", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"]
+
+
+@pytest.mark.parametrize("when", EXTREME_TIMES)
+def test_extreme_time_gets_a_clear_refusal_and_changes_nothing(make_bot, fake, sim, when):
+    bot = make_bot()  # U1's Slack time zone is Europe/Berlin (east of UTC)
+    resp = bot.command("/pitr-restore", f"MusicCollection ExtremeCopy {when}")
+    assert resp.status == 200, resp
+    reply = bot.wait_reply("U1", when)
+    assert reply.startswith(":warning:") and "Something went wrong" not in reply, reply
+    time.sleep(0.3)
+    assert bot.cards() == []
+    assert bot.services.store.find() == []
+    assert sim.count("RestoreTableToPointInTime") == 0
+
+
+# -- a slow response_url never holds the threads that answer Slack -------------------------
+
+
+def test_a_hanging_response_url_never_delays_an_ack(make_bot, fake, sim):
+    """Slack's hooks host hanging (here: FakeSlack's, the allowed host in tests) for 20 s.
+
+    Each command below is refused with an ephemeral reply through its response_url. The
+    server has 8 request threads: 9 such commands in a row must all be answered within
+    Slack's 3 seconds (before: the 1st already took 20 s), and /healthz still answers.
+    """
+    bot = make_bot()
+    for i in range(9):
+        fake.hang(f"slow{i}", 20)
+        url = fake.response_url(f"slow{i}")
+        resp = bot.sender.post(
+            slash_command_body("/pitr-restore", f"OnlyASource{i}", "U1", "C1", url),
+            timeout=3,  # Slack gives up after 3 s: urllib raises then, failing the test
+        )
+        assert resp.status == 200, resp
+    fake.wait_for(lambda c: c.method == "response_url" and "/slow" in c.args["_path"])
+    with urllib.request.urlopen(f"http://127.0.0.1:{bot.server.port}/healthz", timeout=3) as r:
+        assert r.status == 200
