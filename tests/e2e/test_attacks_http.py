@@ -12,6 +12,7 @@ captured request, say) happens before the "nothing changed" snapshot is taken.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import urllib.error
@@ -115,9 +116,7 @@ def payload(text: str) -> Callable[[Ctx], bytes]:
     return lambda ctx: b"payload=" + quote(text, safe="[]{}").encode()
 
 
-def click(
-    action: str, user: str, channel: str = "C1", team: str = "T1"
-) -> Callable[[Ctx], bytes]:
+def click(action: str, user: str, channel: str = "C1", team: str = "T1") -> Callable[[Ctx], bytes]:
     def make(ctx: Ctx) -> bytes:
         return block_action_body(
             action,
@@ -290,7 +289,8 @@ def test_attack_is_refused_without_side_effects(make_bot, attack, build, expecte
         bot.wait_reply("U1", "Someone else has to click")
         send = build(Ctx(bot, card, elsewhere.url))
         time.sleep(0.3)  # let anything the setup started finish before the snapshot
-        slack_before, aws_before, store_before = len(bot.fake.calls()), aws_calls(bot), snapshot(bot)
+        slack_before, aws_before = len(bot.fake.calls()), aws_calls(bot)
+        store_before = snapshot(bot)
 
         resp = send()
         time.sleep(0.5)  # anything the attack (wrongly) set off would show by now
@@ -345,3 +345,46 @@ def test_a_hanging_response_url_never_delays_an_ack(make_bot, fake, sim):
     fake.wait_for(lambda c: c.method == "response_url" and "/slow" in c.args["_path"])
     with urllib.request.urlopen(f"http://127.0.0.1:{bot.server.port}/healthz", timeout=3) as r:
         assert r.status == 200
+
+
+# -- what a refused request leaves in the log ----------------------------------------------
+
+LEGACY_TOKEN = "legacy-token-Zq81vN"  # noqa: S105 - Slack's old verification token field
+
+
+def test_refused_requests_leave_no_body_token_or_traceback_in_the_log(make_bot, fake, caplog):
+    """Bolt logged an unverified body at INFO (legacy `token` included) on a bad signature."""
+    from urllib.parse import urlencode
+
+    caplog.set_level(logging.DEBUG)
+    bot = make_bot()
+    body = urlencode(
+        {
+            "token": LEGACY_TOKEN,
+            "team_id": "T1",
+            "user_id": "U3",
+            "channel_id": "C1",
+            "command": "/pitr-restore",
+            "text": "MusicCollection LoggedAttack latest",
+            "response_url": fake.response_url("attacker"),
+        }
+    ).encode()
+    now = int(time.time())
+    ctype = "application/x-www-form-urlencoded"
+    attempts = {
+        "garbage signature": {"X-Slack-Signature": "v0=" + "1" * 64},
+        "malformed timestamp": {"X-Slack-Request-Timestamp": "soon"},
+        "malformed signature": {"X-Slack-Signature": "not-a-signature"},
+        "stale": {"X-Slack-Request-Timestamp": str(now - 3600)},
+    }
+    for how, change in attempts.items():
+        headers = {**signed_headers(body, now, ctype), **change}
+        if how == "stale":
+            headers["X-Slack-Signature"] = sign(SECRET, body, now - 3600)
+        assert raw_post(bot, body, headers).status in (400, 401), how
+    time.sleep(0.3)
+
+    assert LEGACY_TOKEN not in caplog.text
+    assert "LoggedAttack" not in caplog.text
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "refused a request to /slack/events" in caplog.text  # the reason is logged
