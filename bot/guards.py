@@ -154,6 +154,9 @@ def request_guard(
             return BoltResponse(status=400, body="")
         context["respond"] = SafeRespond(url, sender) if url else _no_respond
 
+        if body.get("type") == "url_verification":
+            return next()  # Slack checking the Request URL (signed, no workspace): answer it
+
         teams, enterprises = _ids(body, context)
         refusal = workspace.refusal(teams, enterprises)
         if refusal is not None:

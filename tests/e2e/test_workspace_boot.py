@@ -115,3 +115,13 @@ def test_readyz_and_metrics_do_not_query_the_store_on_every_request(make_bot, mo
     # Before: 20 pings and 20 x 3 finds (one a tracked state); now once per cache period.
     assert counts["ping"] <= rounds, counts
     assert counts["find"] <= 3 * rounds + 3, counts  # + the tracker's own ticks
+
+
+def test_slacks_request_url_check_is_answered_though_it_names_no_workspace(make_bot):
+    bot = make_bot()
+    body = json.dumps(
+        {"token": "legacy", "challenge": "3eZbrw1aBm2rZgRNFdxV", "type": "url_verification"}
+    ).encode()
+    resp = bot.sender.post(body, content_type="application/json")
+    assert resp.status == 200, resp
+    assert "3eZbrw1aBm2rZgRNFdxV" in resp.body
