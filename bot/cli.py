@@ -104,6 +104,11 @@ def serve() -> int:
     except BoltError as exc:
         log.error("cannot start: Slack did not accept the bot token (%s)", exc)
         return 2
+    # Once here; if Slack is unreachable the server starts anyway and asks in the background.
+    workspace = services.workspace
+    if workspace is not None and not workspace.learn() and workspace.rejected:
+        log.error("cannot start: Slack did not accept the bot token (%s)", workspace.rejected)
+        return 2
     run_server(app, services)
     return 0
 

@@ -15,6 +15,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)  # then every 10 s
+# Slack answered, and said no to the token itself: asking again will not help.
+TOKEN_REJECTED = {
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+}
 
 
 class Workspace:
@@ -23,6 +31,7 @@ class Workspace:
         self.team_id: str | None = None
         self.enterprise_id: str | None = None
         self.auth_test_result: Any = None
+        self.rejected: str | None = None  # Slack's error when it refused the token
         self.on_known: list[Callable[[Any], None]] = []
         self._known = threading.Event()
         self._stop = threading.Event()
@@ -43,7 +52,13 @@ class Workspace:
             result = self._auth_test()
             team_id = str(result.get("team_id") or "")
         except Exception as exc:  # noqa: BLE001 - any failure: ask again later
-            log.warning("Slack auth.test failed (%s); will retry", type(exc).__name__)
+            error = str(getattr(getattr(exc, "response", None), "get", lambda _k: "")("error"))
+            if error in TOKEN_REJECTED:
+                self.rejected = error
+                log.warning("Slack refused the bot token (%s): check SLACK_BOT_TOKEN", error)
+                self._stop.set()
+                return False
+            log.warning("Slack auth.test failed (%s); will retry", error or type(exc).__name__)
             return False
         if not team_id:
             log.warning("Slack auth.test gave no team_id; will retry")
