@@ -2,8 +2,9 @@
 
 One Bolt middleware (run before authorization, so before anything else of ours):
 1. the request comes from our workspace and Enterprise Grid org (fail closed while unknown);
-2. `respond()` only ever posts to Slack's hooks host (or SLACK_API_URL's, for tests and the
-   console), never waits on the request thread, and has a timeout;
+2. a `response_url` must be on Slack's hooks host (or SLACK_API_URL's, for tests and the
+   console), else the request is refused (400); `respond()` posts from a small pool with a
+   timeout, never from a thread that answers Slack;
 3. a click on a button that names a restore counts only from that restore's channel.
 """
 

@@ -135,3 +135,29 @@ def test_a_token_slack_refuses_stops_serve_with_one_clear_line(bots, fake):
     assert len(errors) == 1, bot.stderr()
     assert "did not accept the bot token" in errors[0]["message"], errors
     assert "Traceback" not in bot.stderr()
+
+
+def test_socket_mode_requests_pass_the_same_workspace_check(bot, fake, sim):
+    """Socket Mode requests skip HTTP signing; the workspace check (a Bolt middleware) holds."""
+    from slack_bolt.request import BoltRequest
+    from support.signed import slash_command_body
+
+    def dispatch(team: str):
+        body = slash_command_body(
+            "/pitr-restore",
+            f"MusicCollection Socket{team} latest",
+            "U1",
+            "C1",
+            fake.response_url("U1"),
+            team_id=team,
+        )
+        return bot.server.app.dispatch(BoltRequest(body=body.decode(), mode="socket_mode"))
+
+    assert dispatch("T999").status == 403
+    time.sleep(0.3)
+    assert bot.services.store.find() == []
+    assert sim.count("DescribeContinuousBackups") == 0
+    assert fake.calls("response_url") == []
+
+    assert dispatch("T1").status == 200
+    assert bot.wait_card().target == "SocketT1"
