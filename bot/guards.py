@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 SLACK_HOOKS = ("https", "hooks.slack.com")
 RESPOND_TIMEOUT = 5  # seconds for one response_url post
 MAX_PENDING = 5  # per response_url: Slack accepts 5 posts to one anyway
+# Threads that work after the ack (commands.common.after_ack, the form opener): these wait for
+# their post, so that a listener's replies and its later messages keep their order.
+WAITING_THREADS = ("pitr-work", "open-form", "modal-submit")
 STARTING = "pitr-bot is still connecting to Slack; try again in a minute."
 
 
@@ -90,7 +93,7 @@ class ResponseSender:
 
 
 class SafeRespond:
-    """Bolt's respond(), but only to an allowed response_url and never blocking the caller."""
+    """Bolt's respond() for an allowed response_url that never blocks a request thread."""
 
     def __init__(self, response_url: str, sender: ResponseSender):
         self.response_url = response_url
@@ -122,7 +125,10 @@ class SafeRespond:
             "metadata": metadata,
         }
         message.update({k: v for k, v in extra.items() if v is not None})
-        return self._sender.send(self.response_url, message)
+        future = self._sender.send(self.response_url, message)
+        if future is not None and threading.current_thread().name.startswith(WAITING_THREADS):
+            wait_futures([future], timeout=RESPOND_TIMEOUT + 1)
+        return future
 
 
 def _dicts(items: Any) -> Any:
