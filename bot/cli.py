@@ -135,8 +135,6 @@ def serve() -> int:
     ]
     configure_logging(settings.log_level, secrets, settings.log_format)
 
-    from slack_bolt.error import BoltError
-
     from bot.server import serve as run_server
     from bot.services import build_services
     from bot.store import open_store
@@ -146,11 +144,13 @@ def serve() -> int:
         store = open_store(settings.state)
         services = build_services(settings, policy, store)
         app = create_app(settings, services)
-    except BoltError as exc:
-        log.error("cannot start: Slack did not accept the bot token (%s)", exc)
-        return 2
     except Exception as exc:  # noqa: BLE001 - start-up: one clear line, never a traceback
         print(f"pitr-bot: cannot start: {explain(exc, settings.state)}", file=sys.stderr)
+        return 2
+    # Once here; if Slack is unreachable the server starts anyway and asks in the background.
+    workspace = services.workspace
+    if workspace is not None and not workspace.learn() and workspace.rejected:
+        log.error("cannot start: Slack did not accept the bot token (%s)", workspace.rejected)
         return 2
     run_server(app, services)
     return 0

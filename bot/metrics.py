@@ -7,6 +7,8 @@ every replica reports the same truth.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -48,11 +50,25 @@ class Metrics:
 
 
 class _StoreCollector(Collector):
+    """Gauges read from the store, kept for STORE_SECONDS: a scrape storm is not a query storm."""
+
+    STORE_SECONDS = 2.0
+
     def __init__(self, store: Store, clock: Callable[[], datetime]):
         self.store = store
         self.clock = clock
+        self._cached: list[Metric] = []
+        self._cached_at = float("-inf")
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            if time.monotonic() - self._cached_at > self.STORE_SECONDS:
+                self._cached = list(self._read())
+                self._cached_at = time.monotonic()
+            yield from self._cached
+
+    def _read(self) -> Iterator[Metric]:
         by_state = GaugeMetricFamily(
             "pitr_bot_restores", "Requests not yet finished, by state", labels=["state"]
         )

@@ -52,6 +52,14 @@ class Store(Protocol):
         self, since: datetime | None = None, table: str | None = None, limit: int | None = None
     ) -> list[AuditEvent]: ...
 
+    def first_use(self, key: str, until: datetime) -> bool:
+        """Remember `key` until `until`: True the first time, False while it is remembered.
+
+        One conditional write, so replicas sharing the store agree on which request was first
+        (used to drop replayed Slack requests: key = timestamp + signature).
+        """
+        ...
+
     def ping(self) -> None:
         """Raise if the store cannot be reached."""
         ...

@@ -8,6 +8,7 @@ Item layout (pk / sk):
   R#<id> / R           a request: its JSON document plus the attributes we query on
   O / <time>#<uuid>    an outbox item, deleted once sent
   A / <time>#<uuid>    an audit event
+  N#<key> / N          a Slack request already seen (replay protection), TTL at its window's end
 GSI `by_state` (state, created_at) finds requests to track; GSI `by_source` serves /pitr-status.
 """
 
@@ -290,6 +291,21 @@ class DynamoStore:
         return events
 
     # -- lifecycle --------------------------------------------------------------------------
+    def first_use(self, key: str, until: datetime) -> bool:
+        # TTL deletes late (up to days), so an expired record counts as absent.
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=_item({"pk": f"N#{key}", "sk": "N", "expires_ttl": int(until.timestamp())}),
+                ConditionExpression="attribute_not_exists(pk) OR expires_ttl < :now",
+                ExpressionAttributeValues=_item({":now": int(time.time())}),
+            )
+        except ClientError as exc:
+            if _conflict(exc):
+                return False
+            raise
+        return True
+
     def ping(self) -> None:
         self.client.describe_table(TableName=self.table)
 

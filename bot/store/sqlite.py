@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+CREATE TABLE IF NOT EXISTS seen (
+    key TEXT PRIMARY KEY,
+    until REAL NOT NULL
+);
 """
 
 
@@ -231,6 +235,16 @@ class SqliteStore:
             AuditEvent(datetime.fromisoformat(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
             for r in rows
         ]
+
+    # -- replay protection ------------------------------------------------------------------
+    def first_use(self, key: str, until: datetime) -> bool:
+        now = utcnow().timestamp()
+        with self._lock, self._tx():
+            self._db.execute("DELETE FROM seen WHERE until < ?", (now,))
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO seen (key, until) VALUES (?, ?)", (key, until.timestamp())
+            )
+            return cur.rowcount == 1
 
     # -- lifecycle --------------------------------------------------------------------------
     def ping(self) -> None:

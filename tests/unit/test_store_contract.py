@@ -163,3 +163,37 @@ def test_audit_filters(store):
         "e3",
         "e4",
     ]
+
+
+def test_first_use_remembers_a_key_until_it_expires(store):
+    from datetime import datetime as dt
+
+    later = dt.now(UTC) + timedelta(minutes=5)
+    assert store.first_use("1700000000:v0=abc", later) is True
+    assert store.first_use("1700000000:v0=abc", later) is False  # a replay
+    assert store.first_use("1700000000:v0=def", later) is True  # another request
+    # A key whose window has passed is forgotten (its request is stale anyway).
+    past = dt.now(UTC) - timedelta(seconds=1)
+    assert store.first_use("1700000001:v0=old", past) is True
+    assert store.first_use("1700000001:v0=old", later) is True
+    # Seen-keys are not requests: they never show up among them.
+    assert store.find() == []
+
+
+def test_first_use_has_one_winner_across_threads(store):
+    from datetime import datetime as dt
+
+    until = dt.now(UTC) + timedelta(minutes=5)
+    results: list[bool] = []
+    start = threading.Barrier(6)
+
+    def race():
+        start.wait()
+        results.append(store.first_use("1700000002:v0=race", until))
+
+    threads = [threading.Thread(target=race) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 5 + [True]

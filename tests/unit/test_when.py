@@ -186,3 +186,23 @@ def test_format_instant_shows_the_local_date_when_it_differs() -> None:
 )
 def test_ago(delta: timedelta, text: str) -> None:
     assert ago(NOW - delta, NOW) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01",
+        "0001-01-01T00:00:00+14:00",
+        "0001-01-01 00:00",
+        "9999-12-31",
+        "9999-12-31T23:59:59-12:00",
+        "99999999999",
+        "1969-12-31T23:59:59Z",
+    ],
+)
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "America/New_York", "Pacific/Kiritimati", "UTC"])
+def test_extreme_dates_are_refused_with_a_reason_never_a_crash(text, tz):
+    # Before: OverflowError (0001-01-01 east of UTC) or a year-1 instant handed on.
+    with pytest.raises(WhenError) as info:
+        parse_when(text, tz, datetime(2026, 11, 27, 3, 0, tzinfo=UTC))
+    assert "`latest`" in str(info.value) or "future" in str(info.value)
