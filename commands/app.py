@@ -14,7 +14,7 @@ from slack_bolt import App
 
 from bot.services import Services
 from bot.settings import Settings
-from commands import aftercare, enable, home, modal, restore, status
+from commands import aftercare, drill, enable, home, modal, restore, status
 from commands.common import report_error
 
 
@@ -47,6 +47,8 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
     home.register(app, services)
     # After ACTIVE: differences + fixes, cleanup reminders (outbox senders, on_start hook).
     aftercare.register(app, services)
+    # Restore drills: /pitr-drill, the schedule (tracker clock), start-up sweep, reports.
+    drill.register(app, services)
     return app
 
 
