@@ -195,15 +195,47 @@ def parse_every(text: str) -> Schedule:
         if seconds <= 0:
             raise ValueError(f"`every: {text}` must be longer than zero")
         return Schedule(text, period=timedelta(seconds=seconds))
-    if len(text.split()) == 5:
+    fields = text.split()
+    if len(fields) == 5:
         try:
-            return Schedule(text, cron=CronTrigger.from_crontab(text, timezone=UTC))
+            minute, hour, day, month, weekday = fields
+            cron = CronTrigger(
+                minute=minute,
+                hour=hour,
+                day=day,
+                month=month,
+                day_of_week=_weekdays(weekday),
+                timezone=UTC,
+            )
+            return Schedule(text, cron=cron)
         except ValueError as exc:
             raise ValueError(f"`every: {text}` is not a valid cron expression: {exc}") from exc
     raise ValueError(
         f"`every: {text}` is neither an interval (7d, 12h, 30m, 10s) "
         "nor a cron expression of 5 fields (minute hour day month weekday, UTC)"
     )
+
+
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_NUMERIC = re.compile(r"^(?P<a>\d)(?:-(?P<b>\d))?(?:/(?P<step>\d+))?$")
+
+
+def _weekdays(field: str) -> str:
+    """Cron's weekday numbers (0 or 7 = Sunday) as names: APScheduler 3 counts from Monday
+    (its from_crontab keeps that "historical mistake"), so "1" would mean Tuesday."""
+    parts = []
+    for part in field.split(","):
+        match = _NUMERIC.match(part)
+        if not match:
+            parts.append(part)  # names, "*", "*/2": the same in both
+            continue
+        first = int(match["a"])
+        last = int(match["b"]) if match["b"] else first
+        if first > 7 or last > 7 or first > last:
+            raise ValueError(f"weekday {part!r} is not within 0-7")
+        step = int(match["step"] or 1)
+        parts += [_DAYS[day] for day in range(first, last + 1, step)]
+    return ",".join(dict.fromkeys(parts))
 
 
 # -- what people read ------------------------------------------------------------------------
