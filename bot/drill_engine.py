@@ -5,8 +5,8 @@ state with compare-and-set; a lost race is dropped, never forced. A scheduled sl
 by inserting the drill under an id derived from (table, slot), so however many replicas tick,
 one drill runs per slot. Each live drill is leased by the replica stepping it (renewed at
 every step), so a dead replica's drill is taken over and finished by another, or by itself
-after a restart. Cleanup deletes only the table this drill made: its name, its ARN and
-TableId recorded at ACTIVE, and the bot's marker tag carrying the drill's id must all match.
+after a restart. Cleanup deletes only the table this drill made: its name, its ARN, TableId
+and creation time recorded at ACTIVE, and the bot's marker tag with the drill's id must match.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.drills import (
+    CATCH_UP,
     DRILL_TABLE,
     LIVE,
     Drill,
@@ -163,6 +164,8 @@ class DrillEngine:
                     claimed += 1
                     self._audit("drill_scheduled", drill, None, f"slot {slot.isoformat()}")
             self._handled.add((index, slot))
+        # Slots older than the catch-up window can never be due again: forget them.
+        self._handled = {(i, s) for i, s in self._handled if now - s <= CATCH_UP}
         return claimed
 
     def _tables(self, rule: DrillRule) -> list[str]:
@@ -279,7 +282,7 @@ class DrillEngine:
             DrillState.VERIFYING,
             now,
             active_at=now,
-            table_id=desc.get("TableId"),
+            table_id=_identity(desc),
             items=desc.get("ItemCount"),
             error_streak=0,
             **self._lease(),
@@ -343,7 +346,7 @@ class DrillEngine:
                 return
             ours = (
                 desc.get("TableArn") == drill.table_arn
-                and (drill.table_id is None or desc.get("TableId") == drill.table_id)
+                and _identity(desc) == drill.table_id
                 and self.aws.marker(str(desc.get("TableArn")), drill.target) == drill.id
             )
             if not ours:
@@ -431,7 +434,7 @@ class DrillEngine:
                 drill = self.store.drill_get(drill_id)
                 if drill is not None and not drill.final:
                     continue  # its drill will clean it up
-                if drill is not None and drill.table_id not in (None, desc.get("TableId")):
+                if drill is not None and drill.table_id not in (None, _identity(desc)):
                     continue
                 self.aws.delete(name)
             except AwsError as exc:
@@ -474,6 +477,20 @@ class DrillEngine:
             if mine:
                 with self._busy_lock:
                     self._busy.discard(drill_id)
+
+
+def _identity(desc: dict[str, Any]) -> str:
+    """Which table this is, beyond its name (a table re-created under the same name has the
+    same ARN): its TableId and creation time. Simulators without TableId still differ in time.
+    """
+    created = desc.get("CreationDateTime")
+    if isinstance(created, datetime):
+        created = created.timestamp()
+    try:
+        stamp = f"{float(created):.3f}"
+    except (TypeError, ValueError):
+        stamp = str(created)
+    return f"{desc.get('TableId') or '-'}@{stamp}"
 
 
 def _restored_from(desc: dict[str, Any], source: str) -> bool:

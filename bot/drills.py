@@ -75,7 +75,8 @@ class Drill:
     version: int = 0
     restore_called_at: datetime | None = None
     table_arn: str | None = None  # recorded when the restore call returns
-    table_id: str | None = None  # recorded at ACTIVE: cleanup deletes only this table
+    # Recorded at ACTIVE: TableId and creation time; cleanup deletes only this very table.
+    table_id: str | None = None
     active_at: datetime | None = None
     finished_at: datetime | None = None
     source_items: int | None = None

@@ -216,9 +216,10 @@ class DynamoStore:
         if states is not None:
             for state in states:
                 docs += self._query_docs("by_state", "state", f"{DRILL}{state.value}", limit)
-        else:
-            # Without a state, a drill is found by its source (the only other index).
+        elif source is not None:
             docs += self._query_docs("by_source", "source", f"{DRILL}{source}", limit)
+        else:
+            docs += self._scan_docs("D", limit)
         found = [Drill.from_record(json.loads(doc)) for doc in docs]
         if source is not None:
             found = [d for d in found if d.source == source]
@@ -242,6 +243,20 @@ class DynamoStore:
                 break
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
         return out
+
+    def _scan_docs(self, sk: str, limit: int) -> list[str]:
+        out: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "sk = :s",
+            "ExpressionAttributeValues": _item({":s": sk}),
+        }
+        while True:
+            resp = self.client.scan(**kwargs)
+            out += [_plain(i)["doc"] for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp or len(out) >= limit:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def _drill_item(self, drill: Drill) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -227,6 +227,7 @@ def test_drill_find_by_state_and_source_never_mixes_with_restores(store):
         store.drill_add(d)
     store.drill_save(a, a.advance(DrillState.FAILED, NOW, problem="x"))
     assert [d.id for d in store.drill_find(source="orders")] == [b.id, a.id]  # newest first
+    assert {d.id for d in store.drill_find()} == {a.id, b.id, c.id}
     assert {d.id for d in store.drill_find(states=[DrillState.STARTED])} == {b.id, c.id}
     assert [d.id for d in store.drill_find(states=[DrillState.FAILED], source="orders")] == [a.id]
     assert [r.source for r in store.find()] == ["orders"]
