@@ -77,6 +77,7 @@ class DrillEngine:
         self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
         self.on_event: Callable[[str], None] = lambda event: None  # metrics
         self._handled: set[tuple[int, datetime]] = set()  # slots this replica has looked at
+        self._maybe_live = True  # until a tick has seen no drill in flight
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
 
@@ -105,10 +106,21 @@ class DrillEngine:
         rule = self.policy.drill_for(table)
         assert rule is not None
         now = self.clock()
-        drill = self._new_drill(table, rule, now, now, requested_by=user)
+        # One drill a table a minute (its table's name has the minute): two people typing
+        # /pitr-drill at once, or a scheduled slot of this minute, make one drill, not two.
+        minute = now.replace(second=0, microsecond=0)
+        drill = self._new_drill(
+            table, rule, now, now, requested_by=user, drill_id=slot_drill_id(table, minute)
+        )
         if isinstance(drill, str):
             return DrillOutcome(False, drill)
-        self.store.drill_add(drill)
+        self._maybe_live = True
+        if not self.store.drill_add(drill):
+            return DrillOutcome(
+                False,
+                f"A drill of `{table}` was started this minute already; its result "
+                "will be posted. Try again in a minute for another one.",
+            )
         self._audit("drill_requested", drill, user, f"{drill.target}")
         return DrillOutcome(True, f"Restore drill of `{table}` started.", drill)
 
@@ -181,11 +193,16 @@ class DrillEngine:
 
     # -- the clock's tick -----------------------------------------------------------------
     def tick(self) -> None:
-        try:
-            self.schedule_due()
-        except Exception:  # noqa: BLE001 - scheduling must not stop running drills
-            log.exception("drills: scheduling failed; next tick will retry")
-        for drill in self.store.drill_find(states=LIVE, limit=1000):
+        if self.policy.drills:
+            try:
+                self.schedule_due()
+            except Exception:  # noqa: BLE001 - scheduling must not stop running drills
+                log.exception("drills: scheduling failed; next tick will retry")
+        elif not self._maybe_live:
+            return  # no drills in the policy and none left in flight: cost nothing
+        live = self.store.drill_find(states=LIVE, limit=1000)
+        self._maybe_live = bool(live)
+        for drill in live:
             try:
                 self.step(drill.id)
             except Exception:  # noqa: BLE001 - one bad drill must not stop the others

@@ -253,9 +253,14 @@ def report_line(drill: Drill) -> str:
         head = f":white_check_mark: Restore drill of `{drill.source}` passed"
     else:
         head = f":x: Restore drill of `{drill.source}` FAILED"
-    tail = f" — {drill.problem}" if drill.problem else ""
-    clean = f"; {drill.cleanup}" if drill.cleanup else ""
+    tail = f" — {_plain(drill.problem)}" if drill.problem else ""
+    clean = f"; {_plain(drill.cleanup)}" if drill.cleanup else ""
     return f"{head}: {restored}, {items}{sample}{clean}{who}{tail}"
+
+
+def _plain(text: str) -> str:
+    """AWS's words as plain text in Slack (its three control characters escaped)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def duration_range(drills: list[Drill]) -> tuple[timedelta, timedelta] | None:

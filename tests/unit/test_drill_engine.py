@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -33,10 +34,10 @@ def ddb(aws_env) -> Iterator:
         yield client
 
 
-def engine_for(ddb, tmp_path, owner: str = "a") -> DrillEngine:
+def engine_for(ddb, tmp_path, owner: str = "a", **kw) -> DrillEngine:
     policy = Policy(drills=[{"tables": [SOURCE], "every": "0 0 1 1 *", "channel": "C9"}])
     store = SqliteStore(str(tmp_path / "state.db"))
-    return DrillEngine(store, DrillService(ddb), policy, lambda group: set(), owner=owner)
+    return DrillEngine(store, DrillService(ddb), policy, lambda group: set(), owner=owner, **kw)
 
 
 def step_until(engine: DrillEngine, drill_id: str, state: DrillState) -> None:
@@ -88,3 +89,15 @@ def test_a_live_drill_on_another_replica_is_not_stepped(ddb, tmp_path):
     second.step(drill.id)
     assert second.store.drill_get(drill.id) == leased  # b did nothing
     assert second.start_now(SOURCE, "U2", "C1").ok is False  # and won't start a second one
+
+
+def test_two_drill_commands_at_once_make_one_drill(ddb, tmp_path):
+    now = datetime.now(UTC).replace(second=30)  # both in the same minute, whatever the clock
+    first = engine_for(ddb, tmp_path, owner="a", clock=lambda: now)
+    second = engine_for(ddb, tmp_path, owner="b", clock=lambda: now)
+    assert second.refusal(SOURCE, "U2", "C1") is None
+    second.refusal = lambda *args: None  # as if it checked before the first one wrote (a race)
+    outcomes = [first.start_now(SOURCE, "U1", "C1"), second.start_now(SOURCE, "U2", "C1")]
+    assert [o.ok for o in outcomes] == [True, False]
+    assert "this minute already" in outcomes[1].message
+    assert len(first.store.drill_find(source=SOURCE)) == 1

@@ -188,3 +188,8 @@ def test_cron_weekdays_count_from_sunday_like_cron(weekday, expected):
     every = parse_every(f"0 3 * * {weekday}")
     fire = every.cron.get_next_fire_time(None, datetime(2026, 11, 28, 4, tzinfo=UTC))  # Sat
     assert fire.strftime("%A") == expected
+
+
+def test_report_line_keeps_aws_words_plain():
+    line = report_line(drill(state=DrillState.FAILED, problem="refused <!channel> & co"))
+    assert "<!channel>" not in line and "&lt;!channel&gt; &amp; co" in line
