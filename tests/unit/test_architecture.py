@@ -122,7 +122,9 @@ def test_no_import_cycle_among_the_projects_modules():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-@pytest.mark.parametrize("module", ["bot/restores.py", "bot/policy.py", "bot/aftercare_rules.py"])
+@pytest.mark.parametrize(
+    "module", ["bot/restores.py", "bot/policy.py", "bot/aftercare_rules.py", "bot/drills.py"]
+)
 def test_pure_core_imports_neither_slack_nor_boto3(module):
     found = imported(ROOT / module) & {"slack_sdk", "slack_bolt", "boto3", "botocore"}
     assert not found, f"{module} imports {found}"
