@@ -16,7 +16,7 @@ from bot.guards import ResponseSender, SafeRespond, request_guard
 from bot.services import Services
 from bot.settings import Settings
 from bot.workspace import Workspace
-from commands import aftercare, enable, home, modal, restore, status
+from commands import aftercare, drill, enable, home, modal, restore, status
 from commands.common import report_error
 
 
@@ -66,6 +66,8 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
     home.register(app, services)
     # After ACTIVE: differences + fixes, cleanup reminders (outbox senders, on_start hook).
     aftercare.register(app, services)
+    # Restore drills: /pitr-drill, the schedule (tracker clock), start-up sweep, reports.
+    drill.register(app, services)
     return app
 
 

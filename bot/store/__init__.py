@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from bot.drills import Drill, DrillState
 from bot.restores import RestoreRequest, State
 from bot.store.records import AuditEvent, OutboxItem, StoreMissing
 
@@ -35,6 +36,28 @@ class Store(Protocol):
         source: str | None = None,
         limit: int = 100,
     ) -> list[RestoreRequest]: ...
+
+    # -- restore drills (bot/drills.py): the same compare-and-set on `version` ----------
+    def drill_add(self, drill: Drill, announce: Sequence[str] = ()) -> bool:
+        """Insert `drill` unless its id exists (a slot already claimed): False then."""
+        ...
+
+    def drill_get(self, drill_id: str) -> Drill | None: ...
+
+    def drill_save(self, old: Drill, new: Drill, announce: Sequence[str] = ()) -> Drill | None:
+        """Write `new` if the stored version is still `old.version`; None if someone won.
+        Outbox items for `announce` carry the drill's id (its `restore_id`)."""
+        ...
+
+    def drill_find(
+        self,
+        states: Iterable[DrillState] | None = None,
+        source: str | None = None,
+        limit: int = 100,
+    ) -> list[Drill]:
+        """Drills, newest first. History for an ETA: `drill_find([PASSED], source=TABLE)`
+        and each drill's `restore_duration`."""
+        ...
 
     def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
 
