@@ -133,7 +133,8 @@ class DrillEngine:
         requested_by: str | None = None,
         drill_id: str | None = None,
     ) -> Drill | str:
-        target = drill_target(table, slot)
+        # Named so the policy's target_pattern (and so the IAM policy) covers it.
+        target = self.policy.suggest_target(drill_target(table, slot))
         problem = table_name_problem(target, "Drill table name")
         if problem:
             return f"{problem} (`{target}`)"

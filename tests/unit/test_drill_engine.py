@@ -34,8 +34,11 @@ def ddb(aws_env) -> Iterator:
         yield client
 
 
-def engine_for(ddb, tmp_path, owner: str = "a", **kw) -> DrillEngine:
-    policy = Policy(drills=[{"tables": [SOURCE], "every": "0 0 1 1 *", "channel": "C9"}])
+def engine_for(ddb, tmp_path, owner: str = "a", target_pattern: str = "*", **kw) -> DrillEngine:
+    policy = Policy(
+        drills=[{"tables": [SOURCE], "every": "0 0 1 1 *", "channel": "C9"}],
+        target_pattern=target_pattern,
+    )
     store = SqliteStore(str(tmp_path / "state.db"))
     return DrillEngine(store, DrillService(ddb), policy, lambda group: set(), owner=owner, **kw)
 
@@ -55,6 +58,14 @@ def test_a_drill_passes_and_deletes_its_table(ddb, tmp_path):
     done = engine.store.drill_get(drill.id)
     assert done.passed and done.cleanup == "drill table deleted"
     assert done.target not in ddb.list_tables()["TableNames"]
+
+
+def test_a_drill_table_is_named_within_the_policys_target_pattern(ddb, tmp_path):
+    engine = engine_for(ddb, tmp_path, target_pattern="restored-*")
+    drill = engine.start_now(SOURCE, "U1", "C1").drill
+    assert drill.target.startswith("restored-orders-drill-")
+    step_until(engine, drill.id, DrillState.PASSED)
+    assert drill.target not in ddb.list_tables()["TableNames"]
 
 
 def test_cleanup_leaves_a_table_that_is_not_the_one_the_drill_made(ddb, tmp_path):
