@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, SectionBlock
@@ -156,20 +156,30 @@ def gather_home(
     now: datetime,
     coverage: CoverageCache | None = None,
     permalink: Callable[[RestoreRequest], str | None] | None = None,
+    visible: Callable[[str], bool] | None = None,
 ) -> HomeData:
-    """Everything Home shows. `permalink(req)` gives the link to a card's thread (or None)."""
+    """Everything Home shows. `permalink(req)` gives the link to a card's thread (or None).
+
+    `visible(table)` says whether the viewer may see that table (the policy); None shows all.
+    """
+
+    def shows(table: str) -> bool:
+        return visible is None or visible(table)
+
     store_error = None
     in_flight: list[RestoreRequest] = []
     recent: list[RestoreRequest] = []
     try:
-        in_flight = store.find(states=OPEN_STATES, limit=100)
-        done = store.find(states=DONE_STATES, limit=3 * MAX_RECENT)
+        in_flight = [r for r in store.find(states=OPEN_STATES, limit=100) if shows(r.source)]
+        done = [r for r in store.find(states=DONE_STATES, limit=3 * MAX_RECENT) if shows(r.source)]
         recent = sorted(done, key=ended_at, reverse=True)[:MAX_RECENT]
     except Exception:  # noqa: BLE001 - show what can be shown
         log.warning("could not read restores for the Home tab", exc_info=True)
         store_error = "The bot could not read its restore records just now."
     shown = in_flight[:MAX_IN_FLIGHT]
     cov = coverage.get() if coverage is not None else check_coverage(pitr, policy, now)
+    if visible is not None and cov.tables:
+        cov = replace(cov, tables=tuple(t for t in cov.tables if shows(t.table)))
     links: dict[str, str] = {}
     if permalink is not None:
         for req in [*shown, *recent]:
