@@ -26,9 +26,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from bot.pitr import BOTO_CONFIG, NOT_FOUND, AwsError, PitrService, _snake
+from bot.pitr import BOTO_CONFIG, NOT_FOUND, AwsError, PitrService, _snake, _table_info
 from bot.policy import Decision
 from bot.restores import RestoreRequest, State
+from bot.table_identity import identity, identity_problem
 
 ONE_TRY = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=10)
 
@@ -154,7 +155,24 @@ class AftercareService(PitrService):
         enabled = status in {"ENABLED", "ENABLING"}
         return {"enabled": enabled, "attribute": desc.get("AttributeName") if enabled else None}
 
+    def identity(self, table: str) -> dict[str, Any] | None:
+        """What bot/table_identity.py compares: the table as AWS describes it now, or None."""
+        try:
+            desc = self.describe(table)
+        except AwsError as exc:
+            if exc.code in NOT_FOUND:
+                return None
+            raise
+        info = _table_info(desc)
+        marker = self._all_tags(table, desc).get(MARKER_TAG)
+        return identity(info.arn, info.table_id, info.restored_from, info.restored_at, marker)
+
     def _read_tags(self, table: str, desc: dict[str, Any]) -> dict[str, str]:
+        tags = self._all_tags(table, desc)
+        tags.pop(MARKER_TAG, None)
+        return tags
+
+    def _all_tags(self, table: str, desc: dict[str, Any]) -> dict[str, str]:
         arn = desc["TableArn"]
         tags: dict[str, str] = {}
         kwargs: dict[str, Any] = {"ResourceArn": arn}
@@ -164,7 +182,6 @@ class AftercareService(PitrService):
             if not resp.get("NextToken"):
                 break
             kwargs["NextToken"] = resp["NextToken"]
-        tags.pop(MARKER_TAG, None)
         return tags
 
     def _read_insights(self, table: str) -> str:
@@ -353,7 +370,8 @@ class AftercareService(PitrService):
                 return f"`{target}` was already gone"
             raise
         restored_from = desc.get("RestoreSummary", {}).get("SourceTableArn") or ""
-        if restored_from and not restored_from.endswith(f":table/{source}"):
+        # No RestoreSummary at all is no restore: refuse rather than fail open.
+        if not restored_from.endswith(f":table/{source}"):
             raise DeletionRefused(
                 f"`{target}` is not a restore of `{source}` any more (someone replaced it), "
                 "so I did not touch it."
@@ -504,10 +522,15 @@ class Aftercare:
         if req.aftercare is not None:
             return req
         notes: list[str] = []
-        try:
-            self.aws.mark(req.target, req.id)
-        except AwsError as exc:
-            notes.append(f"Could not tag the new table as the bot's: {exc.message}")
+        # Not tagged yet, so the marker is not compared; the rest must be the table at ACTIVE.
+        problem = check_identity(self.aws, req, check_marker=False)
+        if problem:
+            notes.append(problem)
+        else:
+            try:
+                self.aws.mark(req.target, req.id)
+            except AwsError as exc:
+                notes.append(f"Could not tag the new table as the bot's: {exc.message}")
         try:
             aspects = self.aws.compare(req.source, req.target)
         except AwsError as exc:
@@ -523,7 +546,7 @@ class Aftercare:
         auto = self.workflow.policy.after_restore_for(req.source)
         differing = {a.name for a in aspects if a.differs}
         for aspect in auto:
-            if aspect not in differing:
+            if aspect not in differing or problem:
                 continue
             try:
                 done = self.aws.fix(aspect, req.source, req.target)
@@ -561,6 +584,9 @@ class Aftercare:
     def fix(self, restore_id: str, group: str, user: str) -> FixOutcome:
         if group not in FIXES:
             return FixOutcome(False, "Unknown fix.")
+        refused = self._refuse_other_table(restore_id, user)
+        if refused is not None:
+            return refused
         claimed = self._claim(restore_id, group, user)
         if isinstance(claimed, FixOutcome):
             return claimed
@@ -577,6 +603,19 @@ class Aftercare:
                 error = exc.message
                 break
         return self._record(restore_id, group, user, done, error)
+
+    def _refuse_other_table(self, restore_id: str, user: str) -> FixOutcome | None:
+        """Before any write: refuse if the table is no longer the one restored (name reuse)."""
+        req = self.store.get(restore_id)
+        if req is None or req.aftercare is None or req.state != State.ACTIVE:
+            return FixOutcome(False, "There is nothing to fix for this restore.")
+        if not self.may_fix(req, user).allowed:
+            return None  # _claim refuses it with the reason (and audits it)
+        problem = check_identity(self.aws, req)
+        if problem:
+            log.warning("restore %s: fix refused: %s", req.id, problem)
+            return FixOutcome(False, problem)
+        return None
 
     def _claim(self, restore_id: str, group: str, user: str) -> RestoreRequest | FixOutcome:
         for _ in range(CAS_ATTEMPTS):
@@ -640,6 +679,20 @@ class Aftercare:
 
     def _audit(self, event: str, req: RestoreRequest, actor: str | None, detail: str) -> None:
         self.workflow.audit(event, req, actor, detail=f"{req.target}: {detail}")
+
+
+def check_identity(
+    aws: AftercareService, req: RestoreRequest, check_marker: bool = True
+) -> str | None:
+    """Why `req.target` may not be changed (not the table this restore made), or None."""
+    try:
+        current = aws.identity(req.target)
+    except AwsError as exc:
+        return (
+            f"I could not check that `{req.target}` is still the restored table "
+            f"({exc.message}), so nothing was changed."
+        )
+    return identity_problem(req.target, req.identity, current, check_marker)
 
 
 def _already_fixed(req: RestoreRequest, group: str) -> str:

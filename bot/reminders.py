@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from bot.aftercare import AftercareService, DeletionRefused
+from bot.aftercare import AftercareService, DeletionRefused, check_identity
 from bot.logs import restore_context
 from bot.pitr import AwsError
 from bot.restores import RestoreRequest, State
@@ -146,6 +146,10 @@ class Reminders:
             if not decision.allowed:
                 self.workflow.audit("delete_request_refused", req, user, detail=decision.reason)
                 return DeleteOutcome(False, decision.reason)
+            problem = check_identity(self.aws, req)
+            if problem:  # a reused name: refuse before anything is written
+                log.warning("restore %s: deletion refused: %s", req.id, problem)
+                return DeleteOutcome(False, problem)
             now = self.workflow.clock()
             new = replace(
                 req,
@@ -203,6 +207,10 @@ class Reminders:
         if req is None or req.delete_state != "APPROVED":
             return
         try:
+            # Checked again: the name may have been reused between the request and approval.
+            problem = check_identity(self.aws, req)
+            if problem:
+                raise DeletionRefused(problem)
             what = self.aws.delete_restored(req.target, req.source)
             state, note, event = "DELETED", what, "table_deleted"
         except DeletionRefused as exc:

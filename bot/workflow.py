@@ -32,6 +32,7 @@ from bot.restores import (
     utcnow,
 )
 from bot.store import AuditEvent, Store
+from bot.table_identity import identity
 from bot.when import WhenError, format_instant, parse_when
 
 log = logging.getLogger(__name__)
@@ -499,6 +500,10 @@ class Workflow:
                 polls=req.polls + 1,
                 lease_owner=None,
                 lease_until=None,
+                # What later Delete / fix clicks check, so a reused name is never acted on.
+                identity=identity(
+                    info.arn, info.table_id, info.restored_from, info.restored_at, req.id
+                ),
             )
             if self.store.save(req, new, announce=["done", "card_update", "aftercare"]):
                 self.audit("restore_finished", req, None, detail=f"{req.target} ACTIVE")

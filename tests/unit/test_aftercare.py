@@ -6,6 +6,7 @@ steps, on an in-memory SQLite store with a fake scheduler.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -108,7 +109,12 @@ def aws():
         ddb = boto3.client("dynamodb", region_name=REGION)
         scaling = boto3.client("application-autoscaling", region_name=REGION)
         create(ddb, "Orders")
-        create(ddb, "Orders-restored")
+        # A real restore (moto), so the table has the RestoreSummary its identity needs.
+        ddb.restore_table_to_point_in_time(
+            SourceTableName="Orders",
+            TargetTableName="Orders-restored",
+            UseLatestRestorableTime=True,
+        )
         configure_source(ddb, scaling, "Orders")
         yield ddb, scaling, AftercareService(ddb)
 
@@ -220,7 +226,7 @@ def workflow(store, policy: Policy, clock):
     return wf
 
 
-def active_request(store) -> RestoreRequest:
+def active_request(store, service: AftercareService) -> RestoreRequest:
     req = RestoreRequest(
         source="Orders",
         target="Orders-restored",
@@ -233,6 +239,8 @@ def active_request(store) -> RestoreRequest:
         finished_at=NOW,
         card_ts="1.1",
     )
+    # As the workflow records it at ACTIVE: the table then, and the marker it will carry.
+    req = replace(req, identity={**service.identity("Orders-restored"), "marker": req.id})
     store.add(req)
     return req
 
@@ -242,7 +250,7 @@ def test_engine_records_fixes_with_compare_and_set_and_never_twice(aws):
     store = SqliteStore(":memory:")
     wf = workflow(store, Policy(approvers=["U2"]), lambda: NOW)
     engine = Aftercare(wf, service)
-    req = engine.prepare(active_request(store))
+    req = engine.prepare(active_request(store, service))
     assert set(offered(req)) == {"pitr", "ttl_tags", "streams", "autoscaling"}
     assert engine.prepare(req) == req  # idempotent
 
@@ -265,7 +273,7 @@ def test_after_restore_policy_fixes_at_once(aws):
     ddb, _, service = aws
     store = SqliteStore(":memory:")
     wf = workflow(store, Policy(after_restore=["ttl", "tags", "pitr"]), lambda: NOW)
-    req = Aftercare(wf, service).prepare(active_request(store))
+    req = Aftercare(wf, service).prepare(active_request(store, service))
     assert set(req.aftercare["auto"]) == {"ttl", "tags", "pitr"}
     assert set(offered(req)) == {"streams", "autoscaling"}
     ttl = ddb.describe_time_to_live(TableName="Orders-restored")["TimeToLiveDescription"]
@@ -279,7 +287,7 @@ def test_reminder_is_claimed_once_and_deletion_needs_a_second_person(aws):
     wf = workflow(store, Policy(remind_after_days=0.5), lambda: now[0])
     scheduler = FakeScheduler()
     reminders = Reminders(wf, service, scheduler)
-    req = Aftercare(wf, service).prepare(active_request(store))
+    req = Aftercare(wf, service).prepare(active_request(store, service))
     assert reminders.resume() == 1
     job = scheduler.jobs[f"remind-{req.id}"]
     assert job["run_date"] == NOW + timedelta(hours=12)
