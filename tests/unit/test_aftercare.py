@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bot.aftercare import MARKER_TAG, Aftercare, AftercareService, offered
+from bot.aftercare import MARKER_TAG, Aftercare, AftercareService, DeletionRefused, offered
 from bot.policy import Policy
 from bot.reminders import Reminders
 from bot.restores import RestoreRequest, State
@@ -315,3 +315,24 @@ def test_reminder_is_claimed_once_and_deletion_needs_a_second_person(aws):
     with pytest.raises(ddb.exceptions.ResourceNotFoundException):
         ddb.describe_table(TableName="Orders-restored")
     assert [e for e, _, _ in wf.audits].count("table_deleted") == 1
+
+
+def test_delete_refuses_a_table_without_restore_summary(aws):
+    # An ordinary table with the restored one's name: never deleted (it failed open before).
+    ddb, _, service = aws
+    ddb.delete_table(TableName="Orders-restored")
+    create(ddb, "Orders-restored")
+    with pytest.raises(DeletionRefused, match="not a restore of"):
+        service.delete_restored("Orders-restored", "Orders")
+    ddb.describe_table(TableName="Orders-restored")  # still there
+
+
+def test_identity_reads_what_the_check_needs(aws):
+    _, _, service = aws
+    found = service.identity("Orders-restored")
+    assert found["arn"].endswith(":table/Orders-restored")
+    assert found["source_arn"].endswith(":table/Orders") and found["restored_at"]
+    assert found["marker"] is None
+    service.mark("Orders-restored", "abc123")
+    assert service.identity("Orders-restored")["marker"] == "abc123"
+    assert service.identity("Missing-table") is None
