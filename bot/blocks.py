@@ -184,6 +184,13 @@ def _decision(req: RestoreRequest, status: str) -> list[Block]:
     return blocks
 
 
+def subject(req: RestoreRequest) -> str:
+    """What a request is about, in one line: `a` → `b`, or a recovery period change."""
+    if req.kind == PERIOD_CHANGE:
+        return f"{code(req.source)} recovery period {req.previous_days} → {req.recovery_days} days"
+    return f"{code(req.source)} → {code(req.target)}"
+
+
 def source_size(req: RestoreRequest) -> str:
     items = "unknown" if req.source_items is None else f"{req.source_items:,}"
     return f"{items} items, {human_size(req.source_bytes)}"
@@ -329,9 +336,8 @@ def status_blocks(
     if in_flight:
         lines.append("*Restores in flight from this table:*")
         for req in in_flight:
-            lines.append(
-                f"• {code(req.target)}: {req.state.value} for {human_duration(req.elapsed(now))}"
-            )
+            what = subject(req) if req.kind == PERIOD_CHANGE else code(req.target)
+            lines.append(f"• {what}: {req.state.value} for {human_duration(req.elapsed(now))}")
     else:
         lines.append("No restores in flight from this table.")
     blocks: list[Block] = [SectionBlock(text=md(fit("\n".join(lines))))]

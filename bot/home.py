@@ -18,7 +18,8 @@ from datetime import datetime
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.blocks import code, esc, md, slack_date, user
+from bot.blocks import code, esc, md, slack_date, subject, user
+from bot.period_change import PERIOD_CHANGE
 from bot.pitr import NOT_FOUND, AwsError, PitrService
 from bot.policy import Policy
 from bot.restores import RestoreRequest, State, human_duration
@@ -242,7 +243,7 @@ def _thread(req: RestoreRequest, data: HomeData) -> str:
 
 def _open_line(req: RestoreRequest, data: HomeData) -> str:
     parts = [
-        f"*{code(req.source)} → {code(req.target)}*",
+        f"*{subject(req)}*",
         OPEN_LABEL.get(req.state, esc(req.state.value)),
         f"for {human_duration(req.elapsed(data.now))}",
         f"asked by {user(req.requester)}",
@@ -258,8 +259,10 @@ def _done_line(req: RestoreRequest, data: HomeData) -> str:
     else:
         took = f"after {human_duration(end - req.created_at)}"
     parts = [
-        f"{code(req.source)} → {code(req.target)}",
-        DONE_LABEL.get(req.state, esc(req.state.value)),
+        subject(req),
+        ":white_check_mark: changed"
+        if req.kind == PERIOD_CHANGE and req.state == State.ACTIVE
+        else DONE_LABEL.get(req.state, esc(req.state.value)),
         took,
         f"asked by {user(req.requester)}",
         slack_date(end, format_instant(end, "UTC")),
