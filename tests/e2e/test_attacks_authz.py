@@ -13,6 +13,7 @@
 | approve that table                                        |                                     |
 | App Home opened by such a person                          | the table and its restores absent   |
 | the form's table search for such tables or channels       | not offered                         |
+| a crafted pick of such a table in the form                | ignored: no AWS read, no update     |
 | Delete table after the restored name was reused           | refused, table untouched            |
 | a fix button after the restored name was reused           | refused, table untouched            |
 
@@ -28,7 +29,7 @@ from typing import Any
 from bot.policy import Policy, Rule
 from e2e.harness import BotUnderTest
 from e2e.test_home import home_opened, publishes
-from e2e.test_modal import suggest
+from e2e.test_modal import pick_source, suggest
 
 SOURCE = "MusicCollection"
 AWS_WRITES = (
@@ -279,6 +280,21 @@ def test_table_search_offers_nothing_outside_the_policy(make_bot, fake, sim):
     assert "SecretLedger" not in [o["value"] for o in suggest(bot, "", user="U3")]
     assert suggest(bot, "", user="U3", meta=json.dumps({"channel": "C9"})) == []
     assert snapshot(bot, sim, fake) == before
+
+
+def test_picking_a_table_outside_the_policy_in_the_form_reads_nothing(make_bot, fake, sim):
+    # A picked table the search would not offer: no DescribeTable, no form update with its facts.
+    sim.create_table("SecretLedger", pitr=True)
+    bot = make_bot(policy=Policy(tables=["Music*"]))
+    sim.clear()
+    before = snapshot(bot, sim, fake)
+    assert pick_source(bot, "SecretLedger", user="U3").status == 200
+    assert pick_source(bot, SOURCE, user="U3").status == 200  # allowed: the form is updated
+    fake.wait_for(lambda c: c.method == "views.update" and SOURCE in json.dumps(c.args))
+    updates = [json.dumps(c.args) for c in fake.calls("views.update")]
+    assert not [u for u in updates if "SecretLedger" in u]
+    assert [r["TableName"] for r in sim.requests("DescribeTable")] == [SOURCE]
+    assert snapshot(bot, sim, fake)["requests"] == before["requests"]
 
 
 # -- 6. destructive follow-ups after the name was reused ------------------------------------
