@@ -627,6 +627,8 @@ def _restored_from(info: TableInfo, source: str) -> bool:
 
 def _already(req: RestoreRequest) -> str:
     who = f" by <@{req.decided_by}>" if req.decided_by else ""
+    if req.kind == PERIOD_CHANGE:
+        return f"This change of the recovery period was already decided{who} ({req.state.value})."
     return {
         State.APPROVED: f"This restore was already approved{who}.",
         State.RESTORING: f"This restore was already approved{who} and is running.",

@@ -20,7 +20,9 @@ def imported(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", ["bot/restores.py", "bot/policy.py", "bot/period_change.py"])
+@pytest.mark.parametrize(
+    "module", ["bot/restores.py", "bot/policy.py", "bot/period_change.py", "bot/table_identity.py"]
+)
 def test_pure_core_imports_neither_slack_nor_boto3(module):
     found = imported(ROOT / module) & {"slack_sdk", "slack_bolt", "boto3", "botocore"}
     assert not found, f"{module} imports {found}"
