@@ -143,11 +143,16 @@ def period_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
         md(f"*Requested by*\n{user(req.requester)}"),
         md(f"*Approvals*\n{approvals_text(req)}"),
     ]
-    warning = (
-        f":warning: Restore history before {lost_text} will be lost: once approved, "
-        f"{code(req.source)} can no longer be restored to any earlier instant, and a later "
-        "raise of the period does not bring it back."
-    )
+    if req.state == State.ACTIVE:
+        warning = f":warning: Restore history before {lost_text} is gone."
+    elif req.state in {State.DENIED, State.EXPIRED, State.CANCELLED}:
+        warning = f"Restore history before {lost_text} would have been lost; it is kept."
+    else:
+        warning = (
+            f":warning: Restore history before {lost_text} will be lost: once approved, "
+            f"{code(req.source)} can no longer be restored to any earlier instant, and a later "
+            "raise of the period does not bring it back."
+        )
     blocks: list[Block] = [
         HeaderBlock(text=title[:150]),
         SectionBlock(fields=fields),
