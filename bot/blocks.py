@@ -160,10 +160,10 @@ def period_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
     ]
     status = PERIOD_STATUS_LINE[req.state]
     blocks += _decision(req, status)
-    return (
-        f"{title}: {status} (restore history before {format_instant(lost, 'UTC')} will be lost)",
-        blocks,
-    )
+    fallback = f"{title}: {status}"
+    if req.state == State.REQUESTED:
+        fallback += f" (restore history before {format_instant(lost, 'UTC')} will be lost)"
+    return fallback, blocks
 
 
 def _decision(req: RestoreRequest, status: str) -> list[Block]:
