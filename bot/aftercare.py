@@ -19,6 +19,7 @@ from bot.aftercare_rules import FIXES, LABELS, Aspect, already_fixed, offered
 from bot.pitr import AwsError
 from bot.policy import Decision
 from bot.restores import RestoreRequest, State
+from bot.table_identity import identity_problem
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,15 @@ class Aftercare:
         if req.aftercare is not None:
             return req
         notes: list[str] = []
-        try:
-            self.aws.mark(req.target, req.id)
-        except AwsError as exc:
-            notes.append(f"Could not tag the new table as the bot's: {exc.message}")
+        # Not tagged yet, so the marker is not compared; the rest must be the table at ACTIVE.
+        problem = check_identity(self.aws, req, check_marker=False)
+        if problem:
+            notes.append(problem)
+        else:
+            try:
+                self.aws.mark(req.target, req.id)
+            except AwsError as exc:
+                notes.append(f"Could not tag the new table as the bot's: {exc.message}")
         try:
             aspects = self.aws.compare(req.source, req.target)
         except AwsError as exc:
@@ -68,7 +74,7 @@ class Aftercare:
         auto = self.workflow.policy.after_restore_for(req.source)
         differing = {a.name for a in aspects if a.differs}
         for aspect in auto:
-            if aspect not in differing:
+            if aspect not in differing or problem:
                 continue
             try:
                 done = self.aws.fix(aspect, req.source, req.target)
@@ -106,6 +112,9 @@ class Aftercare:
     def fix(self, restore_id: str, group: str, user: str) -> FixOutcome:
         if group not in FIXES:
             return FixOutcome(False, "Unknown fix.")
+        refused = self._refuse_other_table(restore_id, user)
+        if refused is not None:
+            return refused
         claimed = self._claim(restore_id, group, user)
         if isinstance(claimed, FixOutcome):
             return claimed
@@ -122,6 +131,19 @@ class Aftercare:
                 error = exc.message
                 break
         return self._record(restore_id, group, user, done, error)
+
+    def _refuse_other_table(self, restore_id: str, user: str) -> FixOutcome | None:
+        """Before any write: refuse if the table is no longer the one restored (name reuse)."""
+        req = self.store.get(restore_id)
+        if req is None or req.aftercare is None or req.state != State.ACTIVE:
+            return FixOutcome(False, "There is nothing to fix for this restore.")
+        if not self.may_fix(req, user).allowed:
+            return None  # _claim refuses it with the reason (and audits it)
+        problem = check_identity(self.aws, req)
+        if problem:
+            log.warning("restore %s: fix refused: %s", req.id, problem)
+            return FixOutcome(False, problem)
+        return None
 
     def _claim(self, restore_id: str, group: str, user: str) -> RestoreRequest | FixOutcome:
         for _ in range(CAS_ATTEMPTS):
@@ -185,3 +207,17 @@ class Aftercare:
 
     def _audit(self, event: str, req: RestoreRequest, actor: str | None, detail: str) -> None:
         self.workflow.audit(event, req, actor, detail=f"{req.target}: {detail}")
+
+
+def check_identity(
+    aws: AftercareService, req: RestoreRequest, check_marker: bool = True
+) -> str | None:
+    """Why `req.target` may not be changed (not the table this restore made), or None."""
+    try:
+        current = aws.identity(req.target)
+    except AwsError as exc:
+        return (
+            f"I could not check that `{req.target}` is still the restored table "
+            f"({exc.message}), so nothing was changed."
+        )
+    return identity_problem(req.target, req.identity, current, check_marker)

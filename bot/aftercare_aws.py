@@ -31,7 +31,8 @@ from bot.aftercare_rules import (
     summary,
 )
 from bot.aws import ONE_TRY
-from bot.pitr import NOT_FOUND, AwsError, PitrService, _snake
+from bot.pitr import NOT_FOUND, AwsError, PitrService, _snake, _table_info
+from bot.table_identity import identity
 
 
 class AftercareService(PitrService):
@@ -96,7 +97,24 @@ class AftercareService(PitrService):
         enabled = status in {"ENABLED", "ENABLING"}
         return {"enabled": enabled, "attribute": desc.get("AttributeName") if enabled else None}
 
+    def identity(self, table: str) -> dict[str, Any] | None:
+        """What bot/table_identity.py compares: the table as AWS describes it now, or None."""
+        try:
+            desc = self.describe(table)
+        except AwsError as exc:
+            if exc.code in NOT_FOUND:
+                return None
+            raise
+        info = _table_info(desc)
+        marker = self._all_tags(table, desc).get(MARKER_TAG)
+        return identity(info.arn, info.table_id, info.restored_from, info.restored_at, marker)
+
     def _read_tags(self, table: str, desc: dict[str, Any]) -> dict[str, str]:
+        tags = self._all_tags(table, desc)
+        tags.pop(MARKER_TAG, None)
+        return tags
+
+    def _all_tags(self, table: str, desc: dict[str, Any]) -> dict[str, str]:
         arn = desc["TableArn"]
         tags: dict[str, str] = {}
         kwargs: dict[str, Any] = {"ResourceArn": arn}
@@ -106,7 +124,6 @@ class AftercareService(PitrService):
             if not resp.get("NextToken"):
                 break
             kwargs["NextToken"] = resp["NextToken"]
-        tags.pop(MARKER_TAG, None)
         return tags
 
     def _read_insights(self, table: str) -> str:
@@ -295,7 +312,8 @@ class AftercareService(PitrService):
                 return f"`{target}` was already gone"
             raise
         restored_from = desc.get("RestoreSummary", {}).get("SourceTableArn") or ""
-        if restored_from and not restored_from.endswith(f":table/{source}"):
+        # No RestoreSummary at all is no restore: refuse rather than fail open.
+        if not restored_from.endswith(f":table/{source}"):
             raise DeletionRefused(
                 f"`{target}` is not a restore of `{source}` any more (someone replaced it), "
                 "so I did not touch it."

@@ -48,6 +48,8 @@ class TableInfo:
     encryption: str | None = None
     deletion_protection: bool = False
     restored_from: str | None = None  # RestoreSummary.SourceTableArn, for a restored table
+    restored_at: datetime | None = None  # RestoreSummary.RestoreDateTime
+    table_id: str | None = None  # TableId: unlike the name or ARN, never reused (moto: none)
 
 
 @dataclass(frozen=True)
@@ -272,7 +274,14 @@ def _table_info(desc: dict[str, Any]) -> TableInfo:
         encryption=encryption,
         deletion_protection=bool(desc.get("DeletionProtectionEnabled", False)),
         restored_from=desc.get("RestoreSummary", {}).get("SourceTableArn"),
+        restored_at=_restored_at(desc),
+        table_id=desc.get("TableId"),
     )
+
+
+def _restored_at(desc: dict[str, Any]) -> datetime | None:
+    value = desc.get("RestoreSummary", {}).get("RestoreDateTime")
+    return _aware(value) if isinstance(value, datetime) else None
 
 
 def _pitr_info(table: str, desc: dict[str, Any]) -> PitrInfo:

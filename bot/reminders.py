@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from bot.aftercare import check_identity
 from bot.aftercare_aws import AftercareService
 from bot.aftercare_rules import DeletionRefused
 from bot.logs import restore_context
@@ -147,6 +148,10 @@ class Reminders:
             if not decision.allowed:
                 self.workflow.audit("delete_request_refused", req, user, detail=decision.reason)
                 return DeleteOutcome(False, decision.reason)
+            problem = check_identity(self.aws, req)
+            if problem:  # a reused name: refuse before anything is written
+                log.warning("restore %s: deletion refused: %s", req.id, problem)
+                return DeleteOutcome(False, problem)
             now = self.workflow.clock()
             new = replace(
                 req,
@@ -204,6 +209,10 @@ class Reminders:
         if req is None or req.delete_state != "APPROVED":
             return
         try:
+            # Checked again: the name may have been reused between the request and approval.
+            problem = check_identity(self.aws, req)
+            if problem:
+                raise DeletionRefused(problem)
             what = self.aws.delete_restored(req.target, req.source)
             state, note, event = "DELETED", what, "table_deleted"
         except DeletionRefused as exc:

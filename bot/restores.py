@@ -125,6 +125,14 @@ class RestoreRequest:
     delete_requested_by: str | None = None
     delete_decided_by: str | None = None
     delete_note: str | None = None  # why a deletion was refused or failed
+    # "restore", or "pitr_period" for lowering a recovery period (bot/period_change.py):
+    # same approval, store and outbox; `source` is the table, and nothing is restored.
+    kind: str = "restore"
+    recovery_days: int | None = None  # pitr_period: the period asked for
+    previous_days: int | None = None  # pitr_period: the period when it was asked
+    # The restored table as it was at ACTIVE (TableArn, TableId, RestoreSummary, marker tag):
+    # destructive follow-ups act only on that table, never on a later one with its name.
+    identity: dict | None = None
 
     @property
     def final(self) -> bool:

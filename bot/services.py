@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,6 +48,9 @@ class Services:
 
     # Extra start-up work registered by command modules (e.g. re-creating reminders).
     on_start: list[Callable[[], None]] = field(default_factory=list)
+    # One-shot start-up work running in the background sets these when done (tests wait on
+    # them, so a start-up AWS call is never counted against the request under test).
+    started: list[threading.Event] = field(default_factory=list)
     # The slow part of each listener runs here, after ack(): see commands.common.after_ack.
     work: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(WORKERS, thread_name_prefix="pitr-work")

@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.logs import restore_context
-from bot.pitr import AwsError, PitrService, TableInfo
+from bot.period_change import DEFAULT_DAYS, PERIOD_CHANGE, RESTORE
+from bot.pitr import AwsError, PitrInfo, PitrService, TableInfo
 from bot.policy import Decision, Members, Policy
 from bot.restores import (
     IN_FLIGHT,
@@ -31,6 +32,7 @@ from bot.restores import (
     utcnow,
 )
 from bot.store import AuditEvent, Store
+from bot.table_identity import identity
 from bot.when import WhenError, format_instant, parse_when
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,39 @@ class Workflow:
         self.on_change()
         return Outcome(True, "", req)
 
+    def request_period_change(
+        self, table: str, days: int, pitr: PitrInfo, requester: str, channel: str
+    ) -> Outcome:
+        """Lowering `table`'s recovery period: an approval card, like a restore's.
+
+        The caller has checked the policy and that this is a shrink (bot/period_change.py).
+        """
+        waiting = [r for r in self.in_flight_from(table) if r.kind == PERIOD_CHANGE]
+        if waiting:
+            return Outcome(False, f"A change of `{table}`'s recovery period is already waiting.")
+        now = self.clock()
+        rule = self.policy.for_table(table)
+        req = RestoreRequest(
+            kind=PERIOD_CHANGE,
+            source=table,
+            target=table,
+            requester=requester,
+            channel=channel,
+            restore_at=None,
+            created_at=now,
+            updated_at=now,
+            expires_at=expiry(now, rule.request_ttl_minutes),
+            window=pitr.window,
+            required_approvals=rule.required_approvals,
+            recovery_days=days,
+            previous_days=pitr.recovery_days or DEFAULT_DAYS,
+        )
+        self.store.add(req, announce=["card"])
+        detail = f"recovery period {req.previous_days} -> {days} days"
+        self.audit("pitr_period_requested", req, requester, detail=detail)
+        self.on_change()
+        return Outcome(True, "", req)
+
     def check(self, new: NewRequest) -> _Checked | Outcome:
         """Every preflight check; a refusal is audited and says which field it is about."""
         result = self._preflight(new)
@@ -153,7 +188,7 @@ class Workflow:
         durations = [
             r.finished_at - r.restore_called_at
             for r in done
-            if r.finished_at is not None and r.restore_called_at is not None
+            if r.finished_at is not None and r.restore_called_at is not None and r.kind == RESTORE
         ]
         return estimate_text(durations)
 
@@ -314,6 +349,9 @@ class Workflow:
             )
             if claimed is None:
                 return  # another thread or replica started it
+            if claimed.kind == PERIOD_CHANGE:
+                self._change_period(claimed)
+                return
             self._call_restore(claimed)
 
     def _call_restore(self, req: RestoreRequest, resumed: bool = False) -> None:
@@ -339,6 +377,31 @@ class Workflow:
             return
         log.info("restore %s: RestoreTableToPointInTime called for %s", req.id, req.target)
         self._record_started(req, info)
+
+    def _change_period(self, req: RestoreRequest) -> None:
+        """The one UpdateContinuousBackups of an approved period change, then ACTIVE."""
+        try:
+            result = self.pitr.enable_pitr(req.source, req.recovery_days)
+        except AwsError as exc:
+            if exc.retryable:
+                self._save_retry(req, exc.message)
+            else:
+                self.fail(req, exc.message)
+            return
+        now = self.clock()
+        new = req.advance(
+            State.ACTIVE,
+            now,
+            finished_at=now,
+            recovery_days=result.recovery_days or req.recovery_days,
+            lease_owner=None,
+            lease_until=None,
+        )
+        if self.store.save(req, new, announce=["period_changed", "card_update"]):
+            detail = f"recovery period {req.previous_days} -> {new.recovery_days} days"
+            self.audit("pitr_period_changed", req, req.decided_by, detail=detail)
+            log.info("request %s: %s", req.id, detail)
+            self.on_change()
 
     def _record_started(self, req: RestoreRequest, info: TableInfo) -> None:
         for _ in range(CAS_ATTEMPTS):
@@ -390,6 +453,10 @@ class Workflow:
             )
             if leased:
                 return 0  # another replica tracks it
+            if req.kind == PERIOD_CHANGE:
+                # Claimed but not finished (a crash): setting the same period again is harmless.
+                self._change_period(req)
+                return 1
             if req.table_arn is None:
                 self._resume_start(req)
                 return 1
@@ -439,6 +506,10 @@ class Workflow:
                 polls=req.polls + 1,
                 lease_owner=None,
                 lease_until=None,
+                # What later Delete / fix clicks check, so a reused name is never acted on.
+                identity=identity(
+                    info.arn, info.table_id, info.restored_from, info.restored_at, req.id
+                ),
             )
             if self.store.save(req, new, announce=["done", "card_update", "aftercare"]):
                 self.audit("restore_finished", req, None, detail=f"{req.target} ACTIVE")
@@ -562,6 +633,8 @@ def _restored_from(info: TableInfo, source: str) -> bool:
 
 def _already(req: RestoreRequest) -> str:
     who = f" by <@{req.decided_by}>" if req.decided_by else ""
+    if req.kind == PERIOD_CHANGE:
+        return f"This change of the recovery period was already decided{who} ({req.state.value})."
     return {
         State.APPROVED: f"This restore was already approved{who}.",
         State.RESTORING: f"This restore was already approved{who} and is running.",

@@ -288,6 +288,12 @@ def register(app: App, services: Services) -> None:
         source = str((action.get("selected_option") or {}).get("value") or "")
         if not view.get("id") or table_name_problem(source):
             return
+        # The form then shows the table's size and indexes: only for what the policy lets
+        # this person request from the form's channel (the same rule as the options).
+        user, channel = str(body.get("user", {}).get("id", "")), metadata_channel(view)
+        members = services.workflow.members
+        if not services.policy.may_request(user, channel, source, members).allowed:
+            return
         after_ack(services, None, lambda: prefill(view, source, client))
 
     def prefill(view: dict, source: str, client: WebClient) -> None:

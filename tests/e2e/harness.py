@@ -180,5 +180,7 @@ def start_bot(
     deadline = time.monotonic() + 5
     while not server.http.ready.is_set() and time.monotonic() < deadline:
         time.sleep(0.01)
+    for started in services.started:  # start-up AWS calls are not the test's
+        started.wait(30)
     sender = SlackSender(f"http://127.0.0.1:{server.port}", SECRET)
     return BotUnderTest(fake, sim, services, server, sender, creating, thread)

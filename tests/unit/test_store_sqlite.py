@@ -88,6 +88,10 @@ def full() -> RestoreRequest:
         delete_requested_by="U1",
         delete_decided_by="U2",
         delete_note="deletion protection is on",
+        kind="pitr_period",
+        recovery_days=7,
+        previous_days=35,
+        identity={"arn": "arn:aws:dynamodb:us-east-1:123456789012:table/Orders-restored"},
     )
 
 
