@@ -45,7 +45,12 @@ class FakeGateway:
         self.restore_creates = True  # does restore() create the target?
 
     def add_table(
-        self, name: str, pitr: bool = True, status: str = "ACTIVE", restored_from: str | None = None
+        self,
+        name: str,
+        pitr: bool = True,
+        status: str = "ACTIVE",
+        restored_from: str | None = None,
+        restored_to: datetime | None = None,
     ) -> None:
         self.tables[name] = TableInfo(
             name=name,
@@ -54,6 +59,8 @@ class FakeGateway:
             item_count=10,
             size_bytes=2048,
             restored_from=restored_from and ARN + restored_from,
+            restored_to=restored_to,
+            created_at=self.clock(),
         )
         self.pitr_on[name] = pitr
 
@@ -86,7 +93,13 @@ class FakeGateway:
         if target in self.tables:
             raise AwsError("TableAlreadyExistsException", "The target table already exists.")
         info = TableInfo(
-            name=target, status="CREATING", arn=ARN + target, restored_from=ARN + source
+            name=target,
+            status="CREATING",
+            arn=ARN + target,
+            restored_from=ARN + source,
+            # As AWS: the instant restored to (for latest, the latest restorable time).
+            restored_to=at or self.window().latest,
+            created_at=self.clock(),
         )
         if self.restore_creates:
             self.tables[target] = info
@@ -594,6 +607,7 @@ def test_crash_then_table_already_exists_adopts(flow, store, aws, clock) -> None
         status="CREATING",
         arn=ARN + "Orders-restored",
         restored_from=ARN + "Orders",
+        created_at=clock.now,
     )
     real_table = aws.table
     misses = {"Orders-restored": 1}
