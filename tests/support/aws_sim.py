@@ -453,6 +453,18 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
             finally:
                 conn.close()
 
+            if op and status == 200 and body:
+                try:
+                    resp = json.loads(body)
+                except ValueError:
+                    resp = None
+                if isinstance(resp, dict) and sim._rewrite(op, req, resp):
+                    body = json.dumps(resp).encode()
+                    resp_headers = [
+                        (k, str(zlib.crc32(body) & 0xFFFFFFFF) if k.lower() == "x-amz-crc32" else v)
+                        for k, v in resp_headers
+                    ]
+            # After the simulation's bookkeeping above: AWS did the work, only the reply is lost.
             if op and status == 200:
                 with sim._lock:
                     sim._accepted[op] += 1
@@ -469,17 +481,6 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
                         ("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF)),
                     ]
                     return 500, headers, body
-            if op and status == 200 and body:
-                try:
-                    resp = json.loads(body)
-                except ValueError:
-                    resp = None
-                if isinstance(resp, dict) and sim._rewrite(op, req, resp):
-                    body = json.dumps(resp).encode()
-                    resp_headers = [
-                        (k, str(zlib.crc32(body) & 0xFFFFFFFF) if k.lower() == "x-amz-crc32" else v)
-                        for k, v in resp_headers
-                    ]
             return status, resp_headers, body
 
     return Handler
