@@ -231,6 +231,7 @@ def error_block(form: Form, outcome_field: str | None) -> str:
     return {
         "target": form.target_block,
         "when": form.when_block,
+        "overrides": INDEXES_BLOCK,  # the form's only override AWS can reject is an index
     }.get(outcome_field or "", SOURCE_BLOCK)
 
 
