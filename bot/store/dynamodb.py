@@ -256,12 +256,16 @@ class DynamoStore:
         self.client.put_item(**self._audit_puts([event])[0]["Put"])
 
     def _audit_puts(self, events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
-        return [{"Put": {"TableName": self.table, "Item": self._audit_item(e)}} for e in events]
+        return [
+            {"Put": {"TableName": self.table, "Item": self._audit_item(e, index)}}
+            for index, e in enumerate(events)
+        ]
 
-    def _audit_item(self, event: AuditEvent) -> dict[str, Any]:
+    def _audit_item(self, event: AuditEvent, index: int = 0) -> dict[str, Any]:
         data = {
             "pk": "A",
-            "sk": f"{event.at.isoformat()}#{uuid.uuid4().hex[:8]}",
+            # Entries of one write share a time; the index suffix keeps their order.
+            "sk": f"{event.at.isoformat()}#{index:02d}#{uuid.uuid4().hex[:8]}",
             "expires_ttl": int(time.time() + KEEP_AUDIT.total_seconds()),
             **{k: v for k, v in event.to_json().items()},
         }

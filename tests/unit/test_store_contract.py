@@ -175,7 +175,7 @@ def test_a_transition_and_its_audit_entries_are_one_write(store):
     assert [e.event for e in store.audit_events()] == ["requested"]
     denied = req.advance(State.DENIED, NOW, decided_by="U2")
     saved = store.save(
-        req, denied, announce=["card_update"], audit=[entry(req, "denied", 1), entry(req, "x", 2)]
+        req, denied, announce=["card_update"], audit=[entry(req, "denied", 1), entry(req, "x", 1)]
     )
     assert saved is not None
     assert store.get(req.id).state == State.DENIED
