@@ -131,7 +131,8 @@ class AwsSimulator:
         self._reset_moto()
 
     def _reset_moto(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self._moto_port, timeout=10)
+        # Generous: on a busy machine resetting every backend took over 10 s (a setup error).
+        conn = http.client.HTTPConnection("127.0.0.1", self._moto_port, timeout=60)
         try:
             conn.request("POST", "/moto-api/reset")
             conn.getresponse().read()
