@@ -19,6 +19,7 @@ from bot.aftercare_rules import FIXES, LABELS, Aspect, already_fixed, offered
 from bot.pitr import AwsError
 from bot.policy import Decision
 from bot.restores import RestoreRequest, State
+from bot.store import AuditEvent
 from bot.table_identity import identity_problem
 
 log = logging.getLogger(__name__)
@@ -93,13 +94,17 @@ class Aftercare:
                 return req
             if fresh.aftercare is not None:
                 return fresh  # another replica got there first
-            saved = self.store.save(fresh, replace(fresh, aftercare=care))
+            differences = ", ".join(sorted(differing)) or "none"
+            entries = [
+                self._entry("aftercare_compared", fresh, None, f"differences: {differences}")
+            ]
+            for aspect in care["auto"]:
+                what = care["fixed"][aspect]["what"]
+                entries.append(
+                    self._entry("aftercare_fixed", fresh, None, f"{aspect} (policy): {what}")
+                )
+            saved = self.workflow.save(fresh, replace(fresh, aftercare=care), audit=entries)
             if saved is not None:
-                differences = ", ".join(sorted(differing)) or "none"
-                self._audit("aftercare_compared", saved, None, f"differences: {differences}")
-                for aspect in care["auto"]:
-                    what = care["fixed"][aspect]["what"]
-                    self._audit("aftercare_fixed", saved, None, f"{aspect} (policy): {what}")
                 return saved
         return req
 
@@ -193,20 +198,26 @@ class Aftercare:
             announce = ["aftercare_update"]
             if done or error:
                 announce.append(f"aftercare_fixed:{group}")
-            saved = self.store.save(req, replace(req, aftercare=care, updated_at=now), announce)
-            if saved is None:
-                continue
             if error:
-                self._audit("aftercare_fix_failed", saved, user, f"{group}: {error}")
+                entry = self._entry("aftercare_fix_failed", req, user, f"{group}: {error}")
             else:
                 detail = "; ".join(f"{a}: {w}" for a, w in done.items()) or "nothing to do"
-                self._audit("aftercare_fixed", saved, user, f"{group}: {detail}")
+                entry = self._entry("aftercare_fixed", req, user, f"{group}: {detail}")
+            new = replace(req, aftercare=care, updated_at=now)
+            saved = self.workflow.save(req, new, announce, audit=[entry])
+            if saved is None:
+                continue
             self.workflow.on_change()
             return FixOutcome(not error, error, saved)
         return FixOutcome(False, "Too many people clicked at once; please try again.")
 
     def _audit(self, event: str, req: RestoreRequest, actor: str | None, detail: str) -> None:
+        """An entry with no change to the request (a refusal)."""
         self.workflow.audit(event, req, actor, detail=f"{req.target}: {detail}")
+
+    def _entry(self, event: str, req: RestoreRequest, actor: str | None, detail: str) -> AuditEvent:
+        """An entry written with the change it records (Workflow.save)."""
+        return self.workflow.audit_entry(event, req, actor, detail=f"{req.target}: {detail}")
 
 
 def check_identity(

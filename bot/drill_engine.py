@@ -442,6 +442,8 @@ class DrillEngine:
             self.swept.set()
 
     def _sweep(self) -> int:
+        if not self.policy.drills:
+            return 0  # no drills configured: none ran, nothing to clean (and no ListTables)
         deleted = 0
         try:
             names = [n for n in self.aws.list_tables() if DRILL_TABLE.match(n)]

@@ -115,8 +115,8 @@ class Reminders:
                     self.schedule(req)  # the policy changed; not yet
                     return False
                 new = replace(req, reminded_at=now, updated_at=now)
-                if self.store.save(req, new, announce=["reminder"]) is not None:
-                    self.workflow.audit("reminder_due", req, None, detail=req.target)
+                entry = self.workflow.audit_entry("reminder_due", req, None, detail=req.target)
+                if self.workflow.save(req, new, ["reminder"], audit=[entry]) is not None:
                     self.workflow.on_change()
                     return True
             return False
@@ -161,9 +161,9 @@ class Reminders:
                 delete_note=None,
                 updated_at=now,
             )
-            saved = self.store.save(req, new, announce=["reminder_update"])
+            entry = self.workflow.audit_entry("delete_requested", req, user, detail=req.target)
+            saved = self.workflow.save(req, new, ["reminder_update"], audit=[entry])
             if saved is not None:
-                self.workflow.audit("delete_requested", req, user, detail=req.target)
                 self.workflow.on_change()
                 return DeleteOutcome(True, "", saved)
         return DeleteOutcome(False, "Too many people clicked at once; please try again.")
@@ -195,10 +195,10 @@ class Reminders:
             new = replace(
                 req, delete_state=state, delete_decided_by=user, updated_at=self.workflow.clock()
             )
-            saved = self.store.save(req, new, announce=announce)
+            event = "delete_approved" if approve else "delete_denied"
+            entry = self.workflow.audit_entry(event, req, user, detail=req.target)
+            saved = self.workflow.save(req, new, announce, audit=[entry])
             if saved is not None:
-                event = "delete_approved" if approve else "delete_denied"
-                self.workflow.audit(event, req, user, detail=req.target)
                 self.workflow.on_change()
                 return DeleteOutcome(True, "", saved)
         return DeleteOutcome(False, "Too many people clicked at once; please try again.")
@@ -225,8 +225,8 @@ class Reminders:
                 return
             now = self.workflow.clock()
             new = replace(fresh, delete_state=state, delete_note=note, updated_at=now)
-            if self.store.save(fresh, new, announce=["reminder_update", "delete_result"]):
-                self.workflow.audit(event, fresh, fresh.delete_decided_by, detail=note)
+            entry = self.workflow.audit_entry(event, fresh, fresh.delete_decided_by, detail=note)
+            if self.workflow.save(fresh, new, ["reminder_update", "delete_result"], audit=[entry]):
                 log.info("restore %s: deletion of %s %s", req.id, req.target, state)
                 self.workflow.on_change()
                 return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -43,6 +43,12 @@ CAS_ATTEMPTS = 20
 MAX_ERROR_STREAK = 180
 MAX_MISSING_POLLS = 3
 POLL_THREADS = 8
+# The restore call's "the target exists / is being created or deleted" errors.
+TARGET_TAKEN = {"TableAlreadyExistsException", "ResourceInUseException", "TableInUseException"}
+# AWS keeps RestoreDateTime to the second or millisecond; our instant may carry microseconds.
+RESTORE_TIME_SLACK = timedelta(seconds=1)
+# Our clock against AWS's CreationDateTime: a few seconds apart at most on NTP-synced hosts.
+CLOCK_SKEW = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -132,9 +138,10 @@ class Workflow:
             estimate=self.estimate(new.source),
             overrides=new.overrides or None,
         )
-        self.store.add(req, announce=["card"])
         when = format_instant(checked.instant, "UTC") if checked.instant else "latest"
-        self.audit("requested", req, new.requester, detail=f"{req.target} at {when}")
+        entry = self.audit_entry("requested", req, new.requester, detail=f"{req.target} at {when}")
+        self.store.add(req, announce=["card"], audit=[entry])
+        self.on_event(entry.event)
         with restore_context(req.id):
             log.info("restore %s requested: %s -> %s at %s", req.id, req.source, req.target, when)
         self.on_change()
@@ -167,9 +174,10 @@ class Workflow:
             recovery_days=days,
             previous_days=pitr.recovery_days or DEFAULT_DAYS,
         )
-        self.store.add(req, announce=["card"])
         detail = f"recovery period {req.previous_days} -> {days} days"
-        self.audit("pitr_period_requested", req, requester, detail=detail)
+        entry = self.audit_entry("pitr_period_requested", req, requester, detail=detail)
+        self.store.add(req, announce=["card"], audit=[entry])
+        self.on_event(entry.event)
         self.on_change()
         return Outcome(True, "", req)
 
@@ -233,6 +241,10 @@ class Workflow:
                 return "target", (
                     f"Table `{new.target}` already exists. Choose a new name for the target."
                 )
+            if new.overrides:
+                problem = self.pitr.overrides_problem(new.source, new.overrides)
+                if problem:
+                    return "overrides", problem
         except AwsError as exc:
             return None, exc.message
         busy = [
@@ -278,9 +290,13 @@ class Workflow:
                 return Outcome(False, decision.reason)
             if not approve:
                 new = req.advance(State.DENIED, now, decided_by=user, decided_at=now)
-                if self.store.save(req, new, announce=["card_update", "notify_requester"]):
-                    withdrawn = "withdrawn by the requester" if new.withdrawn else ""
-                    self.audit("denied", req, user, detail=withdrawn)
+                withdrawn = "withdrawn by the requester" if new.withdrawn else ""
+                if self.save(
+                    req,
+                    new,
+                    announce=["card_update", "notify_requester"],
+                    audit=[self.audit_entry("denied", req, user, detail=withdrawn)],
+                ):
                     log.info(
                         "restore %s %s by %s", req.id, "withdrawn" if withdrawn else "denied", user
                     )
@@ -297,13 +313,10 @@ class Workflow:
                 new = new.advance(State.APPROVED, now, decided_by=user, decided_at=now)
             else:
                 new = replace(new, updated_at=now)
-            if self.store.save(req, new, announce=["card_update"]):
-                self.audit(
-                    "approved",
-                    req,
-                    user,
-                    detail=f"{len(new.approvals)} of {new.required_approvals}",
-                )
+            entry = self.audit_entry(
+                "approved", req, user, detail=f"{len(new.approvals)} of {new.required_approvals}"
+            )
+            if self.save(req, new, announce=["card_update"], audit=[entry]):
                 log.info("restore %s approved by %s (%s)", req.id, user, new.state.value)
                 self.on_change()
                 return Outcome(True, "", new)
@@ -312,8 +325,8 @@ class Workflow:
     def expire(self, req: RestoreRequest) -> bool:
         new = req.advance(State.EXPIRED, self.clock())
         with restore_context(req.id):
-            if self.store.save(req, new, announce=["card_update", "notify_requester"]):
-                self.audit("expired", req, None)
+            announce = ["card_update", "notify_requester"]
+            if self.save(req, new, announce, audit=[self.audit_entry("expired", req, None)]):
                 log.info("restore %s expired undecided", req.id)
                 self.on_change()
                 return True
@@ -354,21 +367,13 @@ class Workflow:
                 return
             self._call_restore(claimed)
 
-    def _call_restore(self, req: RestoreRequest, resumed: bool = False) -> None:
+    def _call_restore(self, req: RestoreRequest) -> None:
         try:
             info = self.pitr.restore(req.source, req.target, req.restore_at, req.overrides)
         except AwsError as exc:
-            if exc.code in {"TableAlreadyExistsException", "ResourceInUseException"}:
-                # Our own earlier call (before a crash) may have created it: adopt, don't redo.
-                try:
-                    existing = self.pitr.table(req.target)
-                except AwsError as describe_error:
-                    # Can't tell whose table it is yet: try again next tick, don't fail.
-                    self._save_retry(req, describe_error.message)
-                    return
-                if existing is not None and resumed and _restored_from(existing, req.source):
-                    self._record_started(req, existing)
-                    return
+            if exc.code in TARGET_TAKEN:
+                self._target_taken(req, exc)
+                return
             if exc.retryable:
                 log.warning("restore %s: start failed, will retry: %s", req.id, exc)
                 self._save_retry(req, str(exc))
@@ -397,11 +402,36 @@ class Workflow:
             lease_owner=None,
             lease_until=None,
         )
-        if self.store.save(req, new, announce=["period_changed", "card_update"]):
-            detail = f"recovery period {req.previous_days} -> {new.recovery_days} days"
-            self.audit("pitr_period_changed", req, req.decided_by, detail=detail)
+        detail = f"recovery period {req.previous_days} -> {new.recovery_days} days"
+        if self.save(
+            req,
+            new,
+            announce=["period_changed", "card_update"],
+            audit=[self.audit_entry("pitr_period_changed", req, req.decided_by, detail=detail)],
+        ):
             log.info("request %s: %s", req.id, detail)
             self.on_change()
+
+    def _target_taken(self, req: RestoreRequest, exc: AwsError) -> None:
+        """The restore call met a table of the target's name. botocore retries the call after a
+        500 or a timeout, and an earlier crash may have hit after the call: either way the
+        table may be our own restore, already running. Adopt it then; fail only on a foreign one.
+        A second restore can't start meanwhile: AWS refuses a second table of that name."""
+        try:
+            existing = self.pitr.table(req.target)
+        except AwsError as describe_error:
+            # Can't tell whose table it is yet: look again next tick, don't fail.
+            self._save_retry(req, describe_error.message, fatal=not describe_error.retryable)
+            return
+        if existing is not None and _is_our_restore(existing, req):
+            log.info("restore %s: %s is our own restore; tracking it", req.id, req.target)
+            self._record_started(req, existing)
+            return
+        if existing is None:
+            # Being deleted, or not visible yet: look again next tick.
+            self._save_retry(req, exc.message)
+            return
+        self.fail(req, exc.message)
 
     def _record_started(self, req: RestoreRequest, info: TableInfo) -> None:
         for _ in range(CAS_ATTEMPTS):
@@ -414,8 +444,8 @@ class Workflow:
                 error_streak=0,
                 updated_at=self.clock(),
             )
-            if self.store.save(req, new, announce=["started"]):
-                self.audit("restore_started", req, None, detail=req.target)
+            entry = self.audit_entry("restore_started", req, None, detail=req.target)
+            if self.save(req, new, announce=["started"], audit=[entry]):
                 self.on_change()
                 return
             fresh = self.store.get(req.id)
@@ -476,8 +506,8 @@ class Workflow:
             self._save_retry(req, exc.message, fatal=not exc.retryable)
             return
         if existing is None:
-            self._call_restore(req, resumed=True)
-        elif _restored_from(existing, req.source):
+            self._call_restore(req)
+        elif _is_our_restore(existing, req):
             self._record_started(req, existing)
         else:
             self.fail(
@@ -511,8 +541,8 @@ class Workflow:
                     info.arn, info.table_id, info.restored_from, info.restored_at, req.id
                 ),
             )
-            if self.store.save(req, new, announce=["done", "card_update", "aftercare"]):
-                self.audit("restore_finished", req, None, detail=f"{req.target} ACTIVE")
+            entry = self.audit_entry("restore_finished", req, None, detail=f"{req.target} ACTIVE")
+            if self.save(req, new, announce=["done", "card_update", "aftercare"], audit=[entry]):
                 log.info("restore %s: %s is ACTIVE after %d polls", req.id, req.target, new.polls)
                 self.on_change()
             return
@@ -557,14 +587,28 @@ class Workflow:
             )
         except InvalidTransition:
             return
-        if self.store.save(req, new, announce=["failed", "card_update"]):
-            self.audit("restore_failed", req, None, detail=error)
+        entry = self.audit_entry("restore_failed", req, None, detail=error)
+        if self.save(req, new, announce=["failed", "card_update"], audit=[entry]):
             log.error("restore %s failed: %s", req.id, error)
             self.on_change()
 
     # -- reads ------------------------------------------------------------------------------
     def in_flight_from(self, source: str) -> list[RestoreRequest]:
         return self.store.find(states=[State.REQUESTED, *IN_FLIGHT], source=source)
+
+    def save(
+        self,
+        old: RestoreRequest,
+        new: RestoreRequest,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> RestoreRequest | None:
+        """A transition with its announcements and audit entries, in one write (all or none)."""
+        saved = self.store.save(old, new, announce=announce, audit=audit)
+        if saved is not None:
+            for entry in audit:
+                self.on_event(entry.event)
+        return saved
 
     def audit(
         self,
@@ -575,17 +619,27 @@ class Workflow:
         table: str | None = None,
         detail: str = "",
     ) -> None:
+        """An audit entry on its own: for what changes no request (a refusal, a skip)."""
         self.on_event(event)
-        self.store.audit(
-            AuditEvent(
-                at=self.clock(),
-                event=event,
-                restore_id=req.id if req else None,
-                actor=actor,
-                channel=channel or (req.channel if req else None),
-                table=table or (req.source if req else None),
-                detail=detail[:1000],
-            )
+        self.store.audit(self.audit_entry(event, req, actor, channel, table, detail))
+
+    def audit_entry(
+        self,
+        event: str,
+        req: RestoreRequest | None,
+        actor: str | None,
+        channel: str | None = None,
+        table: str | None = None,
+        detail: str = "",
+    ) -> AuditEvent:
+        return AuditEvent(
+            at=self.clock(),
+            event=event,
+            restore_id=req.id if req else None,
+            actor=actor,
+            channel=channel or (req.channel if req else None),
+            table=table or (req.source if req else None),
+            detail=detail[:1000],
         )
 
     # -- helpers ----------------------------------------------------------------------------
@@ -626,9 +680,20 @@ class Workflow:
                     self._busy.discard(restore_id)
 
 
-def _restored_from(info: TableInfo, source: str) -> bool:
-    """Is this existing table a restore of `source` (so, after a crash, ours to adopt)?"""
-    return bool(info.restored_from) and str(info.restored_from).endswith(f":table/{source}")
+def _is_our_restore(info: TableInfo, req: RestoreRequest) -> bool:
+    """Is this existing target table the restore this request started (so ours to adopt)?
+
+    Its RestoreSummary must name our source and our instant; for `latest` (whose restore time
+    is before the approval) the table must have been created after the approval.
+    """
+    if not (info.restored_from and str(info.restored_from).endswith(f":table/{req.source}")):
+        return False
+    if req.restore_at is not None and info.restored_at is not None:
+        return abs(info.restored_at - req.restore_at) <= RESTORE_TIME_SLACK
+    approved = req.decided_at or req.restore_called_at
+    if approved is None or info.created_at is None:
+        return False
+    return info.created_at >= approved - CLOCK_SKEW
 
 
 def _already(req: RestoreRequest) -> str:
@@ -670,4 +735,4 @@ def _target_and_key(policy: Policy, new: NewRequest) -> Iterator[tuple[str, Deci
     yield "target", policy.target_allowed(new.target)
     key = (new.overrides or {}).get("sse_key")
     if key:
-        yield "overrides", policy.kms_key_allowed(str(key))
+        yield "kms_key", policy.kms_key_allowed(str(key))

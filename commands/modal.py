@@ -228,7 +228,8 @@ def error_block(form: Form, outcome_field: str | None) -> str:
     return {
         "target": form.target_block,
         "when": form.when_block,
-        "overrides": SSE_BLOCK,  # the only override the policy limits is the KMS key
+        "kms_key": SSE_BLOCK,
+        "overrides": INDEXES_BLOCK,  # the other override AWS can reject: indexes left out
     }.get(outcome_field or "", SOURCE_BLOCK)
 
 

@@ -85,7 +85,12 @@ class SqliteStore:
             self._db.executescript(SCHEMA)
 
     # -- requests ---------------------------------------------------------------------------
-    def add(self, req: RestoreRequest, announce: Sequence[str] = ()) -> None:
+    def add(
+        self,
+        req: RestoreRequest,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> None:
         with self._lock, self._tx():
             self._db.execute(
                 "INSERT INTO restores (id, state, source, version, created_at, doc) "
@@ -100,6 +105,8 @@ class SqliteStore:
                 ),
             )
             self._enqueue(req.id, announce)
+            for event in audit:
+                self._insert_audit(event)
 
     def get(self, restore_id: str) -> RestoreRequest | None:
         with self._lock:
@@ -109,7 +116,11 @@ class SqliteStore:
         return from_record(json.loads(row[0])) if row else None
 
     def save(
-        self, old: RestoreRequest, new: RestoreRequest, announce: Sequence[str] = ()
+        self,
+        old: RestoreRequest,
+        new: RestoreRequest,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
     ) -> RestoreRequest | None:
         stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
         with self._lock, self._tx():
@@ -126,6 +137,8 @@ class SqliteStore:
             if cur.rowcount != 1:
                 return None
             self._enqueue(old.id, announce)
+            for event in audit:
+                self._insert_audit(event)
         return stored
 
     def find(
@@ -269,19 +282,22 @@ class SqliteStore:
     # -- audit ------------------------------------------------------------------------------
     def audit(self, event: AuditEvent) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT INTO audit (at, event, restore_id, actor, channel, tbl, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.at.isoformat(),
-                    event.event,
-                    event.restore_id,
-                    event.actor,
-                    event.channel,
-                    event.table,
-                    event.detail,
-                ),
-            )
+            self._insert_audit(event)
+
+    def _insert_audit(self, event: AuditEvent) -> None:
+        self._db.execute(
+            "INSERT INTO audit (at, event, restore_id, actor, channel, tbl, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.at.isoformat(),
+                event.event,
+                event.restore_id,
+                event.actor,
+                event.channel,
+                event.table,
+                event.detail,
+            ),
+        )
 
     def audit_events(
         self, since: datetime | None = None, table: str | None = None, limit: int | None = None

@@ -89,7 +89,7 @@ class BotUnderTest:
             if not c.failed and not c.args.get("thread_ts")
         ]
 
-    def wait_card(self, timeout: float = 10) -> RestoreRequest:
+    def wait_card(self, timeout: float = 30) -> RestoreRequest:
         self.fake.wait_for(
             lambda c: c.method == "chat.postMessage" and not c.args.get("thread_ts"),
             timeout=timeout,
@@ -111,7 +111,7 @@ class BotUnderTest:
             or c.args.get("_path", "").endswith(f"/click-{user}")
         ]
 
-    def wait_reply(self, user: str, contains: str, timeout: float = 10) -> str:
+    def wait_reply(self, user: str, contains: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for text in self.replies_to(user):
@@ -120,7 +120,7 @@ class BotUnderTest:
             time.sleep(0.02)
         raise AssertionError(f"no reply to {user} containing {contains!r}: {self.replies_to(user)}")
 
-    def wait_state(self, restore_id: str, state: str, timeout: float = 15) -> RestoreRequest:
+    def wait_state(self, restore_id: str, state: str, timeout: float = 30) -> RestoreRequest:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             req = self.services.store.get(restore_id)

@@ -20,6 +20,7 @@ from bot.aftercare_rules import MARKER_TAG, DeletionRefused, offered
 from bot.policy import Policy
 from bot.reminders import Reminders
 from bot.restores import RestoreRequest, State
+from bot.store import AuditEvent
 from bot.store.sqlite import SqliteStore
 
 REGION = "us-east-1"
@@ -218,6 +219,18 @@ def workflow(store, policy: Policy, clock):
     wf.audit = lambda event, req, actor, channel=None, table=None, detail="": audits.append(
         (event, actor, detail)
     )
+    wf.audit_entry = lambda event, req, actor, channel=None, table=None, detail="": AuditEvent(
+        clock(), event, req.id, actor, req.channel, req.source, detail
+    )
+
+    def save(old, new, announce=(), audit=()):
+        # The real Workflow.save: one store write; the test keeps the entries it carried.
+        saved = store.save(old, new, announce=announce, audit=audit)
+        if saved is not None:
+            audits.extend((e.event, e.actor, e.detail) for e in audit)
+        return saved
+
+    wf.save = save
     return wf
 
 

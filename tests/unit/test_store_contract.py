@@ -267,3 +267,35 @@ def test_drill_find_by_state_and_source_never_mixes_with_restores(store):
     assert [r.source for r in store.find()] == ["orders"]
     assert [r.source for r in store.find(source="orders")] == ["orders"]
     assert store.find(states=[State.REQUESTED])[0].target == "orders-copy"
+
+
+def entry(req: RestoreRequest, name: str, minute: int = 0) -> AuditEvent:
+    return AuditEvent(NOW + timedelta(minutes=minute), name, req.id, "U2", "C1", req.source, "")
+
+
+def test_a_transition_and_its_audit_entries_are_one_write(store):
+    req = make()
+    store.add(req, announce=["card"], audit=[entry(req, "requested")])
+    assert [e.event for e in store.audit_events()] == ["requested"]
+    denied = req.advance(State.DENIED, NOW, decided_by="U2")
+    saved = store.save(
+        req, denied, announce=["card_update"], audit=[entry(req, "denied", 1), entry(req, "x", 1)]
+    )
+    assert saved is not None
+    assert store.get(req.id).state == State.DENIED
+    assert [(e.event, e.restore_id) for e in store.audit_events()] == [
+        ("requested", req.id),
+        ("denied", req.id),
+        ("x", req.id),
+    ]
+    assert [i.kind for i in store.outbox_due(NOW + timedelta(days=1))] == ["card", "card_update"]
+
+
+def test_a_lost_compare_and_set_writes_no_audit_entry(store):
+    req = make()
+    store.add(req)
+    store.save(req, replace(req, reason="someone else won"))
+    lost = store.save(req, req.advance(State.EXPIRED, NOW), audit=[entry(req, "expired")])
+    assert lost is None
+    assert store.audit_events() == []
+    assert store.get(req.id).state == State.REQUESTED
