@@ -104,7 +104,8 @@ def compare(client, job, **kwargs):
 def test_compare_counts_missing_changed_added_and_unchanged(tables, job):
     seen = []
     counts = compare(tables, job, progress=seen.append)
-    assert (counts.missing, counts.changed, counts.added, counts.unchanged) == (12, 8, 5, 200 - 12 - 8)
+    got = (counts.missing, counts.changed, counts.added, counts.unchanged)
+    assert got == (12, 8, 5, 200 - 12 - 8)
     assert seen[-1].done == 200 + 200 - 12 + 5  # every item of both tables read once
 
 
