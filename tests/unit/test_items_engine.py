@@ -195,3 +195,14 @@ def test_tables_with_different_keys_are_refused_without_writing(tables, job):
 def test_a_missing_table_is_said_in_plain_words(tables, job):
     with pytest.raises(ItemsError, match="`nope` does not exist"):
         ItemCompare(tables, job, read_units_per_second=None).run("nope", LIVE)
+
+
+def test_a_write_whose_outcome_was_lost_in_a_crash_counts_once_as_written(tables, job):
+    compare(tables, job)
+    job.plan_copy_back()
+    # The copy back had put order-000 when the process died, before recording it.
+    tables.put_item(TableName=LIVE, Item=order(0))
+    counts = ItemWriter(tables, job, write_units_per_second=None).run()
+    assert (counts.written, counts.conflict, counts.failed) == (12, 0, 0)
+    details = dict(job.outcomes(COPY_BACK, "written"))
+    assert details['[["S","order-000"]]'] == "already there"
