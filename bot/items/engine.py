@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 # Modest defaults, so a comparison or a copy back never starves the application of capacity.
 DEFAULT_READ_UNITS_PER_SECOND = 200.0
 DEFAULT_WRITE_UNITS_PER_SECOND = 50.0
+# Items per Scan page (DynamoDB caps a page at 1 MB anyway): bounds the memory of the pages in
+# flight (one per segment and table) whatever the table size.
+DEFAULT_PAGE_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class ItemCompare:
         *,
         segments: int = 4,
         read_units_per_second: float | None = DEFAULT_READ_UNITS_PER_SECOND,
-        page_limit: int | None = None,
+        page_limit: int | None = DEFAULT_PAGE_LIMIT,
         progress: ProgressCallback | None = None,
         progress_every: float = 2.0,
     ):

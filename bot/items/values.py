@@ -18,34 +18,34 @@ from typing import Any
 Item = dict[str, dict[str, Any]]  # boto3 low-level shape: {"name": {"S": "x"}, ...}
 
 
-def canonical(value: dict[str, Any]) -> Any:
-    """A JSON-serialisable canonical form of one attribute value: equal values, equal forms."""
+def canonical(value: dict[str, Any]) -> dict[str, Any]:
+    """The canonical form of one attribute value (still DynamoDB JSON): equal values, equal forms.
+
+    Numbers normalised, sets sorted without duplicates, binary as base64; maps keep their keys
+    (dict equality and `sort_keys` ignore order). Hot path of a comparison: S returns as is.
+    """
     ((kind, raw),) = value.items()
-    if kind == "S":
-        return ["S", raw]
+    if kind == "S" or kind == "BOOL" or kind == "NULL":
+        return value
     if kind == "N":
-        return ["N", _number(raw)]
-    if kind == "B":
-        return ["B", _b64(raw)]
-    if kind == "BOOL":
-        return ["BOOL", bool(raw)]
-    if kind == "NULL":
-        return ["NULL", True]
+        return {"N": _number(raw)}
     if kind == "SS":
-        return ["SS", sorted(set(raw))]
+        return {"SS": sorted(set(raw))}
     if kind == "NS":
-        return ["NS", sorted({_number(n) for n in raw})]
+        return {"NS": sorted({_number(n) for n in raw})}
+    if kind == "B":
+        return {"B": _b64(raw)}
     if kind == "BS":
-        return ["BS", sorted({_b64(b) for b in raw})]
+        return {"BS": sorted({_b64(b) for b in raw})}
     if kind == "L":
-        return ["L", [canonical(v) for v in raw]]
+        return {"L": [canonical(v) for v in raw]}
     if kind == "M":
-        return ["M", {k: canonical(v) for k, v in sorted(raw.items())}]
+        return {"M": {k: canonical(v) for k, v in raw.items()}}
     raise ValueError(f"unknown DynamoDB type {kind!r}")
 
 
 def canonical_item(item: Item) -> dict[str, Any]:
-    return {name: canonical(value) for name, value in sorted(item.items())}
+    return {name: canonical(value) for name, value in item.items()}
 
 
 def same_value(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
@@ -62,15 +62,13 @@ def same_item(a: Item | None, b: Item | None) -> bool:
 
 def digest(item: Item) -> bytes:
     """16 bytes identifying the item's canonical form (equal items, equal digests)."""
-    text = json.dumps(canonical_item(item), separators=(",", ":"), ensure_ascii=False)
+    text = _SORTED(canonical_item(item))
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def key_text(item: Item, key_names: tuple[str, ...]) -> str:
     """The primary key as canonical JSON text: the index's key (N "1.0" and N "1" are one key)."""
-    return json.dumps(
-        [canonical(item[name]) for name in key_names], separators=(",", ":"), ensure_ascii=False
-    )
+    return _PLAIN([canonical(item[name]) for name in key_names])
 
 
 def key_of(item: Item, key_names: tuple[str, ...]) -> Item:
@@ -79,7 +77,7 @@ def key_of(item: Item, key_names: tuple[str, ...]) -> Item:
 
 def to_json(item: Item) -> str:
     """Wire DynamoDB JSON text (binary as base64, as the DynamoDB API itself sends it)."""
-    return json.dumps(_wire(item), separators=(",", ":"), ensure_ascii=False)
+    return _WIRE(item)
 
 
 def from_json(text: str) -> Item:
@@ -88,36 +86,21 @@ def from_json(text: str) -> Item:
 
 
 def _number(raw: str) -> str:
+    if raw.isdigit() and (raw[0] != "0" or raw == "0"):
+        return raw  # the common case, already canonical
     try:
         number = Decimal(raw)
     except InvalidOperation as exc:
         raise ValueError(f"not a DynamoDB number: {raw!r}") from exc
     if number == 0:
         return "0"
-    return str(number.normalize())
+    return format(number.normalize(), "f")  # plain digits, as DynamoDB shows numbers
 
 
 def _b64(raw: bytes | str) -> str:
     if isinstance(raw, str):  # already base64, as in wire JSON
         return raw
     return base64.b64encode(raw).decode()
-
-
-def _wire(item: Item) -> dict[str, Any]:
-    return {name: _wire_value(value) for name, value in item.items()}
-
-
-def _wire_value(value: dict[str, Any]) -> dict[str, Any]:
-    ((kind, raw),) = value.items()
-    if kind == "B":
-        return {"B": _b64(raw)}
-    if kind == "BS":
-        return {"BS": [_b64(b) for b in raw]}
-    if kind == "L":
-        return {"L": [_wire_value(v) for v in raw]}
-    if kind == "M":
-        return {"M": _wire(raw)}
-    return {kind: raw}
 
 
 def _unwire(value: dict[str, Any]) -> dict[str, Any]:
@@ -131,3 +114,9 @@ def _unwire(value: dict[str, Any]) -> dict[str, Any]:
     if kind == "M":
         return {"M": {k: _unwire(v) for k, v in raw.items()}}
     return {kind: raw}
+
+
+# Built once: json.dumps would build an encoder on every call (hot path of a comparison).
+_PLAIN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_SORTED = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+_WIRE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_b64).encode

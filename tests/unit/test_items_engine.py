@@ -163,7 +163,7 @@ def test_conflicts_are_skipped_and_listed_and_undo_restores_the_overwritten(tabl
     counts = ItemWriter(tables, job, write_units_per_second=None).run()
     assert (counts.written, counts.conflict, counts.failed) == (17, 3, 0)
     conflicts = dict(job.outcomes(COPY_BACK, "conflict"))
-    assert {json.loads(k)[0][1] for k in conflicts} == {"order-003", "order-013", "order-015"}
+    assert {json.loads(k)[0]["S"] for k in conflicts} == {"order-003", "order-013", "order-015"}
     assert get(tables, 3) == recreated  # never forced
     assert get(tables, 15) == changed_again
     assert get(tables, 13)["tags"] == {"SS": ["new"]}
@@ -205,4 +205,4 @@ def test_a_write_whose_outcome_was_lost_in_a_crash_counts_once_as_written(tables
     counts = ItemWriter(tables, job, write_units_per_second=None).run()
     assert (counts.written, counts.conflict, counts.failed) == (12, 0, 0)
     details = dict(job.outcomes(COPY_BACK, "written"))
-    assert details['[["S","order-000"]]'] == "already there"
+    assert details['[{"S":"order-000"}]'] == "already there"
