@@ -100,9 +100,9 @@ def child(mode: str, args: list[str]) -> dict:
         out["counts"] = counts.__dict__
         out["items"] = 2 * counts.unchanged + 2 * counts.changed + counts.missing + counts.added
     elif mode == "naive":
-        limit = float(args[0])
+        limit, page = float(args[0]), int(args[1])
         done = 0
-        kwargs: dict = {"TableName": RESTORED}
+        kwargs: dict = {"TableName": RESTORED, "Limit": page}
         while time.monotonic() - t0 < limit:
             resp = client.scan(**kwargs)
             for it in resp["Items"]:
@@ -224,10 +224,14 @@ def main() -> int:
             ]
             if size_index == 0:
                 rows.append(
-                    ("naive: Scan + GetItem each", run_child(sim, "naive", args.naive_seconds))
+                    (
+                        "naive: Scan + GetItem each",
+                        run_child(sim, "naive", args.naive_seconds, args.page_limit),
+                    )
                 )
             for name, r in rows:
                 rate = r["items"] / r["seconds"]
+                print(f"{n:,} {name}: {r}", flush=True)
                 read_rows.append(
                     (
                         f"{n:,}",
@@ -250,6 +254,7 @@ def main() -> int:
                 put = run_child(sim, "raw_put", args.workers, planned, n)
                 for name, r in (("raw parallel PutItem", put), ("copy back (ItemWriter)", back)):
                     rate = r["items"] / r["seconds"]
+                    print(f"{n:,} {name}: {r}", flush=True)
                     write_rows.append(
                         (
                             f"{n:,}",
