@@ -206,3 +206,21 @@ def test_a_write_whose_outcome_was_lost_in_a_crash_counts_once_as_written(tables
     assert (counts.written, counts.conflict, counts.failed) == (12, 0, 0)
     details = dict(job.outcomes(COPY_BACK, "written"))
     assert details['[{"S":"order-000"}]'] == "already there"
+
+
+def test_partition_keys_limit_the_comparison_to_those_keys(tables, job):
+    keys = ["order-003", "order-015", "order-100", "order-1000", " order-150 ", "no-such"]
+    counts = ItemCompare(tables, job, read_units_per_second=None).run(RESTORED, LIVE, keys)
+    got = (counts.missing, counts.changed, counts.added, counts.unchanged)
+    assert got == (1, 1, 1, 2)
+
+
+def test_a_partition_key_of_the_wrong_type_is_refused_before_reading(tables, job):
+    tables.create_table(
+        TableName="numbered",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    with pytest.raises(ItemsError, match="`id` is a number"):
+        ItemCompare(tables, job, read_units_per_second=None).run("numbered", "numbered", ["x"])
