@@ -166,3 +166,11 @@ def test_unpaced_never_waits():
     for _ in range(1000):
         bucket.take(100)
     assert clock.now == 0
+
+
+def test_progress_says_when_it_should_end():
+    from bot.items.engine import Progress
+
+    assert Progress("compare", 1000, 4000, rate=100.0, elapsed=10).eta_seconds == 30
+    assert Progress("compare", 1000, None, rate=100.0, elapsed=10).eta_seconds is None
+    assert Progress("compare", 5000, 4000, rate=100.0, elapsed=50).eta_seconds is None
