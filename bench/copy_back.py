@@ -288,11 +288,12 @@ def main() -> int:
         read_rows,
         ["items/table", "contender", "items read", "s", "items/s", "x raw scan", "peak RSS MB"],
     )
-    print_table(
-        f"copy back: {args.workers} threads, unpaced",
-        write_rows,
-        ["items/table", "contender", "items written", "s", "items/s", "x raw PutItem"],
-    )
+    if write_rows:
+        print_table(
+            f"copy back: {args.workers} threads, unpaced",
+            write_rows,
+            ["items/table", "contender", "items written", "s", "items/s", "x raw PutItem"],
+        )
     return 0
 
 
