@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot import eta as etas
 from bot.pitr import PitrInfo, TableInfo
 from bot.restores import (
     NOT_CARRIED_OVER,
@@ -177,8 +178,16 @@ def progress_text(req: RestoreRequest, now: datetime) -> str:
     )
     return (
         f":hourglass_flowing_sand: {code(req.target)} is {status} — "
-        f"{human_duration(req.elapsed(now))} elapsed ({checked})."
-    )
+        f"{human_duration(req.elapsed(now))} elapsed ({checked}).\n{eta_line(req, now)}"
+    ).rstrip()
+
+
+def eta_line(req: RestoreRequest, now: datetime) -> str:
+    """Expected end, typical range, share of typical (bot/eta.py); '' before the restore call."""
+    if req.restore_called_at is None or req.final:
+        return ""
+    eta = etas.Eta.from_dict(req.eta)
+    return etas.progress_text(eta, req.source, req.restore_called_at, now)
 
 
 def done_blocks(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
@@ -252,6 +261,7 @@ def status_blocks(
         for req in in_flight:
             lines.append(
                 f"• {code(req.target)}: {req.state.value} for {human_duration(req.elapsed(now))}"
+                + (f" · {eta_line(req, now)}" if eta_line(req, now) else "")
             )
     else:
         lines.append("No restores in flight from this table.")

@@ -68,6 +68,13 @@ class Store(Protocol):
         limit: int = 100,
     ) -> list[RestoreRequest]: ...
 
+    def due(
+        self, now: datetime, owner: str, limit: int = 1000
+    ) -> tuple[list[RestoreRequest], datetime | None]:
+        """Up to `limit` in-flight requests `owner` should check now, and when the next one
+        not returned falls due (None: nothing else in flight). See check_due_at."""
+        ...
+
     def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
 
     def outbox_claim(self, item_id: int | str, owner: str, until: datetime) -> bool:
@@ -89,6 +96,33 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def check_due_at(
+    next_check_at: datetime | None,
+    lease_owner: str | None,
+    lease_until: datetime | None,
+    owner: str,
+) -> datetime | None:
+    """When `owner` should next look at an in-flight request (None: now).
+
+    A request leased by another replica is not ours to check before its lease runs out.
+    """
+    at = next_check_at
+    if lease_owner not in (None, owner) and lease_until is not None:
+        at = lease_until if at is None else max(at, lease_until)
+    return at
+
+
+def split_due(
+    rows: Iterable[tuple[str, datetime | None]], now: datetime, limit: int
+) -> tuple[list[str], datetime | None]:
+    """(id, due at) rows -> up to `limit` ids due now, most overdue first, and when the
+    first of the rest falls due (`now` if one is already due, None if there is none)."""
+    ordered = sorted(rows, key=lambda row: (row[1] is not None, row[1] or now))
+    due = [rid for rid, at in ordered[:limit] if at is None or at <= now]
+    rest = ordered[len(due) :]
+    return due, (rest[0][1] or now) if rest else None
 
 
 def open_store(url: str) -> Store:

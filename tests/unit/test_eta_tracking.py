@@ -1,0 +1,151 @@
+"""The workflow with an ETA: the card's estimate, per-restore check times, leases, no waste."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from test_workflow import START, Clock, FakeGateway, make_flow, requested
+
+from bot.eta import Eta
+from bot.restores import RestoreRequest, State
+from bot.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def aws(clock: Clock) -> FakeGateway:
+    gw = FakeGateway(clock)
+    gw.add_table("Orders", pitr=True)
+    return gw
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(str(tmp_path / "pitr.db"))
+    yield s
+    s.close()
+
+
+def finished(store, minutes: float, source: str = "Orders", n: int = 0) -> None:
+    """An earlier restore of `source` that took `minutes`, as the store keeps it."""
+    called = START - timedelta(days=1, hours=n)
+    store.add(
+        RestoreRequest(
+            source=source,
+            target=f"{source}-old-{n}",
+            requester="U1",
+            channel="C1",
+            restore_at=None,
+            created_at=called,
+            expires_at=called + timedelta(hours=1),
+            state=State.ACTIVE,
+            restore_called_at=called,
+            finished_at=called + timedelta(minutes=minutes),
+            source_bytes=2048,
+            source_items=10,
+        )
+    )
+
+
+class CountingGateway:
+    """Counts DescribeTable calls per table on top of the test gateway."""
+
+    def __init__(self, inner):
+        self.inner, self.describes = inner, {}
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def table(self, name):
+        self.describes[name] = self.describes.get(name, 0) + 1
+        return self.inner.table(name)
+
+
+def test_the_card_states_the_expected_duration_from_history(store, aws, clock) -> None:
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    req = requested(make_flow(store, aws, clock))
+    assert req.estimate.startswith("typical 35–45 min (median 40 min, 3 earlier restores")
+    assert Eta.from_dict(req.eta) == Eta(2400, 2100, 2700, 3000, 3, "own")
+
+
+def test_with_history_the_tracker_checks_rarely_early_and_often_near_the_end(
+    store, aws, clock: Clock
+) -> None:
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    gw = CountingGateway(aws)
+    flow = make_flow(store, gw, clock)
+    req = requested(flow)
+    assert flow.approve(req.id, "U2").ok
+    gw.describes.clear()
+    # Tick every second for 35 minutes, as a busy tracker might: only due restores are read.
+    for _ in range(35 * 60):
+        clock.advance(seconds=1)
+        flow.track()
+    early = gw.describes.get("Orders-restored", 0)
+    assert 20 <= early <= 45  # about one a minute; a plain 10 s poll would have made 204
+    # In the typical range (35–45 min) it checks every 2 s.
+    for _ in range(60):
+        clock.advance(seconds=1)
+        flow.track()
+    later = store.get(req.id)
+    assert gw.describes["Orders-restored"] - early >= 28
+    assert later.next_check_at - clock.now <= timedelta(seconds=2)
+
+
+def test_without_history_the_plain_poll_interval(store, aws, clock: Clock) -> None:
+    gw = CountingGateway(aws)
+    flow = make_flow(store, gw, clock)
+    req = requested(flow)
+    assert req.estimate == "no history"
+    assert flow.approve(req.id, "U2").ok
+    gw.describes.clear()
+    for _ in range(100):
+        clock.advance(seconds=1)
+        flow.track()
+    assert gw.describes["Orders-restored"] == 10  # one DescribeTable per due check, no more
+
+
+def test_the_lease_outlives_the_gap_to_the_next_check(store, aws, clock: Clock) -> None:
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    mine, other = make_flow(store, aws, clock, owner="me"), make_flow(store, aws, clock, owner="b")
+    req = requested(mine)
+    assert mine.approve(req.id, "U2").ok
+    clock.advance(seconds=60)
+    mine.track()
+    held = store.get(req.id)
+    assert held.next_check_at - clock.now == timedelta(seconds=60)  # sparse: 60 s away
+    assert held.lease_until > held.next_check_at  # the other replica must keep off till then
+    clock.advance(seconds=59)
+    assert other.track() == 0
+    assert store.get(req.id).lease_owner == "me"
+    # The holder died: once its lease runs out, the other replica takes over.
+    clock.advance(seconds=held.lease_until.timestamp() - clock.now.timestamp() + 1)
+    assert other.track() == 1
+    assert store.get(req.id).lease_owner == "b"
+
+
+def test_an_overdue_restore_is_checked_at_the_plain_pace_forever(store, aws, clock) -> None:
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    gw = CountingGateway(aws)
+    flow = make_flow(store, gw, clock)
+    req = requested(flow)
+    assert flow.approve(req.id, "U2").ok
+    got = store.get(req.id)
+    store.save(got, replace(got, next_check_at=clock.now + timedelta(hours=3)))
+    clock.advance(hours=3)  # far past the longest earlier restore (50 min)
+    gw.describes.clear()
+    for _ in range(60):
+        clock.advance(seconds=1)
+        flow.track()
+    assert gw.describes["Orders-restored"] == 6
+    assert store.get(req.id).state == State.RESTORING
