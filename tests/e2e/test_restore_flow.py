@@ -110,7 +110,7 @@ def test_card_shows_size_window_and_an_estimate_once_history_exists(bot, fake, s
     text = str(card.args["blocks"])
     assert "5 items" in text  # the source's item count (the fixture puts 5)
     assert "Restorable window" in text and " → " in text
-    assert "last 1 restore: 1 min" in text  # from the first restore, recorded in the store
+    assert "1 earlier restore of `MusicCollection`" in text  # the first one, from the store
     first_card = str(first)  # the first card had no history to go on
     assert first.estimate == "no history", first_card
 
