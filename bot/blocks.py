@@ -183,10 +183,13 @@ def progress_text(req: RestoreRequest, now: datetime) -> str:
 
 
 def eta_line(req: RestoreRequest, now: datetime) -> str:
-    """Expected end, typical range, share of typical (bot/eta.py); '' before the restore call."""
+    """Expected end, typical range, share of typical (bot/eta.py); '' before the restore call
+    or without an estimate."""
     if req.restore_called_at is None or req.final:
         return ""
     eta = etas.Eta.from_dict(req.eta)
+    if eta is None:
+        return ""  # the card already said "no history"
     return etas.progress_text(eta, req.source, req.restore_called_at, now)
 
 

@@ -149,3 +149,28 @@ def test_an_overdue_restore_is_checked_at_the_plain_pace_forever(store, aws, clo
         flow.track()
     assert gw.describes["Orders-restored"] == 6
     assert store.get(req.id).state == State.RESTORING
+
+
+def test_progress_reply_and_status_show_the_same_eta_line(store, aws, clock: Clock) -> None:
+    from bot.blocks import progress_text, status_blocks, to_dicts
+    from bot.pitr import PitrInfo, TableInfo
+
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    flow = make_flow(store, aws, clock)
+    req = requested(flow)
+    assert flow.approve(req.id, "U2").ok
+    clock.advance(minutes=52)
+    running = store.get(req.id)
+    line = "typical 35–45 min for `Orders` · 130 % of typical · taking longer than any earlier"
+    assert line in progress_text(running, clock.now)
+    assert "elapsed" in progress_text(running, clock.now)
+    _, blocks = status_blocks(
+        "Orders",
+        TableInfo(name="Orders", status="ACTIVE", arn="arn", item_count=10, size_bytes=2048),
+        PitrInfo("Orders", "DISABLED"),
+        [running],
+        [],
+        clock.now,
+    )
+    assert line in str(to_dicts(blocks))
