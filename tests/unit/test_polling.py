@@ -38,7 +38,7 @@ def test_with_history_sparse_early_dense_in_the_typical_range() -> None:
 
 
 def test_after_the_range_backs_off_then_plain_interval_past_the_longest() -> None:
-    assert next_delay(ETA, 45 * MIN + 10, LIMITS) == 5
+    assert next_delay(ETA, 45 * MIN + 30, LIMITS) == 10
     assert next_delay(ETA, 49 * MIN, LIMITS) == 60
     # Overdue: past every earlier restore, the ordinary interval, forever.
     for hours in (1, 5, 48):
