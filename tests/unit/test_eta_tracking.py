@@ -174,3 +174,27 @@ def test_progress_reply_and_status_show_the_same_eta_line(store, aws, clock: Clo
         clock.now,
     )
     assert line in str(to_dicts(blocks))
+
+
+def test_tracking_lag_counts_lateness_not_a_planned_gap(store, aws, clock: Clock) -> None:
+    from bot.metrics import Metrics
+
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    flow = make_flow(store, aws, clock)
+    req = requested(flow)
+    assert flow.approve(req.id, "U2").ok
+    clock.advance(seconds=60)
+    flow.track()  # next check 60 s away, as planned
+    metrics = Metrics(store, clock)
+
+    def lag() -> float:
+        line = next(
+            x for x in metrics.render().decode().splitlines() if x.startswith("pitr_bot_tracking")
+        )
+        return float(line.split()[-1])
+
+    clock.advance(seconds=50)
+    assert lag() == 0  # 50 s since the last check, but it isn't due yet
+    clock.advance(seconds=40)
+    assert lag() == 30  # now it is 30 s late (this tracker is stopped)
