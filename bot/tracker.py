@@ -21,8 +21,9 @@ from bot.workflow import Workflow
 
 log = logging.getLogger(__name__)
 
-# Never closer than this between two ticks: a restore that stays due (its poll is still
-# running in another thread) must not turn the alarm into a busy loop.
+# Never closer than this between two ticks (nor than a quarter of the densest interval): a
+# restore that stays due (its poll is still running in another thread) must not turn the
+# alarm into a busy loop.
 MIN_GAP = 0.2
 
 
@@ -56,7 +57,9 @@ class Tracker:
         """The earliest due restore, but no later than one ordinary poll from now."""
         latest = now + timedelta(seconds=self.poll_seconds)
         wake = latest if next_due is None else min(next_due, latest)
-        return max(wake, now + timedelta(seconds=MIN_GAP))
+        limits = self.workflow.limits
+        gap = min(MIN_GAP, limits.min_seconds / 4, limits.poll_seconds / 4)
+        return max(wake, now + timedelta(seconds=gap))
 
     def _set_alarm(self, when: datetime) -> None:
         with self._lock:
