@@ -198,3 +198,17 @@ def test_tracking_lag_counts_lateness_not_a_planned_gap(store, aws, clock: Clock
     assert lag() == 0  # 50 s since the last check, but it isn't due yet
     clock.advance(seconds=40)
     assert lag() == 30  # now it is 30 s late (this tracker is stopped)
+
+
+def test_the_tracker_wakes_for_the_earliest_due_restore(store, aws, clock: Clock) -> None:
+    from bot.tracker import Tracker
+
+    flow = make_flow(store, aws, clock)
+    tracker = Tracker(flow, announcer=None, poll_seconds=10)  # type: ignore[arg-type]
+    now = clock.now
+    assert tracker.wake_at(now, None) == now + timedelta(seconds=10)  # nothing due: usual pace
+    soon = now + timedelta(seconds=2.5)
+    assert tracker.wake_at(now, soon) == soon  # not on a 10 s grid
+    later = now + timedelta(seconds=45)
+    assert tracker.wake_at(now, later) == now + timedelta(seconds=10)  # expiries, replicas
+    assert tracker.wake_at(now, now - timedelta(seconds=5)) > now  # overdue: soon, no spin
