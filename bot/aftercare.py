@@ -17,6 +17,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 MARKER_TAG = "pitr-bot:restore-id"
 NAMESPACE = "dynamodb"
 CAS_ATTEMPTS = 20
+SOURCE_FRESH = 30.0  # seconds a source's settings are reused across comparisons
 CLAIM_STALE = timedelta(minutes=5)  # a claim older than this (a crash mid-fix) may be retaken
 
 # Compared aspects, in the order they are listed. Those without a fix are only reported.
@@ -95,6 +98,10 @@ class AftercareService(PitrService):
         # Contributor insights is only reported, never fixed: one try is enough, and an
         # endpoint without the API (moto) must not cost a round of retries per comparison.
         self._insights = _sibling(client, "dynamodb", ONE_TRY)
+        # Restores of one source often finish together (a batch, or fifty after an incident):
+        # its settings are read once for all of them, not once per restore.
+        self._sources: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._sources_lock = threading.Lock()
 
     @classmethod
     def from_pitr(cls, pitr: PitrService, autoscaling: Any | None = None) -> AftercareService:
@@ -130,7 +137,7 @@ class AftercareService(PitrService):
         return out
 
     def compare(self, source: str, target: str) -> list[Aspect]:
-        theirs, ours = self.read(source), self.read(target)
+        theirs, ours = self._source_settings(source), self.read(target)
         aspects = []
         for name in LABELS:
             src, tgt = theirs[name], ours[name]
@@ -142,6 +149,19 @@ class AftercareService(PitrService):
                 Aspect(name, _summary(name, src), _summary(name, tgt), _differs(name, src, tgt))
             )
         return aspects
+
+    def _source_settings(self, source: str) -> dict[str, Any]:
+        """The source's aspects, read at most once every SOURCE_FRESH seconds."""
+        now = time.monotonic()
+        with self._sources_lock:
+            cached = self._sources.get(source)
+        if cached is not None and now - cached[0] < SOURCE_FRESH:
+            return cached[1]
+        settings = self.read(source)
+        with self._sources_lock:
+            self._sources = {k: v for k, v in self._sources.items() if now - v[0] < SOURCE_FRESH}
+            self._sources[source] = (now, settings)
+        return settings
 
     def _read_pitr(self, table: str) -> dict[str, Any]:
         info = self.pitr(table)

@@ -307,3 +307,15 @@ def test_reminder_is_claimed_once_and_deletion_needs_a_second_person(aws):
     with pytest.raises(ddb.exceptions.ResourceNotFoundException):
         ddb.describe_table(TableName="Orders-restored")
     assert [e for e, _, _ in wf.audits].count("table_deleted") == 1
+
+
+def test_restores_of_one_source_finishing_together_read_its_settings_once(aws):
+    ddb, _, service = aws
+    create(ddb, "Orders-restored-2")
+    read = []
+    real_read = service.read
+    service.read = lambda table, desc=None: read.append(table) or real_read(table, desc)
+    first = by_name(service.compare("Orders", "Orders-restored"))
+    second = by_name(service.compare("Orders", "Orders-restored-2"))
+    assert read == ["Orders", "Orders-restored", "Orders-restored-2"]
+    assert first["ttl"].source == second["ttl"].source == "on (attribute `expires`)"
