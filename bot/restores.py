@@ -154,16 +154,6 @@ class RestoreRequest:
         return end - start
 
 
-def estimate_text(durations: list[timedelta]) -> str:
-    """'last 3 restores: 14–19 min' from earlier restores of a table, or 'no history'."""
-    if not durations:
-        return "no history"
-    minutes = sorted(max(1, round(d.total_seconds() / 60)) for d in durations)
-    span = f"{minutes[0]} min" if minutes[0] == minutes[-1] else f"{minutes[0]}–{minutes[-1]} min"
-    noun = "restore" if len(minutes) == 1 else "restores"
-    return f"last {len(minutes)} {noun}: {span}"
-
-
 def expiry(created_at: datetime, ttl_minutes: float) -> datetime:
     return created_at + timedelta(minutes=ttl_minutes)
 
