@@ -288,3 +288,10 @@ def test_gather_home_reads_the_store(store: Any) -> None:
     assert data.links["open1"].endswith("popen1")
     assert [t.status for t in data.coverage.tables] == ["DISABLED"]
     rendered(data)
+
+
+def test_a_running_restore_shows_its_expected_end() -> None:
+    eta = {"typical": 2400, "low": 2100, "high": 2700, "longest": 3000, "count": 3, "basis": "own"}
+    running = make(State.RESTORING, restore_called_at=NOW - timedelta(minutes=20), eta=eta)
+    text = text_of(rendered(HomeData(now=NOW, in_flight=[running])))
+    assert "expected 12:15–12:25 UTC, typical 35–45 min for `Orders` · 50 % of typical" in text
