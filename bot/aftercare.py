@@ -25,6 +25,7 @@ from bot.table_identity import identity_problem
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 20
+SOURCE_FRESH = 30.0  # seconds a source's settings are reused across comparisons
 CLAIM_STALE = timedelta(minutes=5)  # a claim older than this (a crash mid-fix) may be retaken
 
 

@@ -13,6 +13,8 @@ so it can never alter or drop an ordinary business table. The tag is ignored whe
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +36,8 @@ from bot.aws import ONE_TRY
 from bot.pitr import NOT_FOUND, AwsError, PitrService, _snake, _table_info
 from bot.table_identity import identity
 
+SOURCE_FRESH = 30.0  # seconds a source's settings are reused across comparisons
+
 
 class AftercareService(PitrService):
     """DynamoDB + Application Auto Scaling calls for the after-restore checks and fixes."""
@@ -44,6 +48,10 @@ class AftercareService(PitrService):
         # Contributor insights is only reported, never fixed: one try is enough, and an
         # endpoint without the API (moto) must not cost a round of retries per comparison.
         self._insights = self.sibling("dynamodb", ONE_TRY)
+        # Restores of one source often finish together (a batch, or fifty after an incident):
+        # its settings are read once for all of them, not once per restore.
+        self._sources: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._sources_lock = threading.Lock()
 
     @classmethod
     def from_pitr(cls, pitr: PitrService, autoscaling: Any | None = None) -> AftercareService:
@@ -84,7 +92,20 @@ class AftercareService(PitrService):
         return out
 
     def compare(self, source: str, target: str) -> list[Aspect]:
-        return compare(self.read(source), self.read(target))
+        return compare(self._source_settings(source), self.read(target))
+
+    def _source_settings(self, source: str) -> dict[str, Any]:
+        """The source's aspects, read at most once every SOURCE_FRESH seconds."""
+        now = time.monotonic()
+        with self._sources_lock:
+            cached = self._sources.get(source)
+        if cached is not None and now - cached[0] < SOURCE_FRESH:
+            return cached[1]
+        settings = self.read(source)
+        with self._sources_lock:
+            self._sources = {k: v for k, v in self._sources.items() if now - v[0] < SOURCE_FRESH}
+            self._sources[source] = (now, settings)
+        return settings
 
     def _read_pitr(self, table: str) -> dict[str, Any]:
         info = self.pitr(table)

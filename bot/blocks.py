@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot import eta as etas
 from bot.period_change import DEFAULT_DAYS, PERIOD_CHANGE, history_lost_before
 from bot.pitr import PitrInfo, TableInfo
 from bot.restores import (
@@ -255,8 +256,19 @@ def progress_text(req: RestoreRequest, now: datetime) -> str:
     )
     return (
         f":hourglass_flowing_sand: {code(req.target)} is {status} — "
-        f"{human_duration(req.elapsed(now))} elapsed ({checked})."
-    )
+        f"{human_duration(req.elapsed(now))} elapsed ({checked}).\n{eta_line(req, now)}"
+    ).rstrip()
+
+
+def eta_line(req: RestoreRequest, now: datetime) -> str:
+    """Expected end, typical range, share of typical (bot/eta.py); '' before the restore call
+    or without an estimate."""
+    if req.restore_called_at is None or req.final:
+        return ""
+    eta = etas.Eta.from_dict(req.eta)
+    if eta is None:
+        return ""  # the card already said "no history"
+    return etas.progress_text(eta, req.source, req.restore_called_at, now)
 
 
 def done_blocks(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
@@ -363,7 +375,11 @@ def status_blocks(
         lines.append("*Restores in flight from this table:*")
         for req in in_flight:
             what = subject(req) if req.kind == PERIOD_CHANGE else code(req.target)
-            lines.append(f"• {what}: {req.state.value} for {human_duration(req.elapsed(now))}")
+            eta = eta_line(req, now)
+            lines.append(
+                f"• {what}: {req.state.value} for {human_duration(req.elapsed(now))}"
+                + (f" · {eta}" if eta else "")
+            )
     else:
         lines.append("No restores in flight from this table.")
     blocks: list[Block] = [SectionBlock(text=md(fit("\n".join(lines))))]

@@ -18,7 +18,7 @@ from datetime import datetime
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.blocks import code, esc, fit, md, slack_date, subject, user
+from bot.blocks import code, esc, eta_line, fit, md, slack_date, subject, user
 from bot.period_change import PERIOD_CHANGE
 from bot.pitr import NOT_FOUND, AwsError, PitrService
 from bot.policy import Policy
@@ -246,6 +246,7 @@ def _open_line(req: RestoreRequest, data: HomeData) -> str:
         f"*{subject(req)}*",
         OPEN_LABEL.get(req.state, esc(req.state.value)),
         f"for {human_duration(req.elapsed(data.now))}",
+        eta_line(req, data.now),
         f"asked by {user(req.requester)}",
         _thread(req, data),
     ]

@@ -20,6 +20,7 @@ from bot.announcer import Announcer
 from bot.metrics import Metrics
 from bot.pitr import PitrService
 from bot.policy import Policy
+from bot.polling import PollLimits
 from bot.restores import utcnow
 from bot.settings import Settings
 from bot.slack_groups import GroupResolver
@@ -109,6 +110,10 @@ def build_services(
         members=GroupResolver(client),
         clock=clock,
         poll_seconds=settings.poll_seconds,
+        limits=PollLimits(
+            settings.poll_seconds, settings.poll_min_seconds, settings.poll_max_seconds
+        ),
+        min_restore_minutes=settings.min_restore_minutes,
     )
     announcer = Announcer(
         client, store, clock=clock, poll_seconds=settings.poll_seconds, owner=workflow.owner

@@ -16,17 +16,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot import eta as etas
+from bot.drills import DrillState
 from bot.logs import restore_context
 from bot.period_change import DEFAULT_DAYS, PERIOD_CHANGE, RESTORE
 from bot.pitr import AwsError, PitrInfo, PitrService, TableInfo
 from bot.policy import Decision, Members, Policy
+from bot.polling import PollLimits, lease_seconds, next_delay
 from bot.restores import (
     IN_FLIGHT,
     InvalidTransition,
     RestoreRequest,
     State,
     Window,
-    estimate_text,
     expiry,
     table_name_problem,
     utcnow,
@@ -94,6 +96,8 @@ class Workflow:
         clock: Callable[[], datetime] = utcnow,
         poll_seconds: float = 10,
         owner: str | None = None,
+        limits: PollLimits | None = None,
+        min_restore_minutes: float = 0,
     ):
         self.store = store
         self.pitr = pitr
@@ -101,6 +105,9 @@ class Workflow:
         self.members = members
         self.clock = clock
         self.poll_seconds = poll_seconds
+        self.limits = limits or PollLimits(poll_seconds=poll_seconds)
+        self.min_restore_minutes = min_restore_minutes
+        self.next_due: datetime | None = None  # when the next restore falls due (the tracker)
         self.owner = owner or uuid.uuid4().hex[:8]
         self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
         self.on_event: Callable[[str], None] = lambda event: None  # metrics
@@ -117,6 +124,7 @@ class Workflow:
         now = self.clock()
         rule = self.policy.for_table(new.source)
         source = checked.source
+        eta = self.eta(new.source, source.size_bytes, source.item_count)
         req = RestoreRequest(
             source=new.source,
             target=new.target,
@@ -135,7 +143,8 @@ class Workflow:
             source_billing=source.billing_mode,
             source_indexes=source.indexes,
             source_encryption=source.encryption,
-            estimate=self.estimate(new.source),
+            estimate=etas.card_text(eta, new.source),
+            eta=eta.to_dict() if eta else None,
             overrides=new.overrides or None,
         )
         when = format_instant(checked.instant, "UTC") if checked.instant else "latest"
@@ -190,15 +199,29 @@ class Workflow:
             return Outcome(False, message, field=field)
         return result
 
-    def estimate(self, source: str) -> str:
-        """How long this table's last restores took, from the store's history."""
-        done = self.store.find(states=[State.ACTIVE], source=source, limit=3)
-        durations = [
-            r.finished_at - r.restore_called_at
-            for r in done
+    def eta(
+        self, source: str, size_bytes: int | None = None, items: int | None = None
+    ) -> etas.Eta | None:
+        """The expected duration of a restore of `source`, from the store's finished restores."""
+        own = self.store.find(states=[State.ACTIVE], source=source, limit=etas.HISTORY)
+        others = self.store.find(states=[State.ACTIVE], limit=200)
+        history = [
+            etas.Sample(
+                r.source,
+                (r.finished_at - r.restore_called_at).total_seconds(),
+                r.source_bytes,
+                r.source_items,
+            )
+            for r in [*own, *(r for r in others if r.source != source)]
             if r.finished_at is not None and r.restore_called_at is not None and r.kind == RESTORE
         ]
-        return estimate_text(durations)
+        # Drills are restores too: their durations are this table's history as well.
+        passed = self.store.drill_find([DrillState.PASSED], source=source, limit=etas.HISTORY)
+        for drill in passed:
+            took = drill.restore_duration
+            if took is not None:
+                history.append(etas.Sample(source, took.total_seconds(), None, drill.source_items))
+        return etas.estimate(source, history, size_bytes, items, self.min_restore_minutes)
 
     def _preflight(self, new: NewRequest) -> _Checked | tuple[str | None, str]:
         for name, field, label in (
@@ -437,12 +460,14 @@ class Workflow:
         for _ in range(CAS_ATTEMPTS):
             if req.table_arn is not None:
                 return  # somebody else recorded it already
+            now = self.clock()
             new = replace(
                 req,
                 table_arn=info.arn or f"arn:unknown:{info.name}",
                 target_status=info.status,
                 error_streak=0,
-                updated_at=self.clock(),
+                updated_at=now,
+                **self._schedule(req, now),
             )
             entry = self.audit_entry("restore_started", req, None, detail=req.target)
             if self.save(req, new, announce=["started"], audit=[entry]):
@@ -454,7 +479,11 @@ class Workflow:
             req = fresh
 
     def track(self) -> int:
-        """One tracker tick: expire, start what was approved, poll what is restoring."""
+        """One tracker tick: expire, start what was approved, poll the restores that are due.
+
+        Each restore carries its own next check time (bot/polling.py); the store hands out
+        the due ones and says when the next one falls due, which is when the tracker wakes.
+        """
         self.expire_due()
 
         def advance(req: RestoreRequest) -> int:
@@ -465,8 +494,10 @@ class Workflow:
 
         # A few polls at a time: with 50 restores in flight, a one-by-one walk would add
         # seconds to the notice of the last ones, for no saving in calls.
-        in_flight = self.store.find(states=list(IN_FLIGHT), limit=1000)
-        return sum(self._poll_pool.map(advance, in_flight))
+        due, _ = self.store.due(self.clock(), self.owner)
+        polled = sum(self._poll_pool.map(advance, due))
+        _, self.next_due = self.store.due(self.clock(), self.owner, limit=0)
+        return polled
 
     def poll(self, restore_id: str) -> int:
         with restore_context(restore_id), self._working_on(restore_id) as mine:
@@ -517,7 +548,7 @@ class Workflow:
             )
 
     def _apply(self, req: RestoreRequest, info: TableInfo | None, now: datetime) -> None:
-        lease = {"lease_owner": self.owner, "lease_until": now + self._lease()}
+        lease = self._schedule(req, now)
         if info is None:
             missing = req.missing_polls + 1
             if missing >= MAX_MISSING_POLLS:
@@ -540,6 +571,7 @@ class Workflow:
                 identity=identity(
                     info.arn, info.table_id, info.restored_from, info.restored_at, req.id
                 ),
+                next_check_at=None,
             )
             entry = self.audit_entry("restore_finished", req, None, detail=f"{req.target} ACTIVE")
             if self.save(req, new, announce=["done", "card_update", "aftercare"], audit=[entry]):
@@ -577,13 +609,19 @@ class Workflow:
                 updated_at=now,
                 lease_owner=self.owner,
                 lease_until=now + self._lease(),
+                next_check_at=now + timedelta(seconds=self.poll_seconds),  # errors: plain pace
             ),
         )
 
     def fail(self, req: RestoreRequest, error: str) -> None:
         try:
             new = req.advance(
-                State.FAILED, self.clock(), error=error, lease_owner=None, lease_until=None
+                State.FAILED,
+                self.clock(),
+                error=error,
+                lease_owner=None,
+                lease_until=None,
+                next_check_at=None,
             )
         except InvalidTransition:
             return
@@ -646,6 +684,16 @@ class Workflow:
     def _lease(self) -> timedelta:
         # Renewed at every poll; if the holder dies, another replica takes over within three.
         return timedelta(seconds=3 * self.poll_seconds)
+
+    def _schedule(self, req: RestoreRequest, now: datetime) -> dict[str, object]:
+        """The next check of `req` from its ETA, and a lease that outlives the wait for it."""
+        elapsed = req.elapsed(now).total_seconds()
+        delay = next_delay(etas.Eta.from_dict(req.eta), elapsed, self.limits)
+        return {
+            "next_check_at": now + timedelta(seconds=delay),
+            "lease_owner": self.owner,
+            "lease_until": now + timedelta(seconds=lease_seconds(delay, self.limits)),
+        }
 
     def release_leases(self) -> int:
         """On shutdown: hand our restores to the other replicas now, not after the lease."""

@@ -71,6 +71,13 @@ class Store(Protocol):
         and each drill's `restore_duration`."""
         ...
 
+    def due(
+        self, now: datetime, owner: str, limit: int = 1000
+    ) -> tuple[list[RestoreRequest], datetime | None]:
+        """Up to `limit` in-flight requests `owner` should check now, and when the next one
+        not returned falls due (None: nothing else in flight). See check_due_at."""
+        ...
+
     def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
 
     def outbox_claim(self, item_id: int | str, owner: str, until: datetime) -> bool:

@@ -33,6 +33,7 @@ from bot.aws import default_aws
 from bot.drills import Drill, DrillState
 from bot.restores import FINAL, RestoreRequest, State, utcnow
 from bot.store.codec import from_record, to_record
+from bot.store.due import check_due_at, split_due
 from bot.store.records import AuditEvent, OutboxItem, StoreMissing
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,21 @@ class DynamoStore:
             found = self._scan_requests(limit)
         found.sort(key=lambda r: r.created_at, reverse=True)
         return found[:limit]
+
+    def due(
+        self, now: datetime, owner: str, limit: int = 1000
+    ) -> tuple[list[RestoreRequest], datetime | None]:
+        found = self.find(states=[State.APPROVED, State.RESTORING], limit=5000)
+        in_flight = {r.id: r for r in found}
+        ids, upcoming = split_due(
+            (
+                (r.id, check_due_at(r.next_check_at, r.lease_owner, r.lease_until, owner))
+                for r in in_flight.values()
+            ),
+            now,
+            limit,
+        )
+        return [in_flight[i] for i in ids], upcoming
 
     def _query_index(self, index: str, key: str, value: str, limit: int) -> list[RestoreRequest]:
         out: list[RestoreRequest] = []

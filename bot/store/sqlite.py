@@ -18,6 +18,7 @@ from pathlib import Path
 from bot.drills import Drill, DrillState
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store.codec import from_record, to_record
+from bot.store.due import check_due_at, split_due
 from bot.store.records import AuditEvent, OutboxItem
 
 SCHEMA = """
@@ -224,6 +225,24 @@ class SqliteStore:
             rows = self._db.execute(sql, args).fetchall()
         return [Drill.from_record(json.loads(r[0])) for r in rows]
 
+    def due(
+        self, now: datetime, owner: str, limit: int = 1000
+    ) -> tuple[list[RestoreRequest], datetime | None]:
+        # SQLite reads the three scheduling fields itself: no JSON document is parsed in
+        # Python for a restore that is not due (cheap wake-ups with hundreds in flight).
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, json_extract(doc, '$.next_check_at'), "
+                "json_extract(doc, '$.lease_owner'), json_extract(doc, '$.lease_until') "
+                "FROM restores WHERE state IN (?, ?)",
+                (State.APPROVED.value, State.RESTORING.value),
+            ).fetchall()
+        ids, upcoming = split_due(
+            ((r[0], check_due_at(_dt(r[1]), r[2], _dt(r[3]), owner)) for r in rows), now, limit
+        )
+        found = [self.get(restore_id) for restore_id in ids]
+        return [r for r in found if r is not None], upcoming
+
     # -- outbox -----------------------------------------------------------------------------
     def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         with self._lock:
@@ -347,6 +366,10 @@ class SqliteStore:
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 class _Transaction:

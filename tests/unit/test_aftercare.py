@@ -344,3 +344,15 @@ def test_identity_reads_what_the_check_needs(aws):
     service.mark("Orders-restored", "abc123")
     assert service.identity("Orders-restored")["marker"] == "abc123"
     assert service.identity("Missing-table") is None
+
+
+def test_restores_of_one_source_finishing_together_read_its_settings_once(aws):
+    ddb, _, service = aws
+    create(ddb, "Orders-restored-2")
+    read = []
+    real_read = service.read
+    service.read = lambda table, desc=None: read.append(table) or real_read(table, desc)
+    first = by_name(service.compare("Orders", "Orders-restored"))
+    second = by_name(service.compare("Orders", "Orders-restored-2"))
+    assert read == ["Orders", "Orders-restored", "Orders-restored-2"]
+    assert first["ttl"].source == second["ttl"].source == "on (attribute `expires`)"

@@ -324,3 +324,10 @@ def test_a_period_change_reads_as_one_in_the_home_tab(store: Any) -> None:
     text = str(home_view(data).to_dict())
     assert "recovery period 35 → 7 days" in text and "changed" in text
     assert "restored" not in text.split("Recent")[1].split("PITR")[0]
+
+
+def test_a_running_restore_shows_its_expected_end() -> None:
+    eta = {"typical": 2400, "low": 2100, "high": 2700, "longest": 3000, "count": 3, "basis": "own"}
+    running = make(State.RESTORING, restore_called_at=NOW - timedelta(minutes=20), eta=eta)
+    text = text_of(rendered(HomeData(now=NOW, in_flight=[running])))
+    assert "expected 12:15–12:25 UTC, typical 35–45 min for `Orders` · 50 % of typical" in text

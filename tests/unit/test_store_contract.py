@@ -299,3 +299,26 @@ def test_a_lost_compare_and_set_writes_no_audit_entry(store):
     assert lost is None
     assert store.audit_events() == []
     assert store.get(req.id).state == State.REQUESTED
+
+
+def test_due_hands_out_what_is_due_and_says_when_the_next_falls_due(store):
+    later = NOW + timedelta(seconds=40)
+    due_now = make(state=State.RESTORING, next_check_at=NOW - timedelta(seconds=1))
+    never_checked = make(state=State.APPROVED)
+    not_yet = make(state=State.RESTORING, next_check_at=later)
+    theirs = make(  # leased by a live replica: not ours to check until the lease ends
+        state=State.RESTORING,
+        next_check_at=NOW,
+        lease_owner="other",
+        lease_until=NOW + timedelta(seconds=90),
+    )
+    done = make(state=State.ACTIVE, next_check_at=NOW - timedelta(hours=1))
+    for req in (due_now, never_checked, not_yet, theirs, done):
+        store.add(req)
+    due, upcoming = store.due(NOW, owner="me")
+    assert {r.id for r in due} == {due_now.id, never_checked.id}
+    assert upcoming == later
+    _, first = store.due(NOW, owner="me", limit=0)
+    assert first == NOW  # something is due already: wake now
+    _, after_lease = store.due(NOW + timedelta(seconds=91), owner="me")
+    assert after_lease is None  # all four in flight were handed out

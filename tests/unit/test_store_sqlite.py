@@ -79,6 +79,8 @@ def full() -> RestoreRequest:
         source_indexes=("by-artist", "by-year"),
         source_encryption="KMS",
         estimate="last 2 restores: 14–19 min",
+        eta={"typical": 960.0, "low": 840.0, "high": 1080.0, "longest": 1140.0, "count": 2},
+        next_check_at=NOW + timedelta(minutes=3),
         overrides={"billing_mode": "PAY_PER_REQUEST", "exclude_indexes": ["by-year"]},
         aftercare={"aspects": [{"name": "ttl", "differs": True}], "fixed": {"ttl": {"by": "U2"}}},
         aftercare_ts="1764158402.000300",

@@ -471,6 +471,7 @@ def test_creating_stays_restoring_then_active(flow, store, aws, clock) -> None:
 def test_retryable_error_while_polling_keeps_restoring(flow, store, aws, clock) -> None:
     req = restoring(flow, store)
     aws.table_errors = [throttled(), throttled()]
+    clock.advance(seconds=10)  # the first check is one poll after the start
     flow.track()
     clock.advance(seconds=10)
     flow.track()
@@ -483,9 +484,10 @@ def test_retryable_error_while_polling_keeps_restoring(flow, store, aws, clock) 
     assert store.get(req.id).state == State.ACTIVE
 
 
-def test_non_retryable_error_while_polling_fails(flow, store, aws) -> None:
+def test_non_retryable_error_while_polling_fails(flow, store, aws, clock) -> None:
     req = restoring(flow, store)
     aws.table_errors = [AwsError("AccessDeniedException", "Grant DescribeTable, please.")]
+    clock.advance(seconds=10)
     flow.track()
     got = store.get(req.id)
     assert got.state == State.FAILED
