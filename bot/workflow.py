@@ -18,7 +18,7 @@ from datetime import datetime
 from bot import eta as etas
 from bot.engine.context import Context, Outcome
 from bot.engine.decisions import Decisions
-from bot.engine.requests import NewRequest, Requests
+from bot.engine.requests import NewRequest, Requests, _Checked
 from bot.engine.tracking import Tracking
 from bot.pitr import PitrInfo, PitrService
 from bot.policy import Members, Policy
@@ -80,7 +80,7 @@ class Workflow:
     ) -> Outcome:
         return self.requests.request_period_change(table, days, pitr, requester, channel)
 
-    def check(self, new: NewRequest) -> object:
+    def check(self, new: NewRequest) -> _Checked | Outcome:
         return self.requests.check(new)
 
     def eta(
