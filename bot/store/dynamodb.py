@@ -12,6 +12,7 @@ Item layout (pk / sk):
   N#<key> / N          a Slack request already seen (replay protection), TTL at its window's end
   D#<id> / D           a restore drill; its `state` and `source` attributes are prefixed
                        `DRILL#` so the same two indexes serve drills without mixing them up
+  J#<id> / J           an item job (compare / copy back / undo); `state` prefixed `JOB#`
 GSI `by_state` (state, created_at) finds requests to track; GSI `by_source` serves /pitr-status.
 """
 
@@ -31,6 +32,8 @@ from botocore.exceptions import ClientError
 
 from bot.aws import default_aws
 from bot.drills import Drill, DrillState
+from bot.item_jobs import FINAL as JOB_FINAL
+from bot.item_jobs import ItemJob, JobState
 from bot.restores import FINAL, RestoreRequest, State, utcnow
 from bot.store.codec import from_record, to_record
 from bot.store.due import check_due_at, split_due
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 KEEP_FINISHED = timedelta(days=90)  # finished requests are removed by TTL after this
 KEEP_AUDIT = timedelta(days=400)
 DRILL = "DRILL#"  # prefix of a drill's indexed attributes
+JOB = "JOB#"  # prefix of an item job's indexed attributes
 _ser, _de = TypeSerializer(), TypeDeserializer()
 
 
@@ -252,6 +256,83 @@ class DynamoStore:
             found = [d for d in found if d.source == source]
         found.sort(key=lambda d: d.created_at, reverse=True)
         return found[:limit]
+
+    # -- item jobs --------------------------------------------------------------------------
+    def job_add(
+        self, job: ItemJob, announce: Sequence[str] = (), audit: Sequence[AuditEvent] = ()
+    ) -> bool:
+        put = {
+            "Put": {
+                "TableName": self.table,
+                "Item": self._job_item(job),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        try:
+            self._transact([put, *self._outbox_puts(job.id, announce), *self._audit_puts(audit)])
+        except ClientError as exc:
+            if _conflict(exc):
+                return False
+            raise
+        return True
+
+    def job_get(self, job_id: str) -> ItemJob | None:
+        resp = self.client.get_item(
+            TableName=self.table,
+            Key=_item({"pk": f"J#{job_id}", "sk": "J"}),
+            ConsistentRead=True,
+        )
+        item = resp.get("Item")
+        return ItemJob.from_record(json.loads(_plain(item)["doc"])) if item else None
+
+    def job_save(
+        self,
+        old: ItemJob,
+        new: ItemJob,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> ItemJob | None:
+        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
+        put = {
+            "Put": {
+                "TableName": self.table,
+                "Item": self._job_item(stored),
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": _item({":v": old.version}),
+            }
+        }
+        try:
+            self._transact([put, *self._outbox_puts(old.id, announce), *self._audit_puts(audit)])
+        except ClientError as exc:
+            if _conflict(exc):
+                return None
+            raise
+        return stored
+
+    def job_find(self, states: Iterable[JobState] | None = None, limit: int = 100) -> list[ItemJob]:
+        docs: list[str] = []
+        if states is not None:
+            for state in states:
+                docs += self._query_docs("by_state", "state", f"{JOB}{state.value}", limit)
+        else:
+            docs += self._scan_docs("J", limit)
+        found = [ItemJob.from_record(json.loads(doc)) for doc in docs]
+        found.sort(key=lambda j: j.created_at, reverse=True)
+        return found[:limit]
+
+    def _job_item(self, job: ItemJob) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "pk": f"J#{job.id}",
+            "sk": "J",
+            "state": f"{JOB}{job.state.value}",
+            "source": f"{JOB}{job.live_table}",
+            "created_at": job.created_at.isoformat(),
+            "version": job.version,
+            "doc": json.dumps(job.to_record()),
+        }
+        if job.state in JOB_FINAL:
+            data["expires_ttl"] = int(time.time() + KEEP_FINISHED.total_seconds())
+        return _item(data)
 
     def _query_docs(self, index: str, key: str, value: str, limit: int) -> list[str]:
         out: list[str] = []
