@@ -364,10 +364,11 @@ class ItemRecovery:
                 if job is None:
                     return
                 new = job.advance(to, self.clock(), lease_owner=None, lease_until=None, **changes)
-                kind = "items_failed" if to == JobState.FAILED else f"items_{to.value.lower()}"
-                saved = self.store.job_save(
-                    job, new, [kind], [self._entry(event, job, None, detail)]
-                )
+                kinds = ["items_failed" if to == JobState.FAILED else f"items_{to.value.lower()}"]
+                if to == JobState.COMPARED:
+                    kinds.append("items_report")  # the diff file: sent (and retried) on its own
+                entry = self._entry(event, job, None, detail)
+                saved = self.store.job_save(job, new, kinds, [entry])
                 if saved is not None:
                     self.on_change()
                     return

@@ -43,6 +43,8 @@ UNDO_ACTION = "pitr_undo_copy_back"
 MAX_KEYS = 100
 KEYS = re.compile(r"\bkeys:\s*", re.IGNORECASE)
 CONFLICTS_SHOWN = 10
+# Upload errors no retry fixes: said in the thread instead.
+NO_UPLOAD = {"missing_scope", "not_allowed_token_type", "file_uploads_disabled", "not_in_channel"}
 
 
 def compare_button(restore_id: str) -> ActionsBlock:
@@ -256,6 +258,7 @@ class ItemsSlack:
         return {
             "items_progress": self.send_progress,
             "items_compared": self.send_compared,
+            "items_report": self.send_report,
             "items_approval": self.send_approval,
             "items_decided": self.send_decided,
             "items_copied": self.send_result,
@@ -304,14 +307,30 @@ class ItemsSlack:
             self._finish_progress(job, ":white_check_mark: Comparison done.")
         text, blocks = compared_blocks(job, shown)
         self._reply(job, text, blocks)
-        report = self.engine.report_path(job)
-        self.client.files_upload_v2(
-            channel=job.channel,
-            thread_ts=job.thread_ts,
-            file=str(report),
-            filename=f"{job.restored_table}-vs-{job.live_table}.jsonl",
-            title=f"Differences: {job.restored_table} vs {job.live_table} (JSON Lines)",
-        )
+
+    def send_report(self, job_id: str) -> None:
+        """The full diff as a JSON Lines file in the thread (files_upload_v2: files:write)."""
+        job = self._job(job_id)
+        if job is None:
+            return
+        try:
+            self.client.files_upload_v2(
+                channel=job.channel,
+                thread_ts=job.thread_ts,
+                file=str(self.engine.report_path(job)),
+                filename=f"{job.restored_table}-vs-{job.live_table}.jsonl",
+                title=f"Differences: {job.restored_table} vs {job.live_table} (JSON Lines)",
+            )
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error not in NO_UPLOAD:
+                raise  # retried by the Announcer
+            log.warning("item job %s: diff file not uploaded (%s)", job.id, error)
+            self._reply(
+                job,
+                f":warning: I could not upload the full diff here (`{esc(error)}`): the app "
+                "needs the `files:write` scope (see manifest.yml), and file uploads allowed.",
+            )
 
     def send_approval(self, job_id: str) -> None:
         job = self._job(job_id)

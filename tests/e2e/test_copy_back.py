@@ -204,3 +204,17 @@ def test_people_the_policy_does_not_allow_and_tables_the_bot_did_not_restore_are
     # Allowed: /pitr-diff with keys compares only those partition keys.
     bot.command("/pitr-diff", f"{RESTORED} keys: order-001, order-013,order-1000", user="U1")
     posted(fake, "1 missing, 1 changed, 1 added")
+
+
+def test_without_files_write_the_thread_says_so_and_the_counts_are_posted_once(make_bot, fake, sim):
+    bot, req, _ = restored_then_changed(sim, make_bot)
+    fake.fail("files.getUploadURLExternal", times=5, status=200, error="missing_scope")
+    compare(bot, fake, req)
+    posted(fake, "files:write")
+    counts = [
+        c
+        for c in fake.calls("chat.postMessage")
+        if "12 missing, 8 changed, 5 added" in str(c.args.get("text", ""))
+    ]
+    assert len(counts) == 1
+    assert fake.calls("file_upload") == []
