@@ -75,3 +75,19 @@ def test_the_copy_back_buttons_and_the_card_say_what_goes_to_production():
     decided = job(**{**asked.__dict__, "state": JobState.COPYING, "copy_decided_by": "U2"})
     _, blocks = approval_blocks(decided)
     assert not [b for b in blocks if b.type == "actions"]  # a decided card loses its buttons
+
+
+def test_progress_says_items_read_rate_and_expected_end():
+    from bot.items.engine import Progress
+    from commands.items import progress_text
+
+    comparing = job()
+    assert "Comparing items of `orders-copy` with `orders`" in progress_text(comparing, None)
+    text = progress_text(comparing, Progress("compare", 1200, 4000, 200.0, 6.0))
+    assert "1,200 of ~4,000 items read" in text
+    assert "200 items/s" in text
+    assert "about 14 s to go" in text
+    copying = job(state=JobState.COPYING)
+    text = progress_text(copying, Progress("copy_back", 5, 20, 5.0, 1.0))
+    assert text.startswith(":hourglass_flowing_sand: Copying back into `orders`")
+    assert "5 of ~20 items done" in text
