@@ -147,6 +147,11 @@ class ItemRecovery:
         except ItemsError as exc:
             self._finish(job_id, JobState.FAILED, "compare_failed", str(exc), note=str(exc))
             return
+        except Exception:  # noqa: BLE001 - say so in the thread rather than hang in COMPARING
+            log.exception("item job %s: comparison failed", job_id)
+            note = "The comparison failed unexpectedly (logged); try again."
+            self._finish(job_id, JobState.FAILED, "compare_failed", "unexpected error", note=note)
+            return
         finally:
             files.close()
         self.on_items(
@@ -306,7 +311,8 @@ class ItemRecovery:
 
     # -- restarts, leases, progress ---------------------------------------------------------
     def resume(self) -> int:
-        """At start: run again every job a restart interrupted (its lease is ours or over)."""
+        """Run again every job a restart interrupted (its lease is ours or over): at start, and
+        every minute, so a job whose replica died is finished by another."""
         resumed = 0
         runs = {
             JobState.COMPARING: self.run_compare,
@@ -314,6 +320,14 @@ class ItemRecovery:
             JobState.UNDOING: self.run_undo,
         }
         for job in self.store.job_find(states=sorted(RUNNING), limit=1000):
+            with self._lock:
+                if job.id in self._running:
+                    continue
+            held = job.lease_owner not in (None, self.owner) and (
+                job.lease_until is not None and job.lease_until > self.clock()
+            )
+            if held:
+                continue  # another replica runs it; picked up here if its lease runs out
             self.pool.submit(self._guard, runs[job.state], job.id)
             resumed += 1
         if resumed:

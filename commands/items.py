@@ -410,7 +410,20 @@ def register(app: App, services: Services) -> None:
     )
     engine.on_items = lambda what, n: items.labels(what).inc(max(0, n))
     services.announcer.item_senders.update(slack.senders())
-    services.on_start.append(engine.resume)
+
+    def start() -> None:
+        engine.resume()
+        services.tracker.scheduler.add_job(
+            engine.resume,
+            "interval",
+            minutes=1,
+            id="items-resume",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+
+    services.on_start.append(start)
 
     def tell(respond: Respond, text: str) -> None:
         respond(response_type="ephemeral", replace_original=False, text=text)

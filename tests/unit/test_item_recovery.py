@@ -147,6 +147,8 @@ def test_a_job_another_replica_is_running_is_left_to_it(client, tmp_path):
     held = replace(job, lease_owner="other", lease_until=NOW + timedelta(minutes=5))
     assert store.job_save(job, held)
     counting = Counting(client)
-    recovery(store, counting, tmp_path, "new").run_copy(job.id)
+    other = recovery(store, counting, tmp_path, "new")
+    assert other.resume() == 0
+    other.run_copy(job.id)
     assert store.job_get(job.id).state == JobState.COPYING
     assert counting.puts == 0
