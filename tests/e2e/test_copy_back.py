@@ -218,3 +218,15 @@ def test_without_files_write_the_thread_says_so_and_the_counts_are_posted_once(m
     ]
     assert len(counts) == 1
     assert fake.calls("file_upload") == []
+
+
+def test_a_copy_back_approval_clicked_from_another_channel_does_nothing(make_bot, fake, sim):
+    bot, req, direct = restored_then_changed(sim, make_bot)
+    _, job = compare(bot, fake, req)
+    bot.click(COPY_MISSING_ACTION, job.id, "U1")
+    posted(fake, "Copy back 12 items into orders?")
+    sim.clear()
+    resp = bot.click(APPROVE_ACTION, job.id, "U2", channel="C666")
+    assert resp.status == 200
+    assert bot.services.store.job_get(job.id).state == JobState.COPY_REQUESTED
+    assert sim.count("PutItem") == 0 and get(direct, 0) is None
