@@ -137,6 +137,9 @@ def test_compare_then_copy_back_the_12_missing_with_another_persons_approval(mak
     for event in ("compare_started", "compare_done", "copy_back_requested"):
         assert event in events
     assert "copy_back_approved" in events and "copy_back_done" in events
+    metrics = bot.services.metrics.render().decode()
+    assert 'pitr_bot_items_total{what="written"} 12.0' in metrics
+    assert 'pitr_bot_items_total{what="read"} 393.0' in metrics  # 200 restored + 193 live
 
 
 def test_conflicts_are_skipped_and_reported_and_undo_restores_the_overwritten(make_bot, fake, sim):

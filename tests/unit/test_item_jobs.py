@@ -91,3 +91,12 @@ def test_progress_says_items_read_rate_and_expected_end():
     text = progress_text(copying, Progress("copy_back", 5, 20, 5.0, 1.0))
     assert text.startswith(":hourglass_flowing_sand: Copying back into `orders`")
     assert "5 of ~20 items done" in text
+
+
+def test_job_files_live_in_pitr_bot_work_dir_or_beside_the_sqlite_state(tmp_path):
+    from bot.settings import Settings, work_dir_of
+
+    beside = Settings(_env_file=None, PITR_BOT_STATE=f"sqlite:///{tmp_path}/state/bot.db")
+    assert work_dir_of(beside) == tmp_path / "state" / "pitr-bot-jobs"
+    chosen = Settings(_env_file=None, PITR_BOT_WORK_DIR=str(tmp_path / "jobs"))
+    assert work_dir_of(chosen) == tmp_path / "jobs"
