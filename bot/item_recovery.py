@@ -246,7 +246,9 @@ class ItemRecovery:
             if approve:
                 to = JobState.UNDOING if undo else JobState.COPYING
                 changes = {"undo_decided_by": user} if undo else {"copy_decided_by": user}
+                # progress_ts: the write gets a progress message of its own (items_decided).
                 changes |= {"lease_owner": self.owner, "lease_until": now + LEASE}
+                changes |= {"progress_ts": None}
                 event = f"{'undo' if undo else 'copy_back'}_approved"
             else:
                 to = JobState.COPIED if undo else JobState.COMPARED

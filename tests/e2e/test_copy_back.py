@@ -158,6 +158,13 @@ def test_conflicts_are_skipped_and_reported_and_undo_restores_the_overwritten(ma
     final = posted(fake, "Copy back into orders: 18 written, 2 skipped (conflict), 0 failed")
     shown = str(final.args["blocks"])
     assert "order-003" in shown and "order-015" in shown
+    # Each phase has its own progress message, edited in place: the comparison's ends "done"
+    # and is never overwritten by the copy back's progress.
+    updates = fake.calls("chat.update")
+    compare_ts = {c.args["ts"] for c in updates if "Comparison done" in str(c.args.get("text"))}
+    assert len(compare_ts) == 1
+    last = [c for c in updates if c.args["ts"] in compare_ts][-1]
+    assert last.args["text"] == ":white_check_mark: Comparison done."
     assert get(direct, 3) == recreated and get(direct, 15) == again  # never forced
     for i in set(CHANGED) - {15}:
         assert get(direct, i) == order(i)
