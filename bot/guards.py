@@ -5,7 +5,7 @@ One Bolt middleware (run before authorization, so before anything else of ours):
 2. a `response_url` must be on Slack's hooks host (or SLACK_API_URL's, for tests and the
    console), else the request is refused (400); `respond()` posts from a small pool with a
    timeout, never from a thread that answers Slack;
-3. a click on a button that names a restore counts only from that restore's channel.
+3. a click on a button that names a restore (or an item job) counts only from its channel.
 """
 
 from __future__ import annotations
@@ -214,4 +214,8 @@ def _card_channel_refusal(body: dict, store: Store) -> str | None:
         req = store.get(value)
         if req is not None and req.channel != channel:
             return f"a button of restore {req.id} clicked outside its channel"
+        # Copy back, its approval and undo carry an item job's id (bot/item_jobs.py).
+        job = store.job_get(value) if req is None and value.startswith("j") else None
+        if job is not None and job.channel != channel:
+            return f"a button of item job {job.id} clicked outside its channel"
     return None

@@ -10,6 +10,9 @@ is for:
 - Application Auto Scaling writes only in the `dynamodb` namespace, and the CloudWatch alarms a
   target-tracking policy creates only under the targets' alarm-name prefix;
 - the KMS keys of policy `kms_keys`, used only through DynamoDB;
+- comparing items (**Compare items**, `/pitr-diff`): Scan and Query on the sources;
+- copying items back: item writes on the live tables a rule enables with `copy_back: true`,
+  and only those (a separate statement, absent when no table enables it);
 - the state table, when PITR_BOT_STATE is dynamodb://TABLE.
 
 ARNs name the account and region when given, else `*`.
@@ -17,6 +20,7 @@ ARNs name the account and region when given, else `*`.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Any
 
@@ -80,6 +84,16 @@ KMS_ACTIONS = (
     "kms:Encrypt",
     "kms:GenerateDataKey",
     "kms:GenerateDataKeyWithoutPlaintext",
+)
+# The comparison reads every item of the live (source) table: its restored copy is a target.
+COMPARE_READS = ("dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:Query")
+# Copy back and its undo: conditional PutItem (missing item), UpdateItem (changed item),
+# DeleteItem (undo of an insert), GetItem (re-read after a failed condition).
+COPY_BACK_WRITES = (
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
 )
 STATE_TABLE_ACTIONS = (
     "dynamodb:CreateTable",
@@ -153,6 +167,16 @@ def iam_policy(
             [arn.alarm(f"TargetTracking-table/{target}")],
         ),
     ]
+    statements.append(_allow("CompareItemsWithSources", list(COMPARE_READS), sources))
+    writable = copy_back_tables(policy)
+    if writable:
+        statements.append(
+            _allow(
+                "CopyBackIntoLiveTablesWithCopyBackOn",
+                list(COPY_BACK_WRITES),
+                [arn.table(_iam_glob(t)) for t in writable],
+            )
+        )
     statements += _kms_statements(policy.kms_keys, arn)
     if state_table:
         statements.append(
@@ -163,6 +187,30 @@ def iam_policy(
             )
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def copy_back_tables(policy: Policy) -> list[str]:
+    """Glob patterns of the live tables the bot may write items back into.
+
+    A rule's patterns (or the default's `tables`) where `copy_back` is on, narrowed to the
+    policy's `tables`: a pattern wider than every source (e.g. `*` with tables [orders]) is
+    replaced by the sources it covers. IAM has no "first matching rule": when the default is on
+    and a rule turns it off, the default's patterns still cover that rule's tables here (the
+    bot refuses them itself), which the README says.
+    """
+    patterns: list[str] = []
+    for rule in policy.rules:
+        if rule.copy_back if rule.copy_back is not None else policy.copy_back:
+            patterns += rule.tables
+    if policy.copy_back:
+        patterns += policy.tables
+    out: list[str] = []
+    for pattern in patterns:
+        if any(fnmatch.fnmatchcase(pattern, source) for source in policy.tables):
+            out.append(pattern)
+        else:
+            out += [s for s in policy.tables if fnmatch.fnmatchcase(s, pattern)]
+    return list(dict.fromkeys(out))
 
 
 def state_table_of(state: str) -> str | None:

@@ -63,6 +63,8 @@ class Rule(BaseModel):
     request_ttl_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
     after_restore: list[AfterRestore] | None = None
     remind_after_days: float | None = Field(default=None, gt=0, le=365)
+    # May the bot write restored items back into these (live) tables? None: the default.
+    copy_back: bool | None = None
 
     @field_validator("approvers", "requesters")
     @classmethod
@@ -117,6 +119,8 @@ class Policy(BaseModel):
     kms_keys: list[str] = Field(default_factory=list)
     # Restore drills: the first entry listing a table is the one that drills it.
     drills: list[DrillRule] = Field(default_factory=list)
+    # Copy back: writing restored items into a live table. Off unless a rule (or this) says so.
+    copy_back: bool = False
 
     @field_validator("approvers", "requesters")
     @classmethod
@@ -185,6 +189,23 @@ class Policy(BaseModel):
                     return rule.remind_after_days
                 break
         return self.remind_after_days
+
+    def copy_back_for(self, table: str) -> bool:
+        """`copy_back` for the live table `table`: the first matching rule's, else the default."""
+        for rule in self.rules:
+            if _matches(table, rule.tables):
+                return self.copy_back if rule.copy_back is None else rule.copy_back
+        return self.copy_back
+
+    def may_copy_back(self, table: str) -> Decision:
+        if self.table_allowed(table) and self.copy_back_for(table):
+            return Decision.yes()
+        return Decision.no(
+            f"Copying items back into `{table}` is off. To allow it, set `copy_back: true` in "
+            "the policy file, on a rule whose `tables` match it (or as the default), and "
+            "regenerate the IAM policy (`pitr-bot iam-policy`): it adds write access to that "
+            "table."
+        )
 
     def drill_for(self, table: str) -> DrillRule | None:
         """The `drills` entry covering `table`, or None when the table is not drilled."""

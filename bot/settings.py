@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,9 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", alias="PITR_BOT_LOG_FORMAT")
     # HOST:PORT for /readyz and /metrics (e.g. 127.0.0.1:9100); unset = on the Slack port.
     ops_bind: str | None = Field(default=None, alias="PITR_BOT_OPS_BIND")
+    # Item comparisons and copy backs keep their job files here (unset: next to the SQLite
+    # state, or ./pitr-bot-jobs with a DynamoDB state).
+    work_dir: str | None = Field(default=None, alias="PITR_BOT_WORK_DIR")
 
     @field_validator("state")
     @classmethod
@@ -131,3 +135,13 @@ def load_settings() -> tuple[Settings | None, list[str]]:
         return Settings(**defaults), problems
     except ValidationError:
         return None, problems
+
+
+def work_dir_of(settings: Settings) -> Path:
+    """Where item jobs keep their files: PITR_BOT_WORK_DIR, else beside the SQLite state."""
+    if settings.work_dir:
+        return Path(settings.work_dir)
+    prefix = "sqlite:///"
+    if settings.state.startswith(prefix) and settings.state != prefix + ":memory:":
+        return Path(settings.state.removeprefix(prefix)).parent / "pitr-bot-jobs"
+    return Path("pitr-bot-jobs")

@@ -29,6 +29,7 @@ from bot.reminders import Reminders
 from bot.restores import RestoreRequest, human_duration, human_size
 from bot.services import Services
 from commands.common import after_ack, reports_errors, warn
+from commands.items import compare_button
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def aftercare_blocks(req: RestoreRequest) -> tuple[str, list[Block]]:
         )
     else:
         blocks.append(ContextBlock(elements=[md(NOT_CHECKED)]))
+    blocks.append(compare_button(req.id))  # getting the data back (commands/items.py)
     names = ", ".join(LABELS.get(a["name"], a["name"]) for a in differing) or "none"
     return f"{req.target} compared with {req.source}: differences: {names}", blocks
 

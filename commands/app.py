@@ -16,7 +16,7 @@ from bot.guards import ResponseSender, SafeRespond, request_guard
 from bot.services import Services
 from bot.settings import Settings
 from bot.workspace import Workspace
-from commands import aftercare, drill, enable, home, modal, restore, status
+from commands import aftercare, drill, enable, home, items, modal, restore, status
 from commands.common import report_error
 
 
@@ -68,6 +68,8 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
     aftercare.register(app, services)
     # Restore drills: /pitr-drill, the schedule (tracker clock), start-up sweep, reports.
     drill.register(app, services)
+    # Getting the data back: Compare items, /pitr-diff, Copy back, Undo copy back.
+    items.register(app, services)
     return app
 
 

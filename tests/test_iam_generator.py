@@ -50,11 +50,15 @@ CASES = [
     ("dynamodb:DescribeTable", table("secrets"), {}, False),
     ("dynamodb:UpdateContinuousBackups", table("orders"), {}, True),  # /pitr-enable
     ("dynamodb:UpdateContinuousBackups", table("secrets"), {}, False),
-    # Never a business table's data.
+    # Never a business table's data written (copy_back is off in the example).
     ("dynamodb:PutItem", table("orders"), {}, False),
     ("dynamodb:GetItem", table("orders"), {}, False),
     ("dynamodb:Scan", table("secrets"), {}, False),
     ("dynamodb:BatchWriteItem", table("orders"), {}, False),
+    # Compare items reads a source; writes to it only where copy_back is on (not here).
+    ("dynamodb:Scan", table("orders"), {}, True),
+    ("dynamodb:Query", table("orders"), {}, True),
+    ("dynamodb:UpdateItem", table("orders"), {}, False),
     # The restore's writes into the new table, and its copy of settings.
     ("dynamodb:PutItem", table("restored-orders"), {}, True),
     ("dynamodb:BatchWriteItem", table("restored-orders"), {}, True),
@@ -147,6 +151,47 @@ def test_generated_policy_grants_every_action_the_code_calls(policy):
     needed = needed_actions()
     missing = missing_actions(document, set(needed) | RESTORE_NEEDS)
     assert not missing, f"the generated policy lacks {sorted(missing)}"
+
+
+def test_item_writes_on_live_tables_only_where_a_rule_turns_copy_back_on():
+    policy = Policy(
+        tables=["orders", "users-*", "payments"],
+        target_pattern="restored-*",
+        rules=[
+            {"tables": ["orders"], "copy_back": True},
+            {"tables": ["*"], "copy_back": True, "approvers": ["U0APPROVER"]},
+            {"tables": ["payments"], "copy_back": True},
+        ],
+    )
+    document = iam_policy(policy, ACCOUNT, REGION)
+    for action in ("PutItem", "UpdateItem", "DeleteItem", "GetItem"):
+        assert allowed(document, f"dynamodb:{action}", table("orders"))
+        assert allowed(document, f"dynamodb:{action}", table("users-eu"))  # `*` narrowed
+        assert not allowed(document, f"dynamodb:{action}", table("secrets"))
+    assert not allowed(document, "dynamodb:BatchWriteItem", table("orders"))  # no conditions
+    assert not allowed(document, "dynamodb:DeleteTable", table("orders"))
+
+    off = iam_policy(
+        Policy(
+            tables=["orders", "payments"],
+            target_pattern="restored-*",
+            rules=[{"tables": ["orders"], "copy_back": True}],
+        ),
+        ACCOUNT,
+        REGION,
+    )
+    assert allowed(off, "dynamodb:UpdateItem", table("orders"))
+    assert not allowed(off, "dynamodb:UpdateItem", table("payments"))  # default off
+    # The comparison reads every source, copy back on or not; its restored copy is a target.
+    assert allowed(off, "dynamodb:Scan", table("payments"))
+    assert allowed(off, "dynamodb:Query", table("payments"))
+    assert not allowed(off, "dynamodb:Scan", table("secrets"))
+
+
+def test_no_copy_back_no_item_write_on_any_live_table():
+    document = iam_policy(Policy(tables=["orders"], target_pattern="r-*"), ACCOUNT, REGION)
+    assert not any(s["Sid"].startswith("CopyBack") for s in document["Statement"])
+    assert not allowed(document, "dynamodb:PutItem", table("orders"))
 
 
 def test_shipped_policy_is_the_generator_output_for_the_example(monkeypatch, capsys):

@@ -6,6 +6,7 @@ marked as only-for-you, and every button gets a number you can type to click it.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass
@@ -91,6 +92,13 @@ class Renderer:
             # A form: the console session asks for its fields as prompts.
             self.view = {**(args.get("view") or {}), "id": args.get("view_id") or "VCONSOLE"}
             self.view_version += 1
+        elif method == "files.completeUploadExternal":
+            files = args.get("files")
+            files = json.loads(files) if isinstance(files, str) else files or []
+            titles = ", ".join(str(f.get("title")) for f in files)
+            parent = str(args.get("thread_ts") or "")
+            title = f"  ↳ file in the thread of card #{self._card(parent)}"
+            self._show(title, {"text": f"📎 {titles}"}, 4)
         elif method == "response_url":
             who = self.names.get(str(args.get("_to", "")).removeprefix("click-"), "you")
             if args.get("response_type") == "in_channel":

@@ -74,6 +74,13 @@ class SlackDouble:
             reply.update(users=[])
         elif method.startswith("views."):
             reply.update(view={**(args.get("view") or {}), "id": "VCONSOLE"})
+        elif method == "files.getUploadURLExternal":  # files_upload_v2: upload here, then done
+            file_id = "F" + self.next_ts().replace(".", "")
+            reply.update(file_id=file_id, upload_url=f"{self.base}/upload/{file_id}")
+        elif method == "files.completeUploadExternal":
+            files = args.get("files")
+            files = json.loads(files) if isinstance(files, str) else files or []
+            reply.update(files=[{"id": f.get("id"), "title": f.get("title")} for f in files])
         self.on_call(method, args)
         return reply
 
@@ -95,6 +102,9 @@ class SlackDouble:
                 parts = urlsplit(self.path)
                 args = _parse(raw, self.headers.get("Content-Type", ""))
                 args.update(dict(parse_qsl(parts.query)))
+                if parts.path.startswith("/upload/"):
+                    self._send(b"OK", "text/plain")  # the file's bytes: not shown
+                    return
                 if parts.path.startswith("/respond/"):
                     double.last_call = time.monotonic()
                     double.on_call("response_url", {**args, "_to": parts.path.rsplit("/", 1)[-1]})

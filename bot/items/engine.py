@@ -2,8 +2,9 @@
 writes out of it (copy back, undo).
 
 Both classes take a DynamoDB client from the gateway (`bot.pitr`, adaptive retries configured
-there) and never create one. Writes are one conditional PutItem/DeleteItem per item
-(BatchWriteItem takes no conditions); a condition that no longer holds is a conflict, skipped
+there) and never create one. Writes are one conditional PutItem/UpdateItem/DeleteItem per item
+(BatchWriteItem takes no conditions; UpdateItem for an overwrite, so an attribute the
+application added since is kept); a condition that no longer holds is a conflict, skipped
 and listed, never forced.
 """
 
@@ -21,11 +22,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.items.conditions import ConditionTooLong, Write, request
+from bot.items.conditions import ConditionTooLong, Write, holds, request
 from bot.items.diff import attribute_diff
 from bot.items.jobfile import COPY_BACK, DiffCounts, JobFile, WriteCounts
 from bot.items.pacing import TokenBucket
-from bot.items.values import Item, digest, key_text, same_item, to_json
+from bot.items.values import Item, digest, key_text, to_json
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +291,7 @@ class ItemWriter:
                 self.job.record(name, key, "failed", detail=f"re-read failed: {type(exc).__name__}")
                 return
             current = resp.get("Item")
-        if same_item(current, write.item):
+        if holds(write, current):
             # Live already holds exactly what we write: our own write before a crash (or an
             # identical one). Either way the item is as intended: count it once, as written.
             # The overwritten version is the one the comparison saw (its checked attributes).

@@ -190,13 +190,18 @@ class JobFile:
         return self.write_counts(COPY_BACK).planned
 
     def plan_undo(self) -> int:
-        """Undo what the copy back wrote: put back previous versions, delete what it inserted."""
+        """Undo what the copy back wrote: put back the overwritten attributes, delete what it
+        inserted."""
         with self._lock, self._db:
             if not self._planned(UNDO):
                 self._db.execute(
                     "INSERT INTO writes SELECT ?, o.key,"
-                    " CASE WHEN o.previous IS NULL THEN 'delete' ELSE 'put back' END,"
-                    " o.previous, w.item FROM outcomes o JOIN writes w"
+                    " CASE WHEN w.kind = 'changed' THEN 'put back' ELSE 'delete' END,"
+                    # A changed item goes back to the version the comparison saw (only the
+                    # attributes the copy back changed are touched: an UpdateItem); the full
+                    # overwritten version stays in outcomes.previous.
+                    " CASE WHEN w.kind = 'changed' THEN w.expected ELSE NULL END,"
+                    " w.item FROM outcomes o JOIN writes w"
                     " ON w.job = o.job AND w.key = o.key"
                     " WHERE o.job = ? AND o.result = 'written'",
                     (UNDO, COPY_BACK),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.drills import Drill, DrillState
+from bot.item_jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State
 from bot.store.records import AuditEvent, OutboxItem, StoreMissing
 
@@ -69,6 +70,30 @@ class Store(Protocol):
     ) -> list[Drill]:
         """Drills, newest first. History for an ETA: `drill_find([PASSED], source=TABLE)`
         and each drill's `restore_duration`."""
+        ...
+
+    # -- item jobs (bot/item_jobs.py): compare / copy back / undo, same compare-and-set ---
+    def job_add(
+        self, job: ItemJob, announce: Sequence[str] = (), audit: Sequence[AuditEvent] = ()
+    ) -> bool:
+        """Insert `job` unless its id exists: False then."""
+        ...
+
+    def job_get(self, job_id: str) -> ItemJob | None: ...
+
+    def job_save(
+        self,
+        old: ItemJob,
+        new: ItemJob,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> ItemJob | None:
+        """Write `new` if the stored version is still `old.version`; None if someone won.
+        Outbox items for `announce` carry the job's id (their `restore_id`)."""
+        ...
+
+    def job_find(self, states: Iterable[JobState] | None = None, limit: int = 100) -> list[ItemJob]:
+        """Item jobs, newest first."""
         ...
 
     def due(

@@ -12,6 +12,7 @@ Item layout (pk / sk):
   N#<key> / N          a Slack request already seen (replay protection), TTL at its window's end
   D#<id> / D           a restore drill; its `state` and `source` attributes are prefixed
                        `DRILL#` so the same two indexes serve drills without mixing them up
+  J#<id> / J           an item job (compare / copy back / undo); `state` prefixed `JOB#`
 GSI `by_state` (state, created_at) finds requests to track; GSI `by_source` serves /pitr-status.
 """
 
@@ -26,33 +27,21 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from bot.aws import default_aws
-from bot.drills import Drill, DrillState
 from bot.restores import FINAL, RestoreRequest, State, utcnow
 from bot.store.codec import from_record, to_record
 from bot.store.due import check_due_at, split_due
+from bot.store.dynamodb_docs import KEEP_FINISHED, SiblingDocs, _conflict, _item, _plain
 from bot.store.records import AuditEvent, OutboxItem, StoreMissing
 
 log = logging.getLogger(__name__)
 
-KEEP_FINISHED = timedelta(days=90)  # finished requests are removed by TTL after this
 KEEP_AUDIT = timedelta(days=400)
-DRILL = "DRILL#"  # prefix of a drill's indexed attributes
-_ser, _de = TypeSerializer(), TypeDeserializer()
 
 
-def _item(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in data.items() if v is not None}
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _de.deserialize(v) for k, v in item.items()}
-
-
-class DynamoStore:
+class DynamoStore(SiblingDocs):
     def __init__(self, table: str, client: Any | None = None, create: bool = True):
         self.table = table
         self.client = client or default_aws().client("dynamodb")
@@ -186,116 +175,6 @@ class DynamoStore:
             "doc": json.dumps(to_record(req)),
         }
         if req.state in FINAL:
-            data["expires_ttl"] = int(time.time() + KEEP_FINISHED.total_seconds())
-        return _item(data)
-
-    # -- drills -----------------------------------------------------------------------------
-    def drill_add(self, drill: Drill, announce: Sequence[str] = ()) -> bool:
-        put = {
-            "Put": {
-                "TableName": self.table,
-                "Item": self._drill_item(drill),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        try:
-            self._transact([put, *self._outbox_puts(drill.id, announce)])
-        except ClientError as exc:
-            if _conflict(exc):
-                return False
-            raise
-        return True
-
-    def drill_get(self, drill_id: str) -> Drill | None:
-        resp = self.client.get_item(
-            TableName=self.table,
-            Key=_item({"pk": f"D#{drill_id}", "sk": "D"}),
-            ConsistentRead=True,
-        )
-        item = resp.get("Item")
-        return Drill.from_record(json.loads(_plain(item)["doc"])) if item else None
-
-    def drill_save(self, old: Drill, new: Drill, announce: Sequence[str] = ()) -> Drill | None:
-        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
-        put = {
-            "Put": {
-                "TableName": self.table,
-                "Item": self._drill_item(stored),
-                "ConditionExpression": "version = :v",
-                "ExpressionAttributeValues": _item({":v": old.version}),
-            }
-        }
-        try:
-            self._transact([put, *self._outbox_puts(old.id, announce)])
-        except ClientError as exc:
-            if _conflict(exc):
-                return None
-            raise
-        return stored
-
-    def drill_find(
-        self,
-        states: Iterable[DrillState] | None = None,
-        source: str | None = None,
-        limit: int = 100,
-    ) -> list[Drill]:
-        docs: list[str] = []
-        if states is not None:
-            for state in states:
-                docs += self._query_docs("by_state", "state", f"{DRILL}{state.value}", limit)
-        elif source is not None:
-            docs += self._query_docs("by_source", "source", f"{DRILL}{source}", limit)
-        else:
-            docs += self._scan_docs("D", limit)
-        found = [Drill.from_record(json.loads(doc)) for doc in docs]
-        if source is not None:
-            found = [d for d in found if d.source == source]
-        found.sort(key=lambda d: d.created_at, reverse=True)
-        return found[:limit]
-
-    def _query_docs(self, index: str, key: str, value: str, limit: int) -> list[str]:
-        out: list[str] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": index,
-            "KeyConditionExpression": "#k = :v",
-            "ExpressionAttributeNames": {"#k": key},
-            "ExpressionAttributeValues": _item({":v": value}),
-            "ScanIndexForward": False,
-        }
-        while len(out) < limit:
-            resp = self.client.query(**kwargs)
-            out += [_plain(i)["doc"] for i in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp:
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        return out
-
-    def _scan_docs(self, sk: str, limit: int) -> list[str]:
-        out: list[str] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "FilterExpression": "sk = :s",
-            "ExpressionAttributeValues": _item({":s": sk}),
-        }
-        while True:
-            resp = self.client.scan(**kwargs)
-            out += [_plain(i)["doc"] for i in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp or len(out) >= limit:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-
-    def _drill_item(self, drill: Drill) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "pk": f"D#{drill.id}",
-            "sk": "D",
-            "state": f"{DRILL}{drill.state.value}",
-            "source": f"{DRILL}{drill.source}",
-            "created_at": drill.created_at.isoformat(),
-            "version": drill.version,
-            "doc": json.dumps(drill.to_record()),
-        }
-        if drill.final:
             data["expires_ttl"] = int(time.time() + KEEP_FINISHED.total_seconds())
         return _item(data)
 
@@ -534,13 +413,3 @@ def _index(name: str, key: str) -> dict[str, Any]:
         ],
         "Projection": {"ProjectionType": "ALL"},
     }
-
-
-def _conflict(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code")
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = exc.response.get("CancellationReasons", [])
-        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons
-    return False

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bot.drills import Drill, DrillState
+from bot.item_jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store.codec import from_record, to_record
 from bot.store.due import check_due_at, split_due
@@ -70,6 +71,14 @@ CREATE TABLE IF NOT EXISTS drills (
 );
 CREATE INDEX IF NOT EXISTS drills_state ON drills(state);
 CREATE INDEX IF NOT EXISTS drills_source ON drills(source);
+CREATE TABLE IF NOT EXISTS item_jobs (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS item_jobs_state ON item_jobs(state);
 """
 
 
@@ -224,6 +233,72 @@ class SqliteStore:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [Drill.from_record(json.loads(r[0])) for r in rows]
+
+    # -- item jobs --------------------------------------------------------------------------
+    def job_add(
+        self, job: ItemJob, announce: Sequence[str] = (), audit: Sequence[AuditEvent] = ()
+    ) -> bool:
+        with self._lock, self._tx():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO item_jobs (id, state, version, created_at, doc) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    job.state.value,
+                    job.version,
+                    job.created_at.isoformat(),
+                    json.dumps(job.to_record()),
+                ),
+            )
+            if cur.rowcount != 1:
+                return False
+            self._enqueue(job.id, announce)
+            for event in audit:
+                self._insert_audit(event)
+        return True
+
+    def job_get(self, job_id: str) -> ItemJob | None:
+        with self._lock:
+            row = self._db.execute("SELECT doc FROM item_jobs WHERE id = ?", (job_id,)).fetchone()
+        return ItemJob.from_record(json.loads(row[0])) if row else None
+
+    def job_save(
+        self,
+        old: ItemJob,
+        new: ItemJob,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> ItemJob | None:
+        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
+        with self._lock, self._tx():
+            cur = self._db.execute(
+                "UPDATE item_jobs SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
+                (
+                    stored.state.value,
+                    stored.version,
+                    json.dumps(stored.to_record()),
+                    old.id,
+                    old.version,
+                ),
+            )
+            if cur.rowcount != 1:
+                return None
+            self._enqueue(old.id, announce)
+            for event in audit:
+                self._insert_audit(event)
+        return stored
+
+    def job_find(self, states: Iterable[JobState] | None = None, limit: int = 100) -> list[ItemJob]:
+        sql, args = "SELECT doc FROM item_jobs WHERE 1=1", []
+        if states is not None:
+            wanted = [s.value for s in states]
+            sql += f" AND state IN ({','.join('?' * len(wanted))})"
+            args += wanted
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [ItemJob.from_record(json.loads(r[0])) for r in rows]
 
     def due(
         self, now: datetime, owner: str, limit: int = 1000

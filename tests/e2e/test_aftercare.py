@@ -78,7 +78,7 @@ def test_differences_are_listed_and_each_button_makes_the_table_match(make_bot, 
     assert "Could not check *Contributor insights*" in text  # moto lacks that API
     assert "Same on both" in text and "Deletion protection" in text
     # Only the real differences have a button.
-    assert button_labels(reply.args) == ["Enable PITR", "Copy TTL and tags"]
+    assert button_labels(reply.args) == ["Enable PITR", "Copy TTL and tags", "Compare items"]
     before = target_state(sim, "MusicRestored")
     assert before == {"ttl": ("DISABLED", None), "tags": {}, "pitr": "DISABLED"}
 
@@ -90,7 +90,7 @@ def test_differences_are_listed_and_each_button_makes_the_table_match(make_bot, 
     # The requester may click; TTL and tags are copied; the button goes away.
     ts = bot.services.store.get(req.id).aftercare_ts
     bot.click("pitr_fix_ttl_tags", req.id, "U1")
-    wait_buttons(fake, ts, ["Enable PITR"])
+    wait_buttons(fake, ts, ["Enable PITR", "Compare items"])
     after = target_state(sim, "MusicRestored")
     assert after["ttl"] == ("ENABLED", "expires")
     assert after["tags"] == {"team": "music", "cost": "42"}
@@ -104,7 +104,7 @@ def test_differences_are_listed_and_each_button_makes_the_table_match(make_bot, 
 
     # An approver enables PITR; a second click does nothing twice.
     bot.click("pitr_fix_pitr", req.id, "U2")
-    wait_buttons(fake, ts, [])
+    wait_buttons(fake, ts, ["Compare items"])
     assert target_state(sim, "MusicRestored")["pitr"] == "ENABLED"
     before_again = sim.count("UpdateContinuousBackups")
     bot.click("pitr_fix_pitr", req.id, "U2")
@@ -123,7 +123,7 @@ def test_after_restore_policy_copies_without_a_click(make_bot, fake, sim):
     reply = aftercare_reply(fake, "MusicAuto")
     text = str(reply.args["blocks"])
     assert "Done automatically (policy `after_restore`)" in text
-    assert button_labels(reply.args) == []
+    assert button_labels(reply.args) == ["Compare items"]
     state = target_state(sim, "MusicAuto")
     assert state == {
         "ttl": ("ENABLED", "expires"),

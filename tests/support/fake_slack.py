@@ -318,6 +318,19 @@ class FakeSlack:
             view.setdefault("hash", "h1")
             view.setdefault("team_id", "T1")
             return {"ok": True, "view": view}
+        if method == "files.getUploadURLExternal":
+            # files_upload_v2 step 1: the upload goes to this fake's /upload/<file id>.
+            file_id = "F" + self._next_ts().replace(".", "")
+            url = f"http://127.0.0.1:{self.port}/upload/{file_id}"
+            return {"ok": True, "upload_url": url, "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = args.get("files")
+            if isinstance(files, str):
+                files = json.loads(files)
+            return {
+                "ok": True,
+                "files": [{"id": f.get("id"), "title": f.get("title")} for f in files or []],
+            }
         if method == "conversations.info":
             return {
                 "ok": True,
@@ -381,6 +394,15 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
         def _handle(self) -> None:
             parts = urlsplit(self.path)
             path = parts.path
+            if path.startswith("/upload/"):
+                # files_upload_v2 step 2: the file's bytes, recorded as call "file_upload".
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                content = raw.decode("utf-8", "replace")
+                args = {"file_id": path.rsplit("/", 1)[-1], "content": content}
+                fake._record(Call("file_upload", args, time.time()))
+                self._send(200, b"OK - " + str(len(raw)).encode(), "text/plain")
+                return
             args = self._read_args(parts.query)
             auth = self.headers.get("Authorization") or ""
             token = auth[7:] if auth.lower().startswith("bearer ") else None

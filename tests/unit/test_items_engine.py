@@ -185,6 +185,39 @@ def test_conflicts_are_skipped_and_listed_and_undo_restores_the_overwritten(tabl
     assert get(tables, 5)["status"] == {"S": "app wrote after"}
 
 
+def test_an_attribute_the_app_added_after_the_comparison_survives_copy_back_and_undo(tables, job):
+    compare(tables, job)
+    job.plan_copy_back(include_changed=True)
+    # After the comparison the application adds an attribute to a changed item: no condition
+    # can see it (it is in neither version), so only a write that leaves it alone keeps it.
+    tables.update_item(
+        TableName=LIVE,
+        Key={"pk": {"S": "order-014"}},
+        UpdateExpression="SET shipped = :s",
+        ExpressionAttributeValues={":s": {"S": "yes"}},
+    )
+    counts = ItemWriter(tables, job, write_units_per_second=None).run()
+    assert (counts.written, counts.conflict, counts.failed) == (20, 0, 0)
+    assert get(tables, 14) == {**order(14), "shipped": {"S": "yes"}}
+    assert get(tables, 13) == order(13)  # an attribute live had lost is set back
+
+    job.plan_undo()
+    undo = ItemWriter(tables, job, write_units_per_second=None).run(UNDO)
+    assert (undo.written, undo.conflict, undo.failed) == (20, 0, 0)
+    assert get(tables, 14) == {**changed_version(14), "shipped": {"S": "yes"}}
+    assert get(tables, 13) == changed_version(13)  # and removed again by the undo
+
+
+def test_a_resumed_overwrite_already_done_counts_once_as_written(tables, job):
+    compare(tables, job)
+    job.plan_copy_back(include_changed=True)
+    # The copy back had updated order-014 (which the app then extended) before the crash.
+    tables.put_item(TableName=LIVE, Item={**order(14), "shipped": {"S": "yes"}})
+    counts = ItemWriter(tables, job, write_units_per_second=None).run()
+    assert (counts.written, counts.conflict, counts.failed) == (20, 0, 0)
+    assert dict(job.outcomes(COPY_BACK, "written"))['[{"S":"order-014"}]'] == "already there"
+
+
 def test_tables_with_different_keys_are_refused_without_writing(tables, job):
     create(tables, "other", key="id")
     with pytest.raises(ItemsError, match="different primary keys"):

@@ -105,6 +105,23 @@ def test_a_changed_item_is_overwritten_only_if_live_is_exactly_what_was_seen():
     assert absent == ["note"]  # the restored copy has it, live did not: must still be absent
 
 
+def test_a_changed_item_is_updated_attribute_by_attribute_never_put_whole():
+    seen = {"pk": S("a"), "status": S("open"), "size": N("3"), "same": S("x")}
+    restored = {"pk": S("a"), "status": S("paid"), "note": S("gift"), "same": S("x")}
+    op, kwargs = request("orders", Write({"pk": S("a")}, restored, seen), "pk")
+    assert op == "update_item"  # a PutItem would drop an attribute the app added since
+    assert kwargs["Key"] == {"pk": S("a")} and "Item" not in kwargs
+    names, values = kwargs["ExpressionAttributeNames"], kwargs["ExpressionAttributeValues"]
+    set_part, remove_part = kwargs["UpdateExpression"].split(" REMOVE ")
+    assigned = {
+        names[a.split(" = ")[0]]: values[a.split(" = ")[1]]
+        for a in set_part.removeprefix("SET ").split(", ")
+    }
+    assert assigned == {"status": S("paid"), "note": S("gift")}  # only what differs
+    assert [names[r] for r in remove_part.split(", ")] == ["size"]  # the copy lacks it
+    assert "attribute_not_exists" in kwargs["ConditionExpression"]  # same no-clobber check
+
+
 def test_undo_of_an_insert_deletes_only_if_live_is_what_we_wrote():
     wrote = {"pk": S("a"), "v": N("1")}
     op, kwargs = request("orders", Write({"pk": S("a")}, None, wrote), "pk")

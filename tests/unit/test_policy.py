@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bot.policy import Policy, PolicyError, load_policy
 
@@ -400,3 +401,30 @@ def test_may_see_only_who_may_request_or_approve_in_allowed_channels() -> None:
     refused = policy.may_see("U3", "C1", "SecretLedger", members)
     assert not refused.allowed and "neither request nor approve" in refused.reason
     assert not policy.may_see("U7", "C1", "SecretLedger", nobody).allowed  # group unknown
+
+
+def test_copy_back_is_off_unless_the_policy_turns_it_on_per_rule_or_by_default():
+    policy = Policy(
+        tables=["orders", "payments", "users"],
+        rules=[
+            {"tables": ["orders"], "copy_back": True},
+            {"tables": ["payments"], "approvers": ["U0APPROVER"]},
+        ],
+    )
+    assert policy.may_copy_back("orders").allowed
+    refused = policy.may_copy_back("payments")  # a matching rule without the key: the default
+    assert not refused.allowed and "copy_back: true" in refused.reason
+    assert not policy.may_copy_back("users").allowed
+    on = Policy(
+        tables=["orders", "users"],
+        copy_back=True,
+        rules=[{"tables": ["users"], "copy_back": False}],
+    )
+    assert on.may_copy_back("orders").allowed
+    assert not on.may_copy_back("users").allowed  # the first matching rule wins
+    assert not on.may_copy_back("secrets").allowed  # never outside `tables`
+
+
+def test_copy_back_must_be_a_boolean():
+    with pytest.raises(ValidationError):
+        Policy(copy_back="sometimes")

@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from bot.drills import Drill, DrillState, slot_drill_id
+from bot.item_jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, Window
 from bot.store import AuditEvent
 from bot.store.dynamodb import DynamoStore
@@ -322,3 +323,73 @@ def test_due_hands_out_what_is_due_and_says_when_the_next_falls_due(store):
     assert first == NOW  # something is due already: wake now
     _, after_lease = store.due(NOW + timedelta(seconds=91), owner="me")
     assert after_lease is None  # all four in flight were handed out
+
+
+# -- item jobs (compare / copy back / undo) ----------------------------------------------------
+def make_job(**kw) -> ItemJob:
+    base = dict(
+        restore_id="r1",
+        live_table="orders",
+        restored_table="orders-copy",
+        channel="C9",
+        thread_ts="1.0",
+        requested_by="U1",
+        created_at=NOW,
+        job_path="/tmp/job.sqlite",
+    )
+    base.update(kw)
+    return ItemJob(**base)
+
+
+def test_an_item_job_round_trips_and_is_added_once(store):
+    job = make_job(partition_keys=["a", "b"])
+    audit = AuditEvent(NOW, "compare_started", job.id, "U1", "C9", "orders", "orders-copy")
+    assert store.job_add(job, announce=["job_progress"], audit=[audit]) is True
+    assert store.job_add(job) is False
+    assert store.job_get(job.id) == job
+    assert store.job_get("nope") is None
+    (item,) = store.outbox_due(NOW + timedelta(days=1))
+    assert (item.kind, item.restore_id) == ("job_progress", job.id)
+    assert [e.event for e in store.audit_events()] == ["compare_started"]
+
+
+def test_only_one_click_wins_a_copy_back_approval(store):
+    job = make_job()
+    store.job_add(job)
+    compared = store.job_save(job, job.advance(JobState.COMPARED, NOW, missing=12, changed=8))
+    asked = store.job_save(
+        compared, compared.advance(JobState.COPY_REQUESTED, NOW, copy_requested_by="U1")
+    )
+    wins: list[str] = []
+
+    def approve(user: str) -> None:
+        new = asked.advance(JobState.COPYING, NOW, copy_decided_by=user)
+        if store.job_save(asked, new, announce=["job_decided"]) is not None:
+            wins.append(user)
+
+    threads = [threading.Thread(target=approve, args=(f"U{n}",)) for n in range(2, 8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    stored = store.job_get(job.id)
+    assert (stored.state, stored.copy_decided_by, stored.missing) == (
+        JobState.COPYING,
+        wins[0],
+        12,
+    )
+    assert [i.kind for i in store.outbox_due(NOW + timedelta(days=1))] == ["job_decided"]
+
+
+def test_job_find_by_state_never_mixes_with_restores_or_drills(store):
+    store.add(make())
+    store.drill_add(make_drill())
+    a = make_job(created_at=NOW)
+    b = make_job(created_at=NOW + timedelta(minutes=1))
+    store.job_add(a)
+    store.job_add(b)
+    store.job_save(b, b.advance(JobState.COMPARED, NOW))
+    assert [j.id for j in store.job_find([JobState.COMPARING])] == [a.id]
+    assert [j.id for j in store.job_find()] == [b.id, a.id]
+    assert store.find(states=[State.REQUESTED]) != [] and store.drill_find() != []

@@ -1,0 +1,135 @@
+"""Getting the data back: the item job record and its state machine (pure).
+
+One job per comparison of a restored table with its live source. It may then copy the lost items
+back (after an approval) and undo that copy back (after another approval). Like a restore,
+every step is a compare-and-set on `version` in the store, so a double click, a Slack retry or a
+second replica never runs a step twice; the heavy data (every item read, every write's
+outcome) lives in the job file (`bot.items.jobfile`) whose path the record keeps.
+
+    COMPARING -> COMPARED -> COPY_REQUESTED -> COPYING -> COPIED
+                 ^  (denied) |                             |
+                 +-----------+      UNDONE <- UNDOING <- UNDO_REQUESTED
+                                              (denied: back to COPIED)
+    COMPARING, COPYING and UNDOING may end in FAILED (the message says why).
+
+No Slack, no boto3 here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bot.restores import InvalidTransition, new_id
+
+
+class JobState(StrEnum):
+    COMPARING = "COMPARING"
+    COMPARED = "COMPARED"
+    COPY_REQUESTED = "COPY_REQUESTED"
+    COPYING = "COPYING"
+    COPIED = "COPIED"
+    UNDO_REQUESTED = "UNDO_REQUESTED"
+    UNDOING = "UNDOING"
+    UNDONE = "UNDONE"
+    FAILED = "FAILED"
+
+
+S = JobState
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    S.COMPARING: frozenset({S.COMPARED, S.FAILED}),
+    S.COMPARED: frozenset({S.COPY_REQUESTED}),
+    S.COPY_REQUESTED: frozenset({S.COPYING, S.COMPARED}),
+    S.COPYING: frozenset({S.COPIED, S.FAILED}),
+    S.COPIED: frozenset({S.UNDO_REQUESTED}),
+    S.UNDO_REQUESTED: frozenset({S.UNDOING, S.COPIED}),
+    S.UNDOING: frozenset({S.UNDONE, S.FAILED}),
+}
+FINAL = frozenset({S.UNDONE, S.FAILED})
+# Work a process runs (and resumes after a restart): the lease says which replica runs it.
+RUNNING = frozenset({S.COMPARING, S.COPYING, S.UNDOING})
+# Waiting for an Approve / Deny click.
+AWAITING = frozenset({S.COPY_REQUESTED, S.UNDO_REQUESTED})
+
+
+@dataclass(frozen=True)
+class ItemJob:
+    restore_id: str
+    live_table: str  # the restore's source: the production table written to
+    restored_table: str  # the restore's target
+    channel: str
+    thread_ts: str | None  # the restore card's thread
+    requested_by: str  # who clicked Compare items / typed /pitr-diff
+    created_at: datetime
+    job_path: str  # the on-disk job file (bot.items.jobfile)
+    partition_keys: list[str] | None = None  # /pitr-diff ... keys: K1,K2
+    id: str = field(default_factory=lambda: "j" + new_id())
+    state: JobState = JobState.COMPARING
+    version: int = 0
+    updated_at: datetime | None = None
+    # Which replica runs the job now, until when (replicas share the store).
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    # The comparison: counts, and the message edited in place with progress.
+    missing: int = 0
+    changed: int = 0
+    added: int = 0
+    unchanged: int = 0
+    progress_ts: str | None = None
+    progress_text: str = ""
+    # The copy back: what was asked, by whom, who decided; then the counts.
+    include_changed: bool = False
+    copy_requested_by: str | None = None
+    copy_decided_by: str | None = None
+    copy_counts: dict[str, int] = field(default_factory=dict)
+    undo_requested_by: str | None = None
+    undo_decided_by: str | None = None
+    undo_counts: dict[str, int] = field(default_factory=dict)
+    decision_ts: str | None = None  # the current approval card (its buttons go when decided)
+    note: str = ""  # the last refusal/denial or failure, in plain words
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+    @property
+    def table(self) -> str:
+        return self.live_table
+
+    @property
+    def to_copy(self) -> int:
+        return self.missing + (self.changed if self.include_changed else 0)
+
+    def advance(self, to: JobState, now: datetime, **changes: object) -> ItemJob:
+        """A copy in state `to`; raises InvalidTransition if the machine forbids it."""
+        if to not in TRANSITIONS.get(self.state, frozenset()):
+            raise InvalidTransition(f"item job {self.id}: {self.state} -> {to} is not allowed")
+        return replace(self, state=to, updated_at=now, **changes)  # type: ignore[arg-type]
+
+    def to_record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, JobState):
+                value = value.value
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> ItemJob:
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            if f.name == "state":
+                value = JobState(value)
+            elif "datetime" in str(f.type) and isinstance(value, str):
+                value = datetime.fromisoformat(value)
+            kwargs[f.name] = value
+        return cls(**kwargs)

@@ -1,0 +1,440 @@
+"""Getting the data back: compare a restored table with its live source, copy lost items back
+after an approval, undo after another. The Slack side is commands/items.py.
+
+Each step is a compare-and-set on the job's record (bot/item_jobs.py) with its audit entries
+and the announcements it owes Slack (outbox kinds `items_*`, keyed by the job id), so a double
+click or a second replica never runs a step twice. The long work (reading both tables, writing
+items) runs on this module's own threads, never on the listeners' work pool, under a lease in
+the record; the engine (bot/items) checkpoints in the job file, so `resume()` at start finishes
+a job a restart interrupted without skipping or repeating an item.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.item_jobs import AWAITING, RUNNING, ItemJob, JobState
+from bot.items.engine import (
+    DEFAULT_READ_UNITS_PER_SECOND,
+    DEFAULT_WRITE_UNITS_PER_SECOND,
+    ItemCompare,
+    ItemsError,
+    ItemWriter,
+    Progress,
+)
+from bot.items.jobfile import COPY_BACK, UNDO, JobFile, WriteCounts
+from bot.items.report import write_jsonl
+from bot.restores import RestoreRequest, State
+from bot.store import AuditEvent
+
+log = logging.getLogger(__name__)
+
+CAS_ATTEMPTS = 20
+LEASE = timedelta(minutes=5)  # renewed with every progress report while a job runs
+JOB_THREADS = 2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    message: str = ""
+    job: ItemJob | None = None
+
+
+class ItemRecovery:
+    def __init__(
+        self,
+        store: Any,
+        client: Any,
+        policy: Any,
+        members: Any,
+        clock: Callable[[], datetime],
+        work_dir: Path,
+        owner: str,
+        read_units_per_second: float | None = DEFAULT_READ_UNITS_PER_SECOND,
+        write_units_per_second: float | None = DEFAULT_WRITE_UNITS_PER_SECOND,
+    ):
+        self.store = store
+        self.client = client  # DynamoDB, from the gateway (bot.pitr)
+        self.policy = policy
+        self.members = members
+        self.clock = clock
+        self.work_dir = Path(work_dir)
+        self.owner = owner
+        self.read_units = read_units_per_second
+        self.write_units = write_units_per_second
+        self.pool = ThreadPoolExecutor(JOB_THREADS, thread_name_prefix="items-job")
+        self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
+        # Progress of a running job, for the message edited in place (Slack side).
+        self.on_progress: Callable[[ItemJob, Progress], None] = lambda job, p: None
+        # Items read / written / conflicts / failed (metrics).
+        self.on_items: Callable[[str, int], None] = lambda what, n: None
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- finding the restore ----------------------------------------------------------------
+    def restore_of(self, restored_table: str) -> RestoreRequest | None:
+        """The ACTIVE restore whose new table is `restored_table` (newest first)."""
+        for req in self.store.find(states=[State.ACTIVE], limit=1000):
+            if req.target == restored_table and req.kind == "restore":
+                return req
+        return None
+
+    # -- compare ----------------------------------------------------------------------------
+    def start_compare(
+        self,
+        req: RestoreRequest | None,
+        user: str,
+        channel: str,
+        keys: list[str] | None = None,
+        table: str = "",
+    ) -> Outcome:
+        if req is None or req.state != State.ACTIVE:
+            what = f"`{table}`" if table else "This table"
+            return Outcome(
+                False,
+                f"{what} is not a table this bot restored (or its restore is not ACTIVE); "
+                "I only compare tables I restored.",
+            )
+        decision = self.policy.may_request(user, channel, req.source, self.members)
+        if not decision.allowed:
+            self._audit("compare_refused", None, user, channel, req.source, decision.reason)
+            return Outcome(False, decision.reason)
+        now = self.clock()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        job = ItemJob(
+            restore_id=req.id,
+            live_table=req.source,
+            restored_table=req.target,
+            channel=req.channel,
+            thread_ts=req.card_ts,
+            requested_by=user,
+            created_at=now,
+            job_path="",
+            partition_keys=keys,
+            updated_at=now,
+            lease_owner=self.owner,
+            lease_until=now + LEASE,
+        )
+        job = replace(job, job_path=str(self.work_dir / f"{job.id}.sqlite"))
+        detail = f"{req.target} vs {req.source}" + (f", keys: {len(keys)}" if keys else "")
+        entry = self._entry("compare_started", job, user, detail)
+        self.store.job_add(job, announce=["items_progress"], audit=[entry])
+        self.on_change()
+        self.pool.submit(self._guard, self.run_compare, job.id)
+        return Outcome(True, "", job)
+
+    def run_compare(self, job_id: str) -> None:
+        job = self._claim(job_id, JobState.COMPARING)
+        if job is None:
+            return
+        files = JobFile(job.job_path)
+        try:
+            counts = ItemCompare(
+                self.client,
+                files,
+                read_units_per_second=self.read_units,
+                progress=lambda p: self._progress(job_id, p),
+            ).run(job.restored_table, job.live_table, job.partition_keys)
+            write_jsonl(files, self.report_path(job))
+        except ItemsError as exc:
+            self._finish(job_id, JobState.FAILED, "compare_failed", str(exc), note=str(exc))
+            return
+        except Exception:  # noqa: BLE001 - say so in the thread rather than hang in COMPARING
+            log.exception("item job %s: comparison failed", job_id)
+            note = "The comparison failed unexpectedly (logged); try again."
+            self._finish(job_id, JobState.FAILED, "compare_failed", "unexpected error", note=note)
+            return
+        finally:
+            files.close()
+        self.on_items(
+            "read", counts.missing + counts.added + 2 * (counts.changed + counts.unchanged)
+        )
+        words = (
+            f"missing {counts.missing}, changed {counts.changed}, added {counts.added}, "
+            f"unchanged {counts.unchanged}"
+        )
+        self._finish(
+            job_id,
+            JobState.COMPARED,
+            "compare_done",
+            words,
+            missing=counts.missing,
+            changed=counts.changed,
+            added=counts.added,
+            unchanged=counts.unchanged,
+        )
+
+    def report_path(self, job: ItemJob) -> Path:
+        return Path(job.job_path).with_suffix(".jsonl")
+
+    # -- copy back / undo: asking, deciding -------------------------------------------------
+    def request_copy(self, job_id: str, user: str, include_changed: bool) -> Outcome:
+        return self._ask(job_id, user, include_changed, undo=False)
+
+    def request_undo(self, job_id: str, user: str) -> Outcome:
+        return self._ask(job_id, user, False, undo=True)
+
+    def _ask(self, job_id: str, user: str, include_changed: bool, undo: bool) -> Outcome:
+        for _ in range(CAS_ATTEMPTS):
+            job = self.store.job_get(job_id)
+            if job is None:
+                return Outcome(False, "This comparison no longer exists.")
+            wanted = JobState.COPIED if undo else JobState.COMPARED
+            if job.state != wanted:
+                return Outcome(False, _already(job))
+            refusal = self._may_write(job, user)
+            if refusal:
+                event = "undo_request_refused" if undo else "copy_back_request_refused"
+                self._audit(event, job.id, user, job.channel, job.live_table, refusal)
+                return Outcome(False, refusal)
+            now = self.clock()
+            if undo:
+                new = job.advance(JobState.UNDO_REQUESTED, now, undo_requested_by=user, note="")
+                detail = f"undo {job.copy_counts.get('written', 0)} written items"
+            else:
+                new = job.advance(
+                    JobState.COPY_REQUESTED,
+                    now,
+                    copy_requested_by=user,
+                    include_changed=include_changed,
+                    note="",
+                )
+                if new.to_copy == 0:
+                    return Outcome(False, "There is nothing to copy back.")
+                detail = f"{new.missing} missing" + (
+                    f" + {new.changed} changed" if include_changed else ""
+                )
+            event = "undo_requested" if undo else "copy_back_requested"
+            saved = self.store.job_save(
+                job, new, ["items_approval"], [self._entry(event, job, user, detail)]
+            )
+            if saved is not None:
+                self.on_change()
+                return Outcome(True, "", saved)
+        return Outcome(False, "Too many people clicked at once; please try again.")
+
+    def decide(self, job_id: str, user: str, approve: bool) -> Outcome:
+        for _ in range(CAS_ATTEMPTS):
+            job = self.store.job_get(job_id)
+            if job is None:
+                return Outcome(False, "This comparison no longer exists.")
+            if job.state not in AWAITING:
+                return Outcome(False, _already(job))
+            undo = job.state == JobState.UNDO_REQUESTED
+            requester = (job.undo_requested_by if undo else job.copy_requested_by) or ""
+            check = self.policy.may_approve if approve else self.policy.may_deny
+            decision = check(user, requester, job.live_table, self.members)
+            what = "undo" if undo else "copy back"
+            if not decision.allowed:
+                reason = decision.reason.replace("this restore", f"this {what}")
+                event = f"{what.replace(' ', '_')}_{'approval' if approve else 'denial'}_refused"
+                self._audit(event, job.id, user, job.channel, job.live_table, reason)
+                return Outcome(False, reason)
+            if approve and not self.policy.may_copy_back(job.live_table).allowed:
+                reason = self.policy.may_copy_back(job.live_table).reason
+                self._audit("copy_back_refused", job.id, user, job.channel, job.live_table, reason)
+                return Outcome(False, reason)
+            now = self.clock()
+            if approve:
+                to = JobState.UNDOING if undo else JobState.COPYING
+                changes = {"undo_decided_by": user} if undo else {"copy_decided_by": user}
+                # progress_ts: the write gets a progress message of its own (items_decided).
+                changes |= {"lease_owner": self.owner, "lease_until": now + LEASE}
+                changes |= {"progress_ts": None}
+                event = f"{'undo' if undo else 'copy_back'}_approved"
+            else:
+                to = JobState.COPIED if undo else JobState.COMPARED
+                changes = {"note": f"{what} denied by {user}"}
+                event = f"{'undo' if undo else 'copy_back'}_denied"
+            new = job.advance(to, now, **changes)
+            saved = self.store.job_save(
+                job, new, ["items_decided"], [self._entry(event, job, user, job.live_table)]
+            )
+            if saved is not None:
+                self.on_change()
+                if approve:
+                    run = self.run_undo if undo else self.run_copy
+                    self.pool.submit(self._guard, run, job.id)
+                return Outcome(True, "", saved)
+        return Outcome(False, "Too many people clicked at once; please try again.")
+
+    def _may_write(self, job: ItemJob, user: str) -> str:
+        decision = self.policy.may_request(user, job.channel, job.live_table, self.members)
+        if not decision.allowed:
+            return decision.reason
+        decision = self.policy.may_copy_back(job.live_table)
+        return "" if decision.allowed else decision.reason
+
+    # -- copy back / undo: writing ----------------------------------------------------------
+    def run_copy(self, job_id: str) -> None:
+        self._write(job_id, JobState.COPYING, COPY_BACK)
+
+    def run_undo(self, job_id: str) -> None:
+        self._write(job_id, JobState.UNDOING, UNDO)
+
+    def _write(self, job_id: str, state: JobState, name: str) -> None:
+        job = self._claim(job_id, state)
+        if job is None:
+            return
+        files = JobFile(job.job_path)
+        try:
+            if name == COPY_BACK:
+                files.plan_copy_back(include_changed=job.include_changed)
+            else:
+                files.plan_undo()
+            before = files.write_counts(name)
+            counts = ItemWriter(
+                self.client,
+                files,
+                write_units_per_second=self.write_units,
+                progress=lambda p: self._progress(job_id, p),
+            ).run(name, job.live_table)
+        finally:
+            files.close()
+        for what in ("written", "conflict", "failed"):
+            self.on_items(what, getattr(counts, what) - getattr(before, what))
+        done = _counts(counts)
+        words = (
+            f"written {counts.written}, skipped (conflict) {counts.conflict}, "
+            f"failed {counts.failed}"
+        )
+        if name == COPY_BACK:
+            self._finish(job_id, JobState.COPIED, "copy_back_done", words, copy_counts=done)
+        else:
+            self._finish(job_id, JobState.UNDONE, "undo_done", words, undo_counts=done)
+
+    # -- restarts, leases, progress ---------------------------------------------------------
+    def resume(self) -> int:
+        """Run again every job a restart interrupted (its lease is ours or over): at start, and
+        every minute, so a job whose replica died is finished by another."""
+        resumed = 0
+        runs = {
+            JobState.COMPARING: self.run_compare,
+            JobState.COPYING: self.run_copy,
+            JobState.UNDOING: self.run_undo,
+        }
+        for job in self.store.job_find(states=sorted(RUNNING), limit=1000):
+            with self._lock:
+                if job.id in self._running:
+                    continue
+            held = job.lease_owner not in (None, self.owner) and (
+                job.lease_until is not None and job.lease_until > self.clock()
+            )
+            if held:
+                continue  # another replica runs it; picked up here if its lease runs out
+            self.pool.submit(self._guard, runs[job.state], job.id)
+            resumed += 1
+        if resumed:
+            log.info("item jobs: %d resumed", resumed)
+        return resumed
+
+    def _claim(self, job_id: str, state: JobState) -> ItemJob | None:
+        """Take the job's lease (compare-and-set); None if another thread or replica runs it."""
+        with self._lock:
+            if job_id in self._running:
+                return None
+            self._running.add(job_id)
+        for _ in range(CAS_ATTEMPTS):
+            job = self.store.job_get(job_id)
+            if job is None or job.state != state:
+                break
+            now = self.clock()
+            held = job.lease_owner not in (None, self.owner) and (
+                job.lease_until is not None and job.lease_until > now
+            )
+            if held:
+                break
+            claimed = self.store.job_save(
+                job, replace(job, lease_owner=self.owner, lease_until=now + LEASE, updated_at=now)
+            )
+            if claimed is not None:
+                return claimed
+        with self._lock:
+            self._running.discard(job_id)
+        return None
+
+    def _progress(self, job_id: str, progress: Progress) -> None:
+        job = self.store.job_get(job_id)
+        if job is None:
+            return
+        now = self.clock()
+        if job.lease_owner == self.owner:  # renew the lease while working
+            job = (
+                self.store.job_save(job, replace(job, lease_until=now + LEASE, updated_at=now))
+                or job
+            )
+        self.on_progress(job, progress)
+
+    def _finish(self, job_id: str, to: JobState, event: str, detail: str, **changes: Any) -> None:
+        try:
+            for _ in range(CAS_ATTEMPTS):
+                job = self.store.job_get(job_id)
+                if job is None:
+                    return
+                new = job.advance(to, self.clock(), lease_owner=None, lease_until=None, **changes)
+                kinds = ["items_failed" if to == JobState.FAILED else f"items_{to.value.lower()}"]
+                if to == JobState.COMPARED:
+                    kinds.append("items_report")  # the diff file: sent (and retried) on its own
+                entry = self._entry(event, job, None, detail)
+                saved = self.store.job_save(job, new, kinds, [entry])
+                if saved is not None:
+                    self.on_change()
+                    return
+        finally:
+            with self._lock:
+                self._running.discard(job_id)
+
+    def _guard(self, work: Callable[[str], None], job_id: str) -> None:
+        try:
+            work(job_id)
+        except Exception:  # noqa: BLE001 - a thread's boundary: the job stays to be resumed
+            log.exception(
+                "item job %s failed unexpectedly; it is resumed at the next start", job_id
+            )
+            with self._lock:
+                self._running.discard(job_id)
+
+    # -- audit ------------------------------------------------------------------------------
+    def _entry(self, event: str, job: ItemJob, actor: str | None, detail: str) -> AuditEvent:
+        return AuditEvent(
+            self.clock(), event, job.id, actor, job.channel, job.live_table, detail[:500]
+        )
+
+    def _audit(
+        self, event: str, job_id: str | None, actor: str, channel: str, table: str, detail: str
+    ) -> None:
+        self.store.audit(AuditEvent(self.clock(), event, job_id, actor, channel, table, detail))
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _counts(counts: WriteCounts) -> dict[str, int]:
+    return {
+        "planned": counts.planned,
+        "written": counts.written,
+        "conflict": counts.conflict,
+        "failed": counts.failed,
+    }
+
+
+def _already(job: ItemJob) -> str:
+    return {
+        JobState.COMPARING: "The comparison is still running.",
+        JobState.COMPARED: "Nothing is waiting for a decision here.",
+        JobState.COPY_REQUESTED: "A copy back is already waiting for approval.",
+        JobState.COPYING: "The copy back was already approved and is running.",
+        JobState.COPIED: "The copy back already ran.",
+        JobState.UNDO_REQUESTED: "An undo is already waiting for approval.",
+        JobState.UNDOING: "The undo was already approved and is running.",
+        JobState.UNDONE: "The copy back was already undone.",
+        JobState.FAILED: "This job failed; start a new comparison.",
+    }[job.state]

@@ -1,0 +1,519 @@
+"""Getting the data back in Slack: **Compare items** / `/pitr-diff`, **Copy back …** with its
+Approve / Deny card, **Undo copy back**. The engine is bot/item_recovery.py.
+
+Listeners ack first and hand the work to the bot's work pool; the long jobs run on the
+engine's own threads. What a step owes Slack is an outbox kind (`items_*`, keyed by the job
+id), sent and retried by the Announcer; only the progress message is edited directly, best
+effort, as the job reports progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import Counter
+from slack_bolt import Ack, App, Respond
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, SectionBlock
+
+from bot.blocks import code, esc, fit, md, to_dicts, user
+from bot.item_jobs import ItemJob, JobState
+from bot.item_recovery import ItemRecovery
+from bot.items.diff import Kind
+from bot.items.engine import Progress
+from bot.items.jobfile import COPY_BACK, UNDO, JobFile
+from bot.items.report import examples
+from bot.restores import human_duration
+from bot.services import Services
+from bot.settings import work_dir_of
+from commands.common import InputError, after_ack, reports_errors, split_args, warn
+
+log = logging.getLogger(__name__)
+
+COMPARE_ACTION = "pitr_compare_items"
+COPY_MISSING_ACTION = "pitr_copy_back_missing"
+COPY_ALL_ACTION = "pitr_copy_back_all"
+APPROVE_ACTION = "pitr_items_approve"
+DENY_ACTION = "pitr_items_deny"
+UNDO_ACTION = "pitr_undo_copy_back"
+MAX_KEYS = 100
+KEYS = re.compile(r"\bkeys:\s*", re.IGNORECASE)
+CONFLICTS_SHOWN = 10
+# Upload errors no retry fixes: said in the thread instead.
+NO_UPLOAD = {"missing_scope", "not_allowed_token_type", "file_uploads_disabled", "not_in_channel"}
+
+
+def compare_button(restore_id: str) -> ActionsBlock:
+    """The **Compare items** button, for the after-ACTIVE reply (commands/aftercare.py)."""
+    return ActionsBlock(
+        block_id="items",
+        elements=[ButtonElement(text="Compare items", action_id=COMPARE_ACTION, value=restore_id)],
+    )
+
+
+def parse_diff(text: str) -> tuple[str, list[str] | None]:
+    """'orders-copy keys: a,b' -> ('orders-copy', ['a', 'b'])."""
+    parts = KEYS.split(text, maxsplit=1)
+    args = split_args(parts[0])
+    if len(args) != 1:
+        raise InputError("Usage: `/pitr-diff RESTORED_TABLE [keys: K1,K2,…]`")
+    keys = None
+    if len(parts) == 2:
+        keys = [k.strip() for k in parts[1].split(",") if k.strip()]
+        if not keys:
+            raise InputError("`keys:` needs at least one partition-key value, e.g. `keys: a,b`.")
+        if len(keys) > MAX_KEYS:
+            raise InputError(f"At most {MAX_KEYS} keys; compare the whole table instead.")
+    return args[0], keys
+
+
+# -- rendering (pure) --------------------------------------------------------------------------
+def progress_text(job: ItemJob, progress: Progress | None) -> str:
+    verb = {
+        JobState.COPYING: "Copying back into",
+        JobState.UNDOING: "Undoing the copy back into",
+    }.get(job.state, "Comparing items of")
+    what = (
+        code(job.live_table)
+        if job.state != JobState.COMPARING
+        else (f"{code(job.restored_table)} with {code(job.live_table)}")
+    )
+    head = f":hourglass_flowing_sand: {verb} {what}…"
+    if progress is None:
+        return head
+    unit = "items read" if progress.phase == "compare" else "items done"
+    total = f" of ~{progress.total:,}" if progress.total else ""
+    line = f"{progress.done:,}{total} {unit} · {progress.rate:,.0f} items/s"
+    eta = progress.eta_seconds
+    if eta is not None:
+        line += f" · about {human_duration(timedelta(seconds=eta))} to go"
+    return f"{head}\n{line}"
+
+
+def compared_blocks(job: ItemJob, shown: dict[Kind, list[str]]) -> tuple[str, list[Block]]:
+    live, copy = code(job.live_table), code(job.restored_table)
+    keys = f" (keys: {esc(', '.join(job.partition_keys))})" if job.partition_keys else ""
+    lines = [
+        f":mag: *Items of {copy} compared with the live table {live}*{keys}",
+        f"• *{job.missing}* missing from {live} (in the restored copy, gone from live)",
+        f"• *{job.changed}* changed since (same key, different attributes)",
+        f"• *{job.added}* added since (only in live)",
+        f"• {job.unchanged} unchanged",
+    ]
+    for kind, label in (
+        (Kind.MISSING, "Missing"),
+        (Kind.CHANGED, "Changed"),
+        (Kind.ADDED, "Added"),
+    ):
+        if shown.get(kind):
+            lines.append(f"{label}, e.g.: " + "; ".join(esc(s) for s in shown[kind]))
+    blocks: list[Block] = [SectionBlock(text=md(fit("\n".join(lines))))]
+    buttons = []
+    if job.missing:
+        buttons.append(
+            ButtonElement(
+                text=f"Copy back {job.missing} missing items",
+                action_id=COPY_MISSING_ACTION,
+                value=job.id,
+            )
+        )
+    if job.changed:
+        buttons.append(
+            ButtonElement(
+                text=f"Copy back {job.missing} missing + {job.changed} changed",
+                action_id=COPY_ALL_ACTION,
+                value=job.id,
+            )
+        )
+    if buttons:
+        blocks.append(ActionsBlock(block_id="copy_back", elements=buttons))
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    md(
+                        f"A copy back writes to the live table {live} after a second person "
+                        "approves; it never overwrites a write made after this comparison."
+                    )
+                ]
+            )
+        )
+    text = (
+        f"{job.restored_table} vs {job.live_table}: {job.missing} missing, "
+        f"{job.changed} changed, {job.added} added, {job.unchanged} unchanged"
+    )
+    return text, blocks
+
+
+def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
+    live, copy = code(job.live_table), code(job.restored_table)
+    if job.state == JobState.UNDO_REQUESTED:
+        n = job.copy_counts.get("written", 0)
+        asked = user(job.undo_requested_by or "")
+        body = (
+            f":warning: *Undo the copy back into {live}? This writes to production.*\n"
+            f"Puts back the {n} items' earlier versions: items the copy back inserted are "
+            f"deleted, overwritten attributes get their earlier values, each only if the live "
+            f"item is still exactly what the copy back wrote.\nAsked by {asked}."
+        )
+        text = f"Undo copy back into {job.live_table}? Waiting for approval"
+    else:
+        what = f"{job.missing} missing items (put only where the key is still absent)"
+        if job.include_changed:
+            what += (
+                f" and {job.changed} changed items (overwritten only if unchanged since "
+                "the comparison)"
+            )
+        asked = user(job.copy_requested_by or "")
+        body = (
+            f":warning: *Copy back into {live}? This writes to production.*\n"
+            f"Writes {job.to_copy} items from {copy} into the live table {live}: {what}. "
+            f"Items changed since the comparison are skipped and listed.\nAsked by {asked}."
+        )
+        text = f"Copy back {job.to_copy} items into {job.live_table}? Waiting for approval"
+    if job.state in (JobState.COPY_REQUESTED, JobState.UNDO_REQUESTED):
+        body += f" Someone else who may approve restores of {live} has to approve."
+        return text, [
+            SectionBlock(text=md(fit(body))),
+            ActionsBlock(
+                block_id="items_decision",
+                elements=[
+                    ButtonElement(
+                        text="Approve", action_id=APPROVE_ACTION, value=job.id, style="primary"
+                    ),
+                    ButtonElement(text="Deny", action_id=DENY_ACTION, value=job.id, style="danger"),
+                ],
+            ),
+        ]
+    # Decided: the card keeps its words and loses its buttons.
+    by = (
+        job.undo_decided_by
+        if job.state in (JobState.UNDOING, JobState.UNDONE)
+        else (job.copy_decided_by)
+    )
+    outcome = f"Approved by {user(by)}." if by else esc(job.note or "Decided.")
+    return text.replace("Waiting for approval", "decided"), [
+        SectionBlock(text=md(fit(body))),
+        ContextBlock(elements=[md(outcome)]),
+    ]
+
+
+def result_blocks(job: ItemJob, conflicts: list[tuple[str, str]]) -> tuple[str, list[Block]]:
+    undo = job.state == JobState.UNDONE
+    counts = job.undo_counts if undo else job.copy_counts
+    live = code(job.live_table)
+    written, conflict, failed = (counts.get(k, 0) for k in ("written", "conflict", "failed"))
+    head = (
+        f":leftwards_arrow_with_hook: *Copy back into {live} undone*"
+        if undo
+        else f":white_check_mark: *Copy back into {live} done*"
+    )
+    lines = [
+        head,
+        f"{written} written · {conflict} skipped (conflict: changed since the comparison, "
+        f"left as they are) · {failed} failed",
+    ]
+    if conflicts:
+        lines.append("Skipped:")
+        lines += [f"• `{esc(key)}` {esc(detail)}" for key, detail in conflicts[:CONFLICTS_SHOWN]]
+        if conflict > CONFLICTS_SHOWN:
+            lines.append(f"…and {conflict - CONFLICTS_SHOWN} more.")
+    blocks: list[Block] = [SectionBlock(text=md(fit("\n".join(lines))))]
+    if not undo and written:
+        blocks.append(
+            ActionsBlock(
+                block_id="undo",
+                elements=[
+                    ButtonElement(text="Undo copy back", action_id=UNDO_ACTION, value=job.id)
+                ],
+            )
+        )
+    text = (
+        f"{'Undo of copy back' if undo else 'Copy back'} into {job.live_table}: "
+        f"{written} written, {conflict} skipped (conflict), {failed} failed"
+    )
+    return text, blocks
+
+
+# -- wiring -------------------------------------------------------------------------------
+class ItemsSlack:
+    """The outbox senders for the `items_*` kinds, and the progress message."""
+
+    def __init__(self, services: Services, engine: ItemRecovery):
+        self.services = services
+        self.engine = engine
+
+    @property
+    def client(self) -> Any:
+        return self.services.client
+
+    @property
+    def store(self) -> Any:
+        return self.services.store
+
+    def senders(self) -> dict[str, Any]:
+        return {
+            "items_progress": self.send_progress,
+            "items_compared": self.send_compared,
+            "items_report": self.send_report,
+            "items_approval": self.send_approval,
+            "items_decided": self.send_decided,
+            "items_copied": self.send_result,
+            "items_undone": self.send_result,
+            "items_failed": self.send_failed,
+        }
+
+    def _job(self, job_id: str) -> ItemJob | None:
+        return self.store.job_get(job_id)
+
+    def _reply(self, job: ItemJob, text: str, blocks: list[Block] | None = None, **kw: Any) -> Any:
+        args: dict[str, Any] = {"channel": job.channel, "text": text, **kw}
+        if job.thread_ts:
+            args["thread_ts"] = job.thread_ts
+        if blocks is not None:
+            args["blocks"] = to_dicts(blocks)
+        return self.client.chat_postMessage(**args)
+
+    def send_progress(self, job_id: str) -> None:
+        job = self._job(job_id)
+        if job is None or job.progress_ts:
+            return
+        resp = self._reply(job, progress_text(job, None))
+        self._remember(job_id, progress_ts=resp["ts"])
+
+    def on_progress(self, job: ItemJob, progress: Progress) -> None:
+        if not job.progress_ts:
+            return
+        try:
+            self.client.chat_update(
+                channel=job.channel, ts=job.progress_ts, text=progress_text(job, progress)
+            )
+        except (SlackApiError, SlackClientError, OSError) as exc:  # best effort: the job goes on
+            log.warning("item job %s: progress not shown (%s)", job.id, exc)
+
+    def send_compared(self, job_id: str) -> None:
+        job = self._job(job_id)
+        if job is None:
+            return
+        files = JobFile(job.job_path)
+        try:
+            shown = examples(files)
+        finally:
+            files.close()
+        if job.progress_ts:
+            self._finish_progress(job, ":white_check_mark: Comparison done.")
+        text, blocks = compared_blocks(job, shown)
+        self._reply(job, text, blocks)
+
+    def send_report(self, job_id: str) -> None:
+        """The full diff as a JSON Lines file in the thread (files_upload_v2: files:write)."""
+        job = self._job(job_id)
+        if job is None:
+            return
+        try:
+            self.client.files_upload_v2(
+                channel=job.channel,
+                thread_ts=job.thread_ts,
+                file=str(self.engine.report_path(job)),
+                filename=f"{job.restored_table}-vs-{job.live_table}.jsonl",
+                title=f"Differences: {job.restored_table} vs {job.live_table} (JSON Lines)",
+            )
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error not in NO_UPLOAD:
+                raise  # retried by the Announcer
+            log.warning("item job %s: diff file not uploaded (%s)", job.id, error)
+            self._reply(
+                job,
+                f":warning: I could not upload the full diff here (`{esc(error)}`): the app "
+                "needs the `files:write` scope (see manifest.yml), and file uploads allowed.",
+            )
+
+    def send_approval(self, job_id: str) -> None:
+        job = self._job(job_id)
+        if job is None:
+            return
+        text, blocks = approval_blocks(job)
+        resp = self._reply(job, text, blocks)
+        self._remember(job_id, decision_ts=resp["ts"])
+
+    def send_decided(self, job_id: str) -> None:
+        job = self._job(job_id)
+        if job is None:
+            return
+        if job.decision_ts:
+            text, blocks = approval_blocks(job)
+            self.client.chat_update(
+                channel=job.channel, ts=job.decision_ts, text=text, blocks=to_dicts(blocks)
+            )
+        if job.state in (JobState.COMPARED, JobState.COPIED):  # denied
+            self._reply(job, f":no_entry: {esc(job.note)}")
+            return
+        resp = self._reply(job, progress_text(job, None))
+        self._remember(job_id, progress_ts=resp["ts"])
+
+    def send_result(self, job_id: str) -> None:
+        job = self._job(job_id)
+        if job is None:
+            return
+        name = UNDO if job.state == JobState.UNDONE else COPY_BACK
+        files = JobFile(job.job_path)
+        try:
+            conflicts = files.outcomes(name, "conflict")
+        finally:
+            files.close()
+        if job.progress_ts:
+            self._finish_progress(job, ":white_check_mark: Done.")
+        text, blocks = result_blocks(job, conflicts)
+        self._reply(job, text, blocks, reply_broadcast=True)
+
+    def send_failed(self, job_id: str) -> None:
+        job = self._job(job_id)
+        if job is not None:
+            self._reply(job, f":x: {esc(job.note or 'The job failed.')}", reply_broadcast=True)
+
+    def _finish_progress(self, job: ItemJob, text: str) -> None:
+        try:
+            self.client.chat_update(channel=job.channel, ts=job.progress_ts, text=text)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("item job %s: progress message not closed (%s)", job.id, exc)
+
+    def _remember(self, job_id: str, **changes: Any) -> None:
+        for _ in range(20):
+            fresh = self.store.job_get(job_id)
+            if fresh is None or self.store.job_save(fresh, replace(fresh, **changes)):
+                return
+        log.error("item job %s: could not record %s", job_id, ", ".join(changes))
+
+
+def register(app: App, services: Services) -> None:
+    engine = ItemRecovery(
+        services.store,
+        services.pitr.client,
+        services.policy,
+        services.workflow.members,
+        services.clock,
+        work_dir_of(services.settings),
+        services.workflow.owner,
+    )
+    slack = ItemsSlack(services, engine)
+    engine.on_change = services.announcer.kick
+    engine.on_progress = slack.on_progress
+    items = Counter(
+        "pitr_bot_items",
+        "Items read (comparisons), written, skipped (conflict), failed (copy back and undo)",
+        ["what"],
+        registry=services.metrics.registry,
+    )
+    engine.on_items = lambda what, n: items.labels(what).inc(max(0, n))
+    services.announcer.item_senders.update(slack.senders())
+
+    def start() -> None:
+        engine.resume()
+        services.tracker.scheduler.add_job(
+            engine.resume,
+            "interval",
+            minutes=1,
+            id="items-resume",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+
+    services.on_start.append(start)
+
+    def tell(respond: Respond, text: str) -> None:
+        respond(response_type="ephemeral", replace_original=False, text=text)
+
+    @app.command("/pitr-diff")
+    @reports_errors
+    def on_diff(ack: Ack, command: dict, respond: Respond) -> None:
+        ack()
+        user_id, channel = command["user_id"], command["channel_id"]
+        try:
+            table, keys = parse_diff(str(command.get("text") or ""))
+        except InputError as exc:
+            warn(respond, str(exc))
+            return
+
+        def start() -> None:
+            req = engine.restore_of(table)
+            outcome = engine.start_compare(req, user_id, channel, keys, table=table)
+            if not outcome.ok:
+                warn(respond, outcome.message)
+                return
+            tell(
+                respond,
+                f"Comparing {code(table)} with {code(req.source)}; see the restore's thread.",
+            )
+
+        after_ack(services, respond, start)
+
+    @app.action(COMPARE_ACTION)
+    @reports_errors
+    def on_compare(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+        ack()
+        restore_id, user_id = str(action.get("value", ""))[:64], body["user"]["id"]
+        channel = str((body.get("channel") or {}).get("id") or "")
+
+        def start() -> None:
+            req = services.store.get(restore_id)
+            outcome = engine.start_compare(req, user_id, channel or (req.channel if req else ""))
+            if not outcome.ok:
+                warn(respond, outcome.message)
+
+        after_ack(services, respond, start)
+
+    def copy_listener(include_changed: bool):  # noqa: ANN202 - a Bolt listener factory
+        def on_click(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+            ack()
+            job_id, user_id = str(action.get("value", ""))[:64], body["user"]["id"]
+
+            def ask() -> None:
+                outcome = engine.request_copy(job_id, user_id, include_changed)
+                if not outcome.ok:
+                    warn(respond, outcome.message)
+                    return
+                tell(respond, "Copy back requested. Someone else has to click *Approve*.")
+
+            after_ack(services, respond, ask)
+
+        return on_click
+
+    app.action(COPY_MISSING_ACTION)(reports_errors(copy_listener(False)))
+    app.action(COPY_ALL_ACTION)(reports_errors(copy_listener(True)))
+
+    @app.action(UNDO_ACTION)
+    @reports_errors
+    def on_undo(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+        ack()
+        job_id, user_id = str(action.get("value", ""))[:64], body["user"]["id"]
+
+        def ask() -> None:
+            outcome = engine.request_undo(job_id, user_id)
+            if not outcome.ok:
+                warn(respond, outcome.message)
+                return
+            tell(respond, "Undo requested. Someone else has to click *Approve*.")
+
+        after_ack(services, respond, ask)
+
+    def decision(approve: bool):  # noqa: ANN202 - a Bolt listener factory
+        def on_click(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+            ack()
+            job_id, user_id = str(action.get("value", ""))[:64], body["user"]["id"]
+
+            def decide() -> None:
+                outcome = engine.decide(job_id, user_id, approve)
+                if not outcome.ok:
+                    warn(respond, outcome.message)
+
+            after_ack(services, respond, decide)
+
+        return on_click
+
+    app.action(APPROVE_ACTION)(reports_errors(decision(approve=True)))
+    app.action(DENY_ACTION)(reports_errors(decision(approve=False)))
