@@ -53,6 +53,7 @@ class AftercareService(PitrService):
             gateway = {"aws": pitr.aws, "account": pitr.account, "region": pitr.asked_region}
             service = cls(None, autoscaling, **gateway)
         service.on_error = pitr.on_error
+        service.places = pitr.places  # the same accounts (table references)
         return service
 
     # -- reading ----------------------------------------------------------------------------

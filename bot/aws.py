@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -98,6 +99,47 @@ class Aws:
         resolver.insert_before("env", _RoleProvider(functools.partial(_assume, sts, role)))
         return boto3.Session(botocore_session=core, region_name=region)
 
+    def attributed_client(
+        self,
+        service: str,
+        account: str,
+        region: str | None,
+        session_name: str,
+        source_identity: str | None,
+    ) -> Any:
+        """A one-off client under a fresh session of `account`'s role, named `session_name`
+        and carrying `source_identity`, so the account's CloudTrail shows who did what.
+
+        Not cached: one session per act (a restore), never shared with reads.
+        """
+        if account not in self.roles:
+            raise UnknownAccount(account)
+        region = region or self.region
+        role = replace(self.roles[account], session_name=session_name)
+        sts = self.client("sts", DEFAULT_ACCOUNT, region)
+        creds = _assume(sts, role, source_identity)
+        session = boto3.Session(
+            aws_access_key_id=creds["access_key"],
+            aws_secret_access_key=creds["secret_key"],
+            aws_session_token=creds["token"],
+            region_name=region,
+        )
+        return session.client(service, config=BOTO_CONFIG)
+
+
+def session_name_for(restore_id: str) -> str:
+    """An STS RoleSessionName (2 to 64 letters, digits or _+=,.@-) naming the restore."""
+    return _sts_text(f"pitr-bot-{restore_id}")
+
+
+def source_identity_for(user: str | None) -> str | None:
+    """An STS SourceIdentity (2 to 64 letters, digits or _+=,.@-) for a Slack user ID, or None."""
+    return _sts_text(user) if user and len(user) >= 2 else None
+
+
+def _sts_text(text: str) -> str:
+    return re.sub(r"[^\w+=,.@-]", "-", text)[:64]
+
 
 @functools.cache
 def default_aws() -> Aws:
@@ -117,10 +159,12 @@ class _RoleProvider(CredentialProvider):
         return DeferredRefreshableCredentials(refresh_using=self._fetch, method=self.METHOD)
 
 
-def _assume(sts: Any, role: AssumedRole) -> dict[str, str]:
+def _assume(sts: Any, role: AssumedRole, source_identity: str | None = None) -> dict[str, str]:
     kwargs: dict[str, Any] = {"RoleArn": role.role_arn, "RoleSessionName": role.session_name}
     if role.external_id:
         kwargs["ExternalId"] = role.external_id
+    if source_identity:
+        kwargs["SourceIdentity"] = source_identity
     creds = sts.assume_role(**kwargs)["Credentials"]
     return {
         "access_key": creds["AccessKeyId"],

@@ -57,6 +57,13 @@ class TableRef:
         return f"arn:{partition}:dynamodb:{region}:{account_id}:table/{self.name}"
 
 
+def canonical(ref: TableRef, home_region: str | None) -> TableRef:
+    """The reference as stored: no region when it is the bot's own (`home_region`), so a
+    table of the bot's own account and region stays a plain name."""
+    plain = ref.region is None or ref.region == home_region
+    return TableRef(ref.name, ref.account, None if plain else ref.region)
+
+
 def parse_ref(text: str, aliases: dict[str, str] | None = None) -> TableRef:
     """One table reference. `aliases` maps account IDs to policy aliases (for ARNs)."""
     text = text.strip()

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from bot.logs import restore_context
 from bot.pitr import AwsError, PitrService, TableInfo
-from bot.policy import Decision, Members, Policy
+from bot.policy import Decision, Members, Policy, table_name_of
 from bot.restores import (
     IN_FLIGHT,
     InvalidTransition,
@@ -31,6 +31,7 @@ from bot.restores import (
     utcnow,
 )
 from bot.store import AuditEvent, Store
+from bot.tableref import RefError, TableRef, canonical, parse_ref, targets_for
 from bot.when import WhenError, format_instant, parse_when
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ class _Checked:
     instant: datetime | None
     window: Window
     source: TableInfo
+    # The tables as stored: canonical references (`prod:orders@eu-west-1`; a plain name in
+    # the bot's own account and region).
+    source_ref: str
+    target_ref: str
 
 
 class Workflow:
@@ -107,11 +112,11 @@ class Workflow:
         if isinstance(checked, Outcome):
             return checked
         now = self.clock()
-        rule = self.policy.for_table(new.source)
+        rule = self.policy.for_table(checked.source_ref)
         source = checked.source
         req = RestoreRequest(
-            source=new.source,
-            target=new.target,
+            source=checked.source_ref,
+            target=checked.target_ref,
             requester=new.requester,
             channel=new.channel,
             restore_at=checked.instant,
@@ -127,7 +132,7 @@ class Workflow:
             source_billing=source.billing_mode,
             source_indexes=source.indexes,
             source_encryption=source.encryption,
-            estimate=self.estimate(new.source),
+            estimate=self.estimate(checked.source_ref),
             overrides=new.overrides or None,
         )
         self.store.add(req, announce=["card"])
@@ -158,19 +163,21 @@ class Workflow:
         return estimate_text(durations)
 
     def _preflight(self, new: NewRequest) -> _Checked | tuple[str | None, str]:
-        for name, field, label in (
-            (new.source, "source", "Source table"),
-            (new.target, "target", "Target table"),
-        ):
-            problem = table_name_problem(name, label)
-            if problem:
-                return field, problem
-        if new.source == new.target:
+        places = self._places(new)
+        if isinstance(places[0], str):
+            return places  # type: ignore[return-value]  # (field, why not)
+        source_ref, target_ref = places
+        src, tgt = str(source_ref), str(target_ref)
+        if src == tgt:
             return "target", "The target must be a new table: it can't be the source table itself."
-        decision = self.policy.may_request(new.requester, new.channel, new.source, self.members)
+        for ref, field in ((source_ref, "source"), (target_ref, "target")):
+            decision = self.policy.place_allowed(ref.account, ref.region)
+            if not decision.allowed:
+                return field, decision.reason
+        decision = self.policy.may_request(new.requester, new.channel, src, self.members)
         if not decision.allowed:
             return "source", decision.reason
-        for field, decision in _target_and_key(self.policy, new):
+        for field, decision in _target_and_key(self.policy, tgt, new.overrides):
             if not decision.allowed:
                 return field, decision.reason
         now = self.clock()
@@ -179,38 +186,61 @@ class Workflow:
         except WhenError as exc:
             return "when", str(exc)
         try:
-            source = self.pitr.table(new.source)
+            source = self.pitr.table(src)
             if source is None:
                 return "source", (
-                    f"Table `{new.source}` does not exist in {self.pitr.region}. "
+                    f"Table `{src}` does not exist in "
+                    f"{source_ref.region or self.pitr.region}. "
                     "Check the name (it is case-sensitive)."
                 )
-            pitr = self.pitr.pitr(new.source)
+            pitr = self.pitr.pitr(src)
             if not pitr.enabled or pitr.window is None:
                 return "source", (
-                    f"Point-in-time recovery is {pitr.status} on `{new.source}`, so it can't be "
-                    f"restored to a point in time. `/pitr-enable {new.source}` protects it from "
+                    f"Point-in-time recovery is {pitr.status} on `{src}`, so it can't be "
+                    f"restored to a point in time. `/pitr-enable {src}` protects it from "
                     "now on."
                 )
             if instant is not None and not pitr.window.contains(instant):
                 return "when", _outside_window(instant, pitr.window)
-            if self.pitr.table(new.target) is not None:
+            if self.pitr.table(tgt) is not None:
                 return "target", (
-                    f"Table `{new.target}` already exists. Choose a new name for the target."
+                    f"Table `{tgt}` already exists. Choose a new name for the target."
                 )
         except AwsError as exc:
             return None, exc.message
-        busy = [
-            r
-            for r in self.store.find(states=[State.REQUESTED, *IN_FLIGHT])
-            if r.target == new.target
-        ]
+        busy = [r for r in self.store.find(states=[State.REQUESTED, *IN_FLIGHT]) if r.target == tgt]
         if busy:
             return "target", (
-                f"A restore into `{new.target}` is already {busy[0].state.value.lower()}. "
+                f"A restore into `{tgt}` is already {busy[0].state.value.lower()}. "
                 "Choose another target name."
             )
-        return _Checked(instant, pitr.window, source)
+        return _Checked(instant, pitr.window, source, src, tgt)
+
+    def _places(self, new: NewRequest) -> tuple[TableRef, TableRef] | tuple[str, str]:
+        """The source and target as canonical references, or (field, why not)."""
+        for text, field, label in (
+            (new.source, "source", "Source table"),
+            (new.target, "target", "Target table"),
+        ):
+            problem = _plain(text) and table_name_problem(text, label)
+            if problem:
+                return field, problem
+        try:
+            source = parse_ref(new.source, self.policy.account_aliases())
+        except RefError as exc:
+            return "source", str(exc)
+        problem = table_name_problem(source.name, "Source table")
+        if problem:
+            return "source", problem
+        try:
+            (target,) = targets_for([source], new.target)
+        except RefError as exc:
+            return "target", str(exc)
+        problem = table_name_problem(target.name, "Target table")
+        if problem:
+            return "target", problem
+        home = getattr(self.pitr, "region", None)
+        return canonical(source, home), canonical(target, home)
 
     # -- decisions --------------------------------------------------------------------------
     def approve(self, restore_id: str, user: str) -> Outcome:
@@ -315,7 +345,14 @@ class Workflow:
 
     def _call_restore(self, req: RestoreRequest, resumed: bool = False) -> None:
         try:
-            info = self.pitr.restore(req.source, req.target, req.restore_at, req.overrides)
+            info = self.pitr.restore(
+                req.source,
+                req.target,
+                req.restore_at,
+                req.overrides,
+                restore_id=req.id,
+                approver=req.decided_by,
+            )
         except AwsError as exc:
             if exc.code in {"TableAlreadyExistsException", "ResourceInUseException"}:
                 # Our own earlier call (before a crash) may have created it: adopt, don't redo.
@@ -552,9 +589,15 @@ class Workflow:
                     self._busy.discard(restore_id)
 
 
+def _plain(text: str) -> bool:
+    """A bare table name (no account, region or ARN)."""
+    return ":" not in text and "@" not in text
+
+
 def _restored_from(info: TableInfo, source: str) -> bool:
     """Is this existing table a restore of `source` (so, after a crash, ours to adopt)?"""
-    return bool(info.restored_from) and str(info.restored_from).endswith(f":table/{source}")
+    name = table_name_of(source)
+    return bool(info.restored_from) and str(info.restored_from).endswith(f":table/{name}")
 
 
 def _already(req: RestoreRequest) -> str:
@@ -585,9 +628,11 @@ def _outside_window(instant: datetime, window: object) -> str:
     )
 
 
-def _target_and_key(policy: Policy, new: NewRequest) -> Iterator[tuple[str, Decision]]:
+def _target_and_key(
+    policy: Policy, target: str, overrides: dict | None
+) -> Iterator[tuple[str, Decision]]:
     """The policy's limits on what a restore creates: its name and its encryption key."""
-    yield "target", policy.target_allowed(new.target)
-    key = (new.overrides or {}).get("sse_key")
+    yield "target", policy.target_allowed(target)
+    key = (overrides or {}).get("sse_key")
     if key:
         yield "overrides", policy.kms_key_allowed(str(key))
