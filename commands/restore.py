@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from bot.blocks import APPROVE_ACTION, DENY_ACTION, code
 from bot.restores import State, table_name_problem
 from bot.services import Services
+from bot.tableref import RefError, parse_ref
 from bot.workflow import NewRequest
 from commands import modal
 from commands.common import (
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 USAGE = (
     "Usage: `/pitr-restore SOURCE TARGET [WHEN] [reason: why]` — WHEN is `latest` (default), "
-    'an ISO 8601 time, Unix seconds or text like `"25 minutes ago"`.'
+    'an ISO 8601 time, Unix seconds or text like `"25 minutes ago"`. A table may be '
+    "`NAME`, `NAME@REGION`, `ACCOUNT:NAME`, `ACCOUNT:NAME@REGION` or a table ARN."
 )
 
 
@@ -42,6 +44,18 @@ def parse_restore(text: str) -> tuple[str, str, str, str]:
         raise InputError(f"I need a source and a target table. {USAGE}")
     source, target, *rest = args
     return source, target, " ".join(rest) or "latest", reason
+
+
+def ref_problem(text: str, label: str) -> str | None:
+    """Why `text` is no table reference (`orders`, `prod:orders@eu-west-1`, an ARN), if so.
+    Whether the account and region may be used is the engine's call (bot.workflow)."""
+    if ":" not in text and "@" not in text:
+        return table_name_problem(text, label)
+    try:
+        parse_ref(text)
+    except RefError as exc:
+        return str(exc)
+    return None
 
 
 def register(app: App, services: Services) -> None:
@@ -64,9 +78,7 @@ def register(app: App, services: Services) -> None:
             ack()
             warn(respond, str(exc))
             return
-        problem = table_name_problem(source, "Source table") or table_name_problem(
-            target, "Target table"
-        )
+        problem = ref_problem(source, "Source table") or ref_problem(target, "Target table")
         if problem:
             ack()
             warn(respond, problem)

@@ -1,0 +1,176 @@
+"""Many accounts and regions on moto: a restore lands where its table reference says, and
+the restore call in another account is attributed (session named for the restore, source
+identity = the approver) on the STS AssumeRole call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from bot.aws import Aws
+from bot.pitr import PitrService
+from bot.policy import Policy
+from bot.restores import State
+from bot.services import roles_of
+from bot.store.sqlite import SqliteStore
+from bot.workflow import NewRequest, Workflow
+
+pytestmark = pytest.mark.usefixtures("aws_env")  # tests/unit/conftest.py
+
+OWN_ACCOUNT = "123456789012"  # moto's default
+PROD = "111111111111"
+ROLE_ARN = f"arn:aws:iam::{PROD}:role/pitr-bot"
+
+
+def policy(**extra: Any) -> Policy:
+    accounts = {
+        "prod": {"role_arn": ROLE_ARN, "external_id": "x-42", "regions": ["us-east-1", "eu-west-1"]}
+    }
+    return Policy.model_validate({"accounts": accounts, **extra})
+
+
+def make_table(client: Any, name: str) -> str:
+    desc = client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )["TableDescription"]
+    client.update_continuous_backups(
+        TableName=name,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    )
+    client.put_item(TableName=name, Item={"pk": {"S": "row-1"}})
+    return desc["TableArn"]
+
+
+class Env:
+    def __init__(self, tmp_path: Path, pol: Policy):
+        self.policy = pol
+        self.member = Aws(roles=roles_of(pol))  # the test's own view of the other account
+        self.pitr = PitrService(aws=Aws())
+        self.pitr.use_accounts(roles_of(pol))
+        self.store = SqliteStore(str(tmp_path / "state.db"))
+        self.flow = Workflow(self.store, self.pitr, pol, members=lambda group: None)
+        self.assume_calls: list[dict[str, Any]] = []
+        sts = self.pitr.places.client("sts")  # the bot's own STS client, which assumes roles
+        sts.meta.events.register(
+            "provide-client-params.sts.AssumeRole",
+            lambda params, **_: self.assume_calls.append(dict(params)),
+        )
+
+    def ask(self, source: str, target: str, requester: str = "U1") -> Any:
+        return self.flow.request(NewRequest(source, target, "latest", requester, "C1"))
+
+    def table_in(self, account: str | None, region: str, name: str) -> bool:
+        client = (
+            self.member.client("dynamodb", "prod", region)
+            if account
+            else self.member.client("dynamodb", region=region)
+        )
+        return name in client.list_tables()["TableNames"]
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    with mock_aws():
+        e = Env(tmp_path, policy())
+        yield e
+        e.store.close()
+
+
+def test_a_restore_in_another_account_lands_there_attributed_to_the_approver(env: Env):
+    make_table(env.member.client("dynamodb", "prod"), "orders")
+
+    outcome = env.ask("prod:orders", "orders-copy")
+    assert outcome.ok, outcome.message
+    req = outcome.request
+    assert (req.source, req.target) == ("prod:orders", "prod:orders-copy")
+    assert req.source_items == 1  # read in the other account
+
+    assert env.flow.approve(req.id, "U2").ok
+    assert env.store.get(req.id).state == State.RESTORING
+
+    # Moto keeps accounts apart: the new table exists in 111111111111 only.
+    assert env.table_in("prod", "us-east-1", "orders-copy")
+    assert not env.table_in(None, "us-east-1", "orders-copy")
+    # CloudTrail attribution: the restore's own session, named for it, with the approver.
+    attributed = [c for c in env.assume_calls if "SourceIdentity" in c]
+    assert len(attributed) == 1
+    assert attributed[0]["RoleArn"] == ROLE_ARN
+    assert attributed[0]["ExternalId"] == "x-42"
+    assert attributed[0]["RoleSessionName"] == f"pitr-bot-{req.id}"
+    assert attributed[0]["SourceIdentity"] == "U2"
+
+    # Tracking reads the other account too, through the shared (cached) session.
+    env.flow.track()
+    done = env.store.get(req.id)
+    assert done.state == State.ACTIVE, done.error
+    assert done.table_arn.split(":")[4] == PROD
+
+
+def test_reads_share_one_session_per_account_and_region(env: Env):
+    make_table(env.member.client("dynamodb", "prod"), "orders")
+    assert env.pitr.table("prod:orders") is not None
+    assert env.pitr.pitr("prod:orders").enabled
+    assert env.pitr.table("orders") is None  # not in the bot's own account
+    reads = [c for c in env.assume_calls if "SourceIdentity" not in c]
+    assert len(reads) == 1  # both reads, one AssumeRole (credentials refresh themselves)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "reason"),
+    [
+        ("staging:orders", "orders-copy", "`staging` is not an account the bot knows"),
+        ("prod:orders@ap-south-1", "orders-copy", "only reachable in us-east-1, eu-west-1"),
+        ("prod:orders", "other:orders-copy", "stays in the source's account"),
+    ],
+)
+def test_unknown_accounts_and_regions_are_refused_without_side_effects(
+    env: Env, source: str, target: str, reason: str
+):
+    outcome = env.ask(source, target)
+    assert not outcome.ok
+    assert reason in outcome.message
+    assert env.assume_calls == []  # no AWS call at all
+    assert env.store.find(limit=10) == []
+
+
+def test_policy_rules_match_account_globs(tmp_path: Path):
+    strict = policy(
+        rules=[{"tables": ["prod:*"], "required_approvals": 2, "approvers": ["U2", "U3"]}]
+    )
+    with mock_aws():
+        env = Env(tmp_path, strict)
+        make_table(env.member.client("dynamodb", "prod"), "orders")
+        make_table(env.member.client("dynamodb"), "orders")
+        prod = env.ask("prod:orders", "orders-copy").request
+        own = env.ask("orders", "orders-copy").request
+        assert (prod.required_approvals, own.required_approvals) == (2, 1)
+        assert not env.flow.approve(prod.id, "U4").ok  # not an approver of prod:*
+        env.store.close()
+
+
+def test_a_source_in_another_region_is_restored_there_by_name_and_by_arn(env: Env):
+    arn = make_table(env.member.client("dynamodb", region="eu-west-1"), "orders")
+    by_region = env.ask("orders@eu-west-1", "copy-a").request
+    by_arn = env.ask(arn, "copy-b").request
+    assert (by_region.source, by_region.target) == ("orders@eu-west-1", "copy-a@eu-west-1")
+    assert (by_arn.source, by_arn.target) == ("orders@eu-west-1", "copy-b@eu-west-1")
+    for req in (by_region, by_arn):
+        assert env.flow.approve(req.id, "U2").ok
+    env.flow.track()
+    for name, req in (("copy-a", by_region), ("copy-b", by_arn)):
+        assert env.table_in(None, "eu-west-1", name)
+        assert not env.table_in(None, "us-east-1", name)
+        assert env.store.get(req.id).state == State.ACTIVE
+
+
+def test_an_arn_of_a_listed_account_means_that_account(env: Env):
+    make_table(env.member.client("dynamodb", "prod"), "orders")
+    arn = f"arn:aws:dynamodb:us-east-1:{PROD}:table/orders"
+    req = env.ask(arn, "orders-copy").request
+    assert (req.source, req.target) == ("prod:orders", "prod:orders-copy")
