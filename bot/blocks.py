@@ -30,6 +30,7 @@ from bot.restores import (
     human_size,
 )
 from bot.store import AuditEvent
+from bot.tableref import region_crossing
 from bot.when import ago, format_instant
 
 APPROVE_ACTION = "pitr_approve"
@@ -108,6 +109,9 @@ def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]
         SectionBlock(fields=fields),
         SectionBlock(text=md(source_facts(req))),
     ]
+    crossing = region_crossing(req.source, req.target)
+    if crossing:
+        blocks.append(SectionBlock(text=md(f":globe_with_meridians: {esc(crossing)}")))
     if req.reason:
         blocks.append(SectionBlock(text=md(f"*Reason*\n{esc(req.reason[:500])}")))
     status = STATUS_LINE[req.state]

@@ -183,7 +183,8 @@ class PitrService:
         """
         src, tgt = _ref(source), _ref(target)
         home = self.client.meta.region_name
-        src_region, tgt_region = src.region or home, tgt.region or src.region or home
+        # Stored references are absolute: no region means the bot's own (see canonical()).
+        src_region, tgt_region = src.region or home, tgt.region or home
         kwargs: dict[str, Any] = {"TargetTableName": tgt.name}
         cross_region = src_region != tgt_region
         source_desc: dict[str, Any] = {}

@@ -64,6 +64,22 @@ def canonical(ref: TableRef, home_region: str | None) -> TableRef:
     return TableRef(ref.name, ref.account, None if plain else ref.region)
 
 
+def region_crossing(source: str, target: str) -> str | None:
+    """What an approver must know when a stored source and target lie in different regions
+    (stored references are absolute: no region = the bot's own), else None."""
+    try:
+        src, tgt = parse_ref(source).region, parse_ref(target).region
+    except RefError:
+        return None
+    if src == tgt:
+        return None
+    home = "the bot's region"
+    return (
+        f"Data crosses regions: {src or home} → {tgt or home}. "
+        "AWS charges inter-region data transfer for the restored data."
+    )
+
+
 def parse_ref(text: str, aliases: dict[str, str] | None = None) -> TableRef:
     """One table reference. `aliases` maps account IDs to policy aliases (for ARNs)."""
     text = text.strip()

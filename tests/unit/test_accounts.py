@@ -4,13 +4,16 @@ identity = the approver) on the STS AssumeRole call."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from bot.aws import Aws
+from bot.blocks import approval_card
 from bot.pitr import PitrService
 from bot.policy import Policy
 from bot.restores import State
@@ -174,3 +177,71 @@ def test_an_arn_of_a_listed_account_means_that_account(env: Env):
     arn = f"arn:aws:dynamodb:us-east-1:{PROD}:table/orders"
     req = env.ask(arn, "orders-copy").request
     assert (req.source, req.target) == ("prod:orders", "prod:orders-copy")
+
+
+# -- cross-region: moto cannot restore across regions, so the request shape is stubbed -------
+AT = datetime(2026, 11, 29, 10, 42, tzinfo=UTC)
+EU_ARN = f"arn:aws:dynamodb:eu-west-1:{OWN_ACCOUNT}:table/orders"
+
+
+def describe(sse: dict[str, Any] | None = None) -> dict[str, Any]:
+    table: dict[str, Any] = {"TableName": "orders", "TableArn": EU_ARN, "TableStatus": "ACTIVE"}
+    if sse:
+        table["SSEDescription"] = sse
+    return {"Table": table}
+
+
+CREATING = {"TableDescription": {"TableName": "orders-copy", "TableStatus": "CREATING"}}
+
+
+def test_a_cross_region_restore_runs_in_the_target_region_naming_the_source_by_arn():
+    aws = Aws(region="us-east-1")
+    pitr = PitrService(aws=aws)
+    eu = aws.client("dynamodb", region="eu-west-1")
+    with Stubber(eu) as eu_stub, Stubber(pitr.client) as us_stub:
+        eu_stub.add_response("describe_table", describe(), {"TableName": "orders"})
+        us_stub.add_response(
+            "restore_table_to_point_in_time",
+            CREATING,
+            {"SourceTableArn": EU_ARN, "TargetTableName": "orders-copy", "RestoreDateTime": AT},
+        )
+        info = pitr.restore("orders@eu-west-1", "orders-copy", AT)
+        us_stub.assert_no_pending_responses()
+    assert info.status == "CREATING"
+
+
+def test_a_cross_region_restore_of_a_kms_table_uses_the_managed_key_of_the_target_region():
+    aws = Aws(region="us-east-1")
+    pitr = PitrService(aws=aws)
+    eu = aws.client("dynamodb", region="eu-west-1")
+    kms = {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": "arn:aws:kms:eu-west-1:1:k"}
+    with Stubber(eu) as eu_stub, Stubber(pitr.client) as us_stub:
+        eu_stub.add_response("describe_table", describe(kms), {"TableName": "orders"})
+        us_stub.add_response(
+            "restore_table_to_point_in_time",
+            CREATING,
+            {
+                "SourceTableArn": EU_ARN,
+                "TargetTableName": "orders-copy",
+                "UseLatestRestorableTime": True,
+                "SSESpecificationOverride": {
+                    "Enabled": True,
+                    "SSEType": "KMS",
+                    "KMSMasterKeyId": "alias/aws/dynamodb",
+                },
+            },
+        )
+        pitr.restore("orders@eu-west-1", "orders-copy", None)
+        us_stub.assert_no_pending_responses()
+
+
+def test_a_request_across_regions_is_stored_absolute_and_the_card_says_so(env: Env):
+    make_table(env.member.client("dynamodb", region="eu-west-1"), "orders")
+    req = env.ask("orders@eu-west-1", "orders-copy@us-east-1").request
+    assert (req.source, req.target) == ("orders@eu-west-1", "orders-copy")
+    _, blocks = approval_card(req, req.created_at)
+    text = str([b.to_dict() for b in blocks])
+    assert "Data crosses regions: eu-west-1" in text and "data transfer" in text
+    same = env.ask("orders@eu-west-1", "other-copy").request
+    _, blocks = approval_card(same, same.created_at)
+    assert "crosses regions" not in str([b.to_dict() for b in blocks])
