@@ -207,7 +207,7 @@ class PitrService:
                     "KMSMasterKeyId": AWS_MANAGED_KEY,
                 }
         client = self._restore_client(tgt, tgt_region, restore_id, approver, target)
-        resp = self._invoke(client, "RestoreTableToPointInTime", target, **kwargs)
+        resp = self._call("RestoreTableToPointInTime", target, via=client, **kwargs)
         return _table_info(resp["TableDescription"])
 
     def _restore_client(
@@ -279,8 +279,11 @@ class PitrService:
             kwargs["ExclusiveStartTableName"] = resp["LastEvaluatedTableName"]
         return names[:limit]
 
-    def _call(self, operation: str, table: str, **kwargs: Any) -> dict[str, Any]:
-        """One call about `table` (a name or reference), on the client of its place."""
+    def _call(self, operation: str, table: str, via: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """One call about `table` (a name or reference), on the client of its place (or
+        on `via`, a client made for this one call)."""
+        if via is not None:
+            return self._invoke(via, operation, table, **kwargs)
         client, name = self._route(table)
         if name != table:
             kwargs = {k: name if v == table else v for k, v in kwargs.items()}
