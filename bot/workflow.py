@@ -526,6 +526,20 @@ class Workflow:
             self.on_change()
 
     # -- reads ------------------------------------------------------------------------------
+    def table_ref(self, text: str) -> tuple[str | None, str]:
+        """A table a person typed (`orders`, `prod:orders@eu-west-1`, an ARN) as stored, or
+        (None, why not): for reads such as /pitr-status."""
+        if _plain(text):
+            problem = table_name_problem(text)
+            return (None, problem) if problem else (text, "")
+        try:
+            ref = parse_ref(text, self.policy.account_aliases())
+        except RefError as exc:
+            return None, str(exc)
+        ref = canonical(ref, getattr(self.pitr, "region", None))
+        decision = self.policy.place_allowed(ref.account, ref.region)
+        return (str(ref), "") if decision.allowed else (None, decision.reason)
+
     def in_flight_from(self, source: str) -> list[RestoreRequest]:
         return self.store.find(states=[State.REQUESTED, *IN_FLIGHT], source=source)
 

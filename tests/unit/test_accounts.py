@@ -12,6 +12,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from bot.aftercare_aws import AftercareService
 from bot.aws import Aws
 from bot.blocks import approval_card
 from bot.pitr import PitrService
@@ -245,3 +246,38 @@ def test_a_request_across_regions_is_stored_absolute_and_the_card_says_so(env: E
     same = env.ask("orders@eu-west-1", "other-copy").request
     _, blocks = approval_card(same, same.created_at)
     assert "crosses regions" not in str([b.to_dict() for b in blocks])
+
+
+def test_aftercare_reads_and_marks_the_restored_table_in_its_own_account(env: Env):
+    prod = env.member.client("dynamodb", "prod")
+    make_table(prod, "orders")
+    prod.update_time_to_live(
+        TableName="orders", TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+    )
+    req = env.ask("prod:orders", "orders-copy").request
+    env.flow.approve(req.id, "U2")
+    care = AftercareService.from_pitr(env.pitr)
+    care.mark(req.target, req.id)
+    aspects = {a.name: a for a in care.compare(req.source, req.target)}
+    assert aspects["ttl"].source != aspects["ttl"].target  # read from both tables in prod
+    arn = prod.describe_table(TableName="orders-copy")["Table"]["TableArn"]
+    tags = prod.list_tags_of_resource(ResourceArn=arn)["Tags"]
+    assert {"Key": "pitr-bot:restore-id", "Value": req.id} in tags
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("orders", "orders"),
+        ("prod:orders@eu-west-1", "prod:orders@eu-west-1"),
+        ("prod:orders@us-east-1", "prod:orders"),
+        (f"arn:aws:dynamodb:eu-west-1:{PROD}:table/orders", "prod:orders@eu-west-1"),
+    ],
+)
+def test_a_typed_table_is_read_as_its_stored_reference(env: Env, typed: str, stored: str):
+    assert env.flow.table_ref(typed) == (stored, "")
+
+
+def test_a_typed_table_in_an_unknown_account_is_refused(env: Env):
+    ref, why = env.flow.table_ref("dev:orders")
+    assert ref is None and "`dev` is not an account the bot knows" in why
