@@ -240,7 +240,7 @@ class Announcer:
             self.client.chat_postEphemeral(
                 channel=req.channel, user=req.requester, text=blocks.requester_notice(req)
             )
-        elif kind in {"started", "progress"}:
+        elif kind in {"started", "progress", "queued"}:
             self._progress(req, now)
         elif kind == "done":
             # The broadcast is what people wait for: it goes first, and the progress reply's
@@ -257,7 +257,10 @@ class Announcer:
 
     def _progress(self, req: RestoreRequest, now: datetime) -> None:
         """One thread reply, posted once and then edited in place as the restore goes on."""
-        text = blocks.started_text(req) + "\n" + self._status_line(req, now)
+        if req.state == State.APPROVED and req.queued_ahead is not None:
+            text = blocks.queued_text(req)
+        else:
+            text = blocks.started_text(req) + "\n" + self._status_line(req, now)
         if req.progress_ts:
             self.client.chat_update(channel=req.channel, ts=req.progress_ts, text=text)
             self._update(req, lambda r: replace(r, progress_at=now))

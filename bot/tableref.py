@@ -64,6 +64,12 @@ def canonical(ref: TableRef, home_region: str | None) -> TableRef:
     return TableRef(ref.name, ref.account, None if plain else ref.region)
 
 
+def account_of(ref: str) -> str:
+    """The account alias of a stored reference; "" for the bot's own account."""
+    head, sep, _ = ref.partition("@")[0].partition(":")
+    return head if sep else ""
+
+
 def region_crossing(source: str, target: str) -> str | None:
     """What an approver must know when a stored source and target lie in different regions
     (stored references are absolute: no region = the bot's own), else None."""

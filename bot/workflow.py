@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot.batch import queue_positions
 from bot.logs import restore_context
 from bot.pitr import AwsError, PitrService, TableInfo
 from bot.policy import Decision, Members, Policy, table_name_of
@@ -31,7 +33,7 @@ from bot.restores import (
     utcnow,
 )
 from bot.store import AuditEvent, Store
-from bot.tableref import RefError, TableRef, canonical, parse_ref, targets_for
+from bot.tableref import RefError, TableRef, account_of, canonical, parse_ref, targets_for
 from bot.when import WhenError, format_instant, parse_when
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ class Workflow:
         self.on_event: Callable[[str], None] = lambda event: None  # metrics
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
+        self._slots_lock = threading.Lock()
         self._poll_pool = ThreadPoolExecutor(POLL_THREADS, thread_name_prefix="pitr-poll")
 
     # -- request ----------------------------------------------------------------------------
@@ -321,27 +324,77 @@ class Workflow:
 
     # -- starting and tracking --------------------------------------------------------------
     def start(self, restore_id: str) -> None:
-        """APPROVED -> RESTORING, then the one RestoreTableToPointInTime call."""
+        """APPROVED -> RESTORING, then the one RestoreTableToPointInTime call; or, when the
+        account already runs its 50 restores, stay APPROVED and say how many wait before."""
         with restore_context(restore_id), self._working_on(restore_id) as mine:
             if not mine:
                 return
-            req = self.store.get(restore_id)
-            if req is None or req.state != State.APPROVED:
-                return
-            now = self.clock()
-            claimed = self.store.save(
-                req,
-                req.advance(
-                    State.RESTORING,
-                    now,
-                    restore_called_at=now,
-                    lease_owner=self.owner,
-                    lease_until=now + self._lease(),
-                ),
-            )
+            # One slot count and claim at a time in this process. Across replicas two may
+            # still take the last slot; AWS then says LimitExceeded and it is queued again.
+            with self._slots_lock:
+                req = self.store.get(restore_id)
+                if req is None or req.state != State.APPROVED:
+                    return
+                now = self.clock()
+                ahead = self._queue_ahead(req)
+                if ahead is not None:
+                    self._mark_queued(req, ahead)
+                    return
+                claimed = self.store.save(
+                    req,
+                    req.advance(
+                        State.RESTORING,
+                        now,
+                        restore_called_at=now,
+                        lease_owner=self.owner,
+                        lease_until=now + self._lease(),
+                    ),
+                )
             if claimed is None:
                 return  # another thread or replica started it
             self._call_restore(claimed)
+
+    def _queue_ahead(self, req: RestoreRequest) -> int | None:
+        """None if `req` may start now, else how many approved restores of its account wait
+        before it (oldest approval first)."""
+        in_flight = self.store.find(states=list(IN_FLIGHT), limit=5000)
+        running = Counter(account_of(r.source) for r in in_flight if r.state == State.RESTORING)
+        waiting = sorted(
+            (r for r in in_flight if r.state == State.APPROVED),
+            key=lambda r: (r.decided_at or r.created_at, r.id),
+        )
+        positions = queue_positions([(r.id, account_of(r.source)) for r in waiting], running)
+        return positions.get(req.id)
+
+    def _mark_queued(self, req: RestoreRequest, ahead: int, error: str | None = None) -> None:
+        if req.queued_ahead == ahead and error in (None, req.error):
+            return  # nothing new to tell
+        first = req.queued_ahead is None
+        new = replace(req, queued_ahead=ahead, updated_at=self.clock())
+        if error is not None:
+            new = replace(new, error=error)
+        if self.store.save(req, new, announce=["queued", "card_update"]):
+            if first:
+                self.audit("restore_queued", req, None, detail=f"{ahead} ahead")
+            self.on_change()
+
+    def _requeue(self, req: RestoreRequest, error: str) -> None:
+        """AWS refused the start for its limit on concurrent restores: wait for a slot."""
+        try:
+            new = req.advance(
+                State.APPROVED,
+                self.clock(),
+                restore_called_at=None,
+                lease_owner=None,
+                lease_until=None,
+                error_streak=0,
+            )
+        except InvalidTransition:
+            return
+        saved = self.store.save(req, new)
+        if saved is not None:
+            log.info("restore %s: AWS limit reached, queued again", req.id)
+            self._mark_queued(saved, self._queue_ahead(saved) or 0, error)
 
     def _call_restore(self, req: RestoreRequest, resumed: bool = False) -> None:
         try:
@@ -365,6 +418,9 @@ class Workflow:
                 if existing is not None and resumed and _restored_from(existing, req.source):
                     self._record_started(req, existing)
                     return
+            if exc.code == "LimitExceededException":
+                self._requeue(req, exc.message)
+                return
             if exc.retryable:
                 log.warning("restore %s: start failed, will retry: %s", req.id, exc)
                 self._save_retry(req, str(exc))
@@ -383,9 +439,12 @@ class Workflow:
                 table_arn=info.arn or f"arn:unknown:{info.name}",
                 target_status=info.status,
                 error_streak=0,
+                queued_ahead=None,
                 updated_at=self.clock(),
             )
-            if self.store.save(req, new, announce=["started"]):
+            # A queued card said "queued: N ahead"; it now says the restore runs.
+            announce = ["started"] + (["card_update"] if req.queued_ahead is not None else [])
+            if self.store.save(req, new, announce=announce):
                 self.audit("restore_started", req, None, detail=req.target)
                 self.on_change()
                 return

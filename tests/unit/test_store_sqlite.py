@@ -80,6 +80,7 @@ def full() -> RestoreRequest:
         source_encryption="KMS",
         estimate="last 2 restores: 14–19 min",
         overrides={"billing_mode": "PAY_PER_REQUEST", "exclude_indexes": ["by-year"]},
+        queued_ahead=3,
         aftercare={"aspects": [{"name": "ttl", "differs": True}], "fixed": {"ttl": {"by": "U2"}}},
         aftercare_ts="1764158402.000300",
         reminded_at=NOW + timedelta(days=7),

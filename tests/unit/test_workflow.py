@@ -518,7 +518,7 @@ def test_failed_start_is_reported(flow, store, aws) -> None:
 
 
 def test_retryable_start_error_is_retried_on_the_next_tick(flow, store, aws, clock) -> None:
-    aws.restore_error = AwsError("LimitExceededException", "limit", retryable=True)
+    aws.restore_error = throttled()  # (LimitExceeded queues instead: test_limits.py)
     req = requested(flow)
     assert flow.approve(req.id, "U2").ok
     got = store.get(req.id)
