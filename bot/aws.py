@@ -56,9 +56,19 @@ class UnknownAccount(KeyError):
 class Aws:
     """One client factory per (account alias, region)."""
 
-    def __init__(self, roles: Mapping[str, AssumedRole] | None = None, region: str | None = None):
+    def __init__(
+        self,
+        roles: Mapping[str, AssumedRole] | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        keys: Mapping[str, str] | None = None,
+    ):
         self.roles = dict(roles or {})
+        # Explicit keys of the default account (a client handed in with keys); else the chain.
+        self.keys = dict(keys or {})
         self.region = region or default_region()
+        # A simulator's endpoint (tests, the console) for every service; None = AWS's own.
+        self.endpoint_url = endpoint_url
         self._sessions: dict[tuple[str, str | None], boto3.Session] = {}
         self._clients: dict[tuple[str, str, str | None, int], tuple[Config, Any]] = {}
         self._lock = threading.RLock()  # boto3 Sessions are not thread-safe; clients are
@@ -74,7 +84,9 @@ class Aws:
         key = (service, account, region, id(config))
         with self._lock:
             if key not in self._clients:
-                client = self.session(account, region).client(service, config=config)
+                client = self.session(account, region).client(
+                    service, config=config, endpoint_url=self.endpoint_url
+                )
                 # The config is kept with its client, so its id() can't be reused meanwhile.
                 self._clients[key] = (config, client)
             return self._clients[key][1]
@@ -88,7 +100,7 @@ class Aws:
 
     def _new_session(self, account: str, region: str | None) -> boto3.Session:
         if account == DEFAULT_ACCOUNT:
-            return boto3.Session(region_name=region)
+            return boto3.Session(region_name=region, **self.keys)
         if account not in self.roles:
             raise UnknownAccount(account)
         role = self.roles[account]
@@ -124,7 +136,7 @@ class Aws:
             aws_session_token=creds["token"],
             region_name=region,
         )
-        return session.client(service, config=BOTO_CONFIG)
+        return session.client(service, config=BOTO_CONFIG, endpoint_url=self.endpoint_url)
 
 
 def session_name_for(restore_id: str) -> str:
@@ -172,6 +184,28 @@ def _assume(sts: Any, role: AssumedRole, source_identity: str | None = None) -> 
         "token": creds["SessionToken"],
         "expiry_time": creds["Expiration"].isoformat(),
     }
+
+
+def custom_endpoint(client: Any) -> str | None:
+    """A ready client's endpoint when it is not AWS's own (AWS_ENDPOINT_URL, a simulator)."""
+    endpoint = str(client.meta.endpoint_url or "")
+    if endpoint and ".amazonaws.com" not in endpoint and ".amazonaws.com.cn" not in endpoint:
+        return endpoint
+    return None
+
+
+def explicit_keys(client: Any) -> dict[str, str]:
+    """Keys handed to a ready client directly (not from the credential chain, which refreshes
+    itself and is left to itself), as boto3.Session arguments."""
+    get_credentials = getattr(client, "_get_credentials", None)
+    creds = get_credentials() if callable(get_credentials) else None
+    if creds is None or getattr(creds, "method", "") != "explicit":
+        return {}
+    frozen = creds.get_frozen_credentials()
+    keys = {"aws_access_key_id": frozen.access_key, "aws_secret_access_key": frozen.secret_key}
+    if frozen.token:
+        keys["aws_session_token"] = frozen.token
+    return keys
 
 
 def sibling(client: Any, service: str, config: Config = BOTO_CONFIG) -> Any:

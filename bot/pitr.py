@@ -26,7 +26,9 @@ from bot.aws import (
     AssumedRole,
     Aws,
     UnknownAccount,
+    custom_endpoint,
     default_aws,
+    explicit_keys,
     session_name_for,
     sibling,
     source_identity_for,
@@ -103,12 +105,24 @@ class PitrService:
     def use_accounts(self, roles: Mapping[str, AssumedRole]) -> None:
         """Reach the policy's `accounts` for references like `prod:orders`: every call about
         a table goes to the client of its (account, region), one cached session each."""
-        self.places = Aws(roles, region=self.client.meta.region_name)
+        self.places = self._new_places(roles)
 
     def _places(self) -> Aws:
         if self.places is None:
-            self.places = Aws(region=self.client.meta.region_name)
+            self.places = self._new_places({})
         return self.places
+
+    def _new_places(self, roles: Mapping[str, AssumedRole]) -> Aws:
+        region = self.client.meta.region_name
+        if self.aws is not None:
+            return Aws(roles, region=region)
+        # A ready client handed in (tests, the console): its endpoint and keys serve the rest.
+        return Aws(
+            roles,
+            region=region,
+            endpoint_url=custom_endpoint(self.client),
+            keys=explicit_keys(self.client),
+        )
 
     def client_at(self, account: str | None, region: str | None) -> Any:
         """The DynamoDB client for a place; this service's own for its account and region."""
