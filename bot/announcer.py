@@ -76,6 +76,9 @@ class Announcer:
         self.on_error: Callable[[str], None] = lambda error: None  # metrics
         # Outbox kinds owned by other modules (e.g. aftercare): kind -> sender(request).
         self.senders: dict[str, Callable[[RestoreRequest], None]] = {}
+        # Outbox kinds about something else than a restore request (e.g. "drill_report"):
+        # kind -> sender(subject id); the item's `restore_id` holds that id.
+        self.item_senders: dict[str, Callable[[str], None]] = {}
 
     # -- background senders ----------------------------------------------------------------
     def start(self) -> None:
@@ -136,7 +139,7 @@ class Announcer:
                     return delivered
 
     def _lane(self, item: OutboxItem) -> str:
-        return OTHERS if item.kind in self.senders else NOTICES
+        return OTHERS if item.kind in self.senders or item.kind in self.item_senders else NOTICES
 
     @staticmethod
     def _priority(item: OutboxItem) -> tuple[int, tuple[int, str]]:
@@ -170,6 +173,8 @@ class Announcer:
             return self._deliver_claimed(item)
 
     def _deliver_claimed(self, item: OutboxItem) -> bool:
+        if item.kind in self.item_senders:
+            return self._deliver_item(item)
         req = self.store.get(item.restore_id)
         if req is None:
             self.store.outbox_done(item.id)
@@ -187,12 +192,29 @@ class Announcer:
         self.store.outbox_done(item.id)
         return True
 
-    def _retry(self, item: OutboxItem, req: RestoreRequest, error: str) -> bool:
+    def _deliver_item(self, item: OutboxItem) -> bool:
+        """An item whose sender reads its own subject (not a restore request)."""
+        try:
+            self.item_senders[item.kind](item.restore_id)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown_error"))
+            if error in PERMANENT:
+                self.on_error(error)
+                log.error("%s %s: Slack refused it for good: %s", item.kind, item.restore_id, error)
+                self.store.outbox_done(item.id)
+                return True
+            return self._retry(item, None, error)
+        except (SlackClientError, OSError) as exc:
+            return self._retry(item, None, type(exc).__name__)
+        self.store.outbox_done(item.id)
+        return True
+
+    def _retry(self, item: OutboxItem, req: RestoreRequest | None, error: str) -> bool:
         self.on_error(error)
         delay = min(MAX_BACKOFF, timedelta(seconds=2 ** min(item.attempts, 5)))
         log.warning(
             "restore %s: Slack %s for %s, retrying in %ss (attempt %d)",
-            req.id,
+            item.restore_id,
             error,
             item.kind,
             int(delay.total_seconds()),

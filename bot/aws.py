@@ -40,6 +40,11 @@ def default_region() -> str | None:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
 
 
+def configured_region() -> str | None:
+    """The region clients will use: the environment, else the profile (~/.aws/config)."""
+    return default_region() or boto3.session.Session().region_name or None
+
+
 @dataclass(frozen=True)
 class AssumedRole:
     """How to reach another account: a role the default identity may assume."""

@@ -89,6 +89,7 @@ STATUS_LINE = {
     State.CANCELLED: ":heavy_multiplication_x: Cancelled — nothing was restored",
     State.FAILED: ":x: Restore failed — see the thread",
 }
+WITHDRAWN_LINE = ":leftwards_arrow_with_hook: Withdrawn by the requester — nothing was restored"
 
 
 def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
@@ -105,16 +106,19 @@ def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]
         md(f"*Expected duration*\n{esc(req.estimate or 'no history')}"),
     ]
     blocks: list[Block] = [
-        HeaderBlock(text=title[:150]),
+        HeaderBlock(text=clip(title, HEADER_LIMIT)),
         SectionBlock(fields=fields),
-        SectionBlock(text=md(source_facts(req))),
+        *(SectionBlock(text=md(text)) for text in source_facts(req)),
     ]
     crossing = region_crossing(req.source, req.target)
     if crossing:
         blocks.append(SectionBlock(text=md(f":globe_with_meridians: {esc(crossing)}")))
     if req.reason:
-        blocks.append(SectionBlock(text=md(f"*Reason*\n{esc(req.reason[:500])}")))
+        reason = esc_clip(req.reason, SECTION_LIMIT - len("*Reason*\n"))
+        blocks.append(SectionBlock(text=md(f"*Reason*\n{reason}")))
     status = STATUS_LINE[req.state]
+    if req.withdrawn:
+        status = WITHDRAWN_LINE
     if req.decided_by and req.state in {State.DENIED, State.CANCELLED}:
         status += f" (by {user(req.decided_by)})"
     if req.state == State.APPROVED and req.queued_ahead is not None:
@@ -134,7 +138,7 @@ def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]
                 ],
             )
         )
-    fallback = f"{title}: {STATUS_LINE[req.state]}"
+    fallback = f"{title}: {WITHDRAWN_LINE if req.withdrawn else STATUS_LINE[req.state]}"
     return fallback, blocks
 
 
@@ -143,21 +147,33 @@ def source_size(req: RestoreRequest) -> str:
     return f"{items} items, {human_size(req.source_bytes)}"
 
 
-def source_facts(req: RestoreRequest) -> str:
-    """Indexes, billing and encryption, and what the restore will change about them."""
-    indexes = ", ".join(code(i) for i in req.source_indexes[:20]) or "none"
+def source_facts(req: RestoreRequest) -> list[str]:
+    """Billing and encryption (what the restore changes), then the indexes: one section each.
+
+    Most important first, and nothing decision-relevant is ever cut: long index lists are
+    summarised ("…and 6 more") to fit Slack's 3,000 characters a section.
+    """
     overrides = req.overrides or {}
-    left_out = set(overrides.get("exclude_indexes") or [])
-    if left_out:
-        indexes += f" (left out: {', '.join(code(i) for i in sorted(left_out))})"
     billing = esc(req.source_billing or "unknown")
     if overrides.get("billing_mode"):
         billing += f" → {esc(overrides['billing_mode'])}"
     encryption = esc(req.source_encryption or "AWS owned key")
     if overrides.get("sse_key"):
-        encryption += f" → KMS key {code(overrides['sse_key'])}"
-    text = f"*Indexes:* {indexes}\n*Billing:* {billing} · *Encryption:* {encryption}"
-    return text[:3000]
+        encryption += f" → KMS key {code(clip(str(overrides['sse_key']), 1000))}"
+    facts = [f"*Billing:* {billing} · *Encryption:* {encryption}"]
+    left_out = sorted(set(overrides.get("exclude_indexes") or []))
+    kept = [i for i in req.source_indexes if i not in left_out]
+    if not req.source_indexes:
+        facts.append("*Indexes:* none")
+    elif not left_out:
+        head = f"*Indexes ({len(kept)}):* "
+        facts.append(head + name_list(kept, SECTION_LIMIT - len(head)))
+    else:
+        head = f"*{len(req.source_indexes)} indexes, {len(left_out)} left out:* "
+        facts.append(head + name_list(left_out, SECTION_LIMIT - len(head)))
+        head = f"*Kept ({len(kept)}):* "
+        facts.append(head + (name_list(kept, SECTION_LIMIT - len(head)) if kept else "none"))
+    return facts
 
 
 def approvals_text(req: RestoreRequest) -> str:
@@ -232,6 +248,11 @@ def failed_text(req: RestoreRequest) -> str:
 
 
 def requester_notice(req: RestoreRequest) -> str:
+    if req.withdrawn:
+        return (
+            f"You withdrew your restore of {code(req.source)} → {code(req.target)}; "
+            "nothing was restored."
+        )
     if req.state == State.DENIED:
         by = user(req.decided_by) if req.decided_by else "someone"
         return f"Your restore of {code(req.source)} → {code(req.target)} was denied by {by}."
@@ -278,11 +299,51 @@ def status_blocks(
         recent = "\n".join(
             f"{e.at.strftime('%Y-%m-%d %H:%M')} UTC · {esc(e.event)}"
             f"{' · ' + user(e.actor) if e.actor else ''}"
-            f"{' · ' + esc(e.detail[:120]) if e.detail else ''}"
+            f"{' · ' + esc(clip(e.detail, 120)) if e.detail else ''}"
             for e in history
         )
-        blocks.append(ContextBlock(elements=[md(f"*Recent activity*\n{recent}"[:3000])]))
+        blocks.append(ContextBlock(elements=[md(fit(f"*Recent activity*\n{recent}"))]))
     return f"PITR status of {table}", blocks
+
+
+# Slack's documented Block Kit limits (api.slack.com/reference/block-kit/blocks).
+SECTION_LIMIT = 3000  # section text; also a context element's text
+HEADER_LIMIT = 150  # header text
+
+
+def name_list(names: Sequence[str], budget: int) -> str:
+    """`a`, `b`, … as many names as fit in `budget` characters, then "…and N more"."""
+    shown: list[str] = []
+    for index, name in enumerate(names):
+        more = len(names) - index - 1
+        item = code(clip(name, 300))
+        tail = f", …and {more} more" if more else ""
+        if len(", ".join([*shown, item])) + len(tail) > budget:
+            return ", ".join(shown) + f"{', ' if shown else ''}…and {len(names) - index} more"
+        shown.append(item)
+    return ", ".join(shown)
+
+
+def esc_clip(text: str, limit: int) -> str:
+    """`text` escaped and clipped at a word so the escaped form fits `limit`."""
+    escaped = esc(text)
+    if len(escaped) <= limit:
+        return escaped
+    room = limit
+    while len(esc(clipped := clip(text, room))) > limit:
+        room -= max(1, len(esc(clipped)) - limit)
+    return esc(clipped)
+
+
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary and marked with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    boundary = max(cut.rfind(" "), cut.rfind("\n"))
+    if boundary >= limit // 2:  # a word boundary not too far back; else cut the long word
+        cut = cut[:boundary]
+    return cut.rstrip(" ,;:·-\n") + "…"
 
 
 def fit(text: str, limit: int = 3000) -> str:

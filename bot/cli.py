@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from bot.policy import Policy, PolicyError, load_policy
 from bot.settings import Settings, load_settings
+from bot.startup import explain, honour_aws_region, region_problem
 
 log = logging.getLogger("bot")
 # IAM quota: a customer managed policy holds at most 6,144 characters (whitespace not counted).
@@ -24,7 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
-    sub.add_parser("check-config", help="validate settings and policy; non-zero exit on problems")
+    check = sub.add_parser(
+        "check-config", help="validate settings and policy; non-zero exit on problems"
+    )
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also ask AWS (region, credentials, policy tables), the store and Slack",
+    )
     console = sub.add_parser("console", help="try the bot in a terminal (simulated Slack and AWS)")
     console.add_argument(
         "--script", metavar="FILE", help="run the lines of FILE, print the transcript"
@@ -52,13 +60,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_member_policies(args.member, args.bot_role or "")
     if args.command == "iam-policy":
         return print_iam_policy(args.account, args.region)
+    honour_aws_region()  # before any boto3 client exists
     if args.command == "serve":
         return serve()
     if args.command == "check-config":
-        return check_config()
+        return check_config(args.online)
     if args.command == "console":
         from bot.console.session import main as console_main
 
+        if args.aws and (problem := region_problem()):
+            print(f"pitr-bot: {problem}", file=sys.stderr)
+            return 2
         return console_main(args.script, args.aws)
     return print_audit(args.since, args.table)
 
@@ -74,15 +86,19 @@ def _configuration(for_serving: bool) -> tuple[Settings | None, Policy | None, l
             policy = load_policy(settings.policy_path)
         except PolicyError as exc:
             problems += [f"policy: {p}" for p in exc.problems]
+    if for_serving and (region := region_problem()):
+        problems.append(region)  # every restore needs it; boto3 would fail at the first call
     return settings, policy, problems
 
 
-def check_config() -> int:
+def check_config(online: bool = False) -> int:
     settings, policy, problems = _configuration(for_serving=True)
     if problems:
         print(f"pitr-bot: {len(problems)} problem(s) in the configuration:", file=sys.stderr)
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
+        if online:
+            print("pitr-bot: online checks skipped until these are fixed", file=sys.stderr)
         return 1
     assert settings is not None and policy is not None
     mode = "Socket Mode" if settings.socket_mode else f"HTTP on port {settings.port}"
@@ -93,6 +109,24 @@ def check_config() -> int:
         f"approval(s), tables {policy.tables}, {len(policy.rules)} rule(s), "
         f"new tables {policy.target_pattern!r}, {len(policy.kms_keys)} customer KMS key(s)"
     )
+    if not online:
+        print("offline checks only; `pitr-bot check-config --online` also asks AWS, store, Slack")
+        return 0
+    return check_online(settings, policy)
+
+
+def check_online(settings: Settings, policy: Policy) -> int:
+    from bot.online_check import online_findings
+
+    failed = 0
+    for finding in online_findings(settings, policy):
+        out = sys.stdout if finding.level == "OK" else sys.stderr
+        print(f"{finding.level:<4} {finding.text}", file=out, flush=True)
+        failed += finding.level == "FAIL"
+    if failed:
+        print(f"pitr-bot: {failed} online check(s) failed", file=sys.stderr)
+        return 1
+    print("online checks OK")
     return 0
 
 
@@ -112,19 +146,22 @@ def serve() -> int:
     ]
     configure_logging(settings.log_level, secrets, settings.log_format)
 
-    from slack_bolt.error import BoltError
-
     from bot.server import serve as run_server
     from bot.services import build_services
     from bot.store import open_store
     from commands.app import create_app
 
-    store = open_store(settings.state)
-    services = build_services(settings, policy, store)
     try:
+        store = open_store(settings.state)
+        services = build_services(settings, policy, store)
         app = create_app(settings, services)
-    except BoltError as exc:
-        log.error("cannot start: Slack did not accept the bot token (%s)", exc)
+    except Exception as exc:  # noqa: BLE001 - start-up: one clear line, never a traceback
+        print(f"pitr-bot: cannot start: {explain(exc, settings.state)}", file=sys.stderr)
+        return 2
+    # Once here; if Slack is unreachable the server starts anyway and asks in the background.
+    workspace = services.workspace
+    if workspace is not None and not workspace.learn() and workspace.rejected:
+        log.error("cannot start: Slack did not accept the bot token (%s)", workspace.rejected)
         return 2
     run_server(app, services)
     return 0
@@ -188,7 +225,7 @@ def print_member_policies(alias: str, bot_role: str) -> int:
 
 def print_audit(since: str | None, table: str | None) -> int:
     settings, problems = load_settings()
-    if settings is None:
+    if settings is None or problems:
         for problem in problems:
             print(f"pitr-bot: {problem}", file=sys.stderr)
         return 2
@@ -200,10 +237,21 @@ def print_audit(since: str | None, table: str | None) -> int:
             print(f"pitr-bot: --since {since!r} is not an ISO 8601 date or time", file=sys.stderr)
             return 2
         start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
-    from bot.store import open_store
+    from bot.store import StoreMissing, open_store
 
-    store = open_store(settings.state)
-    for event in store.audit_events(since=start, table=table):
+    try:  # read-only: never create a store, say where we looked
+        store = open_store(settings.state, create=False)
+        events = store.audit_events(since=start, table=table)
+    except StoreMissing as exc:
+        print(f"pitr-bot: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - one clear line, never a traceback
+        print(
+            f"pitr-bot: cannot read the audit trail: {explain(exc, settings.state)}",
+            file=sys.stderr,
+        )
+        return 2
+    for event in events:
         print(json.dumps(event.to_json()))
     return 0
 

@@ -249,7 +249,9 @@ def _done_line(req: RestoreRequest, data: HomeData) -> str:
         took = f"after {human_duration(end - req.created_at)}"
     parts = [
         f"{code(req.source)} → {code(req.target)}",
-        DONE_LABEL.get(req.state, esc(req.state.value)),
+        ":leftwards_arrow_with_hook: withdrawn"
+        if req.withdrawn
+        else DONE_LABEL.get(req.state, esc(req.state.value)),
         took,
         f"asked by {user(req.requester)}",
         slack_date(end, format_instant(end, "UTC")),

@@ -7,6 +7,8 @@ every replica reports the same truth.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -14,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bot.drills import FINAL as DRILL_FINAL
+from bot.drills import DrillState
 from bot.restores import State
 from bot.store import Store
 
@@ -42,17 +46,32 @@ class Metrics:
             "pitr_bot_aws_errors", "AWS API errors", ["code"], registry=self.registry
         )
         self.registry.register(_StoreCollector(store, clock))
+        self.registry.register(_DrillCollector(store))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class _StoreCollector(Collector):
+    """Gauges read from the store, kept for STORE_SECONDS: a scrape storm is not a query storm."""
+
+    STORE_SECONDS = 2.0
+
     def __init__(self, store: Store, clock: Callable[[], datetime]):
         self.store = store
         self.clock = clock
+        self._cached: list[Metric] = []
+        self._cached_at = float("-inf")
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            if time.monotonic() - self._cached_at > self.STORE_SECONDS:
+                self._cached = list(self._read())
+                self._cached_at = time.monotonic()
+            yield from self._cached
+
+    def _read(self) -> Iterator[Metric]:
         by_state = GaugeMetricFamily(
             "pitr_bot_restores", "Requests not yet finished, by state", labels=["state"]
         )
@@ -72,3 +91,36 @@ class _StoreCollector(Collector):
         lag.add_metric([], worst)
         yield by_state
         yield lag
+
+
+class _DrillCollector(Collector):
+    """Per table: the last finished drill's restore time and the last successful drill's
+    time, for an alert such as "no successful drill in 30 days"."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        duration = GaugeMetricFamily(
+            "pitr_bot_drill_duration_seconds",
+            "Restore time (call to ACTIVE) of the last finished drill of a table",
+            labels=["table"],
+        )
+        success = GaugeMetricFamily(
+            "pitr_bot_drill_last_success_timestamp_seconds",
+            "Unix time of the last successful restore drill of a table",
+            labels=["table"],
+        )
+        seen_last: set[str] = set()
+        seen_ok: set[str] = set()
+        for drill in self.store.drill_find(states=DRILL_FINAL, limit=1000):  # newest first
+            took = drill.restore_duration
+            if drill.source not in seen_last and took is not None:
+                seen_last.add(drill.source)
+                duration.add_metric([drill.source], took.total_seconds())
+            if drill.state == DrillState.PASSED and drill.source not in seen_ok:
+                seen_ok.add(drill.source)
+                when = drill.finished_at or drill.created_at
+                success.add_metric([drill.source], when.timestamp())
+        yield duration
+        yield success

@@ -29,7 +29,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.blocks import code, esc
+from bot.blocks import SECTION_LIMIT, code, esc, name_list
 from bot.pitr import TableInfo
 
 CALLBACK_ID = "pitr_restore_modal"
@@ -88,19 +88,25 @@ def source_option(name: str, pitr: bool | None) -> Option:
     return Option(value=name, text=PlainTextObject(text=shown + tail, emoji=False))
 
 
-def source_info_text(info: TableInfo | None, pitr: bool | None) -> str:
-    """One line under the source picker: PITR, size, and the GSIs one may leave out."""
+def source_info_text(info: TableInfo | None, pitr: bool | None, budget: int = SECTION_LIMIT) -> str:
+    """One line under the source picker: PITR, size, and the GSIs one may leave out.
+
+    Fits `budget` characters (Slack refuses the whole view otherwise): the index list is
+    summarised ("…and 6 more"), never the PITR warning.
+    """
     parts = [pitr_label(pitr)]
     if info is not None:
         if info.item_count is not None:
             parts.append(f"{info.item_count:,} items")
         if info.billing_mode:
             parts.append(esc(info.billing_mode))
-        indexes = ", ".join(code(i) for i in info.indexes[:20]) or "none"
-        parts.append(f"GSIs: {indexes}")
-    if pitr is False:
-        parts.append("it can't be restored until PITR is on (`/pitr-enable`)")
-    return " · ".join(parts)
+    warning = ["it can't be restored until PITR is on (`/pitr-enable`)"] if pitr is False else []
+    if info is not None:
+        head = f"GSIs ({len(info.indexes)}): " if info.indexes else "GSIs: "
+        # Whatever room the other parts leave goes to the index list, summarised to fit.
+        room = budget - len(" · ".join([*parts, *warning, head]))
+        parts.append(head + (name_list(info.indexes, room) or "none"))
+    return " · ".join(parts + warning)
 
 
 BILLING_OPTIONS = [
@@ -138,11 +144,12 @@ def restore_modal(channel: str, picked: Picked | None = None) -> View:
         )
     ]
     if picked and picked.described:
-        info = source_info_text(picked.table, picked.pitr)
+        prefix = f"{code(picked.source)} · "
+        info = source_info_text(picked.table, picked.pitr, SECTION_LIMIT - len(prefix))
         blocks.append(
             ContextBlock(
                 block_id=SOURCE_INFO_BLOCK,
-                elements=[MarkdownTextObject(text=f"{code(picked.source)} · {info}")],
+                elements=[MarkdownTextObject(text=prefix + info)],
             )
         )
     blocks += [

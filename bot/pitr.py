@@ -282,6 +282,15 @@ class PitrService:
             out["GlobalSecondaryIndexOverride"] = keep
         return out
 
+    def caller_identity(self) -> str:
+        """Who the bot is to AWS (sts:GetCallerIdentity): 'ARN (account N)'. For check-config."""
+        sts = self.sibling("sts")
+        try:
+            resp = sts.get_caller_identity()
+        except ClientError as exc:
+            raise self._explain("GetCallerIdentity", "*", exc) from exc
+        return f"{resp['Arn']} (account {resp['Account']})"
+
     def list_tables(self, limit: int = 1000) -> list[str]:
         names: list[str] = []
         kwargs: dict[str, Any] = {"Limit": 100}

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot.drills import Schedule, parse_every
+
 # Slack user IDs start with U or W (Enterprise Grid), user-group IDs with S.
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{1,20}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{1,20}$")
@@ -111,6 +113,32 @@ class Rule(BaseModel):
         return _check_ids(v, SLACK_ID, "Slack user or user-group IDs (U…, W…, S…)")
 
 
+class DrillRule(BaseModel):
+    """Restore drills for the tables matching `tables`, every `every`, reported in `channel`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tables: list[str] = Field(min_length=1)
+    every: str
+    channel: str
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str) -> str:
+        parse_every(v)  # raises ValueError with what is accepted
+        return v
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, v: str) -> str:
+        _check_ids([v], CHANNEL_ID, "a Slack channel ID (C…, G…)")
+        return v
+
+    @property
+    def schedule(self) -> Schedule:
+        return parse_every(self.every)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -142,6 +170,9 @@ class Policy(BaseModel):
                 f"account aliases are lower-case letters, digits, - and _: {', '.join(bad)}"
             )
         return v
+
+    # Restore drills: the first entry listing a table is the one that drills it.
+    drills: list[DrillRule] = Field(default_factory=list)
 
     @field_validator("approvers", "requesters")
     @classmethod
@@ -210,6 +241,10 @@ class Policy(BaseModel):
                     return rule.remind_after_days
                 break
         return self.remind_after_days
+
+    def drill_for(self, table: str) -> DrillRule | None:
+        """The `drills` entry covering `table`, or None when the table is not drilled."""
+        return next((d for d in self.drills if _matches(table, d.tables)), None)
 
     def table_allowed(self, table: str) -> bool:
         return _matches(table, self.tables)

@@ -134,6 +134,11 @@ class RestoreRequest:
     def final(self) -> bool:
         return self.state in FINAL
 
+    @property
+    def withdrawn(self) -> bool:
+        """Denied by the person who asked: they took it back, nobody refused them."""
+        return self.state == State.DENIED and self.decided_by == self.requester
+
     def advance(self, to: State, now: datetime, **changes: object) -> RestoreRequest:
         """A copy in state `to`; raises InvalidTransition if the machine forbids it."""
         if to not in TRANSITIONS.get(self.state, frozenset()):
@@ -162,10 +167,21 @@ def estimate_text(durations: list[timedelta]) -> str:
     """'last 3 restores: 14–19 min' from earlier restores of a table, or 'no history'."""
     if not durations:
         return "no history"
-    minutes = sorted(max(1, round(d.total_seconds() / 60)) for d in durations)
-    span = f"{minutes[0]} min" if minutes[0] == minutes[-1] else f"{minutes[0]}–{minutes[-1]} min"
-    noun = "restore" if len(minutes) == 1 else "restores"
-    return f"last {len(minutes)} {noun}: {span}"
+    seconds = sorted(max(0, round(d.total_seconds())) for d in durations)
+    low, high = _rough(seconds[0]), _rough(seconds[-1])
+    if low == high:
+        span = low
+    elif low.endswith(" min") and high.endswith(" min"):
+        span = f"{low.removesuffix(' min')}–{high}"
+    else:
+        span = f"{low}–{high}"
+    noun = "restore" if len(seconds) == 1 else "restores"
+    return f"last {len(seconds)} {noun}: {span}"
+
+
+def _rough(seconds: int) -> str:
+    """Seconds while they mean something (a 4 s restore is not '1 min'), then minutes."""
+    return f"{seconds} s" if seconds < 90 else f"{round(seconds / 60)} min"
 
 
 def expiry(created_at: datetime, ttl_minutes: float) -> datetime:

@@ -26,6 +26,7 @@ from bot.slack_groups import GroupResolver
 from bot.store import Store
 from bot.tracker import Tracker
 from bot.workflow import Workflow
+from bot.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,12 @@ class Services:
     work: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(WORKERS, thread_name_prefix="pitr-work")
     )
+    # The workspace and org this bot serves (auth.test); unknown = every request refused.
+    workspace: Workspace | None = None
 
     def start_background(self) -> None:
+        if self.workspace is not None:
+            self.workspace.start()
         self.announcer.start()
         self.tracker.start()
         for hook in self.on_start:
@@ -62,6 +67,8 @@ class Services:
         self.work.shutdown(wait=True)  # finish what was acked
         self.tracker.stop()
         self.announcer.stop()
+        if self.workspace is not None:
+            self.workspace.stop()
         try:
             self.workflow.release_leases()
         except Exception:  # noqa: BLE001 - best effort; leases expire on their own
@@ -120,5 +127,15 @@ def build_services(
     announcer.on_error = lambda error: metrics.slack_errors.labels(error).inc()
     pitr.on_error = lambda code: metrics.aws_errors.labels(code).inc()
     return Services(
-        settings, policy, store, pitr, client, workflow, announcer, tracker, clock, metrics
+        settings,
+        policy,
+        store,
+        pitr,
+        client,
+        workflow,
+        announcer,
+        tracker,
+        clock,
+        metrics,
+        workspace=Workspace(client.auth_test),
     )

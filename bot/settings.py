@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     host: str = Field(default="0.0.0.0", alias="PITR_BOT_HOST")  # noqa: S104 - a server binds all
     log_level: str = Field(default="INFO", alias="PITR_BOT_LOG_LEVEL")
     log_format: str = Field(default="json", alias="PITR_BOT_LOG_FORMAT")
+    # HOST:PORT for /readyz and /metrics (e.g. 127.0.0.1:9100); unset = on the Slack port.
+    ops_bind: str | None = Field(default=None, alias="PITR_BOT_OPS_BIND")
 
     @field_validator("state")
     @classmethod
@@ -40,6 +42,16 @@ class Settings(BaseSettings):
         if not v.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return v if v.endswith("/") else v + "/"
+
+    @field_validator("ops_bind")
+    @classmethod
+    def _ops_bind(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        host, _, port = v.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9100")
+        return v
 
     @field_validator("log_level")
     @classmethod
@@ -84,10 +96,23 @@ def _secret(value: SecretStr | None) -> str:
 
 
 def load_settings() -> tuple[Settings | None, list[str]]:
-    """Settings from the environment, or every problem with them at once."""
+    """Settings from the environment, and every problem with them at once.
+
+    A bad value does not hide the others: it is reported and replaced by its default, so the
+    rest (token types, the policy file...) can still be checked. Callers must not serve while
+    `problems` is not empty. None only if even the defaults cannot be read.
+    """
     try:
         return Settings(), []
     except ValidationError as exc:
-        return None, [
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
+        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        bad = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+    defaults = {
+        field.alias: field.default
+        for field in Settings.model_fields.values()
+        if field.alias in bad and field.alias
+    }
+    try:
+        return Settings(**defaults), problems
+    except ValidationError:
+        return None, problems

@@ -11,8 +11,12 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MAX_LENGTH = 100
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # also keeps later date arithmetic from overflowing
 LATEST_WORDS = {"", "latest", "now", "newest"}
-UNIX_SECONDS = re.compile(r"^\d{9,11}(\.\d+)?$")
+BARE_NUMBER = re.compile(r"^\d+(\.\d+)?$")
+# A bare number is only ever read as Unix seconds, and only when it is a plausible one (from
+# 2000 on, at most 11 digits); "11" or "5" would otherwise reach dateparser as a month.
+UNIX_PLAUSIBLE = (946_684_800, 99_999_999_999)  # 2000-01-01 .. 11 digits
 ISO_LIKE = re.compile(
     r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
 )
@@ -24,7 +28,7 @@ class WhenError(ValueError):
 
 HELP = (
     "Use `latest`, an ISO 8601 time like `2026-11-26T09:30` (your Slack time zone unless it "
-    "has an offset), Unix seconds like `1764149400`, or text like `25 minutes ago`."
+    "has an offset), Unix seconds like `1795685400`, or text like `25 minutes ago`."
 )
 
 
@@ -43,16 +47,27 @@ def parse_when(text: str, tz_name: str | None, now: datetime) -> datetime | None
     if text.lower() in LATEST_WORDS:
         return None
     tz = zone(tz_name)
-    if UNIX_SECONDS.match(text):
-        instant = datetime.fromtimestamp(float(text), tz=UTC)
-    elif ISO_LIKE.match(text):
-        try:
+    try:
+        if BARE_NUMBER.match(text):
+            seconds = float(text)
+            if not UNIX_PLAUSIBLE[0] <= seconds <= UNIX_PLAUSIBLE[1]:
+                raise WhenError(
+                    f"`{text}` is a bare number: I won't guess whether it is a day, a month or "
+                    f"an hour, and it is not plausible Unix seconds. {HELP}"
+                )
+            instant = datetime.fromtimestamp(seconds, tz=UTC)
+        elif ISO_LIKE.match(text):
             parsed = datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise WhenError(f"`{text}` is not a valid date and time. {HELP}") from exc
-        instant = (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).astimezone(UTC)
-    else:
-        instant = _human(text, tz, now)
+            instant = (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).astimezone(UTC)
+        else:
+            instant = _human(text, tz, now)
+    except (ValueError, OverflowError, OSError) as exc:
+        # OverflowError: 0001-01-01 in a zone east of UTC, 9999-12-31 west of it, and the like.
+        if isinstance(exc, WhenError):
+            raise
+        raise WhenError(f"`{text}` is not a valid date and time I can use. {HELP}") from exc
+    if instant < EARLIEST:
+        raise WhenError("That instant is decades before any restorable window. " + HELP)
     if instant > now + timedelta(seconds=60):
         raise WhenError("That instant is in the future; a restore can only go back in time.")
     return instant

@@ -277,8 +277,11 @@ class Workflow:
             if not approve:
                 new = req.advance(State.DENIED, now, decided_by=user, decided_at=now)
                 if self.store.save(req, new, announce=["card_update", "notify_requester"]):
-                    self.audit("denied", req, user)
-                    log.info("restore %s denied by %s", req.id, user)
+                    withdrawn = "withdrawn by the requester" if new.withdrawn else ""
+                    self.audit("denied", req, user, detail=withdrawn)
+                    log.info(
+                        "restore %s %s by %s", req.id, "withdrawn" if withdrawn else "denied", user
+                    )
                     self.on_change()
                     return Outcome(True, "", new)
                 continue
@@ -679,7 +682,11 @@ def _already(req: RestoreRequest) -> str:
         State.APPROVED: f"This restore was already approved{who}.",
         State.RESTORING: f"This restore was already approved{who} and is running.",
         State.ACTIVE: "This restore is already done.",
-        State.DENIED: f"This request was already denied{who}; nothing was restored.",
+        State.DENIED: (
+            "This request was already withdrawn by the person who asked; nothing was restored."
+            if req.withdrawn
+            else f"This request was already denied{who}; nothing was restored."
+        ),
         State.EXPIRED: "This request expired; nothing was restored. Ask again if needed.",
         State.CANCELLED: "This request was cancelled; nothing was restored.",
         State.FAILED: "This restore already ran and failed; see the thread.",

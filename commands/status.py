@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 
-from bot.blocks import status_blocks, to_dicts
+from bot.blocks import esc, status_blocks, to_dicts
+from bot.drills import drill_status_line
 from bot.pitr import AwsError
 from bot.services import Services
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
@@ -45,4 +47,8 @@ def register(app: App, services: Services) -> None:
         in_flight = services.workflow.in_flight_from(table)
         history = services.store.audit_events(table=table, limit=5)
         text, blocks = status_blocks(table, info, pitr, in_flight, history, services.clock())
+        drills = drill_status_line(services.store.drill_find(source=table, limit=50))
+        if drills:
+            text += "\n" + drills
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=esc(drills))]))
         respond(response_type="ephemeral", text=text, blocks=to_dicts(blocks))

@@ -26,7 +26,7 @@ from rich.console import Console
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
-from bot.console.render import Button, Renderer
+from bot.console.render import CHANNELS, Button, Renderer
 from bot.console.slack_double import SlackDouble
 from bot.pitr import PitrService
 from bot.policy import load_policy
@@ -90,6 +90,7 @@ class ConsoleSession:
             self.services = build_services(settings, policy, store, pitr=pitr)
             self.app = create_app(settings, self.services)
             self.services.start_background()
+            self.services.workspace.wait(10)  # the double answers auth.test at once
             try:
                 self._banner(pitr)
                 yield self
@@ -405,7 +406,8 @@ def _click_payload(button: Button, user_id: str, response_url: str) -> dict[str,
         "type": "block_actions",
         "team": {"id": "TCONSOLE"},
         "user": {"id": user_id},
-        "channel": {"id": button.channel},
+        # The renderer keeps the channel's name; Slack sends its id (the bot checks it).
+        "channel": {"id": CHANNEL_IDS.get(button.channel, button.channel)},
         "container": {"type": "message", "message_ts": button.message_ts},
         "message": {"ts": button.message_ts, "text": ""},
         "response_url": response_url,
@@ -422,6 +424,7 @@ def _click_payload(button: Button, user_id: str, response_url: str) -> dict[str,
     }
 
 
+CHANNEL_IDS = {name: cid for cid, name in CHANNELS.items()}
 _CLOSED = object()  # the person closed the form (EOF, or the script ran out)
 
 

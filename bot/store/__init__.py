@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
+from bot.drills import Drill, DrillState
 from bot.restores import RestoreRequest, State
-from bot.store.records import AuditEvent, OutboxItem
+from bot.store.records import AuditEvent, OutboxItem, StoreMissing
 
 __all__ = ["AuditEvent", "OutboxItem", "Store", "open_store"]
 
@@ -35,6 +37,28 @@ class Store(Protocol):
         limit: int = 100,
     ) -> list[RestoreRequest]: ...
 
+    # -- restore drills (bot/drills.py): the same compare-and-set on `version` ----------
+    def drill_add(self, drill: Drill, announce: Sequence[str] = ()) -> bool:
+        """Insert `drill` unless its id exists (a slot already claimed): False then."""
+        ...
+
+    def drill_get(self, drill_id: str) -> Drill | None: ...
+
+    def drill_save(self, old: Drill, new: Drill, announce: Sequence[str] = ()) -> Drill | None:
+        """Write `new` if the stored version is still `old.version`; None if someone won.
+        Outbox items for `announce` carry the drill's id (its `restore_id`)."""
+        ...
+
+    def drill_find(
+        self,
+        states: Iterable[DrillState] | None = None,
+        source: str | None = None,
+        limit: int = 100,
+    ) -> list[Drill]:
+        """Drills, newest first. History for an ETA: `drill_find([PASSED], source=TABLE)`
+        and each drill's `restore_duration`."""
+        ...
+
     def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
 
     def outbox_claim(self, item_id: int | str, owner: str, until: datetime) -> bool:
@@ -51,6 +75,14 @@ class Store(Protocol):
         self, since: datetime | None = None, table: str | None = None, limit: int | None = None
     ) -> list[AuditEvent]: ...
 
+    def first_use(self, key: str, until: datetime) -> bool:
+        """Remember `key` until `until`: True the first time, False while it is remembered.
+
+        One conditional write, so replicas sharing the store agree on which request was first
+        (used to drop replayed Slack requests: key = timestamp + signature).
+        """
+        ...
+
     def ping(self) -> None:
         """Raise if the store cannot be reached."""
         ...
@@ -58,13 +90,21 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, create: bool = True) -> Store:
+    """The store at `url`; with create=False (read-only commands) a missing one is an error."""
     if url.startswith("sqlite:///"):
         from bot.store.sqlite import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite:///"))
+        path = url.removeprefix("sqlite:///")
+        if not create and path != ":memory:" and not Path(path).is_file():
+            raise StoreMissing(
+                f"no state database at {Path(path).resolve()} (PITR_BOT_STATE={url}, "
+                f"relative to {Path.cwd()}); run this where the bot keeps its state, "
+                "or set PITR_BOT_STATE"
+            )
+        return SqliteStore(path)
     if url.startswith("dynamodb://"):
         from bot.store.dynamodb import DynamoStore
 
-        return DynamoStore(url.removeprefix("dynamodb://"))
+        return DynamoStore(url.removeprefix("dynamodb://"), create=create)
     raise ValueError(f"unsupported PITR_BOT_STATE {url!r}: use sqlite:///PATH or dynamodb://TABLE")

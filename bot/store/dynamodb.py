@@ -8,6 +8,9 @@ Item layout (pk / sk):
   R#<id> / R           a request: its JSON document plus the attributes we query on
   O / <time>#<uuid>    an outbox item, deleted once sent
   A / <time>#<uuid>    an audit event
+  N#<key> / N          a Slack request already seen (replay protection), TTL at its window's end
+  D#<id> / D           a restore drill; its `state` and `source` attributes are prefixed
+                       `DRILL#` so the same two indexes serve drills without mixing them up
 GSI `by_state` (state, created_at) finds requests to track; GSI `by_source` serves /pitr-status.
 """
 
@@ -26,14 +29,16 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from bot.aws import default_aws
+from bot.drills import Drill, DrillState
 from bot.restores import FINAL, RestoreRequest, State, utcnow
 from bot.store.codec import from_record, to_record
-from bot.store.records import AuditEvent, OutboxItem
+from bot.store.records import AuditEvent, OutboxItem, StoreMissing
 
 log = logging.getLogger(__name__)
 
 KEEP_FINISHED = timedelta(days=90)  # finished requests are removed by TTL after this
 KEEP_AUDIT = timedelta(days=400)
+DRILL = "DRILL#"  # prefix of a drill's indexed attributes
 _ser, _de = TypeSerializer(), TypeDeserializer()
 
 
@@ -46,10 +51,10 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class DynamoStore:
-    def __init__(self, table: str, client: Any | None = None):
+    def __init__(self, table: str, client: Any | None = None, create: bool = True):
         self.table = table
         self.client = client or default_aws().client("dynamodb")
-        self._ensure_table()
+        self._ensure_table(create)
 
     # -- requests ---------------------------------------------------------------------------
     def add(self, req: RestoreRequest, announce: Sequence[str] = ()) -> None:
@@ -155,6 +160,116 @@ class DynamoStore:
             "doc": json.dumps(to_record(req)),
         }
         if req.state in FINAL:
+            data["expires_ttl"] = int(time.time() + KEEP_FINISHED.total_seconds())
+        return _item(data)
+
+    # -- drills -----------------------------------------------------------------------------
+    def drill_add(self, drill: Drill, announce: Sequence[str] = ()) -> bool:
+        put = {
+            "Put": {
+                "TableName": self.table,
+                "Item": self._drill_item(drill),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        try:
+            self._transact([put, *self._outbox_puts(drill.id, announce)])
+        except ClientError as exc:
+            if _conflict(exc):
+                return False
+            raise
+        return True
+
+    def drill_get(self, drill_id: str) -> Drill | None:
+        resp = self.client.get_item(
+            TableName=self.table,
+            Key=_item({"pk": f"D#{drill_id}", "sk": "D"}),
+            ConsistentRead=True,
+        )
+        item = resp.get("Item")
+        return Drill.from_record(json.loads(_plain(item)["doc"])) if item else None
+
+    def drill_save(self, old: Drill, new: Drill, announce: Sequence[str] = ()) -> Drill | None:
+        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
+        put = {
+            "Put": {
+                "TableName": self.table,
+                "Item": self._drill_item(stored),
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": _item({":v": old.version}),
+            }
+        }
+        try:
+            self._transact([put, *self._outbox_puts(old.id, announce)])
+        except ClientError as exc:
+            if _conflict(exc):
+                return None
+            raise
+        return stored
+
+    def drill_find(
+        self,
+        states: Iterable[DrillState] | None = None,
+        source: str | None = None,
+        limit: int = 100,
+    ) -> list[Drill]:
+        docs: list[str] = []
+        if states is not None:
+            for state in states:
+                docs += self._query_docs("by_state", "state", f"{DRILL}{state.value}", limit)
+        elif source is not None:
+            docs += self._query_docs("by_source", "source", f"{DRILL}{source}", limit)
+        else:
+            docs += self._scan_docs("D", limit)
+        found = [Drill.from_record(json.loads(doc)) for doc in docs]
+        if source is not None:
+            found = [d for d in found if d.source == source]
+        found.sort(key=lambda d: d.created_at, reverse=True)
+        return found[:limit]
+
+    def _query_docs(self, index: str, key: str, value: str, limit: int) -> list[str]:
+        out: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": key},
+            "ExpressionAttributeValues": _item({":v": value}),
+            "ScanIndexForward": False,
+        }
+        while len(out) < limit:
+            resp = self.client.query(**kwargs)
+            out += [_plain(i)["doc"] for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return out
+
+    def _scan_docs(self, sk: str, limit: int) -> list[str]:
+        out: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "sk = :s",
+            "ExpressionAttributeValues": _item({":s": sk}),
+        }
+        while True:
+            resp = self.client.scan(**kwargs)
+            out += [_plain(i)["doc"] for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp or len(out) >= limit:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def _drill_item(self, drill: Drill) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "pk": f"D#{drill.id}",
+            "sk": "D",
+            "state": f"{DRILL}{drill.state.value}",
+            "source": f"{DRILL}{drill.source}",
+            "created_at": drill.created_at.isoformat(),
+            "version": drill.version,
+            "doc": json.dumps(drill.to_record()),
+        }
+        if drill.final:
             data["expires_ttl"] = int(time.time() + KEEP_FINISHED.total_seconds())
         return _item(data)
 
@@ -290,6 +405,21 @@ class DynamoStore:
         return events
 
     # -- lifecycle --------------------------------------------------------------------------
+    def first_use(self, key: str, until: datetime) -> bool:
+        # TTL deletes late (up to days), so an expired record counts as absent.
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=_item({"pk": f"N#{key}", "sk": "N", "expires_ttl": int(until.timestamp())}),
+                ConditionExpression="attribute_not_exists(pk) OR expires_ttl < :now",
+                ExpressionAttributeValues=_item({":now": int(time.time())}),
+            )
+        except ClientError as exc:
+            if _conflict(exc):
+                return False
+            raise
+        return True
+
     def ping(self) -> None:
         self.client.describe_table(TableName=self.table)
 
@@ -302,12 +432,18 @@ class DynamoStore:
             return
         self.client.transact_write_items(TransactItems=items)
 
-    def _ensure_table(self) -> None:
+    def _ensure_table(self, create: bool = True) -> None:
         try:
             status = self.client.describe_table(TableName=self.table)["Table"]["TableStatus"]
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
+            if not create:
+                region = self.client.meta.region_name
+                raise StoreMissing(
+                    f"no state table {self.table!r} in {region} (PITR_BOT_STATE="
+                    f"dynamodb://{self.table}); check AWS_REGION and the account"
+                ) from None
             log.info("creating state table %s", self.table)
             self._create_table()
             status = self._wait_active()

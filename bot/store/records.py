@@ -43,3 +43,7 @@ class AuditEvent:
             "table": self.table,
             "detail": self.detail,
         }
+
+
+class StoreMissing(Exception):
+    """A read-only command found no store where it looked; the message says where."""

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from bot.drills import Drill, DrillState
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store.codec import from_record, to_record
 from bot.store.records import AuditEvent, OutboxItem
@@ -54,6 +55,20 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+CREATE TABLE IF NOT EXISTS seen (
+    key TEXT PRIMARY KEY,
+    until REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drills (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    source TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS drills_state ON drills(state);
+CREATE INDEX IF NOT EXISTS drills_source ON drills(source);
 """
 
 
@@ -132,6 +147,69 @@ class SqliteStore:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [from_record(json.loads(r[0])) for r in rows]
+
+    # -- drills -----------------------------------------------------------------------------
+    def drill_add(self, drill: Drill, announce: Sequence[str] = ()) -> bool:
+        with self._lock, self._tx():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO drills (id, state, source, version, created_at, doc) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    drill.id,
+                    drill.state.value,
+                    drill.source,
+                    drill.version,
+                    drill.created_at.isoformat(),
+                    json.dumps(drill.to_record()),
+                ),
+            )
+            if cur.rowcount != 1:
+                return False
+            self._enqueue(drill.id, announce)
+        return True
+
+    def drill_get(self, drill_id: str) -> Drill | None:
+        with self._lock:
+            row = self._db.execute("SELECT doc FROM drills WHERE id = ?", (drill_id,)).fetchone()
+        return Drill.from_record(json.loads(row[0])) if row else None
+
+    def drill_save(self, old: Drill, new: Drill, announce: Sequence[str] = ()) -> Drill | None:
+        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
+        with self._lock, self._tx():
+            cur = self._db.execute(
+                "UPDATE drills SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
+                (
+                    stored.state.value,
+                    stored.version,
+                    json.dumps(stored.to_record()),
+                    old.id,
+                    old.version,
+                ),
+            )
+            if cur.rowcount != 1:
+                return None
+            self._enqueue(old.id, announce)
+        return stored
+
+    def drill_find(
+        self,
+        states: Iterable[DrillState] | None = None,
+        source: str | None = None,
+        limit: int = 100,
+    ) -> list[Drill]:
+        sql, args = "SELECT doc FROM drills WHERE 1=1", []
+        if states is not None:
+            wanted = [s.value for s in states]
+            sql += f" AND state IN ({','.join('?' * len(wanted))})"
+            args += wanted
+        if source is not None:
+            sql += " AND source = ?"
+            args.append(source)
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [Drill.from_record(json.loads(r[0])) for r in rows]
 
     # -- outbox -----------------------------------------------------------------------------
     def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
@@ -231,6 +309,16 @@ class SqliteStore:
             AuditEvent(datetime.fromisoformat(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
             for r in rows
         ]
+
+    # -- replay protection ------------------------------------------------------------------
+    def first_use(self, key: str, until: datetime) -> bool:
+        now = utcnow().timestamp()
+        with self._lock, self._tx():
+            self._db.execute("DELETE FROM seen WHERE until < ?", (now,))
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO seen (key, until) VALUES (?, ?)", (key, until.timestamp())
+            )
+            return cur.rowcount == 1
 
     # -- lifecycle --------------------------------------------------------------------------
     def ping(self) -> None:

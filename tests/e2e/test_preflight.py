@@ -79,6 +79,9 @@ CASES = [
         ["after the latest restorable time", "latest"],
     ),
     ("unreadable-time", "MusicCollection Unreadable blah blah", ["can't read", "blah blah"]),
+    # A bare number is never guessed at (dateparser made "11" a day in November, "5" May).
+    ("bare-number-11", "MusicCollection Copy11 11", ["bare number", "`11`", "Unix seconds"]),
+    ("bare-number-5", "MusicCollection CopyFive 5", ["bare number", "`5`", "latest"]),
     ("target-with-space", 'MusicCollection "a b" latest', ["Target table", "letters, digits"]),
     ("target-too-short", "MusicCollection x latest", ["Target table", "3 to 255"]),
     ("source-invalid", "'bad name!' GoodTarget latest", ["Source table", "letters, digits"]),

@@ -172,7 +172,7 @@ def test_sigterm_while_idle_exits_zero(proc):
 
 
 def test_check_config_lists_every_missing_setting_at_once(tmp_path):
-    result = run_cli("check-config", env=base_env(), cwd=tmp_path)
+    result = run_cli("check-config", env=base_env(AWS_REGION="eu-west-1"), cwd=tmp_path)
     assert result.returncode != 0
     assert "SLACK_BOT_TOKEN" in result.stderr
     assert "SLACK_SIGNING_SECRET" in result.stderr
@@ -197,7 +197,7 @@ def test_check_config_names_an_unsatisfiable_policy(tmp_path):
 def test_check_config_reports_settings_and_policy_problems_together(tmp_path):
     policy = tmp_path / "policy.yml"
     policy.write_text("approvers: [U2]\nrequired_approvals: 2\n", encoding="utf-8")
-    env = base_env(PITR_BOT_POLICY=str(policy))
+    env = base_env(PITR_BOT_POLICY=str(policy), AWS_REGION="eu-west-1")
     result = run_cli("check-config", env=env, cwd=tmp_path)
     assert result.returncode != 0
     for problem in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "approver(s) listed"):
@@ -206,7 +206,7 @@ def test_check_config_reports_settings_and_policy_problems_together(tmp_path):
 
 
 def test_check_config_ok(tmp_path):
-    env = base_env(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET)
+    env = base_env(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, AWS_REGION="eu-west-1")
     result = run_cli("check-config", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "configuration OK" in result.stdout

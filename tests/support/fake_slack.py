@@ -49,6 +49,7 @@ class _State:
     calls: list[Call] = field(default_factory=list)
     faults: dict[str, _Fault] = field(default_factory=dict)
     down: bool = False
+    hangs: dict[str, float] = field(default_factory=dict)
     ts_counter: int = 100
     view_counter: int = 0
 
@@ -219,6 +220,15 @@ class FakeSlack:
         """
         with self._cond:
             self._state.faults[method] = _Fault(times, status, retry_after, error)
+
+    def hang(self, name: str, seconds: float) -> None:
+        """POSTs to response_url(name) are recorded, then answered only after `seconds`."""
+        with self._cond:
+            self._state.hangs[name] = seconds
+
+    def _hang_seconds(self, path: str) -> float:
+        with self._cond:
+            return self._state.hangs.get(path.rsplit("/", 1)[-1], 0.0)
 
     def set_down(self, down: bool = True) -> None:
         """While down, every /api/ call answers HTTP 503 (a Slack outage)."""
@@ -398,6 +408,7 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 return
             fake._record(Call(method, args, now, False, token, 200))
             if not is_api:
+                time.sleep(fake._hang_seconds(path))
                 self._send(200, b"ok", "text/html")
                 return
             payload = json.dumps(fake._answer(method, args)).encode()

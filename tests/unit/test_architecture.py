@@ -129,6 +129,7 @@ PURE_CORE = [
     "bot/iam.py",
     "bot/tableref.py",
     "bot/batch.py",
+    "bot/drills.py",
 ]
 
 

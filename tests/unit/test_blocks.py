@@ -141,7 +141,7 @@ def test_card_with_source_facts() -> None:
     assert "1,234 items" in text
     assert "2.0 KB" in text
     assert "`by-customer`" in text
-    assert "left out: `by-date`" in text
+    assert "1 left out:* `by-date`" in text
     assert "KMS key `alias/restores`" in text
     assert "last 3 restores: 14–19 min" in text
 
@@ -230,6 +230,17 @@ def test_failed_text_carries_the_error_and_next_step() -> None:
 
 def test_requester_notices() -> None:
     assert "denied by <@U3>" in requester_notice(make(State.DENIED, decided_by="U3"))
+    assert "expired" in requester_notice(make(State.EXPIRED))
+
+
+def test_a_requester_withdrawing_is_told_withdrawn_not_denied() -> None:
+    req = make(State.DENIED, decided_by="U1")
+    assert req.requester == "U1"
+    notice = requester_notice(req)
+    assert "withdrew" in notice and "denied" not in notice
+    fallback, card = approval_card(req, NOW)
+    assert "Withdrawn" in dump(card) and "Denied" not in dump(card)
+    assert "Withdrawn" in fallback and "Denied" not in fallback
     assert "expired" in requester_notice(make(State.EXPIRED))
 
 
@@ -348,3 +359,16 @@ def test_fit_cuts_a_single_long_line_inside_it() -> None:
     cut = blocks.fit("y" * 5000, 3000)
     assert cut == "y" * 2999 + "…"
     assert blocks.fit("short", 3000) == "short"
+
+
+def test_status_recent_activity_is_cut_at_a_word_with_an_ellipsis() -> None:
+    detail = "the requester asked for a restore because the deploy at nine broke the orders " * 3
+    history = [AuditEvent(NOW, "requested", "r1", "U1", "C1", "Orders", detail)]
+    info = TableInfo(name="Orders", status="ACTIVE", item_count=1, size_bytes=1)
+    _, status = status_blocks("Orders", info, PitrInfo("Orders", "ENABLED"), [], history, NOW)
+    shown = status[-1].to_dict()["elements"][0]["text"]
+    kept = shown.rsplit(" · ", 1)[1]
+    assert kept.endswith("…") and len(kept) <= 120
+    words = detail.split()
+    # Every word shown is a whole word of the detail: nothing cut mid-word.
+    assert all(w in words for w in kept.removesuffix("…").split())

@@ -123,6 +123,16 @@ def test_view_lists_in_flight_recent_and_coverage() -> None:
     assert text.index("`Legacy`") < text.index("`Orders` — PITR on")
 
 
+def test_a_withdrawn_request_reads_withdrawn_not_denied() -> None:
+    withdrawn = make(State.DENIED, id="w1", decided_by="U1", decided_at=NOW)
+    refused = make(State.DENIED, id="d1", decided_by="U2", decided_at=NOW)
+    cov = Coverage((), checked_at=NOW)
+    shown = text_of(rendered(HomeData(now=NOW, in_flight=[], recent=[withdrawn], coverage=cov)))
+    assert "withdrawn" in shown and "denied" not in shown
+    shown = text_of(rendered(HomeData(now=NOW, in_flight=[], recent=[refused], coverage=cov)))
+    assert "denied" in shown and "withdrawn" not in shown
+
+
 def test_view_escapes_what_people_and_aws_typed() -> None:
     req = make(State.RESTORING, source=HOSTILE, target=HOSTILE, channel=HOSTILE)
     data = HomeData(

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from bot.drills import Drill, DrillState, slot_drill_id
 from bot.restores import RestoreRequest, State, Window
 from bot.store import AuditEvent
 from bot.store.dynamodb import DynamoStore
@@ -163,3 +164,106 @@ def test_audit_filters(store):
         "e3",
         "e4",
     ]
+
+
+def test_first_use_remembers_a_key_until_it_expires(store):
+    from datetime import datetime as dt
+
+    later = dt.now(UTC) + timedelta(minutes=5)
+    assert store.first_use("1700000000:v0=abc", later) is True
+    assert store.first_use("1700000000:v0=abc", later) is False  # a replay
+    assert store.first_use("1700000000:v0=def", later) is True  # another request
+    # A key whose window has passed is forgotten (its request is stale anyway).
+    past = dt.now(UTC) - timedelta(seconds=1)
+    assert store.first_use("1700000001:v0=old", past) is True
+    assert store.first_use("1700000001:v0=old", later) is True
+    # Seen-keys are not requests: they never show up among them.
+    assert store.find() == []
+
+
+def test_first_use_has_one_winner_across_threads(store):
+    from datetime import datetime as dt
+
+    until = dt.now(UTC) + timedelta(minutes=5)
+    results: list[bool] = []
+    start = threading.Barrier(6)
+
+    def race():
+        start.wait()
+        results.append(store.first_use("1700000002:v0=race", until))
+
+    threads = [threading.Thread(target=race) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 5 + [True]
+
+
+# -- restore drills ---------------------------------------------------------------------------
+def make_drill(**kw) -> Drill:
+    base = dict(
+        source="orders",
+        target="orders-drill-202611270300",
+        channel="C9",
+        slot=NOW,
+        created_at=NOW,
+    )
+    base.update(kw)
+    return Drill(**base)
+
+
+def test_a_drill_slot_is_claimed_once(store):
+    first = make_drill(id=slot_drill_id("orders", NOW))
+    again = make_drill(id=slot_drill_id("orders", NOW), requested_by="U7")
+    assert store.drill_add(first) is True
+    assert store.drill_add(again) is False  # another replica's claim of the same slot
+    assert store.drill_get(first.id) == first
+
+
+def test_concurrent_slot_claims_one_winner(store):
+    wins: list[int] = []
+
+    def claim(n: int) -> None:
+        if store.drill_add(make_drill(id="s-race", created_at=NOW + timedelta(seconds=n))):
+            wins.append(n)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert store.drill_get("s-race").created_at == NOW + timedelta(seconds=wins[0])
+
+
+def test_drill_save_is_compare_and_set_and_announces_with_the_drill_id(store):
+    d = make_drill()
+    store.drill_add(d)
+    restoring = store.drill_save(d, d.advance(DrillState.RESTORING, NOW, restore_called_at=NOW))
+    assert restoring is not None and restoring.version == 1
+    stale = d.advance(DrillState.FAILED, NOW, problem="late")
+    assert store.drill_save(d, stale, announce=["drill_report"]) is None  # lost the race
+    assert store.outbox_due(NOW + timedelta(days=1)) == []
+    failed = restoring.advance(DrillState.FAILED, NOW, problem="x")
+    assert store.drill_save(restoring, failed, announce=["drill_report"]) is not None
+    (item,) = store.outbox_due(NOW + timedelta(days=1))
+    assert (item.kind, item.restore_id) == ("drill_report", d.id)
+    assert store.drill_get(d.id).state == DrillState.FAILED
+
+
+def test_drill_find_by_state_and_source_never_mixes_with_restores(store):
+    store.add(make())  # a restore request of `orders`
+    a = make_drill(created_at=NOW)
+    b = make_drill(created_at=NOW + timedelta(hours=1))
+    c = make_drill(source="users", target="users-drill-202611270300")
+    for d in (a, b, c):
+        store.drill_add(d)
+    store.drill_save(a, a.advance(DrillState.FAILED, NOW, problem="x"))
+    assert [d.id for d in store.drill_find(source="orders")] == [b.id, a.id]  # newest first
+    assert {d.id for d in store.drill_find()} == {a.id, b.id, c.id}
+    assert {d.id for d in store.drill_find(states=[DrillState.STARTED])} == {b.id, c.id}
+    assert [d.id for d in store.drill_find(states=[DrillState.FAILED], source="orders")] == [a.id]
+    assert [r.source for r in store.find()] == ["orders"]
+    assert [r.source for r in store.find(source="orders")] == ["orders"]
+    assert store.find(states=[State.REQUESTED])[0].target == "orders-copy"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -74,13 +76,31 @@ def test_iso_impossible_date_is_refused() -> None:
 
 
 def test_unix_seconds() -> None:
-    got = parse_when("1764149400", BERLIN, NOW)
-    assert got == datetime(2025, 11, 26, 9, 30, tzinfo=UTC)
+    got = parse_when("1795685400", BERLIN, NOW)
+    assert got == datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 
 
 def test_unix_seconds_with_fraction() -> None:
-    got = parse_when("1764149400.5", "UTC", NOW)
-    assert got == datetime(2025, 11, 26, 9, 30, 0, 500000, tzinfo=UTC)
+    got = parse_when("1795685400.5", "UTC", NOW)
+    assert got == datetime(2026, 11, 26, 9, 30, 0, 500000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("text", ["11", "5", "1", "31", "2026", "1130", "20261126", "1.5"])
+def test_a_bare_number_that_is_not_unix_seconds_is_refused(text: str) -> None:
+    # dateparser would read "11" as a day in November and "5" as May: never guess.
+    with pytest.raises(WhenError) as err:
+        parse_when(text, BERLIN, NOW)
+    message = str(err.value)
+    assert f"`{text}`" in message and "Unix seconds" in message and "latest" in message
+
+
+def test_the_readme_unix_example_is_its_iso_example() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    found = re.search(r"Unix seconds \(`(\d+)`, the same\s+instant as `([^`]+)`\)", readme)
+    assert found, "README lost its Unix-seconds example"
+    unix, iso = found.groups()
+    assert parse_when(unix, BERLIN, NOW) == parse_when(iso, BERLIN, NOW)
+    assert f"ISO 8601 (`{iso}`" in readme
 
 
 def test_yesterday_at_a_local_time() -> None:
@@ -166,3 +186,23 @@ def test_format_instant_shows_the_local_date_when_it_differs() -> None:
 )
 def test_ago(delta: timedelta, text: str) -> None:
     assert ago(NOW - delta, NOW) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01",
+        "0001-01-01T00:00:00+14:00",
+        "0001-01-01 00:00",
+        "9999-12-31",
+        "9999-12-31T23:59:59-12:00",
+        "99999999999",
+        "1969-12-31T23:59:59Z",
+    ],
+)
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "America/New_York", "Pacific/Kiritimati", "UTC"])
+def test_extreme_dates_are_refused_with_a_reason_never_a_crash(text, tz):
+    # Before: OverflowError (0001-01-01 east of UTC) or a year-1 instant handed on.
+    with pytest.raises(WhenError) as info:
+        parse_when(text, tz, datetime(2026, 11, 27, 3, 0, tzinfo=UTC))
+    assert "`latest`" in str(info.value) or "future" in str(info.value)

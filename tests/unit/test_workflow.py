@@ -345,6 +345,11 @@ def test_requester_may_withdraw(flow, store) -> None:
     req = requested(flow)
     assert flow.deny(req.id, "U1").ok
     assert store.get(req.id).state == State.DENIED
+    # Recorded as a withdrawal, not as someone refusing them.
+    denied = [e for e in store.audit_events() if e.event == "denied"]
+    assert [(e.actor, e.detail) for e in denied] == [("U1", "withdrawn by the requester")]
+    later = flow.approve(req.id, "U2")
+    assert not later.ok and "withdrawn" in later.message and "denied" not in later.message
 
 
 def test_unknown_request(flow) -> None:

@@ -1,0 +1,104 @@
+"""/pitr-drill TABLE: run a restore drill now; and the drills' schedule, sweep and report.
+
+No approval: a drill only creates and deletes the bot's own table. Allowed to whoever may
+request restores of the table, for tables listed under the policy's `drills`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import Ack, App, Respond
+
+from bot.blocks import esc
+from bot.drill_engine import DrillEngine
+from bot.drills import report_line
+from bot.drills_aws import DrillService
+from bot.restores import table_name_problem
+from bot.services import Services
+from commands.common import InputError, after_ack, reports_errors, split_args, warn
+
+log = logging.getLogger(__name__)
+
+USAGE = "Usage: `/pitr-drill TABLE` — a table listed under `drills` in the policy."
+
+
+def parse_drill(text: str) -> str:
+    args = split_args(text)
+    if len(args) != 1:
+        raise InputError(USAGE)
+    problem = table_name_problem(args[0])
+    if problem:
+        raise InputError(problem)
+    return args[0]
+
+
+def build_engine(services: Services) -> DrillEngine:
+    engine = DrillEngine(
+        store=services.store,
+        aws=DrillService.from_pitr(services.pitr),
+        policy=services.policy,
+        members=services.workflow.members,
+        clock=services.clock,
+        poll_seconds=services.settings.poll_seconds,
+        owner=services.workflow.owner,
+    )
+    engine.on_change = services.announcer.kick
+    engine.on_event = lambda event: services.metrics.events.labels(event).inc()
+    return engine
+
+
+def register(app: App, services: Services) -> None:
+    engine = build_engine(services)
+
+    def send_report(drill_id: str) -> None:
+        drill = services.store.drill_get(drill_id)
+        if drill is None or not drill.final:
+            return
+        services.client.chat_postMessage(channel=drill.channel, text=report_line(drill))
+
+    services.announcer.item_senders["drill_report"] = send_report
+
+    def start() -> None:
+        # The tracker's scheduler is this replica's local clock; the store decides.
+        scheduler = services.tracker.scheduler
+        scheduler.add_job(
+            engine.tick,
+            "interval",
+            seconds=services.settings.poll_seconds,
+            id="drills",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        scheduler.add_job(engine.sweep, id="drill-sweep")  # once, at start, off the main thread
+        scheduler.add_job(engine.tick, id="drill-resume")  # resume drills in flight at once
+
+    services.on_start.append(start)
+
+    @app.command("/pitr-drill")
+    @reports_errors
+    def drill_command(ack: Ack, command: dict, respond: Respond) -> None:
+        ack()
+        try:
+            table = parse_drill(command.get("text") or "")
+        except InputError as exc:
+            warn(respond, str(exc))
+            return
+        user, channel = command["user_id"], command["channel_id"]
+        after_ack(services, respond, lambda: run_drill(table, user, channel, respond))
+
+    def run_drill(table: str, user: str, channel: str, respond: Respond) -> None:
+        outcome = engine.start_now(table, user, channel)
+        if not outcome.ok or outcome.drill is None:
+            log.info("drill of %s refused for %s: %s", table, user, outcome.message)
+            warn(respond, outcome.message)
+            return
+        drill = outcome.drill
+        respond(
+            response_type="ephemeral",
+            replace_original=False,
+            text=f":test_tube: {esc(outcome.message)} Restoring into `{esc(drill.target)}`; "
+            f"the result will be posted in <#{drill.channel}>.",
+        )
+        engine.run(drill.id)

@@ -1,0 +1,163 @@
+"""The bot serves one workspace, learnt from auth.test; operations endpoints can move away.
+
+- `pitr-bot serve` with Slack unreachable at boot starts anyway: /readyz 503, Slack requests
+  refused (fail closed, never a 5xx), until auth.test answers in the background; then 200.
+- PITR_BOT_OPS_BIND serves /readyz and /metrics on their own address, not the Slack port,
+  and what they read from the store is cached for a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from support.signed import SlackSender
+
+from e2e.process import Bots, cards, request_restore, wait_until
+
+TOKEN = "xoxb-workspace-e2e-token-0b7d2e"  # noqa: S105 - a test secret
+SECRET = "workspace-signing-secret-6e1c4a"  # noqa: S105
+
+
+@pytest.fixture
+def bots(tmp_path, fake, sim) -> Iterator[Bots]:
+    group = Bots(tmp_path, fake, sim.env, TOKEN, SECRET)
+    try:
+        yield group
+    finally:
+        group.kill_all()
+
+
+def test_serve_starts_with_slack_down_refuses_requests_then_serves_once_slack_answers(
+    bots, fake, sim
+):
+    fake.set_down(True)  # every Web API call, auth.test included, answers 503
+    bot = bots.spawn("bot")
+    bot.wait_healthy(timeout=30)  # started, although Slack never answered
+
+    status, body = bot.readyz()
+    assert status == 503, body
+    assert json.loads(body)["slack"] != "ok"
+
+    # Meanwhile a (correctly signed) request is refused: fail closed, no 5xx, nothing done.
+    resp = SlackSender(bot.url, SECRET).command(
+        "/pitr-restore",
+        "MusicCollection TooEarlyCopy latest",
+        response_url=fake.response_url("U1"),
+    )
+    assert resp.status == 200, resp
+    assert "still connecting to Slack" in resp.body
+    assert sim.count("RestoreTableToPointInTime") == 0
+    assert sim.count("DescribeContinuousBackups") == 0
+    assert fake.calls("response_url") == []
+
+    fake.set_down(False)
+    wait_until(lambda: bot.readyz()[0] == 200, 60, "/readyz 200 once Slack answers")
+    restore_id = request_restore(bot, SECRET, fake, "OnTimeCopy")
+    assert restore_id
+    assert cards(fake, "TooEarlyCopy") == []
+    assert bot.proc.poll() is None
+    assert "Traceback" not in bot.stderr()
+
+
+def get(url: str) -> tuple[int | None, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read().decode()
+
+
+def test_ops_bind_moves_readyz_and_metrics_off_the_slack_port(make_bot, fake, sim):
+    bot = make_bot(PITR_BOT_OPS_BIND="127.0.0.1:0")
+    slack_port, ops_port = bot.server.port, bot.server.ops_port
+    assert ops_port and ops_port != slack_port
+
+    for path in ("/readyz", "/metrics"):
+        assert get(f"http://127.0.0.1:{slack_port}{path}")[0] == 404, path
+    status, body = get(f"http://127.0.0.1:{ops_port}/readyz")
+    assert status == 200 and json.loads(body) == {"store": "ok", "slack": "ok"}
+    status, body = get(f"http://127.0.0.1:{ops_port}/metrics")
+    assert status == 200 and "pitr_bot_restores" in body
+    # The ops address serves nothing of Slack's; the Slack port still does.
+    assert get(f"http://127.0.0.1:{ops_port}/slack/events")[0] == 404
+    assert get(f"http://127.0.0.1:{slack_port}/healthz")[0] == 200
+    assert bot.command("/pitr-restore", "MusicCollection OpsCopy latest").status == 200
+    bot.wait_card()
+
+
+def test_readyz_and_metrics_do_not_query_the_store_on_every_request(make_bot, monkeypatch):
+    bot = make_bot(PITR_BOT_OPS_BIND="127.0.0.1:0", poll_seconds=60)  # tracker all but idle
+    store = bot.services.store
+    counts = {"ping": 0, "find": 0}
+    real_ping, real_find = store.ping, store.find
+
+    def ping():
+        counts["ping"] += 1
+        return real_ping()
+
+    def find(*args, **kwargs):
+        counts["find"] += 1
+        return real_find(*args, **kwargs)
+
+    monkeypatch.setattr(store, "ping", ping)
+    monkeypatch.setattr(store, "find", find)
+    base = f"http://127.0.0.1:{bot.server.ops_port}"
+    start = time.monotonic()
+    for _ in range(20):
+        assert get(f"{base}/readyz")[0] == 200
+        assert get(f"{base}/metrics")[0] == 200
+    rounds = 1 + int((time.monotonic() - start) / 2)  # the cache lasts 2 s
+    # Before: 20 pings and 20 x 3 finds (one a tracked state); now once per cache period.
+    assert counts["ping"] <= rounds, counts
+    assert counts["find"] <= 3 * rounds + 3, counts  # + the tracker's own ticks
+
+
+def test_slacks_request_url_check_is_answered_though_it_names_no_workspace(make_bot):
+    bot = make_bot()
+    body = json.dumps(
+        {"token": "legacy", "challenge": "3eZbrw1aBm2rZgRNFdxV", "type": "url_verification"}
+    ).encode()
+    resp = bot.sender.post(body, content_type="application/json")
+    assert resp.status == 200, resp
+    assert "3eZbrw1aBm2rZgRNFdxV" in resp.body
+
+
+def test_a_token_slack_refuses_stops_serve_with_one_clear_line(bots, fake):
+    fake.fail("auth.test", times=100, status=200, error="invalid_auth")
+    bot = bots.spawn("bot")
+    assert bot.proc.wait(timeout=30) == 2
+    errors = [r for r in bot.json_logs() if r.get("level") == "ERROR"]
+    assert len(errors) == 1, bot.stderr()
+    assert "did not accept the bot token" in errors[0]["message"], errors
+    assert "Traceback" not in bot.stderr()
+
+
+def test_socket_mode_requests_pass_the_same_workspace_check(bot, fake, sim):
+    """Socket Mode requests skip HTTP signing; the workspace check (a Bolt middleware) holds."""
+    from slack_bolt.request import BoltRequest
+    from support.signed import slash_command_body
+
+    def dispatch(team: str):
+        body = slash_command_body(
+            "/pitr-restore",
+            f"MusicCollection Socket{team} latest",
+            "U1",
+            "C1",
+            fake.response_url("U1"),
+            team_id=team,
+        )
+        return bot.server.app.dispatch(BoltRequest(body=body.decode(), mode="socket_mode"))
+
+    assert dispatch("T999").status == 403
+    time.sleep(0.3)
+    assert bot.services.store.find() == []
+    assert sim.count("DescribeContinuousBackups") == 0
+    assert fake.calls("response_url") == []
+
+    assert dispatch("T1").status == 200
+    assert bot.wait_card().target == "SocketT1"
