@@ -120,6 +120,11 @@ class RestoreRequest:
     overrides: dict | None = None
     # APPROVED but waiting for one of the account's 50 restore slots: how many wait before it.
     queued_ahead: int | None = None
+    # Several tables to one instant (bot/batches.py): the leader's id (the leader's own for the
+    # leader), this table's place in the request, and "the summary was queued" on the leader.
+    batch_id: str | None = None
+    batch_index: int = 0
+    batch_done: bool = False
     # After ACTIVE (bot/aftercare.py, bot/reminders.py); every change a compare-and-set.
     aftercare: dict | None = None  # comparison with the source, claims and fixes done
     aftercare_ts: str | None = None  # the thread reply listing the differences

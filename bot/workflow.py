@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.batch import queue_positions
+from bot.batches import Batches, is_batch, is_member
 from bot.logs import restore_context
 from bot.pitr import AwsError, PitrService, TableInfo
 from bot.policy import Decision, Members, Policy, table_name_of
@@ -107,10 +108,18 @@ class Workflow:
         self._busy_lock = threading.Lock()
         self._slots_lock = threading.Lock()
         self._poll_pool = ThreadPoolExecutor(POLL_THREADS, thread_name_prefix="pitr-poll")
+        self.batches = Batches(self)
 
     # -- request ----------------------------------------------------------------------------
     def request(self, new: NewRequest) -> Outcome:
         """Check everything a card promises, then create the request and queue its card."""
+        if is_batch(new.source):
+            batch = self.batches.request(new)
+            if isinstance(batch, RestoreRequest):
+                return Outcome(True, "", batch)
+            if isinstance(batch, Outcome):
+                return batch
+            return Outcome(False, batch[1], field=batch[0])
         checked = self.check(new)
         if isinstance(checked, Outcome):
             return checked
@@ -249,13 +258,18 @@ class Workflow:
     def approve(self, restore_id: str, user: str) -> Outcome:
         with restore_context(restore_id):
             outcome = self._decide(restore_id, user, approve=True)
-            if outcome.ok and outcome.request and outcome.request.state == State.APPROVED:
+            if outcome.ok and outcome.request and outcome.request.batch_id:
+                self.batches.follow(outcome.request)  # every table starts, or none
+            elif outcome.ok and outcome.request and outcome.request.state == State.APPROVED:
                 self.start(restore_id)
             return outcome
 
     def deny(self, restore_id: str, user: str) -> Outcome:
         with restore_context(restore_id):
-            return self._decide(restore_id, user, approve=False)
+            outcome = self._decide(restore_id, user, approve=False)
+            if outcome.ok and outcome.request and outcome.request.batch_id:
+                self.batches.follow(outcome.request)
+            return outcome
 
     def _decide(self, restore_id: str, user: str, approve: bool) -> Outcome:
         for _ in range(CAS_ATTEMPTS):
@@ -270,6 +284,9 @@ class Workflow:
                 return Outcome(False, "This request has expired; nothing was restored.")
             check = self.policy.may_approve if approve else self.policy.may_deny
             decision = check(user, req.requester, req.source, self.members)
+            if decision.allowed and req.batch_id:
+                why_not = self.batches.may_decide(req, user, approve)
+                decision = Decision.no(why_not) if why_not else decision
             if not decision.allowed:
                 event = "approval_refused" if approve else "denial_refused"
                 self.audit(event, req, user, detail=decision.reason)
@@ -314,6 +331,8 @@ class Workflow:
                 self.audit("expired", req, None)
                 log.info("restore %s expired undecided", req.id)
                 self.on_change()
+                if req.batch_id == req.id:
+                    self.batches.follow(new)
                 return True
         return False
 
@@ -321,8 +340,11 @@ class Workflow:
         now = self.clock()
         expired = 0
         for req in self.store.find(states=[State.REQUESTED], limit=1000):
+            if is_member(req):
+                continue  # a batch table follows its leader (catch_up)
             if now >= req.expires_at and self.expire(req):
                 expired += 1
+        self.batches.catch_up()
         return expired
 
     # -- starting and tracking --------------------------------------------------------------
@@ -537,6 +559,7 @@ class Workflow:
                 lease_until=None,
             )
             if self.store.save(req, new, announce=["done", "card_update", "aftercare"]):
+                self.batches.member_final(new)
                 self.audit("restore_finished", req, None, detail=f"{req.target} ACTIVE")
                 log.info("restore %s: %s is ACTIVE after %d polls", req.id, req.target, new.polls)
                 self.on_change()
@@ -586,6 +609,7 @@ class Workflow:
             self.audit("restore_failed", req, None, detail=error)
             log.error("restore %s failed: %s", req.id, error)
             self.on_change()
+            self.batches.member_final(new)  # one table failing does not stop the others
 
     # -- reads ------------------------------------------------------------------------------
     def table_ref(self, text: str) -> tuple[str | None, str]:

@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 USAGE = (
     "Usage: `/pitr-restore SOURCE TARGET [WHEN] [reason: why]` — WHEN is `latest` (default), "
     'an ISO 8601 time, Unix seconds or text like `"25 minutes ago"`. A table may be '
-    "`NAME`, `NAME@REGION`, `ACCOUNT:NAME`, `ACCOUNT:NAME@REGION` or a table ARN."
+    "`NAME`, `NAME@REGION`, `ACCOUNT:NAME`, `ACCOUNT:NAME@REGION` or a table ARN. Several "
+    "sources to one instant: `/pitr-restore orders,payments -before-incident WHEN` (the "
+    "second argument is then a suffix added to each name)."
 )
 
 
@@ -49,6 +51,9 @@ def parse_restore(text: str) -> tuple[str, str, str, str]:
 def ref_problem(text: str, label: str) -> str | None:
     """Why `text` is no table reference (`orders`, `prod:orders@eu-west-1`, an ARN), if so.
     Whether the account and region may be used is the engine's call (bot.workflow)."""
+    if "," in text:  # several sources (a batch)
+        parts = [p for p in (s.strip() for s in text.split(",")) if p]
+        return next((p for p in (ref_problem(part, label) for part in parts) if p), None)
     if ":" not in text and "@" not in text:
         return table_name_problem(text, label)
     try:
@@ -78,7 +83,10 @@ def register(app: App, services: Services) -> None:
             ack()
             warn(respond, str(exc))
             return
-        problem = ref_problem(source, "Source table") or ref_problem(target, "Target table")
+        several = "," in source  # then the target is a suffix, checked by the engine
+        problem = ref_problem(source, "Source table") or (
+            None if several else ref_problem(target, "Target table")
+        )
         if problem:
             ack()
             warn(respond, problem)
