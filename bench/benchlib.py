@@ -255,6 +255,7 @@ def start_bot(
     fake: FakeSlack,
     sim: AwsSimulator | None,
     poll_seconds: float | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> BotProc:
     """Spawn `python -m bot serve` in a fresh temp dir (Settings reads ./.env from the cwd)."""
     tmp = tempfile.TemporaryDirectory(prefix="pitr-bench-")
@@ -270,6 +271,7 @@ def start_bot(
     )
     if poll_seconds is not None:
         env["PITR_BOT_POLL_SECONDS"] = str(poll_seconds)
+    env.update(extra_env or {})
     if sim is not None:
         env.update(sim.env())
     else:  # no AWS calls expected; keep boto3 from looking for real credentials

@@ -16,3 +16,8 @@ $PY bench/ack_latency.py $(json ack_latency)
 echo "## fifty restores (with the boto3 waiter baseline, same run)"
 # shellcheck disable=SC2046
 $PY bench/fifty_restores.py $(json fifty_restores)
+echo "## ETA-driven polling (50 restores with history, then without; time-compressed 20x)"
+# shellcheck disable=SC2046
+$PY bench/eta_polling.py $(json eta_polling)
+# shellcheck disable=SC2046
+$PY bench/eta_polling.py --fresh $(json eta_polling_fresh)

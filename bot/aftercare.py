@@ -19,10 +19,13 @@ from bot.aftercare_rules import FIXES, LABELS, Aspect, already_fixed, offered
 from bot.pitr import AwsError
 from bot.policy import Decision
 from bot.restores import RestoreRequest, State
+from bot.store import AuditEvent
+from bot.table_identity import identity_problem
 
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 20
+SOURCE_FRESH = 30.0  # seconds a source's settings are reused across comparisons
 CLAIM_STALE = timedelta(minutes=5)  # a claim older than this (a crash mid-fix) may be retaken
 
 
@@ -49,10 +52,15 @@ class Aftercare:
         if req.aftercare is not None:
             return req
         notes: list[str] = []
-        try:
-            self.aws.mark(req.target, req.id)
-        except AwsError as exc:
-            notes.append(f"Could not tag the new table as the bot's: {exc.message}")
+        # Not tagged yet, so the marker is not compared; the rest must be the table at ACTIVE.
+        problem = check_identity(self.aws, req, check_marker=False)
+        if problem:
+            notes.append(problem)
+        else:
+            try:
+                self.aws.mark(req.target, req.id)
+            except AwsError as exc:
+                notes.append(f"Could not tag the new table as the bot's: {exc.message}")
         try:
             aspects = self.aws.compare(req.source, req.target)
         except AwsError as exc:
@@ -68,7 +76,7 @@ class Aftercare:
         auto = self.workflow.policy.after_restore_for(req.source)
         differing = {a.name for a in aspects if a.differs}
         for aspect in auto:
-            if aspect not in differing:
+            if aspect not in differing or problem:
                 continue
             try:
                 done = self.aws.fix(aspect, req.source, req.target)
@@ -87,13 +95,17 @@ class Aftercare:
                 return req
             if fresh.aftercare is not None:
                 return fresh  # another replica got there first
-            saved = self.store.save(fresh, replace(fresh, aftercare=care))
+            differences = ", ".join(sorted(differing)) or "none"
+            entries = [
+                self._entry("aftercare_compared", fresh, None, f"differences: {differences}")
+            ]
+            for aspect in care["auto"]:
+                what = care["fixed"][aspect]["what"]
+                entries.append(
+                    self._entry("aftercare_fixed", fresh, None, f"{aspect} (policy): {what}")
+                )
+            saved = self.workflow.save(fresh, replace(fresh, aftercare=care), audit=entries)
             if saved is not None:
-                differences = ", ".join(sorted(differing)) or "none"
-                self._audit("aftercare_compared", saved, None, f"differences: {differences}")
-                for aspect in care["auto"]:
-                    what = care["fixed"][aspect]["what"]
-                    self._audit("aftercare_fixed", saved, None, f"{aspect} (policy): {what}")
                 return saved
         return req
 
@@ -106,6 +118,9 @@ class Aftercare:
     def fix(self, restore_id: str, group: str, user: str) -> FixOutcome:
         if group not in FIXES:
             return FixOutcome(False, "Unknown fix.")
+        refused = self._refuse_other_table(restore_id, user)
+        if refused is not None:
+            return refused
         claimed = self._claim(restore_id, group, user)
         if isinstance(claimed, FixOutcome):
             return claimed
@@ -122,6 +137,19 @@ class Aftercare:
                 error = exc.message
                 break
         return self._record(restore_id, group, user, done, error)
+
+    def _refuse_other_table(self, restore_id: str, user: str) -> FixOutcome | None:
+        """Before any write: refuse if the table is no longer the one restored (name reuse)."""
+        req = self.store.get(restore_id)
+        if req is None or req.aftercare is None or req.state != State.ACTIVE:
+            return FixOutcome(False, "There is nothing to fix for this restore.")
+        if not self.may_fix(req, user).allowed:
+            return None  # _claim refuses it with the reason (and audits it)
+        problem = check_identity(self.aws, req)
+        if problem:
+            log.warning("restore %s: fix refused: %s", req.id, problem)
+            return FixOutcome(False, problem)
+        return None
 
     def _claim(self, restore_id: str, group: str, user: str) -> RestoreRequest | FixOutcome:
         for _ in range(CAS_ATTEMPTS):
@@ -171,17 +199,37 @@ class Aftercare:
             announce = ["aftercare_update"]
             if done or error:
                 announce.append(f"aftercare_fixed:{group}")
-            saved = self.store.save(req, replace(req, aftercare=care, updated_at=now), announce)
-            if saved is None:
-                continue
             if error:
-                self._audit("aftercare_fix_failed", saved, user, f"{group}: {error}")
+                entry = self._entry("aftercare_fix_failed", req, user, f"{group}: {error}")
             else:
                 detail = "; ".join(f"{a}: {w}" for a, w in done.items()) or "nothing to do"
-                self._audit("aftercare_fixed", saved, user, f"{group}: {detail}")
+                entry = self._entry("aftercare_fixed", req, user, f"{group}: {detail}")
+            new = replace(req, aftercare=care, updated_at=now)
+            saved = self.workflow.save(req, new, announce, audit=[entry])
+            if saved is None:
+                continue
             self.workflow.on_change()
             return FixOutcome(not error, error, saved)
         return FixOutcome(False, "Too many people clicked at once; please try again.")
 
     def _audit(self, event: str, req: RestoreRequest, actor: str | None, detail: str) -> None:
+        """An entry with no change to the request (a refusal)."""
         self.workflow.audit(event, req, actor, detail=f"{req.target}: {detail}")
+
+    def _entry(self, event: str, req: RestoreRequest, actor: str | None, detail: str) -> AuditEvent:
+        """An entry written with the change it records (Workflow.save)."""
+        return self.workflow.audit_entry(event, req, actor, detail=f"{req.target}: {detail}")
+
+
+def check_identity(
+    aws: AftercareService, req: RestoreRequest, check_marker: bool = True
+) -> str | None:
+    """Why `req.target` may not be changed (not the table this restore made), or None."""
+    try:
+        current = aws.identity(req.target)
+    except AwsError as exc:
+        return (
+            f"I could not check that `{req.target}` is still the restored table "
+            f"({exc.message}), so nothing was changed."
+        )
+    return identity_problem(req.target, req.identity, current, check_marker)

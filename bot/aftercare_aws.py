@@ -13,6 +13,8 @@ so it can never alter or drop an ordinary business table. The tag is ignored whe
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,9 +33,12 @@ from bot.aftercare_rules import (
     summary,
 )
 from bot.aws import BOTO_CONFIG, DEFAULT_ACCOUNT, ONE_TRY, UnknownAccount
-from bot.pitr import NOT_FOUND, AwsError, PitrService, _snake
+from bot.pitr import NOT_FOUND, AwsError, PitrService, _snake, _table_info
 from bot.policy import table_name_of
+from bot.table_identity import identity
 from bot.tableref import parse_ref
+
+SOURCE_FRESH = 30.0  # seconds a source's settings are reused across comparisons
 
 
 class AftercareService(PitrService):
@@ -45,6 +50,10 @@ class AftercareService(PitrService):
         # Contributor insights is only reported, never fixed: one try is enough, and an
         # endpoint without the API (moto) must not cost a round of retries per comparison.
         self._insights = self.sibling("dynamodb", ONE_TRY)
+        # Restores of one source often finish together (a batch, or fifty after an incident):
+        # its settings are read once for all of them, not once per restore.
+        self._sources: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._sources_lock = threading.Lock()
 
     @classmethod
     def from_pitr(cls, pitr: PitrService, autoscaling: Any | None = None) -> AftercareService:
@@ -86,7 +95,20 @@ class AftercareService(PitrService):
         return out
 
     def compare(self, source: str, target: str) -> list[Aspect]:
-        return compare(self.read(source), self.read(target))
+        return compare(self._source_settings(source), self.read(target))
+
+    def _source_settings(self, source: str) -> dict[str, Any]:
+        """The source's aspects, read at most once every SOURCE_FRESH seconds."""
+        now = time.monotonic()
+        with self._sources_lock:
+            cached = self._sources.get(source)
+        if cached is not None and now - cached[0] < SOURCE_FRESH:
+            return cached[1]
+        settings = self.read(source)
+        with self._sources_lock:
+            self._sources = {k: v for k, v in self._sources.items() if now - v[0] < SOURCE_FRESH}
+            self._sources[source] = (now, settings)
+        return settings
 
     def _read_pitr(self, table: str) -> dict[str, Any]:
         info = self.pitr(table)
@@ -99,7 +121,24 @@ class AftercareService(PitrService):
         enabled = status in {"ENABLED", "ENABLING"}
         return {"enabled": enabled, "attribute": desc.get("AttributeName") if enabled else None}
 
+    def identity(self, table: str) -> dict[str, Any] | None:
+        """What bot/table_identity.py compares: the table as AWS describes it now, or None."""
+        try:
+            desc = self.describe(table)
+        except AwsError as exc:
+            if exc.code in NOT_FOUND:
+                return None
+            raise
+        info = _table_info(desc)
+        marker = self._all_tags(table, desc).get(MARKER_TAG)
+        return identity(info.arn, info.table_id, info.restored_from, info.restored_at, marker)
+
     def _read_tags(self, table: str, desc: dict[str, Any]) -> dict[str, str]:
+        tags = self._all_tags(table, desc)
+        tags.pop(MARKER_TAG, None)
+        return tags
+
+    def _all_tags(self, table: str, desc: dict[str, Any]) -> dict[str, str]:
         arn = desc["TableArn"]
         tags: dict[str, str] = {}
         kwargs: dict[str, Any] = {"ResourceArn": arn}
@@ -109,7 +148,6 @@ class AftercareService(PitrService):
             if not resp.get("NextToken"):
                 break
             kwargs["NextToken"] = resp["NextToken"]
-        tags.pop(MARKER_TAG, None)
         return tags
 
     def _read_insights(self, table: str) -> str:
@@ -300,7 +338,8 @@ class AftercareService(PitrService):
                 return f"`{target}` was already gone"
             raise
         restored_from = desc.get("RestoreSummary", {}).get("SourceTableArn") or ""
-        if restored_from and not restored_from.endswith(f":table/{table_name_of(source)}"):
+        # No RestoreSummary at all is no restore: refuse rather than fail open.
+        if not restored_from.endswith(f":table/{table_name_of(source)}"):
             raise DeletionRefused(
                 f"`{target}` is not a restore of `{source}` any more (someone replaced it), "
                 "so I did not touch it."

@@ -274,6 +274,8 @@ class Announcer:
             text, done = blocks.done_blocks(req, now)
             self._reply(req, text=text, blocks=blocks.to_dicts(done), reply_broadcast=True)
             self._last_progress_edit(req, now)
+        elif kind == "period_changed":
+            self._reply(req, text=blocks.period_changed_text(req), reply_broadcast=True)
         elif kind == "failed":
             self._reply(req, text=blocks.failed_text(req), reply_broadcast=True)
         elif kind in self.senders:

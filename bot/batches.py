@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bot import eta as etas
 from bot.batch import common_window, outside_reason
 from bot.logs import restore_context
 from bot.restores import InvalidTransition, RestoreRequest, State, expiry
@@ -96,6 +97,7 @@ class Batches:
         leader: RestoreRequest | None = None
         for index, table in enumerate(tables):
             info = table.checked.source  # type: ignore[attr-defined]
+            eta = flow.eta(table.source, info.size_bytes, info.item_count)
             req = RestoreRequest(
                 source=table.source,
                 target=table.target,
@@ -115,7 +117,8 @@ class Batches:
                 source_billing=info.billing_mode,
                 source_indexes=info.indexes,
                 source_encryption=info.encryption,
-                estimate=flow.estimate(table.source),
+                estimate=etas.card_text(eta, table.source),
+                eta=eta.to_dict() if eta else None,
                 overrides=new.overrides or None,
                 batch_index=index,
             )

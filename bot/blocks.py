@@ -21,6 +21,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot import eta as etas
+from bot.period_change import DEFAULT_DAYS, PERIOD_CHANGE, history_lost_before
 from bot.pitr import PitrInfo, TableInfo
 from bot.restores import (
     NOT_CARRIED_OVER,
@@ -92,8 +94,22 @@ STATUS_LINE = {
 WITHDRAWN_LINE = ":leftwards_arrow_with_hook: Withdrawn by the requester — nothing was restored"
 
 
+PERIOD_STATUS_LINE = {
+    State.REQUESTED: "Waiting for approval",
+    State.APPROVED: ":hourglass_flowing_sand: Approved — changing the recovery period",
+    State.RESTORING: ":hourglass_flowing_sand: Approved — changing the recovery period",
+    State.ACTIVE: ":white_check_mark: Approved — the recovery period is changed",
+    State.DENIED: ":no_entry: Denied — the recovery period was not changed",
+    State.EXPIRED: ":hourglass: Expired — nobody decided in time; nothing was changed",
+    State.CANCELLED: ":heavy_multiplication_x: Cancelled — nothing was changed",
+    State.FAILED: ":x: Changing the recovery period failed — see the thread",
+}
+
+
 def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
     """The channel message where a restore is decided; it loses its buttons once decided."""
+    if req.kind == PERIOD_CHANGE:
+        return period_card(req, now)
     title = f"Restore {req.source} → {req.target}"
     fields = [
         md(f"*Source table*\n{code(req.source)}"),
@@ -116,9 +132,50 @@ def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]
     if req.reason:
         reason = esc_clip(req.reason, SECTION_LIMIT - len("*Reason*\n"))
         blocks.append(SectionBlock(text=md(f"*Reason*\n{reason}")))
-    status = STATUS_LINE[req.state]
-    if req.withdrawn:
-        status = WITHDRAWN_LINE
+    status = WITHDRAWN_LINE if req.withdrawn else STATUS_LINE[req.state]
+    blocks += _decision(req, status)
+    return f"{title}: {status}", blocks
+
+
+def period_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
+    """The approval card for lowering a recovery period: it says what history is lost."""
+    days, before = req.recovery_days or 0, req.previous_days or DEFAULT_DAYS
+    title = f"Shorten PITR recovery period of {req.source}: {before} → {days} days"
+    lost = history_lost_before(req.decided_at or now, days)  # fixed once decided
+    lost_text = slack_date(lost, format_instant(lost, "UTC"))
+    fields = [
+        md(f"*Table*\n{code(req.source)}"),
+        md(f"*Recovery period*\n{before} days → {days} days"),
+        md(f"*Restorable window now*\n{window_text(req.window)}"),
+        md(f"*Requested by*\n{user(req.requester)}"),
+        md(f"*Approvals*\n{approvals_text(req)}"),
+    ]
+    if req.state == State.ACTIVE:
+        warning = f":warning: Restore history before {lost_text} is gone."
+    elif req.state in {State.DENIED, State.EXPIRED, State.CANCELLED}:
+        warning = f"Restore history before {lost_text} would have been lost; it is kept."
+    else:
+        warning = (
+            f":warning: Restore history before {lost_text} will be lost: once approved, "
+            f"{code(req.source)} can no longer be restored to any earlier instant, and a later "
+            "raise of the period does not bring it back."
+        )
+    blocks: list[Block] = [
+        HeaderBlock(text=clip(title, HEADER_LIMIT)),
+        SectionBlock(fields=fields),
+        SectionBlock(text=md(warning)),
+    ]
+    status = PERIOD_STATUS_LINE[req.state]
+    blocks += _decision(req, status)
+    fallback = f"{title}: {status}"
+    if req.state == State.REQUESTED:
+        fallback += f" (restore history before {format_instant(lost, 'UTC')} will be lost)"
+    return fallback, blocks
+
+
+def _decision(req: RestoreRequest, status: str) -> list[Block]:
+    """The status line and, while undecided, the Approve / Deny buttons."""
+    blocks: list[Block] = []
     if req.decided_by and req.state in {State.DENIED, State.CANCELLED}:
         status += f" (by {user(req.decided_by)})"
     if req.state == State.APPROVED and req.queued_ahead is not None:
@@ -138,8 +195,14 @@ def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]
                 ],
             )
         )
-    fallback = f"{title}: {WITHDRAWN_LINE if req.withdrawn else STATUS_LINE[req.state]}"
-    return fallback, blocks
+    return blocks
+
+
+def subject(req: RestoreRequest) -> str:
+    """What a request is about, in one line: `a` → `b`, or a recovery period change."""
+    if req.kind == PERIOD_CHANGE:
+        return f"{code(req.source)} recovery period {req.previous_days} → {req.recovery_days} days"
+    return f"{code(req.source)} → {code(req.target)}"
 
 
 def source_size(req: RestoreRequest) -> str:
@@ -211,8 +274,19 @@ def progress_text(req: RestoreRequest, now: datetime) -> str:
     )
     return (
         f":hourglass_flowing_sand: {code(req.target)} is {status} — "
-        f"{human_duration(req.elapsed(now))} elapsed ({checked})."
-    )
+        f"{human_duration(req.elapsed(now))} elapsed ({checked}).\n{eta_line(req, now)}"
+    ).rstrip()
+
+
+def eta_line(req: RestoreRequest, now: datetime) -> str:
+    """Expected end, typical range, share of typical (bot/eta.py); '' before the restore call
+    or without an estimate."""
+    if req.restore_called_at is None or req.final:
+        return ""
+    eta = etas.Eta.from_dict(req.eta)
+    if eta is None:
+        return ""  # the card already said "no history"
+    return etas.progress_text(eta, req.source, req.restore_called_at, now)
 
 
 def done_blocks(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
@@ -239,7 +313,26 @@ def _restored_to(req: RestoreRequest) -> str:
     return esc(format_instant(req.restore_at, req.requester_tz))
 
 
+def period_changed_text(req: RestoreRequest) -> str:
+    """The channel's notice once an approved lower recovery period is applied."""
+    approvers = ", ".join(user(u) for u in req.approvals) or "policy"
+    days = req.recovery_days or DEFAULT_DAYS
+    when = req.finished_at or req.updated_at or req.created_at
+    lost = history_lost_before(when, days)
+    return (
+        f":scissors: PITR recovery period of {code(req.source)} shortened from "
+        f"{req.previous_days} to {days} days (asked by {user(req.requester)}, approved by "
+        f"{approvers}). Restore history before {esc(format_instant(lost, 'UTC'))} is gone."
+    )
+
+
 def failed_text(req: RestoreRequest) -> str:
+    if req.kind == PERIOD_CHANGE:
+        return (
+            f":x: Changing the PITR recovery period of {code(req.source)} FAILED: "
+            f"{esc(req.error or 'unknown error')}\nNothing was changed; ask again with "
+            "`/pitr-enable`."
+        )
     return (
         f":x: Restore of {code(req.source)} → {code(req.target)} FAILED: "
         f"{esc(req.error or 'unknown error')}\nNothing else will be attempted for this request; "
@@ -248,6 +341,16 @@ def failed_text(req: RestoreRequest) -> str:
 
 
 def requester_notice(req: RestoreRequest) -> str:
+    if req.kind == PERIOD_CHANGE:
+        what = f"Your change of {code(req.source)}'s recovery period to {req.recovery_days} days"
+        if req.withdrawn:
+            return f"You withdrew your change of {code(req.source)}'s recovery period."
+        if req.state == State.DENIED:
+            by = user(req.decided_by) if req.decided_by else "someone"
+            return f"{what} was denied by {by}; nothing was changed."
+        if req.state == State.EXPIRED:
+            return f"{what} expired: nobody approved it in time; nothing was changed."
+        return f"{what} is {req.state.value}."
     if req.withdrawn:
         return (
             f"You withdrew your restore of {code(req.source)} → {code(req.target)}; "
@@ -289,8 +392,11 @@ def status_blocks(
     if in_flight:
         lines.append("*Restores in flight from this table:*")
         for req in in_flight:
+            what = subject(req) if req.kind == PERIOD_CHANGE else code(req.target)
+            eta = eta_line(req, now)
             lines.append(
-                f"• {code(req.target)}: {req.state.value} for {human_duration(req.elapsed(now))}"
+                f"• {what}: {req.state.value} for {human_duration(req.elapsed(now))}"
+                + (f" · {eta}" if eta else "")
             )
     else:
         lines.append("No restores in flight from this table.")
@@ -357,12 +463,27 @@ def fit(text: str, limit: int = 3000) -> str:
     return text[: limit - 1] + "…"
 
 
-def enabled_text(pitr: PitrInfo) -> str:
+def enabled_text(pitr: PitrInfo, previous_days: int | None = None) -> str:
+    """What the channel is told after `/pitr-enable`: turned on, or the period raised."""
     days = f"{pitr.recovery_days} days" if pitr.recovery_days else "the default 35 days"
+    if previous_days is not None:
+        return (
+            f":shield: PITR recovery period of {code(pitr.table)} raised from "
+            f"{previous_days} to {days}. Nothing was lost: restores keep the history they had "
+            "and can reach further back as it builds up."
+        )
     return (
         f":shield: PITR is now {esc(pitr.status)} on {code(pitr.table)} "
         f"with a recovery period of {days}. "
         "Restores can reach back from now on (not before this moment)."
+    )
+
+
+def unchanged_text(pitr: PitrInfo) -> str:
+    days = pitr.recovery_days or DEFAULT_DAYS
+    return (
+        f"PITR is already {esc(pitr.status)} on {code(pitr.table)} with a recovery period of "
+        f"{days} days; nothing was changed."
     )
 
 

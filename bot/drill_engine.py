@@ -70,6 +70,7 @@ class DrillEngine:
         self.store = store
         self.aws = aws
         self.policy = policy
+        self.swept = threading.Event()  # the start-up sweep is done
         self.members = members
         self.clock = clock
         self.poll_seconds = poll_seconds
@@ -435,6 +436,14 @@ class DrillEngine:
         Only a table named like a drill table AND carrying the bot's marker tag whose drill
         is finished or unknown to the store; a live drill's table is left to its drill.
         """
+        try:
+            return self._sweep()
+        finally:
+            self.swept.set()
+
+    def _sweep(self) -> int:
+        if not self.policy.drills:
+            return 0  # no drills configured: none ran, nothing to clean (and no ListTables)
         deleted = 0
         try:
             names = [n for n in self.aws.list_tables() if DRILL_TABLE.match(n)]

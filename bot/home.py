@@ -12,13 +12,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.blocks import code, esc, fit, md, slack_date, user
+from bot.blocks import code, esc, eta_line, fit, md, slack_date, subject, user
+from bot.period_change import PERIOD_CHANGE
 from bot.pitr import NOT_FOUND, AwsError, PitrService
 from bot.policy import Policy
 from bot.restores import RestoreRequest, State, human_duration
@@ -156,20 +157,30 @@ def gather_home(
     now: datetime,
     coverage: CoverageCache | None = None,
     permalink: Callable[[RestoreRequest], str | None] | None = None,
+    visible: Callable[[str], bool] | None = None,
 ) -> HomeData:
-    """Everything Home shows. `permalink(req)` gives the link to a card's thread (or None)."""
+    """Everything Home shows. `permalink(req)` gives the link to a card's thread (or None).
+
+    `visible(table)` says whether the viewer may see that table (the policy); None shows all.
+    """
+
+    def shows(table: str) -> bool:
+        return visible is None or visible(table)
+
     store_error = None
     in_flight: list[RestoreRequest] = []
     recent: list[RestoreRequest] = []
     try:
-        in_flight = store.find(states=OPEN_STATES, limit=100)
-        done = store.find(states=DONE_STATES, limit=3 * MAX_RECENT)
+        in_flight = [r for r in store.find(states=OPEN_STATES, limit=100) if shows(r.source)]
+        done = [r for r in store.find(states=DONE_STATES, limit=3 * MAX_RECENT) if shows(r.source)]
         recent = sorted(done, key=ended_at, reverse=True)[:MAX_RECENT]
     except Exception:  # noqa: BLE001 - show what can be shown
         log.warning("could not read restores for the Home tab", exc_info=True)
         store_error = "The bot could not read its restore records just now."
     shown = in_flight[:MAX_IN_FLIGHT]
     cov = coverage.get() if coverage is not None else check_coverage(pitr, policy, now)
+    if visible is not None and cov.tables:
+        cov = replace(cov, tables=tuple(t for t in cov.tables if shows(t.table)))
     links: dict[str, str] = {}
     if permalink is not None:
         for req in [*shown, *recent]:
@@ -232,9 +243,10 @@ def _thread(req: RestoreRequest, data: HomeData) -> str:
 
 def _open_line(req: RestoreRequest, data: HomeData) -> str:
     parts = [
-        f"*{code(req.source)} → {code(req.target)}*",
+        f"*{subject(req)}*",
         OPEN_LABEL.get(req.state, esc(req.state.value)),
         f"for {human_duration(req.elapsed(data.now))}",
+        eta_line(req, data.now),
         f"asked by {user(req.requester)}",
         _thread(req, data),
     ]
@@ -248,9 +260,11 @@ def _done_line(req: RestoreRequest, data: HomeData) -> str:
     else:
         took = f"after {human_duration(end - req.created_at)}"
     parts = [
-        f"{code(req.source)} → {code(req.target)}",
+        subject(req),
         ":leftwards_arrow_with_hook: withdrawn"
         if req.withdrawn
+        else ":white_check_mark: changed"
+        if req.kind == PERIOD_CHANGE and req.state == State.ACTIVE
         else DONE_LABEL.get(req.state, esc(req.state.value)),
         took,
         f"asked by {user(req.requester)}",

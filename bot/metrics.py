@@ -8,7 +8,6 @@ every replica reports the same truth.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -66,9 +65,10 @@ class _StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            if time.monotonic() - self._cached_at > self.STORE_SECONDS:
+            now = self.clock().timestamp()  # the bot's clock: a test's fake clock ages it too
+            if not 0 <= now - self._cached_at <= self.STORE_SECONDS:
                 self._cached = list(self._read())
-                self._cached_at = time.monotonic()
+                self._cached_at = now
             yield from self._cached
 
     def _read(self) -> Iterator[Metric]:
@@ -77,7 +77,7 @@ class _StoreCollector(Collector):
         )
         lag = GaugeMetricFamily(
             "pitr_bot_tracking_lag_seconds",
-            "Longest time since a restore in flight was last checked",
+            "Longest time a restore in flight is overdue for its next check",
         )
         now = self.clock()
         worst = 0.0
@@ -86,8 +86,11 @@ class _StoreCollector(Collector):
             by_state.add_metric([state.value], len(found))
             if state == State.RESTORING:
                 for req in found:
-                    if req.updated_at is not None:
-                        worst = max(worst, (now - req.updated_at).total_seconds())
+                    # Checks are spaced by the ETA (up to PITR_BOT_POLL_MAX_SECONDS apart):
+                    # lag is how late the next one is, not how long ago the last one was.
+                    due = req.next_check_at or req.updated_at
+                    if due is not None:
+                        worst = max(worst, (now - due).total_seconds())
         lag.add_metric([], worst)
         yield by_state
         yield lag

@@ -33,6 +33,7 @@ from bot.aws import (
     sibling,
     source_identity_for,
 )
+from bot.overrides import OverrideError, api_overrides, needs_description
 from bot.policy import AWS_MANAGED_KEY
 from bot.restores import Window
 from bot.tableref import RefError, TableRef, parse_ref
@@ -62,6 +63,9 @@ class TableInfo:
     encryption: str | None = None
     deletion_protection: bool = False
     restored_from: str | None = None  # RestoreSummary.SourceTableArn, for a restored table
+    restored_at: datetime | None = None  # RestoreSummary.RestoreDateTime: the instant restored
+    table_id: str | None = None  # TableId: unlike the name or ARN, never reused (moto: none)
+    created_at: datetime | None = None  # CreationDateTime
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,10 @@ class PitrService:
             kwargs["UseLatestRestorableTime"] = True
         else:
             kwargs["RestoreDateTime"] = at
-        kwargs.update(self._overrides(source, overrides or {}))
+        try:
+            kwargs.update(self._overrides(source, overrides or {}))
+        except OverrideError as exc:
+            raise AwsError("InvalidOverrides", str(exc)) from exc
         if cross_region and "SSESpecificationOverride" not in kwargs:
             if source_desc.get("SSEDescription", {}).get("SSEType") == "KMS":
                 # A KMS key lives in one region: the copy uses DynamoDB's managed key there.
@@ -221,7 +228,7 @@ class PitrService:
                     "KMSMasterKeyId": AWS_MANAGED_KEY,
                 }
         client = self._restore_client(tgt, tgt_region, restore_id, approver, target)
-        resp = self._call("RestoreTableToPointInTime", target, via=client, **kwargs)
+        resp = self._call("RestoreTableToPointInTime", source, via=client, **kwargs)
         return _table_info(resp["TableDescription"])
 
     def _restore_client(
@@ -252,35 +259,20 @@ class PitrService:
         except BotoCoreError as exc:
             raise AwsError(type(exc).__name__, f"AWS call failed: {exc}", retryable=True) from exc
 
+    def overrides_problem(self, source: str, overrides: dict | None) -> str | None:
+        """Why AWS would reject these overrides for `source`, or None (checked before a card)."""
+        try:
+            self._overrides(source, overrides or {})
+        except OverrideError as exc:
+            return str(exc)
+        return None
+
     def _overrides(self, source: str, overrides: dict) -> dict[str, Any]:
-        """The API's override parameters for the options a person chose."""
-        out: dict[str, Any] = {}
-        if overrides.get("billing_mode") == "PAY_PER_REQUEST":
-            out["BillingModeOverride"] = "PAY_PER_REQUEST"
-        if overrides.get("sse_key"):
-            out["SSESpecificationOverride"] = {
-                "Enabled": True,
-                "SSEType": "KMS",
-                "KMSMasterKeyId": overrides["sse_key"],
-            }
-        excluded = set(overrides.get("exclude_indexes") or [])
-        if excluded:
-            # To leave indexes out, the API wants the full definitions of those to keep.
-            desc = self._call("DescribeTable", source, TableName=source)["Table"]
-            keep = []
-            for index in desc.get("GlobalSecondaryIndexes", []):
-                if index["IndexName"] in excluded:
-                    continue
-                spec = {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
-                throughput = index.get("ProvisionedThroughput", {})
-                if throughput.get("ReadCapacityUnits"):
-                    spec["ProvisionedThroughput"] = {
-                        "ReadCapacityUnits": throughput["ReadCapacityUnits"],
-                        "WriteCapacityUnits": throughput["WriteCapacityUnits"],
-                    }
-                keep.append(spec)
-            out["GlobalSecondaryIndexOverride"] = keep
-        return out
+        """The API's override parameters for the options a person chose (see bot.overrides)."""
+        table = None
+        if needs_description(overrides):
+            table = self._call("DescribeTable", source, TableName=source)["Table"]
+        return api_overrides(source, overrides, table)
 
     def caller_identity(self) -> str:
         """Who the bot is to AWS (sts:GetCallerIdentity): 'ARN (account N)'. For check-config."""
@@ -317,7 +309,7 @@ class PitrService:
         try:
             return method(**kwargs)
         except ClientError as exc:
-            raise self._explain(operation, table, exc) from exc
+            raise self._explain(operation, table, exc, kwargs.get("TargetTableName")) from exc
         except NoCredentialsError as exc:
             raise AwsError(
                 "NoCredentials",
@@ -336,7 +328,10 @@ class PitrService:
             log.warning("AWS %s on %s failed: %s", operation, table, exc)
             raise AwsError(type(exc).__name__, f"AWS call failed: {exc}", retryable=True) from exc
 
-    def _explain(self, operation: str, table: str, exc: ClientError) -> AwsError:
+    def _explain(
+        self, operation: str, table: str, exc: ClientError, target: str | None = None
+    ) -> AwsError:
+        """`table` is the table the call is about; for a restore, `target` is the new one."""
         code = exc.response.get("Error", {}).get("Code", "Unknown")
         self.on_error(code)
         aws_message = exc.response.get("Error", {}).get("Message", "")
@@ -355,9 +350,21 @@ class PitrService:
                 f"inside it (`/pitr-status {table}` shows it) or use `latest`."
             )
         elif code in {"TableAlreadyExistsException", "ResourceInUseException"}:
-            message = "The target table already exists or is being created. Pick another name."
+            message = (
+                f"Table `{target}` already exists. Pick another name for the target."
+                if target
+                else f"`{table}` already exists or is being changed. Try again in a few minutes."
+            )
         elif code == "TableInUseException":
-            message = f"`{table}` is busy with another operation. Try again in a few minutes."
+            # On a restore, AWS means the target name: a table of that name is being created
+            # or deleted (botocore's model says so), not the source.
+            busy = target or table
+            message = (
+                f"Table `{busy}` is being created or deleted right now, so it can't be the "
+                "target. Wait for it, or pick another name."
+                if target
+                else f"`{busy}` is busy with another operation. Try again in a few minutes."
+            )
         elif code == "LimitExceededException":
             message = (
                 "DynamoDB's limit on concurrent table operations is reached (50 restores at "
@@ -408,6 +415,9 @@ def _table_info(desc: dict[str, Any]) -> TableInfo:
         encryption=encryption,
         deletion_protection=bool(desc.get("DeletionProtectionEnabled", False)),
         restored_from=desc.get("RestoreSummary", {}).get("SourceTableArn"),
+        restored_at=_maybe_aware(desc.get("RestoreSummary", {}).get("RestoreDateTime")),
+        table_id=desc.get("TableId"),
+        created_at=_maybe_aware(desc.get("CreationDateTime")),
     )
 
 
@@ -423,3 +433,7 @@ def _pitr_info(table: str, desc: dict[str, Any]) -> PitrInfo:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _maybe_aware(value: Any) -> datetime | None:
+    return _aware(value) if isinstance(value, datetime) else None

@@ -320,6 +320,26 @@ class Policy(BaseModel):
             return Decision.no("You are not allowed to request restores of this table.")
         return Decision.yes()
 
+    def may_see(self, user: str, channel: str | None, table: str, members: Members) -> Decision:
+        """May `user` read `table`'s status and restores? Only who may request or approve it.
+
+        `channel` None (the App Home has no channel) checks the tables rule only.
+        """
+        if channel is not None and self.channels and channel not in self.channels:
+            return Decision.no("PITR status can't be shown in this channel (policy `channels`).")
+        if not self.table_allowed(table):
+            return Decision.no(f"`{table}` is not covered by the policy (`tables`).")
+        rule = self.for_table(table)
+        # An empty list means anyone may (approvers: anyone but the requester).
+        if not rule.requesters or _is_listed(user, rule.requesters, members):
+            return Decision.yes()
+        if not rule.approvers or _is_listed(user, rule.approvers, members):
+            return Decision.yes()
+        return Decision.no(
+            "You may neither request nor approve restores of this table, so its status is "
+            "not shown to you."
+        )
+
     def may_approve(self, user: str, requester: str, table: str, members: Members) -> Decision:
         rule = self.for_table(table)
         if user == requester and not rule.allow_self_approval:

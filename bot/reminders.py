@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from bot.aftercare import check_identity
 from bot.aftercare_aws import AftercareService
 from bot.aftercare_rules import DeletionRefused
 from bot.logs import restore_context
@@ -114,8 +115,8 @@ class Reminders:
                     self.schedule(req)  # the policy changed; not yet
                     return False
                 new = replace(req, reminded_at=now, updated_at=now)
-                if self.store.save(req, new, announce=["reminder"]) is not None:
-                    self.workflow.audit("reminder_due", req, None, detail=req.target)
+                entry = self.workflow.audit_entry("reminder_due", req, None, detail=req.target)
+                if self.workflow.save(req, new, ["reminder"], audit=[entry]) is not None:
                     self.workflow.on_change()
                     return True
             return False
@@ -147,6 +148,10 @@ class Reminders:
             if not decision.allowed:
                 self.workflow.audit("delete_request_refused", req, user, detail=decision.reason)
                 return DeleteOutcome(False, decision.reason)
+            problem = check_identity(self.aws, req)
+            if problem:  # a reused name: refuse before anything is written
+                log.warning("restore %s: deletion refused: %s", req.id, problem)
+                return DeleteOutcome(False, problem)
             now = self.workflow.clock()
             new = replace(
                 req,
@@ -156,9 +161,9 @@ class Reminders:
                 delete_note=None,
                 updated_at=now,
             )
-            saved = self.store.save(req, new, announce=["reminder_update"])
+            entry = self.workflow.audit_entry("delete_requested", req, user, detail=req.target)
+            saved = self.workflow.save(req, new, ["reminder_update"], audit=[entry])
             if saved is not None:
-                self.workflow.audit("delete_requested", req, user, detail=req.target)
                 self.workflow.on_change()
                 return DeleteOutcome(True, "", saved)
         return DeleteOutcome(False, "Too many people clicked at once; please try again.")
@@ -190,10 +195,10 @@ class Reminders:
             new = replace(
                 req, delete_state=state, delete_decided_by=user, updated_at=self.workflow.clock()
             )
-            saved = self.store.save(req, new, announce=announce)
+            event = "delete_approved" if approve else "delete_denied"
+            entry = self.workflow.audit_entry(event, req, user, detail=req.target)
+            saved = self.workflow.save(req, new, announce, audit=[entry])
             if saved is not None:
-                event = "delete_approved" if approve else "delete_denied"
-                self.workflow.audit(event, req, user, detail=req.target)
                 self.workflow.on_change()
                 return DeleteOutcome(True, "", saved)
         return DeleteOutcome(False, "Too many people clicked at once; please try again.")
@@ -204,6 +209,10 @@ class Reminders:
         if req is None or req.delete_state != "APPROVED":
             return
         try:
+            # Checked again: the name may have been reused between the request and approval.
+            problem = check_identity(self.aws, req)
+            if problem:
+                raise DeletionRefused(problem)
             what = self.aws.delete_restored(req.target, req.source)
             state, note, event = "DELETED", what, "table_deleted"
         except DeletionRefused as exc:
@@ -216,8 +225,8 @@ class Reminders:
                 return
             now = self.workflow.clock()
             new = replace(fresh, delete_state=state, delete_note=note, updated_at=now)
-            if self.store.save(fresh, new, announce=["reminder_update", "delete_result"]):
-                self.workflow.audit(event, fresh, fresh.delete_decided_by, detail=note)
+            entry = self.workflow.audit_entry(event, fresh, fresh.delete_decided_by, detail=note)
+            if self.workflow.save(fresh, new, ["reminder_update", "delete_result"], audit=[entry]):
                 log.info("restore %s: deletion of %s %s", req.id, req.target, state)
                 self.workflow.on_change()
                 return

@@ -116,6 +116,8 @@ class RestoreRequest:
     source_indexes: tuple[str, ...] = ()
     source_encryption: str | None = None
     estimate: str = ""
+    eta: dict | None = None  # bot.eta.Eta.to_dict(), fixed when the request was checked
+    next_check_at: datetime | None = None  # when the tracker looks at it next (bot/polling.py)
     # Restore overrides the API offers: billing_mode, exclude_indexes, sse_key.
     overrides: dict | None = None
     # APPROVED but waiting for one of the account's 50 restore slots: how many wait before it.
@@ -134,6 +136,14 @@ class RestoreRequest:
     delete_requested_by: str | None = None
     delete_decided_by: str | None = None
     delete_note: str | None = None  # why a deletion was refused or failed
+    # "restore", or "pitr_period" for lowering a recovery period (bot/period_change.py):
+    # same approval, store and outbox; `source` is the table, and nothing is restored.
+    kind: str = "restore"
+    recovery_days: int | None = None  # pitr_period: the period asked for
+    previous_days: int | None = None  # pitr_period: the period when it was asked
+    # The restored table as it was at ACTIVE (TableArn, TableId, RestoreSummary, marker tag):
+    # destructive follow-ups act only on that table, never on a later one with its name.
+    identity: dict | None = None
 
     @property
     def final(self) -> bool:
@@ -166,27 +176,6 @@ class RestoreRequest:
         start = self.restore_called_at or self.decided_at or self.created_at
         end = self.finished_at or now
         return end - start
-
-
-def estimate_text(durations: list[timedelta]) -> str:
-    """'last 3 restores: 14–19 min' from earlier restores of a table, or 'no history'."""
-    if not durations:
-        return "no history"
-    seconds = sorted(max(0, round(d.total_seconds())) for d in durations)
-    low, high = _rough(seconds[0]), _rough(seconds[-1])
-    if low == high:
-        span = low
-    elif low.endswith(" min") and high.endswith(" min"):
-        span = f"{low.removesuffix(' min')}–{high}"
-    else:
-        span = f"{low}–{high}"
-    noun = "restore" if len(seconds) == 1 else "restores"
-    return f"last {len(seconds)} {noun}: {span}"
-
-
-def _rough(seconds: int) -> str:
-    """Seconds while they mean something (a 4 s restore is not '1 min'), then minutes."""
-    return f"{seconds} s" if seconds < 90 else f"{round(seconds / 60)} min"
 
 
 def expiry(created_at: datetime, ttl_minutes: float) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from bot.aws import AssumedRole
 from bot.metrics import Metrics
 from bot.pitr import PitrService
 from bot.policy import Policy
+from bot.polling import PollLimits
 from bot.restores import utcnow
 from bot.settings import Settings
 from bot.slack_groups import GroupResolver
@@ -48,6 +50,9 @@ class Services:
 
     # Extra start-up work registered by command modules (e.g. re-creating reminders).
     on_start: list[Callable[[], None]] = field(default_factory=list)
+    # One-shot start-up work running in the background sets these when done (tests wait on
+    # them, so a start-up AWS call is never counted against the request under test).
+    started: list[threading.Event] = field(default_factory=list)
     # The slow part of each listener runs here, after ack(): see commands.common.after_ack.
     work: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(WORKERS, thread_name_prefix="pitr-work")
@@ -116,6 +121,10 @@ def build_services(
         members=GroupResolver(client),
         clock=clock,
         poll_seconds=settings.poll_seconds,
+        limits=PollLimits(
+            settings.poll_seconds, settings.poll_min_seconds, settings.poll_max_seconds
+        ),
+        min_restore_minutes=settings.min_restore_minutes,
     )
     announcer = Announcer(
         client, store, clock=clock, poll_seconds=settings.poll_seconds, owner=workflow.owner

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_URL = re.compile(r"^(sqlite:///.+|dynamodb://[A-Za-z0-9_.-]{3,255})$")
@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     policy_path: str | None = Field(default=None, alias="PITR_BOT_POLICY")
     state: str = Field(default="sqlite:///pitr-bot.db", alias="PITR_BOT_STATE")
     poll_seconds: float = Field(default=10, gt=0, le=3600, alias="PITR_BOT_POLL_SECONDS")
+    # Polling that follows the ETA (bot/polling.py): densest / sparsest interval.
+    poll_min_seconds: float = Field(default=2, gt=0, le=3600, alias="PITR_BOT_POLL_MIN_SECONDS")
+    poll_max_seconds: float = Field(default=60, gt=0, le=3600, alias="PITR_BOT_POLL_MAX_SECONDS")
+    # The expected duration of a restore of a table with no history at all (0: no estimate).
+    min_restore_minutes: float = Field(
+        default=0, ge=0, le=7 * 24 * 60, alias="PITR_BOT_MIN_RESTORE_MINUTES"
+    )
     port: int = Field(default=3000, ge=0, le=65535, alias="PITR_BOT_PORT")
     host: str = Field(default="0.0.0.0", alias="PITR_BOT_HOST")  # noqa: S104 - a server binds all
     log_level: str = Field(default="INFO", alias="PITR_BOT_LOG_LEVEL")
@@ -35,6 +42,14 @@ class Settings(BaseSettings):
         if not STATE_URL.match(v):
             raise ValueError("must be sqlite:///PATH or dynamodb://TABLE")
         return v
+
+    @model_validator(mode="after")
+    def _poll_range(self) -> Settings:
+        if self.poll_min_seconds > self.poll_max_seconds:
+            raise ValueError(
+                "PITR_BOT_POLL_MIN_SECONDS must not be larger than PITR_BOT_POLL_MAX_SECONDS"
+            )
+        return self
 
     @field_validator("slack_api_url")
     @classmethod

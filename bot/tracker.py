@@ -2,18 +2,29 @@
 
 APScheduler is only a clock here (its job stores must not be shared between processes); the
 store holds the truth, so a restarted process simply picks up where the store says things are.
+Each restore has its own next check time in the store (bot/polling.py); after every tick the
+tracker sets its one alarm for the earliest of them, and at the latest PITR_BOT_POLL_SECONDS
+away, so expiries and work left by another replica are still seen at the usual pace.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.announcer import Announcer
+from bot.restores import utcnow
 from bot.workflow import Workflow
 
 log = logging.getLogger(__name__)
+
+# Never closer than this between two ticks (nor than a quarter of the densest interval): a
+# restore that stays due (its poll is still running in another thread) must not turn the
+# alarm into a busy loop.
+MIN_GAP = 0.2
 
 
 class Tracker:
@@ -22,19 +33,11 @@ class Tracker:
         self.announcer = announcer
         self.poll_seconds = poll_seconds
         self.scheduler = BackgroundScheduler(timezone="UTC")
-        self.scheduler.add_job(
-            self.tick,
-            "interval",
-            seconds=poll_seconds,
-            id="track",
-            max_instances=1,  # a slow tick is never run twice at once
-            coalesce=True,  # missed ticks (e.g. after a pause) run once, not in a burst
-            misfire_grace_time=None,
-        )
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self.scheduler.start()
-        self.scheduler.add_job(self.tick, id="resume")  # resume in-flight restores at once
+        self._set_alarm(utcnow())  # resume in-flight restores at once
 
     def stop(self) -> None:
         if self.scheduler.running:
@@ -45,5 +48,28 @@ class Tracker:
             self.workflow.track()
         except Exception:  # noqa: BLE001 - one bad tick must not stop tracking
             log.exception("tracker tick failed; next tick in %ss", self.poll_seconds)
+            self.workflow.next_due = None
         finally:
             self.announcer.kick()
+            self._set_alarm(self.wake_at(utcnow(), self.workflow.next_due))
+
+    def wake_at(self, now: datetime, next_due: datetime | None) -> datetime:
+        """The earliest due restore, but no later than one ordinary poll from now."""
+        latest = now + timedelta(seconds=self.poll_seconds)
+        wake = latest if next_due is None else min(next_due, latest)
+        limits = self.workflow.limits
+        gap = min(MIN_GAP, limits.min_seconds / 4, limits.poll_seconds / 4)
+        return max(wake, now + timedelta(seconds=gap))
+
+    def _set_alarm(self, when: datetime) -> None:
+        with self._lock:
+            if not self.scheduler.running:
+                return
+            self.scheduler.add_job(
+                self.tick,
+                "date",
+                run_date=when,
+                id="track",
+                replace_existing=True,
+                misfire_grace_time=None,  # late (a paused process) still runs, once
+            )

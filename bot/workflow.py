@@ -11,29 +11,33 @@ import logging
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot import eta as etas
 from bot.batch import queue_positions
 from bot.batches import Batches, is_batch, is_member
+from bot.drills import DrillState
 from bot.logs import restore_context
-from bot.pitr import AwsError, PitrService, TableInfo
+from bot.period_change import DEFAULT_DAYS, PERIOD_CHANGE, RESTORE
+from bot.pitr import AwsError, PitrInfo, PitrService, TableInfo
 from bot.policy import Decision, Members, Policy, table_name_of
+from bot.polling import PollLimits, lease_seconds, next_delay
 from bot.restores import (
     IN_FLIGHT,
     InvalidTransition,
     RestoreRequest,
     State,
     Window,
-    estimate_text,
     expiry,
     table_name_problem,
     utcnow,
 )
 from bot.store import AuditEvent, Store
+from bot.table_identity import identity
 from bot.tableref import RefError, TableRef, account_of, canonical, parse_ref, targets_for
 from bot.when import WhenError, format_instant, parse_when
 
@@ -45,6 +49,12 @@ CAS_ATTEMPTS = 20
 MAX_ERROR_STREAK = 180
 MAX_MISSING_POLLS = 3
 POLL_THREADS = 8
+# The restore call's "the target exists / is being created or deleted" errors.
+TARGET_TAKEN = {"TableAlreadyExistsException", "ResourceInUseException", "TableInUseException"}
+# AWS keeps RestoreDateTime to the second or millisecond; our instant may carry microseconds.
+RESTORE_TIME_SLACK = timedelta(seconds=1)
+# Our clock against AWS's CreationDateTime: a few seconds apart at most on NTP-synced hosts.
+CLOCK_SKEW = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,8 @@ class Workflow:
         clock: Callable[[], datetime] = utcnow,
         poll_seconds: float = 10,
         owner: str | None = None,
+        limits: PollLimits | None = None,
+        min_restore_minutes: float = 0,
     ):
         self.store = store
         self.pitr = pitr
@@ -101,6 +113,9 @@ class Workflow:
         self.members = members
         self.clock = clock
         self.poll_seconds = poll_seconds
+        self.limits = limits or PollLimits(poll_seconds=poll_seconds)
+        self.min_restore_minutes = min_restore_minutes
+        self.next_due: datetime | None = None  # when the next restore falls due (the tracker)
         self.owner = owner or uuid.uuid4().hex[:8]
         self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
         self.on_event: Callable[[str], None] = lambda event: None  # metrics
@@ -126,6 +141,7 @@ class Workflow:
         now = self.clock()
         rule = self.policy.for_table(checked.source_ref)
         source = checked.source
+        eta = self.eta(checked.source_ref, source.size_bytes, source.item_count)
         req = RestoreRequest(
             source=checked.source_ref,
             target=checked.target_ref,
@@ -144,14 +160,50 @@ class Workflow:
             source_billing=source.billing_mode,
             source_indexes=source.indexes,
             source_encryption=source.encryption,
-            estimate=self.estimate(checked.source_ref),
+            estimate=etas.card_text(eta, checked.source_ref),
+            eta=eta.to_dict() if eta else None,
             overrides=new.overrides or None,
         )
-        self.store.add(req, announce=["card"])
         when = format_instant(checked.instant, "UTC") if checked.instant else "latest"
-        self.audit("requested", req, new.requester, detail=f"{req.target} at {when}")
+        entry = self.audit_entry("requested", req, new.requester, detail=f"{req.target} at {when}")
+        self.store.add(req, announce=["card"], audit=[entry])
+        self.on_event(entry.event)
         with restore_context(req.id):
             log.info("restore %s requested: %s -> %s at %s", req.id, req.source, req.target, when)
+        self.on_change()
+        return Outcome(True, "", req)
+
+    def request_period_change(
+        self, table: str, days: int, pitr: PitrInfo, requester: str, channel: str
+    ) -> Outcome:
+        """Lowering `table`'s recovery period: an approval card, like a restore's.
+
+        The caller has checked the policy and that this is a shrink (bot/period_change.py).
+        """
+        waiting = [r for r in self.in_flight_from(table) if r.kind == PERIOD_CHANGE]
+        if waiting:
+            return Outcome(False, f"A change of `{table}`'s recovery period is already waiting.")
+        now = self.clock()
+        rule = self.policy.for_table(table)
+        req = RestoreRequest(
+            kind=PERIOD_CHANGE,
+            source=table,
+            target=table,
+            requester=requester,
+            channel=channel,
+            restore_at=None,
+            created_at=now,
+            updated_at=now,
+            expires_at=expiry(now, rule.request_ttl_minutes),
+            window=pitr.window,
+            required_approvals=rule.required_approvals,
+            recovery_days=days,
+            previous_days=pitr.recovery_days or DEFAULT_DAYS,
+        )
+        detail = f"recovery period {req.previous_days} -> {days} days"
+        entry = self.audit_entry("pitr_period_requested", req, requester, detail=detail)
+        self.store.add(req, announce=["card"], audit=[entry])
+        self.on_event(entry.event)
         self.on_change()
         return Outcome(True, "", req)
 
@@ -164,15 +216,29 @@ class Workflow:
             return Outcome(False, message, field=field)
         return result
 
-    def estimate(self, source: str) -> str:
-        """How long this table's last restores took, from the store's history."""
-        done = self.store.find(states=[State.ACTIVE], source=source, limit=3)
-        durations = [
-            r.finished_at - r.restore_called_at
-            for r in done
-            if r.finished_at is not None and r.restore_called_at is not None
+    def eta(
+        self, source: str, size_bytes: int | None = None, items: int | None = None
+    ) -> etas.Eta | None:
+        """The expected duration of a restore of `source`, from the store's finished restores."""
+        own = self.store.find(states=[State.ACTIVE], source=source, limit=etas.HISTORY)
+        others = self.store.find(states=[State.ACTIVE], limit=200)
+        history = [
+            etas.Sample(
+                r.source,
+                (r.finished_at - r.restore_called_at).total_seconds(),
+                r.source_bytes,
+                r.source_items,
+            )
+            for r in [*own, *(r for r in others if r.source != source)]
+            if r.finished_at is not None and r.restore_called_at is not None and r.kind == RESTORE
         ]
-        return estimate_text(durations)
+        # Drills are restores too: their durations are this table's history as well.
+        passed = self.store.drill_find([DrillState.PASSED], source=source, limit=etas.HISTORY)
+        for drill in passed:
+            took = drill.restore_duration
+            if took is not None:
+                history.append(etas.Sample(source, took.total_seconds(), None, drill.source_items))
+        return etas.estimate(source, history, size_bytes, items, self.min_restore_minutes)
 
     def _preflight(self, new: NewRequest) -> _Checked | tuple[str | None, str]:
         places = self._places(new)
@@ -218,6 +284,10 @@ class Workflow:
                 return "target", (
                     f"Table `{tgt}` already exists. Choose a new name for the target."
                 )
+            if new.overrides:
+                problem = self.pitr.overrides_problem(src, new.overrides)
+                if problem:
+                    return "overrides", problem
         except AwsError as exc:
             return None, exc.message
         busy = [r for r in self.store.find(states=[State.REQUESTED, *IN_FLIGHT]) if r.target == tgt]
@@ -293,9 +363,13 @@ class Workflow:
                 return Outcome(False, decision.reason)
             if not approve:
                 new = req.advance(State.DENIED, now, decided_by=user, decided_at=now)
-                if self.store.save(req, new, announce=["card_update", "notify_requester"]):
-                    withdrawn = "withdrawn by the requester" if new.withdrawn else ""
-                    self.audit("denied", req, user, detail=withdrawn)
+                withdrawn = "withdrawn by the requester" if new.withdrawn else ""
+                if self.save(
+                    req,
+                    new,
+                    announce=["card_update", "notify_requester"],
+                    audit=[self.audit_entry("denied", req, user, detail=withdrawn)],
+                ):
                     log.info(
                         "restore %s %s by %s", req.id, "withdrawn" if withdrawn else "denied", user
                     )
@@ -312,13 +386,10 @@ class Workflow:
                 new = new.advance(State.APPROVED, now, decided_by=user, decided_at=now)
             else:
                 new = replace(new, updated_at=now)
-            if self.store.save(req, new, announce=["card_update"]):
-                self.audit(
-                    "approved",
-                    req,
-                    user,
-                    detail=f"{len(new.approvals)} of {new.required_approvals}",
-                )
+            entry = self.audit_entry(
+                "approved", req, user, detail=f"{len(new.approvals)} of {new.required_approvals}"
+            )
+            if self.save(req, new, announce=["card_update"], audit=[entry]):
                 log.info("restore %s approved by %s (%s)", req.id, user, new.state.value)
                 self.on_change()
                 return Outcome(True, "", new)
@@ -327,8 +398,8 @@ class Workflow:
     def expire(self, req: RestoreRequest) -> bool:
         new = req.advance(State.EXPIRED, self.clock())
         with restore_context(req.id):
-            if self.store.save(req, new, announce=["card_update", "notify_requester"]):
-                self.audit("expired", req, None)
+            announce = ["card_update", "notify_requester"]
+            if self.save(req, new, announce, audit=[self.audit_entry("expired", req, None)]):
                 log.info("restore %s expired undecided", req.id)
                 self.on_change()
                 if req.batch_id == req.id:
@@ -377,12 +448,19 @@ class Workflow:
                 )
             if claimed is None:
                 return  # another thread or replica started it
+            if claimed.kind == PERIOD_CHANGE:
+                self._change_period(claimed)
+                return
             self._call_restore(claimed)
 
     def _queue_ahead(self, req: RestoreRequest) -> int | None:
         """None if `req` may start now, else how many approved restores of its account wait
-        before it (oldest approval first)."""
-        in_flight = self.store.find(states=list(IN_FLIGHT), limit=5000)
+        before it (oldest approval first). Only restores count (not PITR period changes)."""
+        if req.kind != RESTORE:
+            return None
+        in_flight = [
+            r for r in self.store.find(states=list(IN_FLIGHT), limit=5000) if r.kind == RESTORE
+        ]
         running = Counter(account_of(r.source) for r in in_flight if r.state == State.RESTORING)
         waiting = sorted(
             (r for r in in_flight if r.state == State.APPROVED),
@@ -398,9 +476,8 @@ class Workflow:
         new = replace(req, queued_ahead=ahead, updated_at=self.clock())
         if error is not None:
             new = replace(new, error=error)
-        if self.store.save(req, new, announce=["queued", "card_update"]):
-            if first:
-                self.audit("restore_queued", req, None, detail=f"{ahead} ahead")
+        audit = [self.audit_entry("restore_queued", req, None, detail=f"{ahead} ahead")]
+        if self.save(req, new, ["queued", "card_update"], audit=audit if first else []):
             self.on_change()
 
     def _requeue(self, req: RestoreRequest, error: str) -> None:
@@ -421,28 +498,19 @@ class Workflow:
             log.info("restore %s: AWS limit reached, queued again", req.id)
             self._mark_queued(saved, self._queue_ahead(saved) or 0, error)
 
-    def _call_restore(self, req: RestoreRequest, resumed: bool = False) -> None:
+    def _call_restore(self, req: RestoreRequest) -> None:
         try:
+            # In another account the call runs under its own attributed session (pitr.py).
+            attribution = (
+                {"restore_id": req.id, "approver": req.decided_by} if account_of(req.source) else {}
+            )
             info = self.pitr.restore(
-                req.source,
-                req.target,
-                req.restore_at,
-                req.overrides,
-                restore_id=req.id,
-                approver=req.decided_by,
+                req.source, req.target, req.restore_at, req.overrides, **attribution
             )
         except AwsError as exc:
-            if exc.code in {"TableAlreadyExistsException", "ResourceInUseException"}:
-                # Our own earlier call (before a crash) may have created it: adopt, don't redo.
-                try:
-                    existing = self.pitr.table(req.target)
-                except AwsError as describe_error:
-                    # Can't tell whose table it is yet: try again next tick, don't fail.
-                    self._save_retry(req, describe_error.message)
-                    return
-                if existing is not None and resumed and _restored_from(existing, req.source):
-                    self._record_started(req, existing)
-                    return
+            if exc.code in TARGET_TAKEN:
+                self._target_taken(req, exc)
+                return
             if exc.code == "LimitExceededException":
                 self._requeue(req, exc.message)
                 return
@@ -455,22 +523,74 @@ class Workflow:
         log.info("restore %s: RestoreTableToPointInTime called for %s", req.id, req.target)
         self._record_started(req, info)
 
+    def _change_period(self, req: RestoreRequest) -> None:
+        """The one UpdateContinuousBackups of an approved period change, then ACTIVE."""
+        try:
+            result = self.pitr.enable_pitr(req.source, req.recovery_days)
+        except AwsError as exc:
+            if exc.retryable:
+                self._save_retry(req, exc.message)
+            else:
+                self.fail(req, exc.message)
+            return
+        now = self.clock()
+        new = req.advance(
+            State.ACTIVE,
+            now,
+            finished_at=now,
+            recovery_days=result.recovery_days or req.recovery_days,
+            lease_owner=None,
+            lease_until=None,
+        )
+        detail = f"recovery period {req.previous_days} -> {new.recovery_days} days"
+        if self.save(
+            req,
+            new,
+            announce=["period_changed", "card_update"],
+            audit=[self.audit_entry("pitr_period_changed", req, req.decided_by, detail=detail)],
+        ):
+            log.info("request %s: %s", req.id, detail)
+            self.on_change()
+
+    def _target_taken(self, req: RestoreRequest, exc: AwsError) -> None:
+        """The restore call met a table of the target's name. botocore retries the call after a
+        500 or a timeout, and an earlier crash may have hit after the call: either way the
+        table may be our own restore, already running. Adopt it then; fail only on a foreign one.
+        A second restore can't start meanwhile: AWS refuses a second table of that name."""
+        try:
+            existing = self.pitr.table(req.target)
+        except AwsError as describe_error:
+            # Can't tell whose table it is yet: look again next tick, don't fail.
+            self._save_retry(req, describe_error.message, fatal=not describe_error.retryable)
+            return
+        if existing is not None and _is_our_restore(existing, req):
+            log.info("restore %s: %s is our own restore; tracking it", req.id, req.target)
+            self._record_started(req, existing)
+            return
+        if existing is None:
+            # Being deleted, or not visible yet: look again next tick.
+            self._save_retry(req, exc.message)
+            return
+        self.fail(req, exc.message)
+
     def _record_started(self, req: RestoreRequest, info: TableInfo) -> None:
         for _ in range(CAS_ATTEMPTS):
             if req.table_arn is not None:
                 return  # somebody else recorded it already
+            now = self.clock()
             new = replace(
                 req,
                 table_arn=info.arn or f"arn:unknown:{info.name}",
                 target_status=info.status,
                 error_streak=0,
                 queued_ahead=None,
-                updated_at=self.clock(),
+                updated_at=now,
+                **self._schedule(req, now),
             )
             # A queued card said "queued: N ahead"; it now says the restore runs.
             announce = ["started"] + (["card_update"] if req.queued_ahead is not None else [])
-            if self.store.save(req, new, announce=announce):
-                self.audit("restore_started", req, None, detail=req.target)
+            entry = self.audit_entry("restore_started", req, None, detail=req.target)
+            if self.save(req, new, announce=announce, audit=[entry]):
                 self.on_change()
                 return
             fresh = self.store.get(req.id)
@@ -479,7 +599,11 @@ class Workflow:
             req = fresh
 
     def track(self) -> int:
-        """One tracker tick: expire, start what was approved, poll what is restoring."""
+        """One tracker tick: expire, start what was approved, poll the restores that are due.
+
+        Each restore carries its own next check time (bot/polling.py); the store hands out
+        the due ones and says when the next one falls due, which is when the tracker wakes.
+        """
         self.expire_due()
 
         def advance(req: RestoreRequest) -> int:
@@ -490,8 +614,10 @@ class Workflow:
 
         # A few polls at a time: with 50 restores in flight, a one-by-one walk would add
         # seconds to the notice of the last ones, for no saving in calls.
-        in_flight = self.store.find(states=list(IN_FLIGHT), limit=1000)
-        return sum(self._poll_pool.map(advance, in_flight))
+        due, _ = self.store.due(self.clock(), self.owner)
+        polled = sum(self._poll_pool.map(advance, due))
+        _, self.next_due = self.store.due(self.clock(), self.owner, limit=0)
+        return polled
 
     def poll(self, restore_id: str) -> int:
         with restore_context(restore_id), self._working_on(restore_id) as mine:
@@ -508,6 +634,10 @@ class Workflow:
             )
             if leased:
                 return 0  # another replica tracks it
+            if req.kind == PERIOD_CHANGE:
+                # Claimed but not finished (a crash): setting the same period again is harmless.
+                self._change_period(req)
+                return 1
             if req.table_arn is None:
                 self._resume_start(req)
                 return 1
@@ -527,8 +657,8 @@ class Workflow:
             self._save_retry(req, exc.message, fatal=not exc.retryable)
             return
         if existing is None:
-            self._call_restore(req, resumed=True)
-        elif _restored_from(existing, req.source):
+            self._call_restore(req)
+        elif _is_our_restore(existing, req):
             self._record_started(req, existing)
         else:
             self.fail(
@@ -538,7 +668,7 @@ class Workflow:
             )
 
     def _apply(self, req: RestoreRequest, info: TableInfo | None, now: datetime) -> None:
-        lease = {"lease_owner": self.owner, "lease_until": now + self._lease()}
+        lease = self._schedule(req, now)
         if info is None:
             missing = req.missing_polls + 1
             if missing >= MAX_MISSING_POLLS:
@@ -557,10 +687,15 @@ class Workflow:
                 polls=req.polls + 1,
                 lease_owner=None,
                 lease_until=None,
+                # What later Delete / fix clicks check, so a reused name is never acted on.
+                identity=identity(
+                    info.arn, info.table_id, info.restored_from, info.restored_at, req.id
+                ),
+                next_check_at=None,
             )
-            if self.store.save(req, new, announce=["done", "card_update", "aftercare"]):
+            entry = self.audit_entry("restore_finished", req, None, detail=f"{req.target} ACTIVE")
+            if self.save(req, new, announce=["done", "card_update", "aftercare"], audit=[entry]):
                 self.batches.member_final(new)
-                self.audit("restore_finished", req, None, detail=f"{req.target} ACTIVE")
                 log.info("restore %s: %s is ACTIVE after %d polls", req.id, req.target, new.polls)
                 self.on_change()
             return
@@ -595,18 +730,24 @@ class Workflow:
                 updated_at=now,
                 lease_owner=self.owner,
                 lease_until=now + self._lease(),
+                next_check_at=now + timedelta(seconds=self.poll_seconds),  # errors: plain pace
             ),
         )
 
     def fail(self, req: RestoreRequest, error: str) -> None:
         try:
             new = req.advance(
-                State.FAILED, self.clock(), error=error, lease_owner=None, lease_until=None
+                State.FAILED,
+                self.clock(),
+                error=error,
+                lease_owner=None,
+                lease_until=None,
+                next_check_at=None,
             )
         except InvalidTransition:
             return
-        if self.store.save(req, new, announce=["failed", "card_update"]):
-            self.audit("restore_failed", req, None, detail=error)
+        entry = self.audit_entry("restore_failed", req, None, detail=error)
+        if self.save(req, new, announce=["failed", "card_update"], audit=[entry]):
             log.error("restore %s failed: %s", req.id, error)
             self.on_change()
             self.batches.member_final(new)  # one table failing does not stop the others
@@ -629,6 +770,20 @@ class Workflow:
     def in_flight_from(self, source: str) -> list[RestoreRequest]:
         return self.store.find(states=[State.REQUESTED, *IN_FLIGHT], source=source)
 
+    def save(
+        self,
+        old: RestoreRequest,
+        new: RestoreRequest,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> RestoreRequest | None:
+        """A transition with its announcements and audit entries, in one write (all or none)."""
+        saved = self.store.save(old, new, announce=announce, audit=audit)
+        if saved is not None:
+            for entry in audit:
+                self.on_event(entry.event)
+        return saved
+
     def audit(
         self,
         event: str,
@@ -638,23 +793,43 @@ class Workflow:
         table: str | None = None,
         detail: str = "",
     ) -> None:
+        """An audit entry on its own: for what changes no request (a refusal, a skip)."""
         self.on_event(event)
-        self.store.audit(
-            AuditEvent(
-                at=self.clock(),
-                event=event,
-                restore_id=req.id if req else None,
-                actor=actor,
-                channel=channel or (req.channel if req else None),
-                table=table or (req.source if req else None),
-                detail=detail[:1000],
-            )
+        self.store.audit(self.audit_entry(event, req, actor, channel, table, detail))
+
+    def audit_entry(
+        self,
+        event: str,
+        req: RestoreRequest | None,
+        actor: str | None,
+        channel: str | None = None,
+        table: str | None = None,
+        detail: str = "",
+    ) -> AuditEvent:
+        return AuditEvent(
+            at=self.clock(),
+            event=event,
+            restore_id=req.id if req else None,
+            actor=actor,
+            channel=channel or (req.channel if req else None),
+            table=table or (req.source if req else None),
+            detail=detail[:1000],
         )
 
     # -- helpers ----------------------------------------------------------------------------
     def _lease(self) -> timedelta:
         # Renewed at every poll; if the holder dies, another replica takes over within three.
         return timedelta(seconds=3 * self.poll_seconds)
+
+    def _schedule(self, req: RestoreRequest, now: datetime) -> dict[str, object]:
+        """The next check of `req` from its ETA, and a lease that outlives the wait for it."""
+        elapsed = req.elapsed(now).total_seconds()
+        delay = next_delay(etas.Eta.from_dict(req.eta), elapsed, self.limits)
+        return {
+            "next_check_at": now + timedelta(seconds=delay),
+            "lease_owner": self.owner,
+            "lease_until": now + timedelta(seconds=lease_seconds(delay, self.limits)),
+        }
 
     def release_leases(self) -> int:
         """On shutdown: hand our restores to the other replicas now, not after the lease."""
@@ -694,14 +869,27 @@ def _plain(text: str) -> bool:
     return ":" not in text and "@" not in text
 
 
-def _restored_from(info: TableInfo, source: str) -> bool:
-    """Is this existing table a restore of `source` (so, after a crash, ours to adopt)?"""
-    name = table_name_of(source)
-    return bool(info.restored_from) and str(info.restored_from).endswith(f":table/{name}")
+def _is_our_restore(info: TableInfo, req: RestoreRequest) -> bool:
+    """Is this existing target table the restore this request started (so ours to adopt)?
+
+    Its RestoreSummary must name our source and our instant; for `latest` (whose restore time
+    is before the approval) the table must have been created after the approval.
+    """
+    name = table_name_of(req.source)
+    if not (info.restored_from and str(info.restored_from).endswith(f":table/{name}")):
+        return False
+    if req.restore_at is not None and info.restored_at is not None:
+        return abs(info.restored_at - req.restore_at) <= RESTORE_TIME_SLACK
+    approved = req.decided_at or req.restore_called_at
+    if approved is None or info.created_at is None:
+        return False
+    return info.created_at >= approved - CLOCK_SKEW
 
 
 def _already(req: RestoreRequest) -> str:
     who = f" by <@{req.decided_by}>" if req.decided_by else ""
+    if req.kind == PERIOD_CHANGE:
+        return f"This change of the recovery period was already decided{who} ({req.state.value})."
     return {
         State.APPROVED: f"This restore was already approved{who}.",
         State.RESTORING: f"This restore was already approved{who} and is running.",
@@ -739,4 +927,4 @@ def _target_and_key(
     yield "target", policy.target_allowed(target)
     key = (overrides or {}).get("sse_key")
     if key:
-        yield "overrides", policy.kms_key_allowed(str(key))
+        yield "kms_key", policy.kms_key_allowed(str(key))

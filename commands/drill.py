@@ -75,6 +75,7 @@ def register(app: App, services: Services) -> None:
         scheduler.add_job(engine.tick, id="drill-resume")  # resume drills in flight at once
 
     services.on_start.append(start)
+    services.started.append(engine.swept)
 
     @app.command("/pitr-drill")
     @reports_errors

@@ -1,12 +1,17 @@
-"""/pitr-enable TABLE [DAYS]: turn point-in-time recovery on. It only adds protection."""
+"""/pitr-enable TABLE [DAYS]: turn point-in-time recovery on, or change its recovery period.
+
+Turning it on or raising the period only adds protection: one step. Lowering the period loses
+restore history, so it goes through an approval card like a restore (bot/period_change.py).
+"""
 
 from __future__ import annotations
 
 from slack_bolt import Ack, App, Respond
 
-from bot.blocks import enabled_text
-from bot.pitr import AwsError
-from bot.restores import table_name_problem
+from bot.blocks import code, enabled_text, unchanged_text
+from bot.period_change import DEFAULT_DAYS, Change, classify
+from bot.pitr import AwsError, PitrInfo
+from bot.restores import State, table_name_problem
 from bot.services import Services
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
 
@@ -53,9 +58,41 @@ def register(app: App, services: Services) -> None:
             if services.pitr.table(table) is None:
                 warn(respond, f"Table `{table}` does not exist in {services.pitr.region}.")
                 return
+            current = services.pitr.pitr(table)
+            change = classify(current.enabled, current.recovery_days, days)
+            if change == Change.SAME:
+                respond(response_type="ephemeral", text=unchanged_text(current))
+                return
+            if change == Change.SHRINK:
+                ask_approval(table, days or DEFAULT_DAYS, current, user, channel, respond)
+                return
+            if change == Change.RAISE:
+                # Explicit: omitting the period must never leave it where it was silently.
+                days = days or DEFAULT_DAYS
             pitr = services.pitr.enable_pitr(table, days)
         except AwsError as exc:
             warn(respond, exc.message)
             return
-        workflow.audit("pitr_enabled", None, user, channel, table, f"{pitr.recovery_days} days")
-        respond(response_type="in_channel", text=enabled_text(pitr) + f" (by <@{user}>)")
+        previous = (current.recovery_days or DEFAULT_DAYS) if change == Change.RAISE else None
+        event = "pitr_period_raised" if previous is not None else "pitr_enabled"
+        workflow.audit(event, None, user, channel, table, f"{pitr.recovery_days} days")
+        respond(response_type="in_channel", text=enabled_text(pitr, previous) + f" (by <@{user}>)")
+
+    def ask_approval(
+        table: str, days: int, current: PitrInfo, user: str, channel: str, respond: Respond
+    ) -> None:
+        """Lowering the period loses restore history: an approval card, as for a restore."""
+        outcome = services.workflow.request_period_change(table, days, current, user, channel)
+        if not outcome.ok:
+            warn(respond, outcome.message)
+            return
+        services.announcer.flush()  # post the card now, so a failure can be told right here
+        req = services.store.get(outcome.request.id) if outcome.request else None
+        if req is not None and req.state == State.CANCELLED:
+            warn(respond, req.error or "The approval card could not be posted.")
+            return
+        respond(
+            response_type="ephemeral",
+            text=f"Lowering the recovery period of {code(table)} to {days} days loses restore "
+            "history, so it needs approval: card posted. Someone else has to click *Approve*.",
+        )

@@ -82,6 +82,12 @@ def register(app: App, services: Services) -> None:
         user_id = str(event["user"])
 
         def publish_home() -> None:
+            members = services.workflow.members
+
+            def visible(table: str) -> bool:
+                # Home has no channel: the tables rule (request or approve) alone decides.
+                return services.policy.may_see(user_id, None, table, members).allowed
+
             data = gather_home(
                 services.store,
                 services.pitr,
@@ -89,6 +95,7 @@ def register(app: App, services: Services) -> None:
                 services.clock(),
                 coverage=coverage,
                 permalink=permalinks,
+                visible=visible,
             )
             client.views_publish(user_id=user_id, view=home_view(data))
 

@@ -228,7 +228,8 @@ def error_block(form: Form, outcome_field: str | None) -> str:
     return {
         "target": form.target_block,
         "when": form.when_block,
-        "overrides": SSE_BLOCK,  # the only override the policy limits is the KMS key
+        "kms_key": SSE_BLOCK,
+        "overrides": INDEXES_BLOCK,  # the other override AWS can reject: indexes left out
     }.get(outcome_field or "", SOURCE_BLOCK)
 
 
@@ -287,6 +288,12 @@ def register(app: App, services: Services) -> None:
         view = body.get("view") or {}
         source = str((action.get("selected_option") or {}).get("value") or "")
         if not view.get("id") or table_name_problem(source):
+            return
+        # The form then shows the table's size and indexes: only for what the policy lets
+        # this person request from the form's channel (the same rule as the options).
+        user, channel = str(body.get("user", {}).get("id", "")), metadata_channel(view)
+        members = services.workflow.members
+        if not services.policy.may_request(user, channel, source, members).allowed:
             return
         after_ack(services, None, lambda: prefill(view, source, client))
 

@@ -1,4 +1,7 @@
-"""/pitr-status TABLE: PITR, the restorable window, restores in flight, recent activity."""
+"""/pitr-status TABLE: PITR, the restorable window, restores in flight, recent activity.
+
+Shown only to people the policy lets request or approve restores of TABLE, in its channels.
+"""
 
 from __future__ import annotations
 
@@ -31,9 +34,15 @@ def register(app: App, services: Services) -> None:
         if table is None:
             warn(respond, problem)
             return
-        after_ack(services, respond, lambda: show_status(table, respond))
+        user, channel = command["user_id"], command["channel_id"]
+        after_ack(services, respond, lambda: show_status(table, user, channel, respond))
 
-    def show_status(table: str, respond: Respond) -> None:
+    def show_status(table: str, user: str, channel: str, respond: Respond) -> None:
+        # Before any AWS call: a table's size, window and audit actors are not for everyone.
+        decision = services.policy.may_see(user, channel, table, services.workflow.members)
+        if not decision.allowed:
+            warn(respond, decision.reason)
+            return
         try:
             info = services.pitr.table(table)
             if info is None:

@@ -27,6 +27,7 @@ EMOJI = {
     ":x:": "❌",
     ":heavy_multiplication_x:": "✖️ ",
     ":shield:": "🛡️ ",
+    ":scissors:": "✂️ ",
     ":wastebasket:": "🗑️ ",
     ":broom:": "🧹",
     ":robot_face:": "🤖",

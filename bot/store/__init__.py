@@ -2,7 +2,9 @@
 
 Every write of a request is a compare-and-set on its `version`: `save(old, new)` succeeds only
 if nobody else saved since `old` was read. That is what makes a double click, a Slack retry
-or a second replica harmless.
+or a second replica harmless. A transition's announcements (`announce`) and audit entries
+(`audit`) are written in the same write: a crash keeps all of them or none, and a reader who
+sees the new state also sees its audit entry.
 """
 
 from __future__ import annotations
@@ -20,14 +22,24 @@ __all__ = ["AuditEvent", "OutboxItem", "Store", "open_store"]
 
 
 class Store(Protocol):
-    def add(self, req: RestoreRequest, announce: Sequence[str] = ()) -> None: ...
+    def add(
+        self,
+        req: RestoreRequest,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> None: ...
 
     def get(self, restore_id: str) -> RestoreRequest | None: ...
 
     def save(
-        self, old: RestoreRequest, new: RestoreRequest, announce: Sequence[str] = ()
+        self,
+        old: RestoreRequest,
+        new: RestoreRequest,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
     ) -> RestoreRequest | None:
-        """Write `new` if the stored version is still `old.version`; None if someone won."""
+        """Write `new` (with its announcements and audit entries) if the stored version is
+        still `old.version`; None, and nothing written, if someone won."""
         ...
 
     def find(
@@ -59,6 +71,13 @@ class Store(Protocol):
         and each drill's `restore_duration`."""
         ...
 
+    def due(
+        self, now: datetime, owner: str, limit: int = 1000
+    ) -> tuple[list[RestoreRequest], datetime | None]:
+        """Up to `limit` in-flight requests `owner` should check now, and when the next one
+        not returned falls due (None: nothing else in flight). See check_due_at."""
+        ...
+
     def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
 
     def outbox_claim(self, item_id: int | str, owner: str, until: datetime) -> bool:
@@ -69,7 +88,9 @@ class Store(Protocol):
 
     def outbox_retry(self, item_id: int | str, next_at: datetime, error: str) -> None: ...
 
-    def audit(self, event: AuditEvent) -> None: ...
+    def audit(self, event: AuditEvent) -> None:
+        """An entry with no transition (a refusal, a skipped reminder)."""
+        ...
 
     def audit_events(
         self, since: datetime | None = None, table: str | None = None, limit: int | None = None

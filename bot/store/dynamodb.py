@@ -1,7 +1,8 @@
 """The shared store: one DynamoDB table, for several replicas (PITR_BOT_STATE=dynamodb://TABLE).
 
-Compare-and-set is a conditional write on `version`; a transition and the announcements it owes
-go in one TransactWriteItems, so a crash can never keep one without the other. The table is
+Compare-and-set is a conditional write on `version`; a transition, the announcements it owes
+and its audit entries go in one TransactWriteItems, so a crash can never keep one without the
+other. The table is
 created on first start (on-demand billing, TTL on old records).
 
 Item layout (pk / sk):
@@ -32,6 +33,7 @@ from bot.aws import default_aws
 from bot.drills import Drill, DrillState
 from bot.restores import FINAL, RestoreRequest, State, utcnow
 from bot.store.codec import from_record, to_record
+from bot.store.due import check_due_at, split_due
 from bot.store.records import AuditEvent, OutboxItem, StoreMissing
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,12 @@ class DynamoStore:
         self._ensure_table(create)
 
     # -- requests ---------------------------------------------------------------------------
-    def add(self, req: RestoreRequest, announce: Sequence[str] = ()) -> None:
+    def add(
+        self,
+        req: RestoreRequest,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> None:
         put = {
             "Put": {
                 "TableName": self.table,
@@ -65,7 +72,7 @@ class DynamoStore:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        self._transact([put, *self._outbox_puts(req.id, announce)])
+        self._transact([put, *self._outbox_puts(req.id, announce), *self._audit_puts(audit)])
 
     def get(self, restore_id: str) -> RestoreRequest | None:
         resp = self.client.get_item(
@@ -77,7 +84,11 @@ class DynamoStore:
         return from_record(json.loads(_plain(item)["doc"])) if item else None
 
     def save(
-        self, old: RestoreRequest, new: RestoreRequest, announce: Sequence[str] = ()
+        self,
+        old: RestoreRequest,
+        new: RestoreRequest,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
     ) -> RestoreRequest | None:
         stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
         put = {
@@ -89,7 +100,7 @@ class DynamoStore:
             }
         }
         try:
-            self._transact([put, *self._outbox_puts(old.id, announce)])
+            self._transact([put, *self._outbox_puts(old.id, announce), *self._audit_puts(audit)])
         except ClientError as exc:
             if _conflict(exc):
                 return None
@@ -115,6 +126,21 @@ class DynamoStore:
             found = self._scan_requests(limit)
         found.sort(key=lambda r: r.created_at, reverse=True)
         return found[:limit]
+
+    def due(
+        self, now: datetime, owner: str, limit: int = 1000
+    ) -> tuple[list[RestoreRequest], datetime | None]:
+        found = self.find(states=[State.APPROVED, State.RESTORING], limit=5000)
+        in_flight = {r.id: r for r in found}
+        ids, upcoming = split_due(
+            (
+                (r.id, check_due_at(r.next_check_at, r.lease_owner, r.lease_until, owner))
+                for r in in_flight.values()
+            ),
+            now,
+            limit,
+        )
+        return [in_flight[i] for i in ids], upcoming
 
     def _query_index(self, index: str, key: str, value: str, limit: int) -> list[RestoreRequest]:
         out: list[RestoreRequest] = []
@@ -357,14 +383,24 @@ class DynamoStore:
 
     # -- audit ------------------------------------------------------------------------------
     def audit(self, event: AuditEvent) -> None:
+        self.client.put_item(**self._audit_puts([event])[0]["Put"])
+
+    def _audit_puts(self, events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
+        return [
+            {"Put": {"TableName": self.table, "Item": self._audit_item(e, index)}}
+            for index, e in enumerate(events)
+        ]
+
+    def _audit_item(self, event: AuditEvent, index: int = 0) -> dict[str, Any]:
         data = {
             "pk": "A",
-            "sk": f"{event.at.isoformat()}#{uuid.uuid4().hex[:8]}",
+            # Entries of one write share a time; the index suffix keeps their order.
+            "sk": f"{event.at.isoformat()}#{index:02d}#{uuid.uuid4().hex[:8]}",
             "expires_ttl": int(time.time() + KEEP_AUDIT.total_seconds()),
             **{k: v for k, v in event.to_json().items()},
         }
         data["tbl"] = data.pop("table")
-        self.client.put_item(TableName=self.table, Item=_item(data))
+        return _item(data)
 
     def audit_events(
         self, since: datetime | None = None, table: str | None = None, limit: int | None = None

@@ -18,6 +18,7 @@ from pathlib import Path
 from bot.drills import Drill, DrillState
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store.codec import from_record, to_record
+from bot.store.due import check_due_at, split_due
 from bot.store.records import AuditEvent, OutboxItem
 
 SCHEMA = """
@@ -85,7 +86,12 @@ class SqliteStore:
             self._db.executescript(SCHEMA)
 
     # -- requests ---------------------------------------------------------------------------
-    def add(self, req: RestoreRequest, announce: Sequence[str] = ()) -> None:
+    def add(
+        self,
+        req: RestoreRequest,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> None:
         with self._lock, self._tx():
             self._db.execute(
                 "INSERT INTO restores (id, state, source, version, created_at, doc) "
@@ -100,6 +106,8 @@ class SqliteStore:
                 ),
             )
             self._enqueue(req.id, announce)
+            for event in audit:
+                self._insert_audit(event)
 
     def get(self, restore_id: str) -> RestoreRequest | None:
         with self._lock:
@@ -109,7 +117,11 @@ class SqliteStore:
         return from_record(json.loads(row[0])) if row else None
 
     def save(
-        self, old: RestoreRequest, new: RestoreRequest, announce: Sequence[str] = ()
+        self,
+        old: RestoreRequest,
+        new: RestoreRequest,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
     ) -> RestoreRequest | None:
         stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
         with self._lock, self._tx():
@@ -126,6 +138,8 @@ class SqliteStore:
             if cur.rowcount != 1:
                 return None
             self._enqueue(old.id, announce)
+            for event in audit:
+                self._insert_audit(event)
         return stored
 
     def find(
@@ -211,6 +225,24 @@ class SqliteStore:
             rows = self._db.execute(sql, args).fetchall()
         return [Drill.from_record(json.loads(r[0])) for r in rows]
 
+    def due(
+        self, now: datetime, owner: str, limit: int = 1000
+    ) -> tuple[list[RestoreRequest], datetime | None]:
+        # SQLite reads the three scheduling fields itself: no JSON document is parsed in
+        # Python for a restore that is not due (cheap wake-ups with hundreds in flight).
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, json_extract(doc, '$.next_check_at'), "
+                "json_extract(doc, '$.lease_owner'), json_extract(doc, '$.lease_until') "
+                "FROM restores WHERE state IN (?, ?)",
+                (State.APPROVED.value, State.RESTORING.value),
+            ).fetchall()
+        ids, upcoming = split_due(
+            ((r[0], check_due_at(_dt(r[1]), r[2], _dt(r[3]), owner)) for r in rows), now, limit
+        )
+        found = [self.get(restore_id) for restore_id in ids]
+        return [r for r in found if r is not None], upcoming
+
     # -- outbox -----------------------------------------------------------------------------
     def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         with self._lock:
@@ -269,19 +301,22 @@ class SqliteStore:
     # -- audit ------------------------------------------------------------------------------
     def audit(self, event: AuditEvent) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT INTO audit (at, event, restore_id, actor, channel, tbl, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.at.isoformat(),
-                    event.event,
-                    event.restore_id,
-                    event.actor,
-                    event.channel,
-                    event.table,
-                    event.detail,
-                ),
-            )
+            self._insert_audit(event)
+
+    def _insert_audit(self, event: AuditEvent) -> None:
+        self._db.execute(
+            "INSERT INTO audit (at, event, restore_id, actor, channel, tbl, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.at.isoformat(),
+                event.event,
+                event.restore_id,
+                event.actor,
+                event.channel,
+                event.table,
+                event.detail,
+            ),
+        )
 
     def audit_events(
         self, since: datetime | None = None, table: str | None = None, limit: int | None = None
@@ -331,6 +366,10 @@ class SqliteStore:
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 class _Transaction:

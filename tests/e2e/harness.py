@@ -89,7 +89,7 @@ class BotUnderTest:
             if not c.failed and not c.args.get("thread_ts")
         ]
 
-    def wait_card(self, timeout: float = 10) -> RestoreRequest:
+    def wait_card(self, timeout: float = 30) -> RestoreRequest:
         self.fake.wait_for(
             lambda c: c.method == "chat.postMessage" and not c.args.get("thread_ts"),
             timeout=timeout,
@@ -111,7 +111,7 @@ class BotUnderTest:
             or c.args.get("_path", "").endswith(f"/click-{user}")
         ]
 
-    def wait_reply(self, user: str, contains: str, timeout: float = 10) -> str:
+    def wait_reply(self, user: str, contains: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for text in self.replies_to(user):
@@ -120,7 +120,7 @@ class BotUnderTest:
             time.sleep(0.02)
         raise AssertionError(f"no reply to {user} containing {contains!r}: {self.replies_to(user)}")
 
-    def wait_state(self, restore_id: str, state: str, timeout: float = 15) -> RestoreRequest:
+    def wait_state(self, restore_id: str, state: str, timeout: float = 30) -> RestoreRequest:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             req = self.services.store.get(restore_id)
@@ -180,5 +180,7 @@ def start_bot(
     deadline = time.monotonic() + 5
     while not server.http.ready.is_set() and time.monotonic() < deadline:
         time.sleep(0.01)
+    for started in services.started:  # start-up AWS calls are not the test's
+        started.wait(30)
     sender = SlackSender(f"http://127.0.0.1:{server.port}", SECRET)
     return BotUnderTest(fake, sim, services, server, sender, creating, thread)

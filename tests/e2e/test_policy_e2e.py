@@ -122,6 +122,10 @@ def test_twenty_concurrent_approvals_start_exactly_one_restore(make_bot, fake, s
     assert statuses == [200] * 20
 
     done = bot.wait_state(req.id, "ACTIVE", timeout=20)
+    # Wait for the broadcast itself (it follows the state), then give a duplicate time to show.
+    fake.wait_for(
+        lambda c: c.method == "chat.postMessage" and c.args.get("reply_broadcast"), timeout=20
+    )
     time.sleep(0.5)
     assert sim.count("RestoreTableToPointInTime") == 1
     approved = audit(bot, "approved")

@@ -79,6 +79,9 @@ class AwsSimulator:
         self._faults: dict[str, _Fault] = {}
         self._slow: dict[str, float] = {}
         self._restored_at: dict[str, float] = {}
+        self._restored_to: dict[str, float] = {}  # target -> RestoreDateTime asked for
+        self._lost_replies: dict[str, int] = {}
+        self._accepted: dict[str, int] = defaultdict(int)
         self._moto: ThreadedMotoServer | None = None
         self._moto_port = 0
         self._proxy: ThreadingHTTPServer | None = None
@@ -118,6 +121,9 @@ class AwsSimulator:
             self._faults.clear()
             self._slow.clear()
             self._restored_at.clear()
+            self._restored_to.clear()
+            self._lost_replies.clear()
+            self._accepted.clear()
         self.creating_seconds = 0.0
         self.creating_for = {}
         self.widen_window = True
@@ -125,7 +131,8 @@ class AwsSimulator:
         self._reset_moto()
 
     def _reset_moto(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self._moto_port, timeout=10)
+        # Generous: on a busy machine resetting every backend took over 10 s (a setup error).
+        conn = http.client.HTTPConnection("127.0.0.1", self._moto_port, timeout=60)
         try:
             conn.request("POST", "/moto-api/reset")
             conn.getresponse().read()
@@ -246,6 +253,19 @@ class AwsSimulator:
         with self._lock:
             self._faults[op] = _Fault(times, code, status, message)
 
+    def lose_reply(self, op: str, times: int = 1) -> None:
+        """Forward the next `times` calls of `op` to moto, then answer 500 instead of its reply.
+
+        As when AWS accepted a call but the answer was lost: botocore retries it.
+        """
+        with self._lock:
+            self._lost_replies[op] = times
+
+    def accepted(self, op: str) -> int:
+        """How many `op` calls moto carried out (answered 200), lost replies included."""
+        with self._lock:
+            return self._accepted.get(op, 0)
+
     def heal(self, op: str | None = None) -> None:
         """Drop the faults still pending from fail() (for `op`, or all of them)."""
         with self._lock:
@@ -282,6 +302,14 @@ class AwsSimulator:
                     del self._faults[op]
             return fault, self._slow.get(op, 0.0)
 
+    def _take_lost_reply(self, op: str) -> bool:
+        with self._lock:
+            left = self._lost_replies.get(op, 0)
+            if left <= 0:
+                return False
+            self._lost_replies[op] = left - 1
+            return True
+
     def _rewrite(self, op: str, req: dict[str, Any], resp: dict[str, Any]) -> bool:
         """Adjust a successful moto response in place; True if changed."""
         if op == "RestoreTableToPointInTime":
@@ -291,14 +319,22 @@ class AwsSimulator:
             target = str(desc.get("TableName") or req.get("TargetTableName"))
             with self._lock:
                 self._restored_at[target] = time.monotonic()
+                if isinstance(req.get("RestoreDateTime"), int | float):
+                    # moto puts "now" here; AWS puts the instant restored to.
+                    self._restored_to[target] = float(req["RestoreDateTime"])
             desc["TableStatus"] = "CREATING"
+            self._restore_summary(target, desc)
             return True
         if op == "DescribeTable":
             table = resp.get("Table")
-            if isinstance(table, dict) and self.is_creating(_table_name(req.get("TableName"))):
+            if not isinstance(table, dict):
+                return False
+            name = _table_name(req.get("TableName"))
+            changed = self._restore_summary(name, table)
+            if self.is_creating(name):
                 table["TableStatus"] = "CREATING"
-                return True
-            return False
+                changed = True
+            return changed
         if op == "DescribeContinuousBackups" and self.widen_window:
             desc = resp.get("ContinuousBackupsDescription", {}).get(
                 "PointInTimeRecoveryDescription"
@@ -311,6 +347,15 @@ class AwsSimulator:
             desc["LatestRestorableDateTime"] = now - 300.0
             return True
         return False
+
+    def _restore_summary(self, table: str, desc: dict[str, Any]) -> bool:
+        summary = desc.get("RestoreSummary")
+        with self._lock:
+            restored_to = self._restored_to.get(table)
+        if not isinstance(summary, dict) or restored_to is None:
+            return False
+        summary["RestoreDateTime"] = restored_to
+        return True
 
 
 def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
@@ -420,6 +465,23 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
                         (k, str(zlib.crc32(body) & 0xFFFFFFFF) if k.lower() == "x-amz-crc32" else v)
                         for k, v in resp_headers
                     ]
+            # After the simulation's bookkeeping above: AWS did the work, only the reply is lost.
+            if op and status == 200:
+                with sim._lock:
+                    sim._accepted[op] += 1
+                if sim._take_lost_reply(op):
+                    body = json.dumps(
+                        {
+                            "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                            "message": "Internal server error (the reply was lost)",
+                        }
+                    ).encode()
+                    headers = [
+                        ("Content-Type", "application/x-amz-json-1.0"),
+                        ("x-amzn-RequestId", f"sim-{time.monotonic_ns()}"),
+                        ("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF)),
+                    ]
+                    return 500, headers, body
             return status, resp_headers, body
 
     return Handler

@@ -158,7 +158,7 @@ class FakeSlack:
         self,
         predicate_or_method: str | Callable[[Call], bool],
         count: int = 1,
-        timeout: float = 10,
+        timeout: float = 30,  # generous: a busy CI machine, not a slow bot, is the usual cause
     ) -> list[Call]:
         """Block until >= count matching calls were recorded; AssertionError on timeout.
 

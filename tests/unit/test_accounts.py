@@ -110,7 +110,7 @@ def test_a_restore_in_another_account_lands_there_attributed_to_the_approver(env
     assert attributed[0]["SourceIdentity"] == "U2"
 
     # Tracking reads the other account too, through the shared (cached) session.
-    env.flow.track()
+    env.flow.poll(req.id)
     done = env.store.get(req.id)
     assert done.state == State.ACTIVE, done.error
     assert done.table_arn.split(":")[4] == PROD
@@ -166,7 +166,7 @@ def test_a_source_in_another_region_is_restored_there_by_name_and_by_arn(env: En
     assert (by_arn.source, by_arn.target) == ("orders@eu-west-1", "copy-b@eu-west-1")
     for req in (by_region, by_arn):
         assert env.flow.approve(req.id, "U2").ok
-    env.flow.track()
+        env.flow.poll(req.id)
     for name, req in (("copy-a", by_region), ("copy-b", by_arn)):
         assert env.table_in(None, "eu-west-1", name)
         assert not env.table_in(None, "us-east-1", name)

@@ -6,6 +6,7 @@ steps, on an in-memory SQLite store with a fake scheduler.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -15,10 +16,11 @@ from moto import mock_aws
 
 from bot.aftercare import Aftercare
 from bot.aftercare_aws import AftercareService
-from bot.aftercare_rules import MARKER_TAG, offered
+from bot.aftercare_rules import MARKER_TAG, DeletionRefused, offered
 from bot.policy import Policy
 from bot.reminders import Reminders
 from bot.restores import RestoreRequest, State
+from bot.store import AuditEvent
 from bot.store.sqlite import SqliteStore
 
 REGION = "us-east-1"
@@ -103,7 +105,12 @@ def aws():
         ddb = boto3.client("dynamodb", region_name=REGION)
         scaling = boto3.client("application-autoscaling", region_name=REGION)
         create(ddb, "Orders")
-        create(ddb, "Orders-restored")
+        # A real restore (moto), so the table has the RestoreSummary its identity needs.
+        ddb.restore_table_to_point_in_time(
+            SourceTableName="Orders",
+            TargetTableName="Orders-restored",
+            UseLatestRestorableTime=True,
+        )
         configure_source(ddb, scaling, "Orders")
         yield ddb, scaling, AftercareService(ddb)
 
@@ -212,10 +219,22 @@ def workflow(store, policy: Policy, clock):
     wf.audit = lambda event, req, actor, channel=None, table=None, detail="": audits.append(
         (event, actor, detail)
     )
+    wf.audit_entry = lambda event, req, actor, channel=None, table=None, detail="": AuditEvent(
+        clock(), event, req.id, actor, req.channel, req.source, detail
+    )
+
+    def save(old, new, announce=(), audit=()):
+        # The real Workflow.save: one store write; the test keeps the entries it carried.
+        saved = store.save(old, new, announce=announce, audit=audit)
+        if saved is not None:
+            audits.extend((e.event, e.actor, e.detail) for e in audit)
+        return saved
+
+    wf.save = save
     return wf
 
 
-def active_request(store) -> RestoreRequest:
+def active_request(store, service: AftercareService) -> RestoreRequest:
     req = RestoreRequest(
         source="Orders",
         target="Orders-restored",
@@ -228,6 +247,8 @@ def active_request(store) -> RestoreRequest:
         finished_at=NOW,
         card_ts="1.1",
     )
+    # As the workflow records it at ACTIVE: the table then, and the marker it will carry.
+    req = replace(req, identity={**service.identity("Orders-restored"), "marker": req.id})
     store.add(req)
     return req
 
@@ -237,7 +258,7 @@ def test_engine_records_fixes_with_compare_and_set_and_never_twice(aws):
     store = SqliteStore(":memory:")
     wf = workflow(store, Policy(approvers=["U2"]), lambda: NOW)
     engine = Aftercare(wf, service)
-    req = engine.prepare(active_request(store))
+    req = engine.prepare(active_request(store, service))
     assert set(offered(req)) == {"pitr", "ttl_tags", "streams", "autoscaling"}
     assert engine.prepare(req) == req  # idempotent
 
@@ -260,7 +281,7 @@ def test_after_restore_policy_fixes_at_once(aws):
     ddb, _, service = aws
     store = SqliteStore(":memory:")
     wf = workflow(store, Policy(after_restore=["ttl", "tags", "pitr"]), lambda: NOW)
-    req = Aftercare(wf, service).prepare(active_request(store))
+    req = Aftercare(wf, service).prepare(active_request(store, service))
     assert set(req.aftercare["auto"]) == {"ttl", "tags", "pitr"}
     assert set(offered(req)) == {"streams", "autoscaling"}
     ttl = ddb.describe_time_to_live(TableName="Orders-restored")["TimeToLiveDescription"]
@@ -274,7 +295,7 @@ def test_reminder_is_claimed_once_and_deletion_needs_a_second_person(aws):
     wf = workflow(store, Policy(remind_after_days=0.5), lambda: now[0])
     scheduler = FakeScheduler()
     reminders = Reminders(wf, service, scheduler)
-    req = Aftercare(wf, service).prepare(active_request(store))
+    req = Aftercare(wf, service).prepare(active_request(store, service))
     assert reminders.resume() == 1
     job = scheduler.jobs[f"remind-{req.id}"]
     assert job["run_date"] == NOW + timedelta(hours=12)
@@ -302,3 +323,36 @@ def test_reminder_is_claimed_once_and_deletion_needs_a_second_person(aws):
     with pytest.raises(ddb.exceptions.ResourceNotFoundException):
         ddb.describe_table(TableName="Orders-restored")
     assert [e for e, _, _ in wf.audits].count("table_deleted") == 1
+
+
+def test_delete_refuses_a_table_without_restore_summary(aws):
+    # An ordinary table with the restored one's name: never deleted (it failed open before).
+    ddb, _, service = aws
+    ddb.delete_table(TableName="Orders-restored")
+    create(ddb, "Orders-restored")
+    with pytest.raises(DeletionRefused, match="not a restore of"):
+        service.delete_restored("Orders-restored", "Orders")
+    ddb.describe_table(TableName="Orders-restored")  # still there
+
+
+def test_identity_reads_what_the_check_needs(aws):
+    _, _, service = aws
+    found = service.identity("Orders-restored")
+    assert found["arn"].endswith(":table/Orders-restored")
+    assert found["source_arn"].endswith(":table/Orders") and found["restored_at"]
+    assert found["marker"] is None
+    service.mark("Orders-restored", "abc123")
+    assert service.identity("Orders-restored")["marker"] == "abc123"
+    assert service.identity("Missing-table") is None
+
+
+def test_restores_of_one_source_finishing_together_read_its_settings_once(aws):
+    ddb, _, service = aws
+    create(ddb, "Orders-restored-2")
+    read = []
+    real_read = service.read
+    service.read = lambda table, desc=None: read.append(table) or real_read(table, desc)
+    first = by_name(service.compare("Orders", "Orders-restored"))
+    second = by_name(service.compare("Orders", "Orders-restored-2"))
+    assert read == ["Orders", "Orders-restored", "Orders-restored-2"]
+    assert first["ttl"].source == second["ttl"].source == "on (attribute `expires`)"

@@ -130,6 +130,8 @@ PURE_CORE = [
     "bot/tableref.py",
     "bot/batch.py",
     "bot/drills.py",
+    "bot/period_change.py",
+    "bot/table_identity.py",
 ]
 
 

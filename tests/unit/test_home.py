@@ -298,3 +298,36 @@ def test_gather_home_reads_the_store(store: Any) -> None:
     assert data.links["open1"].endswith("popen1")
     assert [t.status for t in data.coverage.tables] == ["DISABLED"]
     rendered(data)
+
+
+def test_gather_home_shows_only_what_the_viewer_may_see(store: Any) -> None:
+    store.add(make(State.REQUESTED, id="orders1"))
+    store.add(make(State.REQUESTED, id="secret1", source="Secret", target="Secret-copy"))
+    store.add(make(State.DENIED, id="secret2", source="Secret", target="Secret-old"))
+    data = gather_home(
+        store,
+        FakePitr({"Orders": "ENABLED", "Secret": "DISABLED"}),  # type: ignore[arg-type]
+        Policy(),
+        NOW,
+        visible=lambda table: table != "Secret",
+    )
+    assert [r.id for r in data.in_flight] == ["orders1"]
+    assert data.recent == []
+    assert [t.table for t in data.coverage.tables] == ["Orders"]
+    assert "Secret" not in str(home_view(data).to_dict())
+
+
+def test_a_period_change_reads_as_one_in_the_home_tab(store: Any) -> None:
+    change = make(State.ACTIVE, id="period1", kind="pitr_period", previous_days=35, recovery_days=7)
+    store.add(replace(change, target="Orders", finished_at=NOW))
+    data = gather_home(store, FakePitr({}), Policy(), NOW)  # type: ignore[arg-type]
+    text = str(home_view(data).to_dict())
+    assert "recovery period 35 → 7 days" in text and "changed" in text
+    assert "restored" not in text.split("Recent")[1].split("PITR")[0]
+
+
+def test_a_running_restore_shows_its_expected_end() -> None:
+    eta = {"typical": 2400, "low": 2100, "high": 2700, "longest": 3000, "count": 3, "basis": "own"}
+    running = make(State.RESTORING, restore_called_at=NOW - timedelta(minutes=20), eta=eta)
+    text = text_of(rendered(HomeData(now=NOW, in_flight=[running])))
+    assert "expected 12:15–12:25 UTC, typical 35–45 min for `Orders` · 50 % of typical" in text

@@ -216,7 +216,8 @@ def test_workflow_refusals_map_to_their_field():
     assert error_block(form, "when") == WHEN_PICK_BLOCK
     assert error_block(form, "source") == SOURCE_BLOCK
     assert error_block(form, None) == SOURCE_BLOCK  # AWS trouble: shown on the source
-    assert error_block(form, "overrides") == SSE_BLOCK  # a KMS key outside kms_keys
+    assert error_block(form, "kms_key") == SSE_BLOCK  # a KMS key outside kms_keys
+    assert error_block(form, "overrides") == INDEXES_BLOCK  # indexes AWS would refuse
 
 
 def test_kms_hint_says_what_the_policy_and_the_generated_iam_policy_really_do():

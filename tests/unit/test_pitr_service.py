@@ -177,9 +177,11 @@ ERRORS = [
     # code, http status, retryable, words the message must contain
     ("InvalidRestoreTimeException", 400, False, ["window"]),
     ("PointInTimeRecoveryUnavailableException", 400, False, ["/pitr-enable Orders"]),
-    ("TableInUseException", 400, False, ["busy", "Try again"]),
+    # About the TARGET name (botocore: "A target table with the specified name is either being
+    # created or deleted"), never the source.
+    ("TableInUseException", 400, False, ["`Orders-restored`", "being created or deleted"]),
     ("LimitExceededException", 400, True, ["limit", "try again"]),
-    ("TableAlreadyExistsException", 400, False, ["already exists", "another name"]),
+    ("TableAlreadyExistsException", 400, False, ["`Orders-restored` already exists", "another"]),
     ("AccessDeniedException", 400, False, ["RestoreTableToPointInTime", "iam-policy"]),
     ("ThrottlingException", 400, True, ["throttling", "try again"]),
 ]
@@ -210,6 +212,8 @@ def test_restore_errors_are_explained(stubbed, code, status, retryable, words) -
         f"{code}: the message should say what to do: {exc.message!r}"
     )
     assert code in str(exc)
+    if code in {"TableInUseException", "TableAlreadyExistsException"}:
+        assert "`Orders`" not in exc.message, exc.message
 
 
 def test_restore_with_instant_sends_restore_date_time(stubbed) -> None:
@@ -278,3 +282,128 @@ def test_no_credentials_and_no_network_are_explained() -> None:
         PitrService(Broken(EndpointConnectionError(endpoint_url="https://x"))).table("Orders")
     assert err.value.retryable
     assert REGION in err.value.message
+
+
+# -- overrides: the exact request for each billing / index combination ---------------------------
+
+KEYS = [{"AttributeName": "pk", "KeyType": "HASH"}]
+GSI_KEYS = [{"AttributeName": "sk", "KeyType": "HASH"}]
+ALL = {"ProjectionType": "ALL"}
+
+
+def source_table(billing: str) -> dict:
+    """A DescribeTable `Table` with two GSIs and one LSI, provisioned or on-demand."""
+    provisioned = billing == "PROVISIONED"
+    throughput = (
+        {"ReadCapacityUnits": 7, "WriteCapacityUnits": 3}
+        if provisioned
+        else {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
+    )
+    table = {
+        "TableName": "Orders",
+        "TableStatus": "ACTIVE",
+        "KeySchema": KEYS,
+        "ProvisionedThroughput": throughput,
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": name,
+                "KeySchema": GSI_KEYS,
+                "Projection": ALL,
+                "IndexStatus": "ACTIVE",
+                "ProvisionedThroughput": throughput,
+            }
+            for name in ("by-customer", "by-status")
+        ],
+        "LocalSecondaryIndexes": [
+            {"IndexName": "by-date", "KeySchema": KEYS, "Projection": ALL},
+        ],
+    }
+    if not provisioned:
+        table["BillingModeSummary"] = {"BillingMode": "PAY_PER_REQUEST"}
+    return table
+
+
+RESTORED = {"TableDescription": {"TableName": "Orders-restored", "TableStatus": "CREATING"}}
+KEPT = {"IndexName": "by-status", "KeySchema": GSI_KEYS, "Projection": ALL}
+KEPT_PROVISIONED = {
+    **KEPT,
+    "ProvisionedThroughput": {"ReadCapacityUnits": 7, "WriteCapacityUnits": 3},
+}
+LATEST = {
+    "SourceTableName": "Orders",
+    "TargetTableName": "Orders-restored",
+    "UseLatestRestorableTime": True,
+}
+
+OVERRIDE_CASES = [
+    # source billing, chosen overrides, the override parameters AWS must receive
+    (
+        "PROVISIONED",
+        {"billing_mode": "PAY_PER_REQUEST", "exclude_indexes": ["by-customer"]},
+        {"BillingModeOverride": "PAY_PER_REQUEST", "GlobalSecondaryIndexOverride": [KEPT]},
+    ),
+    (
+        "PROVISIONED",
+        {"exclude_indexes": ["by-customer"]},
+        {"GlobalSecondaryIndexOverride": [KEPT_PROVISIONED]},
+    ),
+    (
+        "PAY_PER_REQUEST",
+        {"exclude_indexes": ["by-customer"]},
+        {"GlobalSecondaryIndexOverride": [KEPT]},
+    ),
+    (
+        "PAY_PER_REQUEST",
+        {"billing_mode": "PAY_PER_REQUEST", "exclude_indexes": ["by-customer", "by-status"]},
+        {"BillingModeOverride": "PAY_PER_REQUEST", "GlobalSecondaryIndexOverride": []},
+    ),
+]
+
+
+@pytest.mark.parametrize(("billing", "chosen", "expected"), OVERRIDE_CASES)
+def test_overrides_are_valid_for_the_billing_mode(stubbed, billing, chosen, expected) -> None:
+    stub, service = stubbed
+    stub.add_response(
+        "describe_table", {"Table": source_table(billing)}, expected_params={"TableName": "Orders"}
+    )
+    stub.add_response(
+        "restore_table_to_point_in_time", RESTORED, expected_params={**LATEST, **expected}
+    )
+    service.restore("Orders", "Orders-restored", None, chosen)
+    stub.assert_no_pending_responses()
+
+
+def test_on_demand_without_index_changes_needs_no_description(stubbed) -> None:
+    stub, service = stubbed
+    stub.add_response(
+        "restore_table_to_point_in_time",
+        RESTORED,
+        expected_params={**LATEST, "BillingModeOverride": "PAY_PER_REQUEST"},
+    )
+    service.restore("Orders", "Orders-restored", None, {"billing_mode": "PAY_PER_REQUEST"})
+    stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("chosen", "words"),
+    [
+        ({"exclude_indexes": ["by-date"]}, ["`by-date`", "local secondary index"]),
+        ({"exclude_indexes": ["nope"]}, ["no global secondary index `nope`", "`by-customer`"]),
+        ({"billing_mode": "PROVISIONED"}, ["PROVISIONED", "on-demand"]),
+    ],
+)
+def test_invalid_overrides_are_refused_without_a_restore_call(stubbed, chosen, words) -> None:
+    stub, service = stubbed
+    if chosen.get("exclude_indexes"):
+        stub.add_response("describe_table", {"Table": source_table("PROVISIONED")})
+    problem = service.overrides_problem("Orders", chosen)
+    assert problem is not None
+    for word in words:
+        assert word in problem, problem
+    if chosen.get("exclude_indexes"):
+        stub.add_response("describe_table", {"Table": source_table("PROVISIONED")})
+    # The restore itself refuses too, before calling AWS (the Stubber has no restore queued).
+    with pytest.raises(AwsError) as err:
+        service.restore("Orders", "Orders-restored", None, chosen)
+    assert err.value.code == "InvalidOverrides"
+    stub.assert_no_pending_responses()

@@ -380,3 +380,23 @@ def test_kms_keys_must_be_key_references(tmp_path) -> None:
     path.write_text("kms_keys: ['alias/ok', 'not a key']\n")
     with pytest.raises(PolicyError, match="not a key"):
         load_policy(path)
+
+
+def test_may_see_only_who_may_request_or_approve_in_allowed_channels() -> None:
+    from bot.policy import Rule
+
+    policy = Policy(
+        tables=["Music*", "Secret*"],
+        channels=["C1"],
+        rules=[Rule(tables=["Secret*"], requesters=["U1"], approvers=["SDBA"])],
+    )
+    members = groups({"SDBA": {"U7"}})
+    assert policy.may_see("U3", "C1", "MusicCollection", members).allowed  # defaults: anyone
+    assert not policy.may_see("U3", "C9", "MusicCollection", members).allowed
+    assert policy.may_see("U3", None, "MusicCollection", members).allowed  # Home: no channel
+    assert not policy.may_see("U3", None, "Orders", members).allowed  # outside `tables`
+    assert policy.may_see("U1", "C1", "SecretLedger", members).allowed  # requester
+    assert policy.may_see("U7", "C1", "SecretLedger", members).allowed  # approver by group
+    refused = policy.may_see("U3", "C1", "SecretLedger", members)
+    assert not refused.allowed and "neither request nor approve" in refused.reason
+    assert not policy.may_see("U7", "C1", "SecretLedger", nobody).allowed  # group unknown

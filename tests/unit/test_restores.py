@@ -195,17 +195,3 @@ def test_human_duration(delta: timedelta, text: str) -> None:
 )
 def test_human_size(size: int | None, text: str) -> None:
     assert human_size(size) == text
-
-
-def test_estimate_text_from_earlier_restores() -> None:
-    from bot.restores import estimate_text
-
-    assert estimate_text([]) == "no history"
-    assert estimate_text([timedelta(minutes=14)]) == "last 1 restore: 14 min"
-    spread = [timedelta(minutes=19), timedelta(minutes=14), timedelta(minutes=16, seconds=40)]
-    assert estimate_text(spread) == "last 3 restores: 14–19 min"
-    # A 4 s restore (the console, a tiny table) is not "1 min".
-    assert estimate_text([timedelta(seconds=4)]) == "last 1 restore: 4 s"
-    assert estimate_text([timedelta(seconds=4), timedelta(seconds=9)]) == "last 2 restores: 4 s–9 s"
-    mixed = [timedelta(seconds=40), timedelta(minutes=20)]
-    assert estimate_text(mixed) == "last 2 restores: 40 s–20 min"

@@ -267,3 +267,58 @@ def test_drill_find_by_state_and_source_never_mixes_with_restores(store):
     assert [r.source for r in store.find()] == ["orders"]
     assert [r.source for r in store.find(source="orders")] == ["orders"]
     assert store.find(states=[State.REQUESTED])[0].target == "orders-copy"
+
+
+def entry(req: RestoreRequest, name: str, minute: int = 0) -> AuditEvent:
+    return AuditEvent(NOW + timedelta(minutes=minute), name, req.id, "U2", "C1", req.source, "")
+
+
+def test_a_transition_and_its_audit_entries_are_one_write(store):
+    req = make()
+    store.add(req, announce=["card"], audit=[entry(req, "requested")])
+    assert [e.event for e in store.audit_events()] == ["requested"]
+    denied = req.advance(State.DENIED, NOW, decided_by="U2")
+    saved = store.save(
+        req, denied, announce=["card_update"], audit=[entry(req, "denied", 1), entry(req, "x", 1)]
+    )
+    assert saved is not None
+    assert store.get(req.id).state == State.DENIED
+    assert [(e.event, e.restore_id) for e in store.audit_events()] == [
+        ("requested", req.id),
+        ("denied", req.id),
+        ("x", req.id),
+    ]
+    assert [i.kind for i in store.outbox_due(NOW + timedelta(days=1))] == ["card", "card_update"]
+
+
+def test_a_lost_compare_and_set_writes_no_audit_entry(store):
+    req = make()
+    store.add(req)
+    store.save(req, replace(req, reason="someone else won"))
+    lost = store.save(req, req.advance(State.EXPIRED, NOW), audit=[entry(req, "expired")])
+    assert lost is None
+    assert store.audit_events() == []
+    assert store.get(req.id).state == State.REQUESTED
+
+
+def test_due_hands_out_what_is_due_and_says_when_the_next_falls_due(store):
+    later = NOW + timedelta(seconds=40)
+    due_now = make(state=State.RESTORING, next_check_at=NOW - timedelta(seconds=1))
+    never_checked = make(state=State.APPROVED)
+    not_yet = make(state=State.RESTORING, next_check_at=later)
+    theirs = make(  # leased by a live replica: not ours to check until the lease ends
+        state=State.RESTORING,
+        next_check_at=NOW,
+        lease_owner="other",
+        lease_until=NOW + timedelta(seconds=90),
+    )
+    done = make(state=State.ACTIVE, next_check_at=NOW - timedelta(hours=1))
+    for req in (due_now, never_checked, not_yet, theirs, done):
+        store.add(req)
+    due, upcoming = store.due(NOW, owner="me")
+    assert {r.id for r in due} == {due_now.id, never_checked.id}
+    assert upcoming == later
+    _, first = store.due(NOW, owner="me", limit=0)
+    assert first == NOW  # something is due already: wake now
+    _, after_lease = store.due(NOW + timedelta(seconds=91), owner="me")
+    assert after_lease is None  # all four in flight were handed out

@@ -79,6 +79,8 @@ def full() -> RestoreRequest:
         source_indexes=("by-artist", "by-year"),
         source_encryption="KMS",
         estimate="last 2 restores: 14–19 min",
+        eta={"typical": 960.0, "low": 840.0, "high": 1080.0, "longest": 1140.0, "count": 2},
+        next_check_at=NOW + timedelta(minutes=3),
         overrides={"billing_mode": "PAY_PER_REQUEST", "exclude_indexes": ["by-year"]},
         queued_ahead=3,
         batch_id="0123456789ab",
@@ -92,6 +94,10 @@ def full() -> RestoreRequest:
         delete_requested_by="U1",
         delete_decided_by="U2",
         delete_note="deletion protection is on",
+        kind="pitr_period",
+        recovery_days=7,
+        previous_days=35,
+        identity={"arn": "arn:aws:dynamodb:us-east-1:123456789012:table/Orders-restored"},
     )
 
 

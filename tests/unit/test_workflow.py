@@ -46,7 +46,12 @@ class FakeGateway:
         self.restore_creates = True  # does restore() create the target?
 
     def add_table(
-        self, name: str, pitr: bool = True, status: str = "ACTIVE", restored_from: str | None = None
+        self,
+        name: str,
+        pitr: bool = True,
+        status: str = "ACTIVE",
+        restored_from: str | None = None,
+        restored_to: datetime | None = None,
     ) -> None:
         self.tables[name] = TableInfo(
             name=name,
@@ -55,6 +60,8 @@ class FakeGateway:
             item_count=10,
             size_bytes=2048,
             restored_from=restored_from and ARN + restored_from,
+            restored_at=restored_to,
+            created_at=self.clock(),
         )
         self.pitr_on[name] = pitr
 
@@ -93,12 +100,21 @@ class FakeGateway:
         if target in self.tables:
             raise AwsError("TableAlreadyExistsException", "The target table already exists.")
         info = TableInfo(
-            name=target, status="CREATING", arn=ARN + target, restored_from=ARN + source
+            name=target,
+            status="CREATING",
+            arn=ARN + target,
+            restored_from=ARN + source,
+            # As AWS: the instant restored to (for latest, the latest restorable time).
+            restored_at=at or self.window().latest,
+            created_at=self.clock(),
         )
         if self.restore_creates:
             self.tables[target] = info
             self.pitr_on[target] = False
         return info
+
+    def overrides_problem(self, source: str, overrides: dict | None) -> str | None:
+        return None
 
     def enable_pitr(self, name: str, days: int | None = None) -> PitrInfo:
         self.pitr_on[name] = True
@@ -462,6 +478,7 @@ def test_creating_stays_restoring_then_active(flow, store, aws, clock) -> None:
 def test_retryable_error_while_polling_keeps_restoring(flow, store, aws, clock) -> None:
     req = restoring(flow, store)
     aws.table_errors = [throttled(), throttled()]
+    clock.advance(seconds=10)  # the first check is one poll after the start
     flow.track()
     clock.advance(seconds=10)
     flow.track()
@@ -474,9 +491,10 @@ def test_retryable_error_while_polling_keeps_restoring(flow, store, aws, clock) 
     assert store.get(req.id).state == State.ACTIVE
 
 
-def test_non_retryable_error_while_polling_fails(flow, store, aws) -> None:
+def test_non_retryable_error_while_polling_fails(flow, store, aws, clock) -> None:
     req = restoring(flow, store)
     aws.table_errors = [AwsError("AccessDeniedException", "Grant DescribeTable, please.")]
+    clock.advance(seconds=10)
     flow.track()
     got = store.get(req.id)
     assert got.state == State.FAILED
@@ -606,6 +624,7 @@ def test_crash_then_table_already_exists_adopts(flow, store, aws, clock) -> None
         status="CREATING",
         arn=ARN + "Orders-restored",
         restored_from=ARN + "Orders",
+        created_at=clock.now,
     )
     real_table = aws.table
     misses = {"Orders-restored": 1}
@@ -659,3 +678,143 @@ def test_foreign_table_created_before_approval_is_not_adopted(flow, store, aws, 
     assert "already exists" in (got.error or "")
     flow.track()
     assert store.get(req.id).state == State.FAILED
+
+
+# -- a retried restore call that meets its own table (botocore retries after a 500) ------------
+class LostReply(FakeGateway):
+    """The first restore call creates the table but its reply is lost; botocore's retry then
+    meets that table and AWS answers `code`."""
+
+    def __init__(self, clock: Clock, code: str):
+        super().__init__(clock)
+        self.code = code
+
+    def restore(self, source, target, at, overrides=None):
+        super().restore(source, target, at, overrides)  # AWS accepted it...
+        raise AwsError(self.code, "the retry met the table")  # ...the retry says so
+
+
+@pytest.mark.parametrize("code", ["TableAlreadyExistsException", "TableInUseException"])
+@pytest.mark.parametrize("when", ["latest", "25 minutes ago"])
+def test_retry_that_meets_our_own_table_is_tracked_to_active(store, clock, code, when) -> None:
+    aws = LostReply(clock, code)
+    aws.add_table("Orders", pitr=True)
+    flow = make_flow(store, aws, clock)
+    req = requested(flow, when=when)
+    clock.advance(minutes=1)
+    assert flow.approve(req.id, "U2").ok
+    got = store.get(req.id)
+    assert got.state == State.RESTORING, got.error
+    assert got.table_arn == ARN + "Orders-restored"
+    assert "started" in kinds(store)
+    aws.set_status("Orders-restored", "ACTIVE", item_count=10)
+    clock.advance(seconds=10)
+    flow.track()
+    assert store.get(req.id).state == State.ACTIVE
+    assert len(aws.restores) == 1
+
+
+@pytest.mark.parametrize("code", ["TableAlreadyExistsException", "TableInUseException"])
+def test_a_restore_of_the_same_source_to_another_instant_is_not_adopted(
+    flow, store, aws, clock, code
+) -> None:
+    req = requested(flow, when="25 minutes ago")
+    other = START - timedelta(hours=3)
+    aws.add_table("Orders-restored", status="CREATING", restored_from="Orders", restored_to=other)
+    aws.restore_error = AwsError(code, "Table `Orders-restored` is taken.")
+    clock.advance(minutes=1)
+    flow.approve(req.id, "U2")
+    got = store.get(req.id)
+    assert got.state == State.FAILED
+    assert "`Orders-restored`" in got.error
+
+
+def test_a_latest_restore_created_before_the_approval_is_not_adopted(
+    flow, store, aws, clock
+) -> None:
+    req = requested(flow)  # latest
+    aws.add_table("Orders-restored", status="CREATING", restored_from="Orders")
+    clock.advance(minutes=10)  # created 10 minutes before this approval: somebody else's
+    aws.restore_error = AwsError("TableAlreadyExistsException", "Table exists.")
+    flow.approve(req.id, "U2")
+    assert store.get(req.id).state == State.FAILED
+
+
+def test_target_being_deleted_is_looked_at_again_not_failed(flow, store, aws, clock) -> None:
+    # TableInUseException and no table to see: a table of that name is being deleted.
+    req = requested(flow)
+    aws.restore_error = AwsError("TableInUseException", "`Orders-restored` is being deleted.")
+    clock.advance(minutes=1)
+    flow.approve(req.id, "U2")
+    got = store.get(req.id)
+    assert got.state == State.RESTORING
+    assert got.table_arn is None
+    aws.restore_error = None  # deleted now
+    clock.advance(seconds=31)
+    flow.track()
+    got = store.get(req.id)
+    assert got.state == State.RESTORING and got.table_arn == ARN + "Orders-restored"
+
+
+# -- overrides AWS would reject are refused before any card -------------------------------------
+def test_overrides_aws_would_reject_are_refused_before_the_card(flow, store, aws) -> None:
+    aws.overrides_problem = lambda source, overrides: (  # type: ignore[method-assign]
+        "`by-date` is a local secondary index of `Orders`; only global secondary indexes "
+        "can be left out of a restore."
+    )
+    outcome = ask(flow, overrides={"exclude_indexes": ["by-date"]})  # type: ignore[arg-type]
+    assert not outcome.ok
+    assert "local secondary index" in outcome.message
+    assert store.find() == []
+    assert kinds(store) == []
+    assert aws.restores == []
+    assert [e.event for e in store.audit_events()] == ["request_refused"]
+
+
+# -- a transition and its audit entry are one write ---------------------------------------------
+class NoLoneAudits:
+    """The store, refusing audit entries written apart from the transition they record."""
+
+    def __init__(self, store: SqliteStore):
+        self._store = store
+        self.lone: list[str] = []
+
+    def audit(self, event) -> None:
+        self.lone.append(event.event)
+        self._store.audit(event)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def test_every_transition_writes_its_audit_entry_with_it(store, aws, clock) -> None:
+    spy = NoLoneAudits(store)
+    flow = make_flow(spy, aws, clock, Policy(request_ttl_minutes=1))  # type: ignore[arg-type]
+    done = requested(flow)
+    flow.approve(done.id, "U1")  # a refusal: no transition, its own entry
+    flow.approve(done.id, "U2")
+    aws.set_status("Orders-restored", "ACTIVE", item_count=10)
+    clock.advance(seconds=10)
+    flow.track()
+    denied = requested(flow, target="Orders-denied")
+    flow.deny(denied.id, "U2")
+    expired = requested(flow, target="Orders-expired")
+    failed = requested(flow, target="Orders-failed")
+    aws.restore_error = AwsError("InvalidRestoreTimeException", "outside the window")
+    flow.approve(failed.id, "U2")
+    clock.advance(minutes=2)
+    flow.track()
+    assert store.get(expired.id).state == State.EXPIRED
+    assert store.get(failed.id).state == State.FAILED
+    assert spy.lone == ["approval_refused"]
+    events = [e.event for e in store.audit_events()]
+    for event in (
+        "requested",
+        "approved",
+        "restore_started",
+        "restore_finished",
+        "denied",
+        "expired",
+        "restore_failed",
+    ):
+        assert event in events

@@ -1,0 +1,339 @@
+"""The AWS side of item recovery: parallel paced Scan into the job file, and paced conditional
+writes out of it (copy back, undo).
+
+Both classes take a DynamoDB client from the gateway (`bot.pitr`, adaptive retries configured
+there) and never create one. Writes are one conditional PutItem/DeleteItem per item
+(BatchWriteItem takes no conditions); a condition that no longer holds is a conflict, skipped
+and listed, never forced.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bot.items.conditions import ConditionTooLong, Write, request
+from bot.items.diff import attribute_diff
+from bot.items.jobfile import COPY_BACK, DiffCounts, JobFile, WriteCounts
+from bot.items.pacing import TokenBucket
+from bot.items.values import Item, digest, key_text, same_item, to_json
+
+log = logging.getLogger(__name__)
+
+# Modest defaults, so a comparison or a copy back never starves the application of capacity.
+DEFAULT_READ_UNITS_PER_SECOND = 200.0
+DEFAULT_WRITE_UNITS_PER_SECOND = 50.0
+# Items per Scan page (DynamoDB caps a page at 1 MB anyway): bounds the memory of the pages in
+# flight (one per segment and table) whatever the table size.
+DEFAULT_PAGE_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str  # "compare", "copy_back", "undo"
+    done: int  # items read (compare) or writes with an outcome
+    total: int | None  # expected (DescribeTable's ItemCount is ~6 h stale; None if unknown)
+    rate: float  # items per second so far
+    elapsed: float
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if not self.total or self.rate <= 0 or self.done >= self.total:
+            return None
+        return (self.total - self.done) / self.rate
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class ItemsError(Exception):
+    """A failure a person can act on (message in plain words, no stack trace)."""
+
+
+class _Meter:
+    """Counts items and calls `callback` at most every `every` seconds (thread-safe)."""
+
+    def __init__(self, phase: str, total: int | None, callback, every: float, start: int = 0):
+        self.phase, self.total, self.callback, self.every = phase, total, callback, every
+        self.done = start
+        self._start_done = start
+        self._t0 = time.monotonic()
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, n: int, force: bool = False) -> None:
+        with self._lock:
+            self.done += n
+            now = time.monotonic()
+            if self.callback is None or (not force and now - self._last < self.every):
+                return
+            self._last = now
+            elapsed = now - self._t0
+            rate = (self.done - self._start_done) / elapsed if elapsed > 0 else 0.0
+            progress = Progress(self.phase, self.done, self.total, rate, elapsed)
+        try:
+            self.callback(progress)
+        except Exception:  # a failing progress edit must never stop the job
+            log.warning("progress callback failed", exc_info=True)
+
+
+class ItemCompare:
+    """Read both tables with a parallel Scan into the job file's on-disk index."""
+
+    def __init__(
+        self,
+        client: Any,
+        job: JobFile,
+        *,
+        segments: int = 4,
+        read_units_per_second: float | None = DEFAULT_READ_UNITS_PER_SECOND,
+        page_limit: int | None = DEFAULT_PAGE_LIMIT,
+        progress: ProgressCallback | None = None,
+        progress_every: float = 2.0,
+    ):
+        self.client = client
+        self.job = job
+        self.segments = segments
+        self.bucket = TokenBucket(read_units_per_second)
+        self.page_limit = page_limit
+        self.progress = progress
+        self.progress_every = progress_every
+
+    def run(
+        self, restored_table: str, live_table: str, partition_keys: list[str] | None = None
+    ) -> DiffCounts:
+        """Read both tables into the index; `partition_keys` limits the comparison to those
+        partition-key values (a Query each instead of a Scan)."""
+        restored = self._describe(restored_table)
+        live = self._describe(live_table)
+        keys = _key_names(restored)
+        if _key_names(live) != keys:
+            raise ItemsError(
+                f"`{restored_table}` and `{live_table}` have different primary keys; "
+                "their items cannot be compared."
+            )
+        self.job.set_meta(
+            key_names=list(keys), restored_table=restored_table, live_table=live_table
+        )
+        total = (restored.get("ItemCount") or 0) + (live.get("ItemCount") or 0)
+        if partition_keys is not None:
+            total = 0
+        meter = _Meter("compare", total or None, self.progress, self.progress_every)
+        for side in ("restored", "live"):
+            self.job.reset_side(side)
+        tables = (("restored", restored_table), ("live", live_table))
+        if partition_keys is None:
+            tasks = [
+                (self._scan, side, table, segment, keys, meter)
+                for side, table in tables
+                for segment in range(self.segments)
+            ]
+        else:
+            values = [_key_value(restored, keys[0], text) for text in partition_keys]
+            tasks = [
+                (self._query, side, table, value, keys, meter)
+                for side, table in tables
+                for value in values
+            ]
+        workers = max(1, min(len(tasks), 2 * self.segments))
+        with ThreadPoolExecutor(workers, thread_name_prefix="items-read") as pool:
+            futures = [pool.submit(*task) for task in tasks]
+            for future in futures:
+                future.result()
+        meter.add(0, force=True)
+        return self.job.diff_counts()
+
+    def _query(self, side: str, table: str, value: dict, keys: tuple[str, ...], meter) -> None:
+        kwargs: dict[str, Any] = {
+            "TableName": table,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": keys[0]},
+            "ExpressionAttributeValues": {":v": value},
+        }
+        self._pages("query", side, table, kwargs, keys, meter)
+
+    def _describe(self, table: str) -> dict[str, Any]:
+        try:
+            return dict(self.client.describe_table(TableName=table)["Table"])
+        except ClientError as exc:
+            raise _explain("read", table, exc) from exc
+
+    def _scan(self, side: str, table: str, segment: int, keys: tuple[str, ...], meter) -> None:
+        kwargs: dict[str, Any] = {
+            "TableName": table,
+            "Segment": segment,
+            "TotalSegments": self.segments,
+        }
+        self._pages("scan", side, table, kwargs, keys, meter)
+
+    def _pages(self, operation: str, side: str, table: str, kwargs, keys, meter) -> None:
+        kwargs["ReturnConsumedCapacity"] = "TOTAL"
+        if self.page_limit:
+            kwargs["Limit"] = self.page_limit
+        while True:
+            self.bucket.wait()
+            try:
+                resp = getattr(self.client, operation)(**kwargs)
+            except ClientError as exc:
+                raise _explain("read", table, exc) from exc
+            rows = []
+            size = 0
+            for item in resp.get("Items", []):
+                text = to_json(item)
+                size += len(text)
+                rows.append((key_text(item, keys), digest(item), text))
+            # Eventually consistent reads: 0.5 unit per 4 KB.
+            self.bucket.spend(_consumed(resp) or max(0.5, size / 8192))
+            self.job.add_items(side, rows)
+            meter.add(len(rows))
+            start = resp.get("LastEvaluatedKey")
+            if not start:
+                return
+            kwargs["ExclusiveStartKey"] = start
+
+
+class ItemWriter:
+    """Run a planned write job (copy back or undo) from the job file, resumable."""
+
+    def __init__(
+        self,
+        client: Any,
+        job: JobFile,
+        *,
+        workers: int = 4,
+        write_units_per_second: float | None = DEFAULT_WRITE_UNITS_PER_SECOND,
+        progress: ProgressCallback | None = None,
+        progress_every: float = 2.0,
+    ):
+        self.client = client
+        self.job = job
+        self.workers = workers
+        self.bucket = TokenBucket(write_units_per_second)
+        self.progress = progress
+        self.progress_every = progress_every
+
+    def run(self, name: str = COPY_BACK, table: str | None = None) -> WriteCounts:
+        """Write every planned item without an outcome yet; returns the job's counts."""
+        table = table or str(self.job.meta("live_table"))
+        partition_key = self.job.key_names[0]
+        counts = self.job.write_counts(name)
+        meter = _Meter(
+            name,
+            counts.planned,
+            self.progress,
+            self.progress_every,
+            start=counts.planned - counts.pending,
+        )
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="items-write") as pool:
+            in_flight: set[Future] = set()
+            for planned in self.job.pending(name):
+                if len(in_flight) >= self.workers * 4:  # bounded: never the whole plan queued
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+                write = Write(self.job.key_item(planned), planned.item, planned.expected)
+                in_flight.add(
+                    pool.submit(self._write, name, table, partition_key, planned.key, write, meter)
+                )
+            for future in in_flight:
+                future.result()
+        meter.add(0, force=True)
+        return self.job.write_counts(name)
+
+    def _write(
+        self, name: str, table: str, partition_key: str, key: str, write: Write, meter
+    ) -> None:
+        try:
+            operation, kwargs = request(table, write, partition_key)
+        except ConditionTooLong as exc:
+            self.job.record(name, key, "failed", detail=str(exc))
+            meter.add(1)
+            return
+        units = math.ceil(len(to_json(write.item or write.key)) / 1024)
+        self.bucket.take(units)
+        try:
+            resp = getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                self._conflict_or_ours(name, table, key, write, exc.response.get("Item"))
+            else:
+                log.warning("item write on %s failed: %s", table, code)
+                self.job.record(name, key, "failed", detail=code or "error")
+            meter.add(1)
+            return
+        except BotoCoreError as exc:  # network, timeouts: after botocore's own retries
+            self.job.record(name, key, "failed", detail=type(exc).__name__)
+            meter.add(1)
+            return
+        old = resp.get("Attributes")
+        self.job.record(name, key, "written", previous=to_json(old) if old else None)
+        meter.add(1)
+
+    def _conflict_or_ours(
+        self, name: str, table: str, key: str, write: Write, current: Item | None
+    ) -> None:
+        if current is None:
+            # Not every DynamoDB-compatible API returns the item with the failure: ask.
+            try:
+                resp = self.client.get_item(TableName=table, Key=write.key, ConsistentRead=True)
+            except (ClientError, BotoCoreError) as exc:
+                self.job.record(name, key, "failed", detail=f"re-read failed: {type(exc).__name__}")
+                return
+            current = resp.get("Item")
+        if same_item(current, write.item):
+            # Live already holds exactly what we write: our own write before a crash (or an
+            # identical one). Either way the item is as intended: count it once, as written.
+            # The overwritten version is the one the comparison saw (its checked attributes).
+            previous = to_json(write.expected) if write.expected else None
+            self.job.record(name, key, "written", previous=previous, detail="already there")
+            return
+        detail = attribute_diff(write.expected, current).summary() if current else "deleted"
+        self.job.record(name, key, "conflict", detail=f"changed since the comparison: {detail}")
+
+
+def _key_names(desc: dict[str, Any]) -> tuple[str, ...]:
+    schema = sorted(desc["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
+    return tuple(k["AttributeName"] for k in schema)
+
+
+def _key_value(desc: dict[str, Any], name: str, text: str) -> dict[str, str]:
+    """A partition-key value typed by the table (text from Slack is never trusted)."""
+    kind = next(
+        (a["AttributeType"] for a in desc["AttributeDefinitions"] if a["AttributeName"] == name),
+        "S",
+    )
+    text = text.strip()
+    if kind == "N":
+        try:
+            Decimal(text)
+        except InvalidOperation:
+            raise ItemsError(f"`{name}` is a number; `{text[:40]}` is not.") from None
+        return {"N": text}
+    if kind == "B":
+        raise ItemsError(f"`{name}` is binary: compare the whole table instead of listing keys.")
+    if not text:
+        raise ItemsError(f"An empty `{name}` cannot be a key.")
+    return {"S": text}
+
+
+def _consumed(resp: dict[str, Any]) -> float:
+    return float((resp.get("ConsumedCapacity") or {}).get("CapacityUnits") or 0.0)
+
+
+def _explain(verb: str, table: str, exc: ClientError) -> ItemsError:
+    code = exc.response.get("Error", {}).get("Code", "Unknown")
+    if code in {"ResourceNotFoundException", "TableNotFoundException"}:
+        return ItemsError(f"Table `{table}` does not exist.")
+    if code in {"AccessDeniedException", "UnrecognizedClientException"}:
+        return ItemsError(f"The bot may not {verb} `{table}` ({code}); see docs/iam-policy.json.")
+    return ItemsError(f"DynamoDB refused to {verb} `{table}`: {code}.")

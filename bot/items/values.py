@@ -1,0 +1,122 @@
+"""DynamoDB JSON values: wire form <-> JSON text, and a canonical form for comparing.
+
+Items are compared as DynamoDB JSON, so types matter: N "1" is not S "1". Decisions:
+- numbers compare numerically (N "1.0" == N "1"): DynamoDB itself stores numbers without
+  leading/trailing zeros and compares them numerically in conditions, so "1.0" and "1" are the
+  same stored value;
+- sets (SS, NS, BS) compare as sets (order never matters); lists in order; maps by key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+Item = dict[str, dict[str, Any]]  # boto3 low-level shape: {"name": {"S": "x"}, ...}
+
+
+def canonical(value: dict[str, Any]) -> dict[str, Any]:
+    """The canonical form of one attribute value (still DynamoDB JSON): equal values, equal forms.
+
+    Numbers normalised, sets sorted without duplicates, binary as base64; maps keep their keys
+    (dict equality and `sort_keys` ignore order). Hot path of a comparison: S returns as is.
+    """
+    ((kind, raw),) = value.items()
+    if kind == "S" or kind == "BOOL" or kind == "NULL":
+        return value
+    if kind == "N":
+        return {"N": _number(raw)}
+    if kind == "SS":
+        return {"SS": sorted(set(raw))}
+    if kind == "NS":
+        return {"NS": sorted({_number(n) for n in raw})}
+    if kind == "B":
+        return {"B": _b64(raw)}
+    if kind == "BS":
+        return {"BS": sorted({_b64(b) for b in raw})}
+    if kind == "L":
+        return {"L": [canonical(v) for v in raw]}
+    if kind == "M":
+        return {"M": {k: canonical(v) for k, v in raw.items()}}
+    raise ValueError(f"unknown DynamoDB type {kind!r}")
+
+
+def canonical_item(item: Item) -> dict[str, Any]:
+    return {name: canonical(value) for name, value in item.items()}
+
+
+def same_value(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return canonical(a) == canonical(b)
+
+
+def same_item(a: Item | None, b: Item | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return canonical_item(a) == canonical_item(b)
+
+
+def digest(item: Item) -> bytes:
+    """16 bytes identifying the item's canonical form (equal items, equal digests)."""
+    text = _SORTED(canonical_item(item))
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def key_text(item: Item, key_names: tuple[str, ...]) -> str:
+    """The primary key as canonical JSON text: the index's key (N "1.0" and N "1" are one key)."""
+    return _PLAIN([canonical(item[name]) for name in key_names])
+
+
+def key_of(item: Item, key_names: tuple[str, ...]) -> Item:
+    return {name: item[name] for name in key_names}
+
+
+def to_json(item: Item) -> str:
+    """Wire DynamoDB JSON text (binary as base64, as the DynamoDB API itself sends it)."""
+    return _WIRE(item)
+
+
+def from_json(text: str) -> Item:
+    """Back to the shape boto3's low-level client takes (binary as bytes)."""
+    return {name: _unwire(value) for name, value in json.loads(text).items()}
+
+
+def _number(raw: str) -> str:
+    if raw.isdigit() and (raw[0] != "0" or raw == "0"):
+        return raw  # the common case, already canonical
+    try:
+        number = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ValueError(f"not a DynamoDB number: {raw!r}") from exc
+    if number == 0:
+        return "0"
+    return format(number.normalize(), "f")  # plain digits, as DynamoDB shows numbers
+
+
+def _b64(raw: bytes | str) -> str:
+    if isinstance(raw, str):  # already base64, as in wire JSON
+        return raw
+    return base64.b64encode(raw).decode()
+
+
+def _unwire(value: dict[str, Any]) -> dict[str, Any]:
+    ((kind, raw),) = value.items()
+    if kind == "B":
+        return {"B": base64.b64decode(raw)}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(b) for b in raw]}
+    if kind == "L":
+        return {"L": [_unwire(v) for v in raw]}
+    if kind == "M":
+        return {"M": {k: _unwire(v) for k, v in raw.items()}}
+    return {kind: raw}
+
+
+# Built once: json.dumps would build an encoder on every call (hot path of a comparison).
+_PLAIN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_SORTED = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+_WIRE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_b64).encode

@@ -1,0 +1,55 @@
+"""ETA over HTTP: after three restores of a table, the next card and its progress say when."""
+
+from __future__ import annotations
+
+from bot.eta import Eta
+
+
+def restore(bot, target: str):
+    bot.command("/pitr-restore", f"MusicCollection {target} latest")
+    bot.fake.wait_for(
+        lambda c: c.method == "chat.postMessage" and target in str(c.args.get("text")),
+        timeout=20,
+    )
+    req = next(r for r in bot.services.store.find() if r.target == target)
+    return bot.wait_state(req.id, "REQUESTED", timeout=20)
+
+
+def test_after_three_restores_the_card_and_progress_show_the_expected_end(make_bot, fake):
+    bot = make_bot(creating_seconds=1.0)
+    for n in range(3):
+        earlier = restore(bot, f"Earlier-{n}")
+        assert earlier.estimate == "no history" if n == 0 else earlier.estimate != "no history"
+        bot.approve(earlier.id, "U2")
+        bot.wait_state(earlier.id, "ACTIVE", timeout=30)
+
+    bot.creating.seconds = 6.0  # this one takes longer than any before it
+    req = restore(bot, "Fourth-copy")
+    card = next(c for c in bot.cards() if "Fourth-copy" in str(c.args.get("text")))
+    blocks = str(card.args["blocks"])
+    assert "Expected duration" in blocks
+    assert "3 earlier restores of `MusicCollection`" in blocks and "typical" in blocks
+    eta = Eta.from_dict(bot.services.store.get(req.id).eta)
+    assert eta is not None and eta.count == 3 and eta.typical >= 1.0
+
+    bot.approve(req.id, "U2")
+    bot.wait_state(req.id, "RESTORING", timeout=20)
+
+    def progress(call) -> str:
+        """The progress reply of this restore (posted, then edited in place)."""
+        text = str(call.args.get("text", ""))
+        return text if "`Fourth-copy` is CREATING" in text else ""
+
+    first = fake.wait_for(lambda c: bool(progress(c)), timeout=20)[0]
+    text = progress(first)
+    assert "elapsed" in text
+    assert "expected " in text and " UTC, typical " in text and "for `MusicCollection`" in text
+    assert "% of typical" in text
+
+    # Later edits of the same reply: once past every earlier duration, it says so.
+    late = fake.wait_for(
+        lambda c: "taking longer than any earlier restore of this table" in progress(c),
+        timeout=30,
+    )[0]
+    assert "elapsed" in progress(late)
+    bot.wait_state(req.id, "ACTIVE", timeout=30)

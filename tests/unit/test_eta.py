@@ -1,0 +1,78 @@
+"""The ETA: median and median ± MAD of earlier restores, similar tables, the floor."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.eta import FLOOR, OWN, SIMILAR, Eta, Sample, card_text, estimate, overdue, progress_text
+
+MIN = 60.0
+START = datetime(2026, 11, 29, 10, 45, tzinfo=UTC)
+
+
+def orders(*minutes: float) -> list[Sample]:
+    return [Sample("orders", m * MIN, source_bytes=10_000, source_items=100) for m in minutes]
+
+
+def test_typical_range_from_the_tables_own_restores() -> None:
+    eta = estimate("orders", orders(35, 40, 50))
+    assert eta is not None and eta.basis == OWN and eta.count == 3
+    assert eta.typical == 40 * MIN
+    assert (eta.low, eta.high) == (35 * MIN, 45 * MIN)  # median ± MAD (MAD = 5 min)
+    assert card_text(eta, "orders").startswith("typical 35–45 min (median 40 min, 3 earlier")
+
+
+def test_one_outlier_in_three_does_not_drag_the_estimate() -> None:
+    steady = estimate("orders", orders(30, 32))
+    wild = estimate("orders", orders(30, 32, 300))  # one restore hit a bad day
+    assert wild is not None and steady is not None
+    assert wild.typical == 32 * MIN and wild.high == 34 * MIN  # a mean would say 120 min
+    assert wild.longest == 300 * MIN  # "longer than any earlier" still knows the outlier
+
+
+def test_no_history_of_the_table_uses_tables_of_similar_size() -> None:
+    history = [
+        Sample("payments", 20 * MIN, source_bytes=15_000),  # 1.5x the size: similar
+        Sample("payments", 24 * MIN, source_bytes=15_000),
+        Sample("events", 300 * MIN, source_bytes=10_000_000),  # 1000x: not similar
+    ]
+    eta = estimate("orders", history, source_bytes=10_000)
+    assert eta is not None and eta.basis == SIMILAR
+    assert eta.typical == 22 * MIN
+    assert "of tables of similar size" in card_text(eta, "orders")
+
+
+def test_no_history_at_all_gives_no_estimate_or_the_configured_floor() -> None:
+    assert estimate("orders", [], source_bytes=10_000) is None
+    assert card_text(None, "orders") == "no history"
+    floor = estimate("orders", [], source_bytes=10_000, min_minutes=20)
+    assert floor is not None and floor.basis == FLOOR and floor.typical == 20 * MIN
+    assert card_text(floor, "orders").startswith("at least 20 min")
+    # The floor is only for tables without history.
+    own = estimate("orders", orders(5), min_minutes=20)
+    assert own is not None and own.typical == 5 * MIN
+
+
+def test_progress_shows_expected_end_typical_range_and_share() -> None:
+    eta = estimate("orders", orders(35, 40, 50))
+    text = progress_text(eta, "orders", START, START + timedelta(minutes=20))
+    assert text == "expected 11:20–11:30 UTC, typical 35–45 min for `orders` · 50 % of typical"
+
+
+def test_overdue_once_longer_than_every_earlier_restore_of_the_table() -> None:
+    eta = estimate("orders", orders(35, 40, 50))
+    on_time = progress_text(eta, "orders", START, START + timedelta(minutes=49))
+    late = progress_text(eta, "orders", START, START + timedelta(minutes=51))
+    assert "taking longer" not in on_time
+    assert late.endswith("taking longer than any earlier restore of this table")
+    assert "128 % of typical" in late
+    # Similar tables are a guess, not this table's record: never called overdue.
+    similar = Eta(40 * MIN, 35 * MIN, 45 * MIN, 50 * MIN, 3, SIMILAR)
+    assert not overdue(similar, 51 * MIN)
+
+
+def test_eta_survives_the_store_round_trip_and_bad_records() -> None:
+    eta = estimate("orders", orders(35, 40, 50))
+    assert eta is not None and Eta.from_dict(eta.to_dict()) == eta
+    assert Eta.from_dict(None) is None
+    assert Eta.from_dict({"typical": "x"}) is None

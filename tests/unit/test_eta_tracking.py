@@ -1,0 +1,214 @@
+"""The workflow with an ETA: the card's estimate, per-restore check times, leases, no waste."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from test_workflow import START, Clock, FakeGateway, make_flow, requested
+
+from bot.eta import Eta
+from bot.restores import RestoreRequest, State
+from bot.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def aws(clock: Clock) -> FakeGateway:
+    gw = FakeGateway(clock)
+    gw.add_table("Orders", pitr=True)
+    return gw
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(str(tmp_path / "pitr.db"))
+    yield s
+    s.close()
+
+
+def finished(store, minutes: float, source: str = "Orders", n: int = 0) -> None:
+    """An earlier restore of `source` that took `minutes`, as the store keeps it."""
+    called = START - timedelta(days=1, hours=n)
+    store.add(
+        RestoreRequest(
+            source=source,
+            target=f"{source}-old-{n}",
+            requester="U1",
+            channel="C1",
+            restore_at=None,
+            created_at=called,
+            expires_at=called + timedelta(hours=1),
+            state=State.ACTIVE,
+            restore_called_at=called,
+            finished_at=called + timedelta(minutes=minutes),
+            source_bytes=2048,
+            source_items=10,
+        )
+    )
+
+
+class CountingGateway:
+    """Counts DescribeTable calls per table on top of the test gateway."""
+
+    def __init__(self, inner):
+        self.inner, self.describes = inner, {}
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def table(self, name):
+        self.describes[name] = self.describes.get(name, 0) + 1
+        return self.inner.table(name)
+
+
+def test_the_card_states_the_expected_duration_from_history(store, aws, clock) -> None:
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    req = requested(make_flow(store, aws, clock))
+    assert req.estimate.startswith("typical 35–45 min (median 40 min, 3 earlier restores")
+    assert Eta.from_dict(req.eta) == Eta(2400, 2100, 2700, 3000, 3, "own")
+
+
+def test_with_history_the_tracker_checks_rarely_early_and_often_near_the_end(
+    store, aws, clock: Clock
+) -> None:
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    gw = CountingGateway(aws)
+    flow = make_flow(store, gw, clock)
+    req = requested(flow)
+    assert flow.approve(req.id, "U2").ok
+    gw.describes.clear()
+    # Tick every second for 35 minutes, as a busy tracker might: only due restores are read.
+    for _ in range(35 * 60):
+        clock.advance(seconds=1)
+        flow.track()
+    early = gw.describes.get("Orders-restored", 0)
+    assert 20 <= early <= 45  # about one a minute; a plain 10 s poll would have made 204
+    # In the typical range (35–45 min) it checks every 2 s.
+    for _ in range(60):
+        clock.advance(seconds=1)
+        flow.track()
+    later = store.get(req.id)
+    assert gw.describes["Orders-restored"] - early >= 28
+    assert later.next_check_at - clock.now <= timedelta(seconds=2)
+
+
+def test_without_history_the_plain_poll_interval(store, aws, clock: Clock) -> None:
+    gw = CountingGateway(aws)
+    flow = make_flow(store, gw, clock)
+    req = requested(flow)
+    assert req.estimate == "no history"
+    assert flow.approve(req.id, "U2").ok
+    gw.describes.clear()
+    for _ in range(100):
+        clock.advance(seconds=1)
+        flow.track()
+    assert gw.describes["Orders-restored"] == 10  # one DescribeTable per due check, no more
+
+
+def test_the_lease_outlives_the_gap_to_the_next_check(store, aws, clock: Clock) -> None:
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    mine, other = make_flow(store, aws, clock, owner="me"), make_flow(store, aws, clock, owner="b")
+    req = requested(mine)
+    assert mine.approve(req.id, "U2").ok
+    clock.advance(seconds=60)
+    mine.track()
+    held = store.get(req.id)
+    assert held.next_check_at - clock.now == timedelta(seconds=60)  # sparse: 60 s away
+    assert held.lease_until > held.next_check_at  # the other replica must keep off till then
+    clock.advance(seconds=59)
+    assert other.track() == 0
+    assert store.get(req.id).lease_owner == "me"
+    # The holder died: once its lease runs out, the other replica takes over.
+    clock.advance(seconds=held.lease_until.timestamp() - clock.now.timestamp() + 1)
+    assert other.track() == 1
+    assert store.get(req.id).lease_owner == "b"
+
+
+def test_an_overdue_restore_is_checked_at_the_plain_pace_forever(store, aws, clock) -> None:
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    gw = CountingGateway(aws)
+    flow = make_flow(store, gw, clock)
+    req = requested(flow)
+    assert flow.approve(req.id, "U2").ok
+    got = store.get(req.id)
+    store.save(got, replace(got, next_check_at=clock.now + timedelta(hours=3)))
+    clock.advance(hours=3)  # far past the longest earlier restore (50 min)
+    gw.describes.clear()
+    for _ in range(60):
+        clock.advance(seconds=1)
+        flow.track()
+    assert gw.describes["Orders-restored"] == 6
+    assert store.get(req.id).state == State.RESTORING
+
+
+def test_progress_reply_and_status_show_the_same_eta_line(store, aws, clock: Clock) -> None:
+    from bot.blocks import progress_text, status_blocks, to_dicts
+    from bot.pitr import PitrInfo, TableInfo
+
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    flow = make_flow(store, aws, clock)
+    req = requested(flow)
+    assert flow.approve(req.id, "U2").ok
+    clock.advance(minutes=52)
+    running = store.get(req.id)
+    line = "typical 35–45 min for `Orders` · 130 % of typical · taking longer than any earlier"
+    assert line in progress_text(running, clock.now)
+    assert "elapsed" in progress_text(running, clock.now)
+    _, blocks = status_blocks(
+        "Orders",
+        TableInfo(name="Orders", status="ACTIVE", arn="arn", item_count=10, size_bytes=2048),
+        PitrInfo("Orders", "DISABLED"),
+        [running],
+        [],
+        clock.now,
+    )
+    assert line in str(to_dicts(blocks))
+
+
+def test_tracking_lag_counts_lateness_not_a_planned_gap(store, aws, clock: Clock) -> None:
+    from bot.metrics import Metrics
+
+    for n, minutes in enumerate((35, 40, 50)):
+        finished(store, minutes, n=n)
+    flow = make_flow(store, aws, clock)
+    req = requested(flow)
+    assert flow.approve(req.id, "U2").ok
+    clock.advance(seconds=60)
+    flow.track()  # next check 60 s away, as planned
+    metrics = Metrics(store, clock)
+
+    def lag() -> float:
+        line = next(
+            x for x in metrics.render().decode().splitlines() if x.startswith("pitr_bot_tracking")
+        )
+        return float(line.split()[-1])
+
+    clock.advance(seconds=50)
+    assert lag() == 0  # 50 s since the last check, but it isn't due yet
+    clock.advance(seconds=40)
+    assert lag() == 30  # now it is 30 s late (this tracker is stopped)
+
+
+def test_the_tracker_wakes_for_the_earliest_due_restore(store, aws, clock: Clock) -> None:
+    from bot.tracker import Tracker
+
+    flow = make_flow(store, aws, clock)
+    tracker = Tracker(flow, announcer=None, poll_seconds=10)  # type: ignore[arg-type]
+    now = clock.now
+    assert tracker.wake_at(now, None) == now + timedelta(seconds=10)  # nothing due: usual pace
+    soon = now + timedelta(seconds=2.5)
+    assert tracker.wake_at(now, soon) == soon  # not on a 10 s grid
+    later = now + timedelta(seconds=45)
+    assert tracker.wake_at(now, later) == now + timedelta(seconds=10)  # expiries, replicas
+    assert tracker.wake_at(now, now - timedelta(seconds=5)) > now  # overdue: soon, no spin

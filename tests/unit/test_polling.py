@@ -1,0 +1,70 @@
+"""The polling schedule: sparse while the end is unlikely, dense around it, never giving up."""
+
+from __future__ import annotations
+
+from bot.eta import FLOOR, OWN, Eta
+from bot.polling import PollLimits, lease_seconds, next_delay
+
+MIN = 60.0
+LIMITS = PollLimits(poll_seconds=10, min_seconds=2, max_seconds=60)
+# Earlier restores of 35, 40, 50 min: typical 35–45 min, longest 50.
+ETA = Eta(typical=40 * MIN, low=35 * MIN, high=45 * MIN, longest=50 * MIN, count=3, basis=OWN)
+
+
+def schedule(eta: Eta | None, until: float) -> list[tuple[float, float]]:
+    """(elapsed, delay) of every check from the start until `until` seconds."""
+    out, t = [], 0.0
+    while t < until:
+        delay = next_delay(eta, t, LIMITS)
+        out.append((t, delay))
+        t += delay
+    return out
+
+
+def test_no_history_polls_at_the_plain_interval() -> None:
+    assert {d for _, d in schedule(None, 3600)} == {10}
+
+
+def test_with_history_sparse_early_dense_in_the_typical_range() -> None:
+    checks = schedule(ETA, 45 * MIN)
+    early = [d for t, d in checks if t < 20 * MIN]
+    in_range = [d for t, d in checks if 35 * MIN <= t <= 45 * MIN]
+    assert early and all(d == 60 for d in early)
+    assert in_range and all(d == 2 for d in in_range)
+    # No check steps over the start of the typical range.
+    assert any(35 * MIN <= t <= 35 * MIN + 2 for t, _ in checks)
+    # Cheaper than a plain 10 s poll over the first 35 minutes.
+    assert len([t for t, _ in checks if t < 35 * MIN]) < 35 * MIN / 10 / 3
+
+
+def test_after_the_range_backs_off_then_plain_interval_past_the_longest() -> None:
+    assert next_delay(ETA, 45 * MIN + 30, LIMITS) == 10
+    assert next_delay(ETA, 49 * MIN, LIMITS) == 60
+    # Overdue: past every earlier restore, the ordinary interval, forever.
+    for hours in (1, 5, 48):
+        assert next_delay(ETA, hours * 3600, LIMITS) == 10
+
+
+def test_an_outlier_in_the_history_only_delays_the_fallback() -> None:
+    wild = Eta(32 * MIN, 30 * MIN, 34 * MIN, longest=300 * MIN, count=3, basis=OWN)
+    assert next_delay(wild, 31 * MIN, LIMITS) == 2  # still dense around the usual end
+    assert next_delay(wild, 200 * MIN, LIMITS) == 60  # sparse while between
+    assert next_delay(wild, 301 * MIN, LIMITS) == 10
+
+
+def test_floor_without_history_is_sparse_until_the_minimum() -> None:
+    floor = Eta(20 * MIN, 20 * MIN, 20 * MIN, 20 * MIN, 0, FLOOR)
+    assert next_delay(floor, 0, LIMITS) == 60
+    assert next_delay(floor, 20 * MIN - 3, LIMITS) == 2
+    assert next_delay(floor, 21 * MIN, LIMITS) == 10
+
+
+def test_dense_polling_is_never_slower_than_the_plain_interval() -> None:
+    fast = PollLimits(poll_seconds=0.5, min_seconds=2, max_seconds=60)
+    assert next_delay(ETA, 40 * MIN, fast) == 0.5
+
+
+def test_a_lease_outlives_the_wait_for_the_next_poll() -> None:
+    for elapsed in (0, 20 * MIN, 40 * MIN, 48 * MIN, 5 * 3600):
+        delay = next_delay(ETA, elapsed, LIMITS)
+        assert lease_seconds(delay, LIMITS) > delay + 2 * LIMITS.poll_seconds
