@@ -129,18 +129,14 @@ class Batches:
             tables[index] = replace(table, checked=req)
         assert leader is not None
         # Members first: the card (queued with the leader) lists them all when it is posted.
-        for table in tables[1:]:
-            flow.store.add(table.checked, announce=[])
-        flow.store.add(leader, announce=["card"])
+        # Each record is written with its audit entry, in one write.
         when = format_instant(instant, "UTC")
-        for table in tables:
+        for table in [*tables[1:], tables[0]]:
             req = table.checked
-            flow.audit(
-                "requested",
-                req,
-                new.requester,
-                detail=f"{req.target} at {when} (batch {leader.id})",
-            )  # type: ignore[arg-type]
+            detail = f"{req.target} at {when} (batch {leader.id})"  # type: ignore[attr-defined]
+            entry = flow.audit_entry("requested", req, new.requester, detail=detail)
+            flow.store.add(req, announce=["card"] if req is leader else [], audit=[entry])
+            flow.on_event(entry.event)
         log.info("batch %s requested: %d tables at %s", leader.id, len(tables), when)
         flow.on_change()
         return leader
@@ -187,9 +183,10 @@ class Batches:
                 )
             except InvalidTransition:
                 return
-            if self.flow.store.save(member, new):
-                event = {State.APPROVED: "approved"}.get(decided, decided.value.lower())
-                self.flow.audit(event, member, leader.decided_by, detail=f"batch {leader.id}")
+            event = {State.APPROVED: "approved"}.get(decided, decided.value.lower())
+            detail = f"batch {leader.id}"
+            entry = self.flow.audit_entry(event, member, leader.decided_by, detail=detail)
+            self.flow.save(member, new, audit=[entry])
 
     def catch_up(self) -> None:
         """On every tick: members left behind by a crash follow their leader now."""
@@ -216,13 +213,12 @@ class Batches:
             members = members_of(self.flow.store, leader.id)
             if not all(m.final for m in members):
                 return
-            if self.flow.store.save(
-                leader, replace(leader, batch_done=True), announce=["batch_done"]
-            ):
-                ok = sum(m.state == State.ACTIVE for m in members)
-                self.flow.audit(
-                    "batch_finished", leader, None, detail=f"{ok} of {len(members)} ACTIVE"
-                )
+            ok = sum(m.state == State.ACTIVE for m in members)
+            entry = self.flow.audit_entry(
+                "batch_finished", leader, None, detail=f"{ok} of {len(members)} ACTIVE"
+            )
+            done = replace(leader, batch_done=True)
+            if self.flow.save(leader, done, ["batch_done"], audit=[entry]):
                 self.flow.on_change()
                 return
 
