@@ -108,6 +108,7 @@ def check_config(online: bool = False) -> int:
         f"{policy.approvers or 'anyone but the requester'}, {policy.required_approvals} "
         f"approval(s), tables {policy.tables}, {len(policy.rules)} rule(s), "
         f"new tables {policy.target_pattern!r}, {len(policy.kms_keys)} customer KMS key(s)"
+        + (f", accounts {', '.join(sorted(policy.accounts))}" if policy.accounts else "")
     )
     if not online:
         print("offline checks only; `pitr-bot check-config --online` also asks AWS, store, Slack")

@@ -283,6 +283,19 @@ class PitrService:
             raise self._explain("GetCallerIdentity", "*", exc) from exc
         return f"{resp['Arn']} (account {resp['Account']})"
 
+    def identity_in(self, account: str) -> str:
+        """Who the bot is in another account (policy `accounts`), through its role."""
+        try:
+            sts = self._places().client("sts", account)
+            resp = sts.get_caller_identity()
+        except UnknownAccount as exc:
+            raise AwsError("UnknownAccount", f"No role for account `{account}`.") from exc
+        except ClientError as exc:
+            raise self._explain("sts:AssumeRole", account, exc) from exc
+        except BotoCoreError as exc:
+            raise AwsError(type(exc).__name__, f"AWS call failed: {exc}") from exc
+        return f"{resp['Arn']} (account {resp['Account']})"
+
     def list_tables(self, limit: int = 1000) -> list[str]:
         names: list[str] = []
         kwargs: dict[str, Any] = {"Limit": 100}

@@ -281,3 +281,15 @@ def test_a_typed_table_is_read_as_its_stored_reference(env: Env, typed: str, sto
 def test_a_typed_table_in_an_unknown_account_is_refused(env: Env):
     ref, why = env.flow.table_ref("dev:orders")
     assert ref is None and "`dev` is not an account the bot knows" in why
+
+
+def test_check_config_online_assumes_each_account_role_and_reads_its_tables():
+    from bot.online_check import _aws
+
+    pol = policy(tables=["prod:orders", "prod:missing"])
+    with mock_aws():
+        make_table(Aws(roles=roles_of(pol)).client("dynamodb", "prod"), "orders")
+        lines = [f"{f.level} {f.text}" for f in _aws(pol)]
+    assert any(line.startswith("OK account prod: role assumed") and PROD in line for line in lines)
+    assert "OK table prod:orders: ACTIVE, PITR on" in lines
+    assert any(line.startswith("FAIL table prod:missing") for line in lines)
