@@ -297,7 +297,9 @@ class Announcer:
                     channel=leader.channel, text=text, blocks=blocks.to_dicts(card)
                 )
                 ts = resp["ts"]
-                self._update(leader, lambda r: replace(r, card_ts=ts))
+                # Every table's thread is the card's: its aftercare and reminder go there.
+                for member in members:
+                    self._update(member, lambda r: replace(r, card_ts=ts))
             elif kind == "card_update" and leader.card_ts:
                 self.client.chat_update(
                     channel=leader.channel,

@@ -65,3 +65,6 @@ def test_a_batch_end_to_end(make_bot, fake, sim):
         if c.args.get("thread_ts") == card_ts and "Restoring 3 tables" in c.args.get("text", "")
     ]
     assert len(progress) == 1  # one reply, edited in place
+    # Each table's own follow-ups (differences, cleanup reminder) go to the same thread.
+    members = members_of(bot.services.store, leader.id)
+    assert {m.card_ts for m in members} == {card_ts}
