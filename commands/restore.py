@@ -9,15 +9,15 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks import APPROVE_ACTION, DENY_ACTION, code
-from bot.restores import State, table_name_problem
+from bot.restores import State
 from bot.services import Services
-from bot.tableref import RefError, parse_ref
 from bot.workflow import NewRequest
 from commands import modal
 from commands.common import (
     MAX_TEXT,
     InputError,
     after_ack,
+    ref_problem,
     reports_errors,
     split_args,
     split_reason,
@@ -46,21 +46,6 @@ def parse_restore(text: str) -> tuple[str, str, str, str]:
         raise InputError(f"I need a source and a target table. {USAGE}")
     source, target, *rest = args
     return source, target, " ".join(rest) or "latest", reason
-
-
-def ref_problem(text: str, label: str) -> str | None:
-    """Why `text` is no table reference (`orders`, `prod:orders@eu-west-1`, an ARN), if so.
-    Whether the account and region may be used is the engine's call (bot.workflow)."""
-    if "," in text:  # several sources (a batch)
-        parts = [p for p in (s.strip() for s in text.split(",")) if p]
-        return next((p for p in (ref_problem(part, label) for part in parts) if p), None)
-    if ":" not in text and "@" not in text:
-        return table_name_problem(text, label)
-    try:
-        parse_ref(text)
-    except RefError as exc:
-        return str(exc)
-    return None
 
 
 def register(app: App, services: Services) -> None:

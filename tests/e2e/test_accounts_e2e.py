@@ -3,6 +3,8 @@ thread and broadcast naming it `prod:…`."""
 
 from __future__ import annotations
 
+import time
+
 import boto3
 
 from bot.policy import Policy
@@ -74,3 +76,27 @@ def test_an_unknown_account_is_refused_before_any_aws_call(make_bot, sim):
     bot.wait_reply("U1", "`dev` is not an account the bot knows")
     assert sim.count("DescribeTable") == 0
     assert bot.services.store.find() == []
+
+
+def test_status_and_enable_reach_the_other_account(make_bot, fake, sim):
+    prod = prod_dynamodb(sim)
+    prod.create_table(
+        TableName="payments",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    bot = make_bot(policy=POLICY)
+    bot.command("/pitr-enable", "prod:payments 7")
+    bot.wait_reply("U1", "prod:payments")
+    backups = prod.describe_continuous_backups(TableName="payments")
+    pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"  # in account 111111111111
+    before = len(bot.replies_to("U1"))
+    bot.command("/pitr-status", "prod:payments")
+    deadline = time.monotonic() + 10
+    while len(bot.replies_to("U1")) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    status = bot.replies_to("U1")[before:]
+    assert status and "prod:payments" in status[0] and "does not exist" not in status[0]
+    assert "payments" not in sim.client(direct=True).list_tables()["TableNames"]
