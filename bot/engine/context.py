@@ -1,0 +1,111 @@
+"""What every part of the engine shares: the store, the AWS gateway, the policy, the clock,
+the hooks, and the one way to write a transition with its audit entries.
+
+The parts (requests.py, decisions.py, tracking.py) each hold this one context, so a new flow is
+one more sibling module with the same shape, not more methods on one class.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.pitr import PitrService
+from bot.policy import Members, Policy
+from bot.polling import PollLimits
+from bot.restores import IN_FLIGHT, RestoreRequest, State, utcnow
+from bot.store import AuditEvent, Store
+
+CAS_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to tell the person who acted; `ok` False means a refusal with `message`.
+
+    `field` names the input a refusal is about (source, target, when, overrides), so a form
+    can show it next to that field.
+    """
+
+    ok: bool
+    message: str = ""
+    request: RestoreRequest | None = None
+    field: str | None = None
+
+
+class Context:
+    def __init__(
+        self,
+        store: Store,
+        pitr: PitrService,
+        policy: Policy,
+        members: Members,
+        clock: Callable[[], datetime] = utcnow,
+        poll_seconds: float = 10,
+        owner: str | None = None,
+        limits: PollLimits | None = None,
+        min_restore_minutes: float = 0,
+    ):
+        self.store = store
+        self.pitr = pitr
+        self.policy = policy
+        self.members = members
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.limits = limits or PollLimits(poll_seconds=poll_seconds)
+        self.min_restore_minutes = min_restore_minutes
+        self.next_due: datetime | None = None  # when the next restore falls due (the tracker)
+        self.owner = owner or uuid.uuid4().hex[:8]
+        self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
+        self.on_event: Callable[[str], None] = lambda event: None  # metrics
+
+    def in_flight_from(self, source: str) -> list[RestoreRequest]:
+        return self.store.find(states=[State.REQUESTED, *IN_FLIGHT], source=source)
+
+    def save(
+        self,
+        old: RestoreRequest,
+        new: RestoreRequest,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> RestoreRequest | None:
+        """A transition with its announcements and audit entries, in one write (all or none)."""
+        saved = self.store.save(old, new, announce=announce, audit=audit)
+        if saved is not None:
+            for entry in audit:
+                self.on_event(entry.event)
+        return saved
+
+    def audit(
+        self,
+        event: str,
+        req: RestoreRequest | None,
+        actor: str | None,
+        channel: str | None = None,
+        table: str | None = None,
+        detail: str = "",
+    ) -> None:
+        """An audit entry on its own: for what changes no request (a refusal, a skip)."""
+        self.on_event(event)
+        self.store.audit(self.audit_entry(event, req, actor, channel, table, detail))
+
+    def audit_entry(
+        self,
+        event: str,
+        req: RestoreRequest | None,
+        actor: str | None,
+        channel: str | None = None,
+        table: str | None = None,
+        detail: str = "",
+    ) -> AuditEvent:
+        return AuditEvent(
+            at=self.clock(),
+            event=event,
+            restore_id=req.id if req else None,
+            actor=actor,
+            channel=channel or (req.channel if req else None),
+            table=table or (req.source if req else None),
+            detail=detail[:1000],
+        )
