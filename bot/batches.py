@@ -21,13 +21,13 @@ from typing import Any
 from bot import eta as etas
 from bot.batch import common_window, outside_reason
 from bot.logs import restore_context
-from bot.restores import InvalidTransition, RestoreRequest, State, expiry
+from bot.restores import InvalidTransition, RestoreRequest, State, expiry, new_id
 from bot.tableref import RefError, parse_sources, targets_for
 from bot.when import WhenError, format_instant, parse_when
 
 log = logging.getLogger(__name__)
 
-MAX_MEMBERS = 1000
+MAX_MEMBERS = 1000  # requests read at once when catching up
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,14 @@ def is_batch(text: str) -> bool:
     return "," in text
 
 
-def members_of(store: object, leader_id: str) -> list[RestoreRequest]:
-    """Every request of a batch, the leader first, then in the order asked."""
-    found = [r for r in store.find(limit=MAX_MEMBERS) if r.batch_id == leader_id]  # type: ignore[attr-defined]
-    return sorted(found, key=lambda r: (r.id != leader_id, r.batch_index))
+def members_of(store: Any, leader_id: str) -> list[RestoreRequest]:
+    """Every request of a batch, the leader first, then in the order asked (the leader keeps
+    their ids: no scan, however large the store)."""
+    leader = store.get(leader_id)
+    if leader is None:
+        return []
+    found = [store.get(i) for i in leader.batch_members or (leader.id,)]
+    return [r for r in found if r is not None]
 
 
 class Batches:
@@ -123,9 +127,10 @@ class Batches:
                 batch_index=index,
             )
             if leader is None:
-                leader = req = replace(req, batch_id=req.id)
+                ids = (req.id, *(new_id() for _ in tables[1:]))
+                leader = req = replace(req, batch_id=req.id, batch_members=ids)
             else:
-                req = replace(req, batch_id=leader.id)
+                req = replace(req, batch_id=leader.id, id=leader.batch_members[index])
             tables[index] = replace(table, checked=req)
         assert leader is not None
         # Members first: the card (queued with the leader) lists them all when it is posted.

@@ -86,6 +86,7 @@ def full() -> RestoreRequest:
         batch_id="0123456789ab",
         batch_index=2,
         batch_done=True,
+        batch_members=("0123456789ab", "ba9876543210"),
         aftercare={"aspects": [{"name": "ttl", "differs": True}], "fixed": {"ttl": {"by": "U2"}}},
         aftercare_ts="1764158402.000300",
         reminded_at=NOW + timedelta(days=7),
