@@ -32,9 +32,11 @@ from bot.aftercare_rules import (
     streams,
     summary,
 )
-from bot.aws import ONE_TRY
+from bot.aws import BOTO_CONFIG, DEFAULT_ACCOUNT, ONE_TRY, UnknownAccount
 from bot.pitr import NOT_FOUND, AwsError, PitrService, _snake, _table_info
+from bot.policy import table_name_of
 from bot.table_identity import identity
+from bot.tableref import parse_ref
 
 SOURCE_FRESH = 30.0  # seconds a source's settings are reused across comparisons
 
@@ -62,6 +64,7 @@ class AftercareService(PitrService):
             gateway = {"aws": pitr.aws, "account": pitr.account, "region": pitr.asked_region}
             service = cls(None, autoscaling, **gateway)
         service.on_error = pitr.on_error
+        service.places = pitr.places  # the same accounts (table references)
         return service
 
     # -- reading ----------------------------------------------------------------------------
@@ -149,7 +152,8 @@ class AftercareService(PitrService):
 
     def _read_insights(self, table: str) -> str:
         try:
-            resp = self._insights.describe_contributor_insights(TableName=table)
+            client = self._at(table, "dynamodb", ONE_TRY) or self._insights
+            resp = client.describe_contributor_insights(TableName=table_name_of(table))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "Unknown")
             raise CouldNotCheck(f"DescribeContributorInsights failed ({code})") from exc
@@ -162,9 +166,10 @@ class AftercareService(PitrService):
 
     def _read_autoscaling(self, table: str, desc: dict[str, Any]) -> dict[str, Any]:
         """{"" or "index/NAME": {dimension: {min, max, policies}}} for the table and its GSIs."""
-        resources = {f"table/{table}": ""}
+        name = table_name_of(table)
+        resources = {f"table/{name}": ""}
         for index in desc.get("GlobalSecondaryIndexes", []):
-            resources[f"table/{table}/index/{index['IndexName']}"] = f"index/{index['IndexName']}"
+            resources[f"table/{name}/index/{index['IndexName']}"] = f"index/{index['IndexName']}"
         found: dict[str, Any] = {}
         targets = self._scaling_pages(
             "DescribeScalableTargets",
@@ -298,7 +303,7 @@ class AftercareService(PitrService):
         for part, dims in sorted(wanted.items()):
             if part and part not in indexes:
                 continue  # an index left out of the restore
-            resource_id = f"table/{target}" + (f"/{part}" if part else "")
+            resource_id = f"table/{table_name_of(target)}" + (f"/{part}" if part else "")
             kind = "index" if part else "table"
             for unit, setting in sorted(dims.items()):
                 scalable = f"dynamodb:{kind}:{unit}"
@@ -334,7 +339,7 @@ class AftercareService(PitrService):
             raise
         restored_from = desc.get("RestoreSummary", {}).get("SourceTableArn") or ""
         # No RestoreSummary at all is no restore: refuse rather than fail open.
-        if not restored_from.endswith(f":table/{source}"):
+        if not restored_from.endswith(f":table/{table_name_of(source)}"):
             raise DeletionRefused(
                 f"`{target}` is not a restore of `{source}` any more (someone replaced it), "
                 "so I did not touch it."
@@ -352,8 +357,22 @@ class AftercareService(PitrService):
         return f"`{target}` deleted"
 
     # -- Application Auto Scaling calls, with the same error wording as DynamoDB's ----------
+    def _at(self, table: str, service: str, config: Any = BOTO_CONFIG) -> Any:
+        """A client of `service` in the account and region of a table reference
+        (`prod:orders@eu-west-1`), or None for a table of this service's own place."""
+        if ":" not in table and "@" not in table:
+            return None
+        ref = parse_ref(table)
+        try:
+            return self._places().client(
+                service, ref.account or DEFAULT_ACCOUNT, ref.region, config
+            )
+        except UnknownAccount as exc:
+            raise AwsError("UnknownAccount", f"No role for account `{ref.account}`.") from exc
+
     def _scaling(self, operation: str, table: str, **kwargs: Any) -> dict[str, Any]:
-        method = getattr(self.autoscaling, _snake(operation))
+        client = self._at(table, "application-autoscaling") or self.autoscaling
+        method = getattr(client, _snake(operation))
         try:
             return method(**kwargs)
         except ClientError as exc:

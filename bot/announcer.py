@@ -20,6 +20,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks
+from bot.batch_blocks import batch_card, batch_done_blocks, batch_progress_text
+from bot.batches import members_of
 from bot.logs import restore_context
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store import OutboxItem, Store
@@ -242,6 +244,8 @@ class Announcer:
     # -- rendering --------------------------------------------------------------------------
     def _send(self, kind: str, req: RestoreRequest) -> None:
         now = self.clock()
+        if req.batch_id and self._send_batch(kind, req, now):
+            return
         if kind == "card":
             if req.card_ts:
                 return  # already posted before a crash
@@ -262,7 +266,7 @@ class Announcer:
             self.client.chat_postEphemeral(
                 channel=req.channel, user=req.requester, text=blocks.requester_notice(req)
             )
-        elif kind in {"started", "progress"}:
+        elif kind in {"started", "progress", "queued"}:
             self._progress(req, now)
         elif kind == "done":
             # The broadcast is what people wait for: it goes first, and the progress reply's
@@ -279,9 +283,57 @@ class Announcer:
         else:
             log.error("restore %s: unknown outbox kind %r dropped", req.id, kind)
 
+    def _send_batch(self, kind: str, req: RestoreRequest, now: datetime) -> bool:
+        """A batch table's messages: one card, one progress reply, one summary, all on the
+        leader's card. True when handled here."""
+        leader = req if req.batch_id == req.id else self.store.get(req.batch_id or "")
+        if leader is None:
+            return True  # nowhere to say it
+        members = members_of(self.store, leader.id)
+        if kind in {"card", "card_update"} and req is leader:
+            text, card = batch_card(members, now)
+            if kind == "card" and not leader.card_ts:
+                resp = self.client.chat_postMessage(
+                    channel=leader.channel, text=text, blocks=blocks.to_dicts(card)
+                )
+                ts = resp["ts"]
+                # Every table's thread is the card's: its aftercare and reminder go there.
+                for member in members:
+                    self._update(member, lambda r: replace(r, card_ts=ts))
+            elif kind == "card_update" and leader.card_ts:
+                self.client.chat_update(
+                    channel=leader.channel,
+                    ts=leader.card_ts,
+                    text=text,
+                    blocks=blocks.to_dicts(card),
+                )
+            return True
+        if kind in {"card", "card_update"}:
+            return True  # a member has no card of its own
+        if kind in {"started", "progress", "queued", "done", "failed"}:
+            text = batch_progress_text(members, now)
+            if leader.progress_ts:
+                self.client.chat_update(channel=leader.channel, ts=leader.progress_ts, text=text)
+            else:
+                resp = self._reply(leader, text=text)
+                if resp is not None:
+                    ts = resp["ts"]
+                    self._update(leader, lambda r: replace(r, progress_ts=ts, progress_at=now))
+            return True
+        if kind == "batch_done":
+            text, done = batch_done_blocks(members, now)
+            self._reply(leader, text=text, blocks=blocks.to_dicts(done), reply_broadcast=True)
+            return True
+        if kind == "notify_requester":
+            return req is not leader  # the leader tells the requester once, for all
+        return False  # e.g. aftercare: per table, as for one table
+
     def _progress(self, req: RestoreRequest, now: datetime) -> None:
         """One thread reply, posted once and then edited in place as the restore goes on."""
-        text = blocks.started_text(req) + "\n" + self._status_line(req, now)
+        if req.state == State.APPROVED and req.queued_ahead is not None:
+            text = blocks.queued_text(req)
+        else:
+            text = blocks.started_text(req) + "\n" + self._status_line(req, now)
         if req.progress_ts:
             self.client.chat_update(channel=req.channel, ts=req.progress_ts, text=text)
             self._update(req, lambda r: replace(r, progress_at=now))

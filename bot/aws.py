@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -60,9 +61,19 @@ class UnknownAccount(KeyError):
 class Aws:
     """One client factory per (account alias, region)."""
 
-    def __init__(self, roles: Mapping[str, AssumedRole] | None = None, region: str | None = None):
+    def __init__(
+        self,
+        roles: Mapping[str, AssumedRole] | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        keys: Mapping[str, str] | None = None,
+    ):
         self.roles = dict(roles or {})
+        # Explicit keys of the default account (a client handed in with keys); else the chain.
+        self.keys = dict(keys or {})
         self.region = region or default_region()
+        # A simulator's endpoint (tests, the console) for every service; None = AWS's own.
+        self.endpoint_url = endpoint_url
         self._sessions: dict[tuple[str, str | None], boto3.Session] = {}
         self._clients: dict[tuple[str, str, str | None, int], tuple[Config, Any]] = {}
         self._lock = threading.RLock()  # boto3 Sessions are not thread-safe; clients are
@@ -78,7 +89,9 @@ class Aws:
         key = (service, account, region, id(config))
         with self._lock:
             if key not in self._clients:
-                client = self.session(account, region).client(service, config=config)
+                client = self.session(account, region).client(
+                    service, config=config, endpoint_url=self.endpoint_url
+                )
                 # The config is kept with its client, so its id() can't be reused meanwhile.
                 self._clients[key] = (config, client)
             return self._clients[key][1]
@@ -92,7 +105,7 @@ class Aws:
 
     def _new_session(self, account: str, region: str | None) -> boto3.Session:
         if account == DEFAULT_ACCOUNT:
-            return boto3.Session(region_name=region)
+            return boto3.Session(region_name=region, **self.keys)
         if account not in self.roles:
             raise UnknownAccount(account)
         role = self.roles[account]
@@ -102,6 +115,47 @@ class Aws:
         resolver = core.get_component("credential_provider")
         resolver.insert_before("env", _RoleProvider(functools.partial(_assume, sts, role)))
         return boto3.Session(botocore_session=core, region_name=region)
+
+    def attributed_client(
+        self,
+        service: str,
+        account: str,
+        region: str | None,
+        session_name: str,
+        source_identity: str | None,
+    ) -> Any:
+        """A one-off client under a fresh session of `account`'s role, named `session_name`
+        and carrying `source_identity`, so the account's CloudTrail shows who did what.
+
+        Not cached: one session per act (a restore), never shared with reads.
+        """
+        if account not in self.roles:
+            raise UnknownAccount(account)
+        region = region or self.region
+        role = replace(self.roles[account], session_name=session_name)
+        sts = self.client("sts", DEFAULT_ACCOUNT, region)
+        creds = _assume(sts, role, source_identity)
+        session = boto3.Session(
+            aws_access_key_id=creds["access_key"],
+            aws_secret_access_key=creds["secret_key"],
+            aws_session_token=creds["token"],
+            region_name=region,
+        )
+        return session.client(service, config=BOTO_CONFIG, endpoint_url=self.endpoint_url)
+
+
+def session_name_for(restore_id: str) -> str:
+    """An STS RoleSessionName (2 to 64 letters, digits or _+=,.@-) naming the restore."""
+    return _sts_text(f"pitr-bot-{restore_id}")
+
+
+def source_identity_for(user: str | None) -> str | None:
+    """An STS SourceIdentity (2 to 64 letters, digits or _+=,.@-) for a Slack user ID, or None."""
+    return _sts_text(user) if user and len(user) >= 2 else None
+
+
+def _sts_text(text: str) -> str:
+    return re.sub(r"[^\w+=,.@-]", "-", text)[:64]
 
 
 @functools.cache
@@ -122,10 +176,12 @@ class _RoleProvider(CredentialProvider):
         return DeferredRefreshableCredentials(refresh_using=self._fetch, method=self.METHOD)
 
 
-def _assume(sts: Any, role: AssumedRole) -> dict[str, str]:
+def _assume(sts: Any, role: AssumedRole, source_identity: str | None = None) -> dict[str, str]:
     kwargs: dict[str, Any] = {"RoleArn": role.role_arn, "RoleSessionName": role.session_name}
     if role.external_id:
         kwargs["ExternalId"] = role.external_id
+    if source_identity:
+        kwargs["SourceIdentity"] = source_identity
     creds = sts.assume_role(**kwargs)["Credentials"]
     return {
         "access_key": creds["AccessKeyId"],
@@ -133,6 +189,28 @@ def _assume(sts: Any, role: AssumedRole) -> dict[str, str]:
         "token": creds["SessionToken"],
         "expiry_time": creds["Expiration"].isoformat(),
     }
+
+
+def custom_endpoint(client: Any) -> str | None:
+    """A ready client's endpoint when it is not AWS's own (AWS_ENDPOINT_URL, a simulator)."""
+    endpoint = str(client.meta.endpoint_url or "")
+    if endpoint and ".amazonaws.com" not in endpoint and ".amazonaws.com.cn" not in endpoint:
+        return endpoint
+    return None
+
+
+def explicit_keys(client: Any) -> dict[str, str]:
+    """Keys handed to a ready client directly (not from the credential chain, which refreshes
+    itself and is left to itself), as boto3.Session arguments."""
+    get_credentials = getattr(client, "_get_credentials", None)
+    creds = get_credentials() if callable(get_credentials) else None
+    if creds is None or getattr(creds, "method", "") != "explicit":
+        return {}
+    frozen = creds.get_frozen_credentials()
+    keys = {"aws_access_key_id": frozen.access_key, "aws_secret_access_key": frozen.secret_key}
+    if frozen.token:
+        keys["aws_session_token"] = frozen.token
+    return keys
 
 
 def sibling(client: Any, service: str, config: Config = BOTO_CONFIG) -> Any:

@@ -32,6 +32,7 @@ from bot.restores import (
     human_size,
 )
 from bot.store import AuditEvent
+from bot.tableref import region_crossing
 from bot.when import ago, format_instant
 
 APPROVE_ACTION = "pitr_approve"
@@ -125,6 +126,9 @@ def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]
         SectionBlock(fields=fields),
         *(SectionBlock(text=md(text)) for text in source_facts(req)),
     ]
+    crossing = region_crossing(req.source, req.target)
+    if crossing:
+        blocks.append(SectionBlock(text=md(f":globe_with_meridians: {esc(crossing)}")))
     if req.reason:
         reason = esc_clip(req.reason, SECTION_LIMIT - len("*Reason*\n"))
         blocks.append(SectionBlock(text=md(f"*Reason*\n{reason}")))
@@ -174,6 +178,8 @@ def _decision(req: RestoreRequest, status: str) -> list[Block]:
     blocks: list[Block] = []
     if req.decided_by and req.state in {State.DENIED, State.CANCELLED}:
         status += f" (by {user(req.decided_by)})"
+    if req.state == State.APPROVED and req.queued_ahead is not None:
+        status += f" · queued: {_place_in_queue(req.queued_ahead)}"
     if req.state == State.REQUESTED:
         status += f" · expires {slack_date(req.expires_at, format_instant(req.expires_at, 'UTC'))}"
     blocks.append(ContextBlock(elements=[md(status)]))
@@ -237,6 +243,18 @@ def approvals_text(req: RestoreRequest) -> str:
     who = ", ".join(user(u) for u in req.approvals)
     text = f"{len(req.approvals)} of {req.required_approvals}"
     return f"{text}: {who}" if who else text
+
+
+def queued_text(req: RestoreRequest) -> str:
+    return (
+        f":hourglass: Approved and queued: {_place_in_queue(req.queued_ahead or 0)}. "
+        "DynamoDB runs at most 50 restores at once per account; "
+        f"{code(req.target)} starts as soon as a slot frees up."
+    )
+
+
+def _place_in_queue(ahead: int) -> str:
+    return "next in line" if ahead == 0 else f"{ahead} ahead"
 
 
 def started_text(req: RestoreRequest) -> str:

@@ -46,7 +46,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     iam.add_argument("--account", metavar="ID", help="pin ARNs to this AWS account (12 digits)")
     iam.add_argument("--region", metavar="R", help="pin ARNs to this region (e.g. eu-west-1)")
+    iam.add_argument(
+        "--member",
+        metavar="ALIAS",
+        help="instead: the trust and permission policies of the role in account ALIAS "
+        "(policy `accounts`), as JSON {trust_policy, permission_policy}",
+    )
+    iam.add_argument(
+        "--bot-role", metavar="ARN", help="with --member: the role ARN the bot runs as"
+    )
     args = parser.parse_args(argv)
+    if args.command == "iam-policy" and args.member:
+        return print_member_policies(args.member, args.bot_role or "")
     if args.command == "iam-policy":
         return print_iam_policy(args.account, args.region)
     honour_aws_region()  # before any boto3 client exists
@@ -97,6 +108,7 @@ def check_config(online: bool = False) -> int:
         f"{policy.approvers or 'anyone but the requester'}, {policy.required_approvals} "
         f"approval(s), tables {policy.tables}, {len(policy.rules)} rule(s), "
         f"new tables {policy.target_pattern!r}, {len(policy.kms_keys)} customer KMS key(s)"
+        + (f", accounts {', '.join(sorted(policy.accounts))}" if policy.accounts else "")
     )
     if not online:
         print("offline checks only; `pitr-bot check-config --online` also asks AWS, store, Slack")
@@ -185,6 +197,30 @@ def print_iam_policy(account: str | None, region: str | None) -> int:
             "patterns in the policy file",
             file=sys.stderr,
         )
+    return 0
+
+
+def print_member_policies(alias: str, bot_role: str) -> int:
+    """The member-account role of `alias`: trust policy and permission policy."""
+    from bot.iam import IamPolicyError, member_policies
+
+    settings, problems = load_settings()
+    policy = None
+    if settings is not None:
+        try:
+            policy = load_policy(settings.policy_path)
+        except PolicyError as exc:
+            problems += [f"policy: {p}" for p in exc.problems]
+    if problems or policy is None:
+        for problem in problems:
+            print(f"pitr-bot: {problem}", file=sys.stderr)
+        return 2
+    try:
+        documents = member_policies(policy, alias, bot_role)
+    except IamPolicyError as exc:
+        print(f"pitr-bot: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(documents, indent=2))
     return 0
 
 

@@ -108,6 +108,11 @@ STATE_TABLE_ACTIONS = (
     "dynamodb:Scan",
 )
 
+# The bot's identity assumes member-account roles; the trust policy must allow both
+# ("Monitor and control actions taken with assumed roles", IAM user guide: sts:SetSourceIdentity).
+ASSUME_ACTIONS = ("sts:AssumeRole", "sts:SetSourceIdentity")
+BOT_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/:-]+$")
+
 ACCOUNT = re.compile(r"^\d{12}$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
@@ -136,7 +141,9 @@ def iam_policy(
     if region is not None and not REGION.match(region):
         raise IamPolicyError(f"--region {region!r} is not an AWS region name (e.g. eu-west-1)")
     arn = _Arns(partition(region), region or "*", account or "*")
-    sources = [arn.table(_iam_glob(t)) for t in dict.fromkeys(policy.tables)]
+    # `prod:*`-style patterns name other accounts' tables: granted there (member_policies).
+    own = [t for t in dict.fromkeys(policy.tables) if ":" not in t] or ["no-table-allowed"]
+    sources = [arn.table(_iam_glob(t)) for t in own]
     target = policy.target_pattern
     targets = [arn.table(target), arn.table(f"{target}/index/*")]
     statements: list[dict[str, Any]] = [
@@ -178,6 +185,10 @@ def iam_policy(
             )
         )
     statements += _kms_statements(policy.kms_keys, arn)
+    if policy.accounts:
+        # Reach the member accounts; SetSourceIdentity names the approver in their CloudTrail.
+        roles = [account.role_arn for account in policy.accounts.values()]
+        statements.append(_allow("AssumeMemberAccountRoles", list(ASSUME_ACTIONS), roles))
     if state_table:
         statements.append(
             _allow(
@@ -210,6 +221,53 @@ def copy_back_tables(policy: Policy) -> list[str]:
             out.append(pattern)
         else:
             out += [s for s in policy.tables if fnmatch.fnmatchcase(s, pattern)]
+    return list(dict.fromkeys(out))
+
+
+def member_policies(policy: Policy, alias: str, bot_principal: str) -> dict[str, Any]:
+    """For the role the bot assumes in account `alias`: its trust policy (who may assume it:
+    `bot_principal`, the bot's own role ARN, with the external ID when one is set) and its
+    permission policy (the bot's grants, limited to that account and its tables)."""
+    if alias not in policy.accounts:
+        known = ", ".join(sorted(policy.accounts)) or "none"
+        raise IamPolicyError(f"--member {alias!r} is not in the policy's `accounts` ({known})")
+    if not BOT_PRINCIPAL.fullmatch(bot_principal):
+        raise IamPolicyError(
+            f"--bot-role {bot_principal!r} is not an IAM role ARN "
+            "(arn:aws:iam::123456789012:role/NAME): the role the bot runs as"
+        )
+    account = policy.accounts[alias]
+    trust: dict[str, Any] = {
+        "Sid": "PitrBotAssumesThisRole",
+        "Effect": "Allow",
+        "Principal": {"AWS": bot_principal},
+        "Action": list(ASSUME_ACTIONS),
+    }
+    if account.external_id:
+        trust["Condition"] = {"StringEquals": {"sts:ExternalId": account.external_id}}
+    tables = member_tables(policy.tables, alias)
+    # In the member account the bot keeps no state and reaches no further account.
+    member = policy.model_copy(update={"tables": tables or ["no-table-allowed"], "accounts": {}})
+    region = account.regions[0] if len(account.regions) == 1 else None
+    return {
+        "role_arn": account.role_arn,
+        "trust_policy": {"Version": "2012-10-17", "Statement": [trust]},
+        "permission_policy": iam_policy(member, account.account_id, region),
+    }
+
+
+def member_tables(patterns: list[str], alias: str) -> list[str]:
+    """The policy `tables` globs that can match a table of account `alias`, as bare-name
+    globs: `prod:orders*` -> `orders*`; `*` (any account) stays `*`; `orders` (the bot's
+    own account only) is left out."""
+    out: list[str] = []
+    for pattern in patterns:
+        if ":" in pattern:
+            head, _, tail = pattern.partition(":")
+            if fnmatch.fnmatchcase(alias, head):
+                out.append(tail)
+        elif pattern.startswith("*"):
+            out.append(pattern)
     return list(dict.fromkeys(out))
 
 

@@ -47,8 +47,12 @@ def _aws(policy: Policy) -> Iterator[Finding]:
     if problem:
         yield Finding("FAIL", f"AWS: {problem}")
         return
+    from bot.services import roles_of
+
     try:
         pitr = PitrService()
+        if policy.accounts:
+            pitr.use_accounts(roles_of(policy))
         who = pitr.caller_identity()
     except AwsError as exc:
         yield Finding("FAIL", f"AWS credentials: {exc.message}")
@@ -57,8 +61,15 @@ def _aws(policy: Policy) -> Iterator[Finding]:
         yield Finding("FAIL", f"AWS credentials: {explain(exc, '')}")
         return
     yield Finding("OK", f"AWS: region {pitr.region}, identity {who}")
+    for alias in policy.accounts:
+        yield _guarded(f"account {alias}", lambda alias=alias: _account(pitr, alias))
     for name in named_tables(policy):
         yield _guarded(f"table {name}", lambda name=name: _table(pitr, name))
+
+
+def _account(pitr, alias: str) -> Finding:  # noqa: ANN001 - PitrService, imported lazily
+    """The role of policy `accounts` can be assumed (the bot reaches that account)."""
+    return Finding("OK", f"account {alias}: role assumed, identity {pitr.identity_in(alias)}")
 
 
 def _table(pitr, name: str) -> Finding:  # noqa: ANN001 - PitrService, imported lazily

@@ -8,7 +8,7 @@ again on the next tick or give up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,9 +20,23 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
-from bot.aws import BOTO_CONFIG, DEFAULT_ACCOUNT, Aws, default_aws, sibling
+from bot.aws import (
+    BOTO_CONFIG,
+    DEFAULT_ACCOUNT,
+    AssumedRole,
+    Aws,
+    UnknownAccount,
+    custom_endpoint,
+    default_aws,
+    explicit_keys,
+    session_name_for,
+    sibling,
+    source_identity_for,
+)
 from bot.overrides import OverrideError, api_overrides, needs_description
+from bot.policy import AWS_MANAGED_KEY
 from bot.restores import Window
+from bot.tableref import RefError, TableRef, parse_ref
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +103,49 @@ class PitrService:
         self.account, self.asked_region = account, region
         self.client = client if client is not None else self.aws.client("dynamodb", account, region)
         self.on_error: Callable[[str], None] = lambda code: None  # metrics
+        # Where table references (`prod:orders@eu-west-1`) lead: see use_accounts().
+        self.places: Aws | None = self.aws
+
+    def use_accounts(self, roles: Mapping[str, AssumedRole]) -> None:
+        """Reach the policy's `accounts` for references like `prod:orders`: every call about
+        a table goes to the client of its (account, region), one cached session each."""
+        self.places = self._new_places(roles)
+
+    def _places(self) -> Aws:
+        if self.places is None:
+            self.places = self._new_places({})
+        return self.places
+
+    def _new_places(self, roles: Mapping[str, AssumedRole]) -> Aws:
+        region = self.client.meta.region_name
+        if self.aws is not None:
+            return Aws(roles, region=region)
+        # A ready client handed in (tests, the console): its endpoint and keys serve the rest.
+        return Aws(
+            roles,
+            region=region,
+            endpoint_url=custom_endpoint(self.client),
+            keys=explicit_keys(self.client),
+        )
+
+    def client_at(self, account: str | None, region: str | None) -> Any:
+        """The DynamoDB client for a place; this service's own for its account and region."""
+        if account is None and region in (None, self.client.meta.region_name):
+            return self.client
+        try:
+            return self._places().client("dynamodb", account or DEFAULT_ACCOUNT, region)
+        except UnknownAccount as exc:
+            raise AwsError(
+                "UnknownAccount",
+                f"The bot has no role for account `{account}` (policy `accounts`).",
+            ) from exc
+
+    def _route(self, table: str) -> tuple[Any, str]:
+        """(client, bare table name) for a table reference; plain names stay here."""
+        if ":" not in table and "@" not in table:
+            return self.client, table
+        ref = _ref(table)
+        return self.client_at(ref.account, ref.region), ref.name
 
     def sibling(self, service: str, config: Any = BOTO_CONFIG) -> Any:
         """A client for another AWS service, same account, region and credentials."""
@@ -127,10 +184,33 @@ class PitrService:
         return _pitr_info(name, resp["ContinuousBackupsDescription"])
 
     def restore(
-        self, source: str, target: str, at: datetime | None, overrides: dict | None = None
+        self,
+        source: str,
+        target: str,
+        at: datetime | None,
+        overrides: dict | None = None,
+        *,
+        restore_id: str | None = None,
+        approver: str | None = None,
     ) -> TableInfo:
-        """Start the restore. `at` None means DynamoDB's latest restorable time."""
-        kwargs: dict[str, Any] = {"SourceTableName": source, "TargetTableName": target}
+        """Start the restore. `at` None means DynamoDB's latest restorable time.
+
+        It runs in the target's account and region. In another account, under a session
+        named for `restore_id` with SourceIdentity `approver`, so that account's CloudTrail
+        shows who restored what. Across regions it names the source by ARN.
+        """
+        src, tgt = _ref(source), _ref(target)
+        home = self.client.meta.region_name
+        # Stored references are absolute: no region means the bot's own (see canonical()).
+        src_region, tgt_region = src.region or home, tgt.region or home
+        kwargs: dict[str, Any] = {"TargetTableName": tgt.name}
+        cross_region = src_region != tgt_region
+        source_desc: dict[str, Any] = {}
+        if cross_region:
+            source_desc = self._call("DescribeTable", source, TableName=source)["Table"]
+            kwargs["SourceTableArn"] = source_desc["TableArn"]
+        else:
+            kwargs["SourceTableName"] = src.name
         if at is None:
             kwargs["UseLatestRestorableTime"] = True
         else:
@@ -139,8 +219,45 @@ class PitrService:
             kwargs.update(self._overrides(source, overrides or {}))
         except OverrideError as exc:
             raise AwsError("InvalidOverrides", str(exc)) from exc
-        resp = self._call("RestoreTableToPointInTime", source, **kwargs)
+        if cross_region and "SSESpecificationOverride" not in kwargs:
+            if source_desc.get("SSEDescription", {}).get("SSEType") == "KMS":
+                # A KMS key lives in one region: the copy uses DynamoDB's managed key there.
+                kwargs["SSESpecificationOverride"] = {
+                    "Enabled": True,
+                    "SSEType": "KMS",
+                    "KMSMasterKeyId": AWS_MANAGED_KEY,
+                }
+        client = self._restore_client(tgt, tgt_region, restore_id, approver, target)
+        resp = self._call("RestoreTableToPointInTime", source, via=client, **kwargs)
         return _table_info(resp["TableDescription"])
+
+    def _restore_client(
+        self,
+        tgt: TableRef,
+        region: str,
+        restore_id: str | None,
+        approver: str | None,
+        label: str,
+    ) -> Any:
+        if tgt.account is None or restore_id is None:
+            return self.client_at(tgt.account, region)
+        try:
+            return self._places().attributed_client(
+                "dynamodb",
+                tgt.account,
+                region,
+                session_name_for(restore_id),
+                source_identity_for(approver),
+            )
+        except UnknownAccount as exc:
+            raise AwsError(
+                "UnknownAccount",
+                f"The bot has no role for account `{tgt.account}` (policy `accounts`).",
+            ) from exc
+        except ClientError as exc:
+            raise self._explain("sts:AssumeRole", label, exc) from exc
+        except BotoCoreError as exc:
+            raise AwsError(type(exc).__name__, f"AWS call failed: {exc}", retryable=True) from exc
 
     def overrides_problem(self, source: str, overrides: dict | None) -> str | None:
         """Why AWS would reject these overrides for `source`, or None (checked before a card)."""
@@ -166,6 +283,19 @@ class PitrService:
             raise self._explain("GetCallerIdentity", "*", exc) from exc
         return f"{resp['Arn']} (account {resp['Account']})"
 
+    def identity_in(self, account: str) -> str:
+        """Who the bot is in another account (policy `accounts`), through its role."""
+        try:
+            sts = self._places().client("sts", account)
+            resp = sts.get_caller_identity()
+        except UnknownAccount as exc:
+            raise AwsError("UnknownAccount", f"No role for account `{account}`.") from exc
+        except ClientError as exc:
+            raise self._explain("sts:AssumeRole", account, exc) from exc
+        except BotoCoreError as exc:
+            raise AwsError(type(exc).__name__, f"AWS call failed: {exc}") from exc
+        return f"{resp['Arn']} (account {resp['Account']})"
+
     def list_tables(self, limit: int = 1000) -> list[str]:
         names: list[str] = []
         kwargs: dict[str, Any] = {"Limit": 100}
@@ -177,8 +307,18 @@ class PitrService:
             kwargs["ExclusiveStartTableName"] = resp["LastEvaluatedTableName"]
         return names[:limit]
 
-    def _call(self, operation: str, table: str, **kwargs: Any) -> dict[str, Any]:
-        method = getattr(self.client, _snake(operation))
+    def _call(self, operation: str, table: str, via: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """One call about `table` (a name or reference), on the client of its place (or
+        on `via`, a client made for this one call)."""
+        if via is not None:
+            return self._invoke(via, operation, table, **kwargs)
+        client, name = self._route(table)
+        if name != table:
+            kwargs = {k: name if v == table else v for k, v in kwargs.items()}
+        return self._invoke(client, operation, table, **kwargs)
+
+    def _invoke(self, client: Any, operation: str, table: str, **kwargs: Any) -> dict[str, Any]:
+        method = getattr(client, _snake(operation))
         try:
             return method(**kwargs)
         except ClientError as exc:
@@ -193,7 +333,8 @@ class PitrService:
             self.on_error("EndpointConnectionError")
             raise AwsError(
                 "EndpointConnectionError",
-                f"The bot cannot reach DynamoDB in {self.region} right now; it will keep trying.",
+                f"The bot cannot reach DynamoDB in {client.meta.region_name} right now; "
+                "it will keep trying.",
                 retryable=True,
             ) from exc
         except BotoCoreError as exc:
@@ -209,7 +350,8 @@ class PitrService:
         aws_message = exc.response.get("Error", {}).get("Message", "")
         retryable = code in RETRYABLE
         if code in NOT_FOUND:
-            message = f"Table `{table}` does not exist in {self.region}."
+            where = "" if "@" in table else f" in {self.region}"
+            message = f"Table `{table}` does not exist{where}."
         elif code == "PointInTimeRecoveryUnavailableException":
             message = (
                 f"Point-in-time recovery is not enabled on `{table}`. "
@@ -252,6 +394,13 @@ class PitrService:
             message = f"AWS refused {operation}: {aws_message or code}"
         log.info("AWS %s on %s: %s (%s)", operation, table, code, aws_message)
         return AwsError(code, message, retryable=retryable)
+
+
+def _ref(text: str) -> TableRef:
+    try:
+        return parse_ref(text)
+    except RefError as exc:
+        raise AwsError("InvalidTableReference", str(exc)) from exc
 
 
 def _snake(operation: str) -> str:

@@ -32,6 +32,12 @@ KMS_KEY_REF = re.compile(
 )
 # DynamoDB's AWS managed key: no customer key, so always allowed in an override.
 AWS_MANAGED_KEY = "alias/aws/dynamodb"
+# `accounts`: an alias (as written in `prod:orders`), the role the bot assumes there.
+ACCOUNT_ALIAS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+# STS: ExternalId is 2-1224 characters of [\w+=,.@:/-].
+EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 # What `after_restore` may copy from the source onto a restored table, automatically.
 AfterRestore = Literal["pitr", "ttl", "tags", "streams", "autoscaling"]
@@ -48,6 +54,43 @@ def _check_ids(values: list[str] | None, pattern: re.Pattern[str], what: str) ->
     if bad:
         raise ValueError(f"not {what}: {', '.join(bad)}")
     return values
+
+
+class Account(BaseModel):
+    """Another AWS account the bot may restore in, through a role it assumes there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role_arn: str
+    external_id: str | None = None
+    regions: list[str] = Field(default_factory=list)  # empty = any region
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn(cls, v: str) -> str:
+        if not ROLE_ARN.fullmatch(v):
+            raise ValueError("an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
+        return v
+
+    @field_validator("external_id")
+    @classmethod
+    def _external_id(cls, v: str | None) -> str | None:
+        if v is not None and not EXTERNAL_ID.fullmatch(v):
+            raise ValueError("2 to 1224 letters, digits or +=,.@:/-_")
+        return v
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v: list[str]) -> list[str]:
+        bad = [r for r in v if not REGION_NAME.fullmatch(r)]
+        if bad:
+            raise ValueError(f"not AWS regions: {', '.join(bad)}")
+        return v
+
+    @property
+    def account_id(self) -> str:
+        match = ROLE_ARN.fullmatch(self.role_arn)
+        return match["account"] if match else ""
 
 
 class Rule(BaseModel):
@@ -117,6 +160,19 @@ class Policy(BaseModel):
     # Customer managed KMS keys a restore may encrypt with (key ARNs, IDs, alias names or
     # alias ARNs); empty = only AWS owned keys and the AWS managed key alias/aws/dynamodb.
     kms_keys: list[str] = Field(default_factory=list)
+    # Other AWS accounts, by alias: `prod:orders` is table `orders` in account `prod`.
+    accounts: dict[str, Account] = Field(default_factory=dict)
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts(cls, v: dict[str, Account]) -> dict[str, Account]:
+        bad = [alias for alias in v if not ACCOUNT_ALIAS.fullmatch(alias)]
+        if bad:
+            raise ValueError(
+                f"account aliases are lower-case letters, digits, - and _: {', '.join(bad)}"
+            )
+        return v
+
     # Restore drills: the first entry listing a table is the one that drills it.
     drills: list[DrillRule] = Field(default_factory=list)
     # Copy back: writing restored items into a live table. Off unless a rule (or this) says so.
@@ -215,7 +271,7 @@ class Policy(BaseModel):
         return _matches(table, self.tables)
 
     def target_allowed(self, target: str) -> Decision:
-        if fnmatch.fnmatchcase(target, self.target_pattern):
+        if fnmatch.fnmatchcase(table_name_of(target), self.target_pattern):
             return Decision.yes()
         return Decision.no(
             f"The new table's name must match `{self.target_pattern}` "
@@ -253,6 +309,27 @@ class Policy(BaseModel):
         return Decision.no(
             f"KMS key {key} is not allowed (policy `kms_keys`: {', '.join(self.kms_keys)})."
         )
+
+    def place_allowed(self, account: str | None, region: str | None) -> Decision:
+        """May the bot work in this account (a key of `accounts`) and region?"""
+        if account is None:
+            return Decision.yes()
+        if account not in self.accounts:
+            known = ", ".join(f"`{a}`" for a in sorted(self.accounts)) or "none"
+            return Decision.no(
+                f"`{account}` is not an account the bot knows (policy `accounts`: {known})."
+            )
+        regions = self.accounts[account].regions
+        if region is not None and regions and region not in regions:
+            return Decision.no(
+                f"Account `{account}` is only reachable in {', '.join(regions)} "
+                "(policy `accounts`)."
+            )
+        return Decision.yes()
+
+    def account_aliases(self) -> dict[str, str]:
+        """Account ID -> alias, to name the account of a table given by ARN."""
+        return {account.account_id: alias for alias, account in self.accounts.items()}
 
     def may_request(self, user: str, channel: str, table: str, members: Members) -> Decision:
         if self.channels and channel not in self.channels:
@@ -392,7 +469,19 @@ def _describe(error: object) -> str:
 
 
 def _matches(table: str, patterns: list[str] | tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(table, pattern) for pattern in patterns)
+    name = policy_name(table)
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def policy_name(ref: str) -> str:
+    """What globs match for a stored table reference: `prod:orders@eu-west-1` -> `prod:orders`
+    (the account is part of the name, the region is not)."""
+    return ref.partition("@")[0]
+
+
+def table_name_of(ref: str) -> str:
+    """The bare DynamoDB table name of a stored reference: `prod:orders@eu-west-1` -> `orders`."""
+    return policy_name(ref).rpartition(":")[2]
 
 
 def _pick(override: Any, default: Any) -> Any:

@@ -28,7 +28,9 @@ class State(StrEnum):
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.REQUESTED: frozenset({State.APPROVED, State.DENIED, State.EXPIRED, State.CANCELLED}),
     State.APPROVED: frozenset({State.RESTORING, State.FAILED}),
-    State.RESTORING: frozenset({State.ACTIVE, State.FAILED}),
+    # RESTORING -> APPROVED: back in the queue when AWS refused the start for its limit on
+    # concurrent restores; only while no restore call succeeded (see advance()).
+    State.RESTORING: frozenset({State.ACTIVE, State.FAILED, State.APPROVED}),
 }
 FINAL: frozenset[State] = frozenset(
     {State.ACTIVE, State.DENIED, State.EXPIRED, State.CANCELLED, State.FAILED}
@@ -118,6 +120,14 @@ class RestoreRequest:
     next_check_at: datetime | None = None  # when the tracker looks at it next (bot/polling.py)
     # Restore overrides the API offers: billing_mode, exclude_indexes, sse_key.
     overrides: dict | None = None
+    # APPROVED but waiting for one of the account's 50 restore slots: how many wait before it.
+    queued_ahead: int | None = None
+    # Several tables to one instant (bot/batches.py): the leader's id (the leader's own for the
+    # leader), this table's place in the request, and "the summary was queued" on the leader.
+    batch_id: str | None = None
+    batch_index: int = 0
+    batch_done: bool = False
+    batch_members: tuple[str, ...] = ()  # on the leader: every table's request id, in order
     # After ACTIVE (bot/aftercare.py, bot/reminders.py); every change a compare-and-set.
     aftercare: dict | None = None  # comparison with the source, claims and fixes done
     aftercare_ts: str | None = None  # the thread reply listing the differences
@@ -149,6 +159,8 @@ class RestoreRequest:
         """A copy in state `to`; raises InvalidTransition if the machine forbids it."""
         if to not in TRANSITIONS.get(self.state, frozenset()):
             raise InvalidTransition(f"{self.id}: {self.state} -> {to} is not allowed")
+        if self.state == State.RESTORING and to == State.APPROVED and self.table_arn:
+            raise InvalidTransition(f"{self.id}: its restore runs; it can't be queued again")
         return replace(self, state=to, updated_at=now, **changes)  # type: ignore[arg-type]
 
     def with_approval(self, user: str) -> RestoreRequest:

@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.announcer import Announcer
+from bot.aws import AssumedRole
 from bot.metrics import Metrics
 from bot.pitr import PitrService
 from bot.policy import Policy
@@ -79,6 +80,14 @@ class Services:
             log.warning("could not release leases on shutdown", exc_info=True)
 
 
+def roles_of(policy: Policy) -> dict[str, AssumedRole]:
+    """The policy's `accounts` as roles the AWS gateway assumes."""
+    return {
+        alias: AssumedRole(account.role_arn, account.external_id)
+        for alias, account in policy.accounts.items()
+    }
+
+
 def slack_client(settings: Settings) -> WebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     return WebClient(
@@ -103,6 +112,8 @@ def build_services(
 ) -> Services:
     client = client or slack_client(settings)
     pitr = pitr or PitrService()
+    if policy.accounts:
+        pitr.use_accounts(roles_of(policy))
     workflow = Workflow(
         store=store,
         pitr=pitr,

@@ -57,6 +57,35 @@ class TableRef:
         return f"arn:{partition}:dynamodb:{region}:{account_id}:table/{self.name}"
 
 
+def canonical(ref: TableRef, home_region: str | None) -> TableRef:
+    """The reference as stored: no region when it is the bot's own (`home_region`), so a
+    table of the bot's own account and region stays a plain name."""
+    plain = ref.region is None or ref.region == home_region
+    return TableRef(ref.name, ref.account, None if plain else ref.region)
+
+
+def account_of(ref: str) -> str:
+    """The account alias of a stored reference; "" for the bot's own account."""
+    head, sep, _ = ref.partition("@")[0].partition(":")
+    return head if sep else ""
+
+
+def region_crossing(source: str, target: str) -> str | None:
+    """What an approver must know when a stored source and target lie in different regions
+    (stored references are absolute: no region = the bot's own), else None."""
+    try:
+        src, tgt = parse_ref(source).region, parse_ref(target).region
+    except RefError:
+        return None
+    if src == tgt:
+        return None
+    home = "the bot's region"
+    return (
+        f"Data crosses regions: {src or home} → {tgt or home}. "
+        "AWS charges inter-region data transfer for the restored data."
+    )
+
+
 def parse_ref(text: str, aliases: dict[str, str] | None = None) -> TableRef:
     """One table reference. `aliases` maps account IDs to policy aliases (for ARNs)."""
     text = text.strip()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from bot import eta as etas
+from bot.batches import Batches, is_batch
 from bot.engine.context import Context, Outcome
 from bot.engine.decisions import Decisions
 from bot.engine.requests import NewRequest, Requests, _Checked
@@ -70,9 +71,19 @@ class Workflow:
         self.requests = Requests(self.ctx)
         self.tracking = Tracking(self.ctx)
         self.decisions = Decisions(self.ctx, start=self.tracking.start)
+        # Several tables to one instant: the members follow their leader (bot/batches.py).
+        self.batches = Batches(self)
+        self.decisions.batches = self.tracking.batches = self.batches
 
     # -- request (bot/engine/requests.py) ---------------------------------------------------
     def request(self, new: NewRequest) -> Outcome:
+        if is_batch(new.source):
+            batch = self.batches.request(new)
+            if isinstance(batch, RestoreRequest):
+                return Outcome(True, "", batch)
+            if isinstance(batch, Outcome):
+                return batch
+            return Outcome(False, batch[1], field=batch[0])
         return self.requests.request(new)
 
     def request_period_change(
@@ -120,6 +131,10 @@ class Workflow:
         return self.tracking.release_leases()
 
     # -- reads and writes (bot/engine/context.py) -------------------------------------------
+    def table_ref(self, text: str) -> tuple[str | None, str]:
+        """A table a person typed, as stored (`prod:orders@eu-west-1`), or (None, why not)."""
+        return self.requests.table_ref(text)
+
     def in_flight_from(self, source: str) -> list[RestoreRequest]:
         return self.ctx.in_flight_from(source)
 

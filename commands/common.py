@@ -14,6 +14,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blocks import esc
+from bot.restores import table_name_problem
+from bot.tableref import RefError, parse_ref
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +108,18 @@ def report_error(error: BaseException, where: str, respond: Any = None) -> None:
         )
     except Exception:  # noqa: BLE001 - already in the error path
         log.warning("could not tell the person about error %s", ref)
+
+
+def ref_problem(text: str, label: str) -> str | None:
+    """Why `text` is no table reference (`orders`, `prod:orders@eu-west-1`, an ARN), if so.
+    Whether the account and region may be used is the engine's call (bot.workflow)."""
+    if "," in text:  # several sources (a batch)
+        parts = [p for p in (s.strip() for s in text.split(",")) if p]
+        return next((p for p in (ref_problem(part, label) for part in parts) if p), None)
+    if ":" not in text and "@" not in text:
+        return table_name_problem(text, label)
+    try:
+        parse_ref(text)
+    except RefError as exc:
+        return str(exc)
+    return None

@@ -11,9 +11,16 @@ from slack_bolt import Ack, App, Respond
 from bot.blocks import code, enabled_text, unchanged_text
 from bot.period_change import DEFAULT_DAYS, Change, classify
 from bot.pitr import AwsError, PitrInfo
-from bot.restores import State, table_name_problem
+from bot.restores import State
 from bot.services import Services
-from commands.common import InputError, after_ack, reports_errors, split_args, warn
+from commands.common import (
+    InputError,
+    after_ack,
+    ref_problem,
+    reports_errors,
+    split_args,
+    warn,
+)
 
 USAGE = "Usage: `/pitr-enable TABLE [DAYS]` — DAYS is the recovery period, 1 to 35 (default 35)."
 
@@ -23,7 +30,7 @@ def parse_enable(text: str) -> tuple[str, int | None]:
     if not 1 <= len(args) <= 2:
         raise InputError(USAGE)
     table = args[0]
-    problem = table_name_problem(table)
+    problem = ref_problem(table, "Table name")  # `orders`, `prod:orders@eu-west-1`, an ARN
     if problem:
         raise InputError(problem)
     days = None
@@ -49,6 +56,10 @@ def register(app: App, services: Services) -> None:
 
     def enable(table: str, days: int | None, user: str, channel: str, respond: Respond) -> None:
         workflow = services.workflow
+        table, why_not = workflow.table_ref(table)  # as stored: account and region checked
+        if table is None:
+            warn(respond, why_not)
+            return
         decision = services.policy.may_request(user, channel, table, workflow.members)
         if not decision.allowed:
             workflow.audit("enable_refused", None, user, channel, table, decision.reason)

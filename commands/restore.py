@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks import APPROVE_ACTION, DENY_ACTION, code
-from bot.restores import State, table_name_problem
+from bot.restores import State
 from bot.services import Services
 from bot.workflow import NewRequest
 from commands import modal
@@ -17,6 +17,7 @@ from commands.common import (
     MAX_TEXT,
     InputError,
     after_ack,
+    ref_problem,
     reports_errors,
     split_args,
     split_reason,
@@ -28,7 +29,10 @@ log = logging.getLogger(__name__)
 
 USAGE = (
     "Usage: `/pitr-restore SOURCE TARGET [WHEN] [reason: why]` — WHEN is `latest` (default), "
-    'an ISO 8601 time, Unix seconds or text like `"25 minutes ago"`.'
+    'an ISO 8601 time, Unix seconds or text like `"25 minutes ago"`. A table may be '
+    "`NAME`, `NAME@REGION`, `ACCOUNT:NAME`, `ACCOUNT:NAME@REGION` or a table ARN. Several "
+    "sources to one instant: `/pitr-restore orders,payments -before-incident WHEN` (the "
+    "second argument is then a suffix added to each name)."
 )
 
 
@@ -64,8 +68,9 @@ def register(app: App, services: Services) -> None:
             ack()
             warn(respond, str(exc))
             return
-        problem = table_name_problem(source, "Source table") or table_name_problem(
-            target, "Target table"
+        several = "," in source  # then the target is a suffix, checked by the engine
+        problem = ref_problem(source, "Source table") or (
+            None if several else ref_problem(target, "Target table")
         )
         if problem:
             ack()

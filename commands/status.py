@@ -11,11 +11,10 @@ from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 from bot.blocks import esc, status_blocks, to_dicts
 from bot.drills import drill_status_line
 from bot.pitr import AwsError
-from bot.restores import table_name_problem
 from bot.services import Services
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
 
-USAGE = "Usage: `/pitr-status TABLE`"
+USAGE = "Usage: `/pitr-status TABLE` (`NAME`, `NAME@REGION`, `ACCOUNT:NAME[@REGION]` or an ARN)"
 
 
 def register(app: App, services: Services) -> None:
@@ -31,9 +30,8 @@ def register(app: App, services: Services) -> None:
         if len(args) != 1:
             warn(respond, USAGE)
             return
-        table = args[0]
-        problem = table_name_problem(table)
-        if problem:
+        table, problem = services.workflow.table_ref(args[0])
+        if table is None:
             warn(respond, problem)
             return
         user, channel = command["user_id"], command["channel_id"]
@@ -48,7 +46,8 @@ def register(app: App, services: Services) -> None:
         try:
             info = services.pitr.table(table)
             if info is None:
-                warn(respond, f"Table `{table}` does not exist in {services.pitr.region}.")
+                where = "" if "@" in table else f" in {services.pitr.region}"
+                warn(respond, f"Table `{table}` does not exist{where}.")
                 return
             pitr = services.pitr.pitr(table)
         except AwsError as exc:

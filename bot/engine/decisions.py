@@ -8,10 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
+from bot.batches import is_member
 from bot.engine.context import CAS_ATTEMPTS, Context, Outcome
 from bot.logs import restore_context
 from bot.period_change import PERIOD_CHANGE
+from bot.policy import Decision
 from bot.restores import RestoreRequest, State
 
 log = logging.getLogger(__name__)
@@ -21,17 +24,23 @@ class Decisions:
     def __init__(self, ctx: Context, start: Callable[[str], None]):
         self.ctx = ctx
         self.start = start  # tracking's start: APPROVED -> RESTORING and the AWS call
+        self.batches: Any = None  # bot.batches.Batches, set by the Workflow facade
 
     def approve(self, restore_id: str, user: str) -> Outcome:
         with restore_context(restore_id):
             outcome = self._decide(restore_id, user, approve=True)
-            if outcome.ok and outcome.request and outcome.request.state == State.APPROVED:
+            if outcome.ok and outcome.request and outcome.request.batch_id:
+                self.batches.follow(outcome.request)  # every table starts, or none
+            elif outcome.ok and outcome.request and outcome.request.state == State.APPROVED:
                 self.start(restore_id)
             return outcome
 
     def deny(self, restore_id: str, user: str) -> Outcome:
         with restore_context(restore_id):
-            return self._decide(restore_id, user, approve=False)
+            outcome = self._decide(restore_id, user, approve=False)
+            if outcome.ok and outcome.request and outcome.request.batch_id:
+                self.batches.follow(outcome.request)
+            return outcome
 
     def _decide(self, restore_id: str, user: str, approve: bool) -> Outcome:
         for _ in range(CAS_ATTEMPTS):
@@ -46,6 +55,9 @@ class Decisions:
                 return Outcome(False, "This request has expired; nothing was restored.")
             check = self.ctx.policy.may_approve if approve else self.ctx.policy.may_deny
             decision = check(user, req.requester, req.source, self.ctx.members)
+            if decision.allowed and req.batch_id:
+                why_not = self.batches.may_decide(req, user, approve)
+                decision = Decision.no(why_not) if why_not else decision
             if not decision.allowed:
                 event = "approval_refused" if approve else "denial_refused"
                 self.ctx.audit(event, req, user, detail=decision.reason)
@@ -93,6 +105,8 @@ class Decisions:
             ):
                 log.info("restore %s expired undecided", req.id)
                 self.ctx.on_change()
+                if req.batch_id == req.id:
+                    self.batches.follow(new)
                 return True
         return False
 
@@ -100,8 +114,12 @@ class Decisions:
         now = self.ctx.clock()
         expired = 0
         for req in self.ctx.store.find(states=[State.REQUESTED], limit=1000):
+            if is_member(req):
+                continue  # a batch table follows its leader (catch_up)
             if now >= req.expires_at and self.expire(req):
                 expired += 1
+        if self.batches is not None:
+            self.batches.catch_up()
         return expired
 
 

@@ -25,6 +25,7 @@ from bot.restores import (
     expiry,
     table_name_problem,
 )
+from bot.tableref import RefError, TableRef, canonical, parse_ref, targets_for
 from bot.when import WhenError, format_instant, parse_when
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class _Checked:
     instant: datetime | None
     window: Window
     source: TableInfo
+    # The tables as stored: canonical references (`prod:orders@eu-west-1`; a plain name in
+    # the bot's own account and region).
+    source_ref: str
+    target_ref: str
 
 
 class Requests:
@@ -59,12 +64,12 @@ class Requests:
         if isinstance(checked, Outcome):
             return checked
         now = self.ctx.clock()
-        rule = self.ctx.policy.for_table(new.source)
+        rule = self.ctx.policy.for_table(checked.source_ref)
         source = checked.source
-        eta = self.eta(new.source, source.size_bytes, source.item_count)
+        eta = self.eta(checked.source_ref, source.size_bytes, source.item_count)
         req = RestoreRequest(
-            source=new.source,
-            target=new.target,
+            source=checked.source_ref,
+            target=checked.target_ref,
             requester=new.requester,
             channel=new.channel,
             restore_at=checked.instant,
@@ -80,7 +85,7 @@ class Requests:
             source_billing=source.billing_mode,
             source_indexes=source.indexes,
             source_encryption=source.encryption,
-            estimate=etas.card_text(eta, new.source),
+            estimate=etas.card_text(eta, checked.source_ref),
             eta=eta.to_dict() if eta else None,
             overrides=new.overrides or None,
         )
@@ -163,21 +168,21 @@ class Requests:
         return etas.estimate(source, history, size_bytes, items, self.ctx.min_restore_minutes)
 
     def _preflight(self, new: NewRequest) -> _Checked | tuple[str | None, str]:
-        for name, field, label in (
-            (new.source, "source", "Source table"),
-            (new.target, "target", "Target table"),
-        ):
-            problem = table_name_problem(name, label)
-            if problem:
-                return field, problem
-        if new.source == new.target:
+        places = self._places(new)
+        if isinstance(places[0], str):
+            return places  # type: ignore[return-value]  # (field, why not)
+        source_ref, target_ref = places
+        src, tgt = str(source_ref), str(target_ref)
+        if src == tgt:
             return "target", "The target must be a new table: it can't be the source table itself."
-        decision = self.ctx.policy.may_request(
-            new.requester, new.channel, new.source, self.ctx.members
-        )
+        for ref, field in ((source_ref, "source"), (target_ref, "target")):
+            decision = self.ctx.policy.place_allowed(ref.account, ref.region)
+            if not decision.allowed:
+                return field, decision.reason
+        decision = self.ctx.policy.may_request(new.requester, new.channel, src, self.ctx.members)
         if not decision.allowed:
             return "source", decision.reason
-        for field, decision in _target_and_key(self.ctx.policy, new):
+        for field, decision in _target_and_key(self.ctx.policy, tgt, new.overrides):
             if not decision.allowed:
                 return field, decision.reason
         now = self.ctx.clock()
@@ -186,42 +191,84 @@ class Requests:
         except WhenError as exc:
             return "when", str(exc)
         try:
-            source = self.ctx.pitr.table(new.source)
+            source = self.ctx.pitr.table(src)
             if source is None:
                 return "source", (
-                    f"Table `{new.source}` does not exist in {self.ctx.pitr.region}. "
+                    f"Table `{src}` does not exist in "
+                    f"{source_ref.region or self.ctx.pitr.region}. "
                     "Check the name (it is case-sensitive)."
                 )
-            pitr = self.ctx.pitr.pitr(new.source)
+            pitr = self.ctx.pitr.pitr(src)
             if not pitr.enabled or pitr.window is None:
                 return "source", (
-                    f"Point-in-time recovery is {pitr.status} on `{new.source}`, so it can't be "
-                    f"restored to a point in time. `/pitr-enable {new.source}` protects it from "
+                    f"Point-in-time recovery is {pitr.status} on `{src}`, so it can't be "
+                    f"restored to a point in time. `/pitr-enable {src}` protects it from "
                     "now on."
                 )
             if instant is not None and not pitr.window.contains(instant):
                 return "when", _outside_window(instant, pitr.window)
-            if self.ctx.pitr.table(new.target) is not None:
-                return "target", (
-                    f"Table `{new.target}` already exists. Choose a new name for the target."
-                )
+            if self.ctx.pitr.table(tgt) is not None:
+                return "target", f"Table `{tgt}` already exists. Choose a new name for the target."
             if new.overrides:
-                problem = self.ctx.pitr.overrides_problem(new.source, new.overrides)
+                problem = self.ctx.pitr.overrides_problem(src, new.overrides)
                 if problem:
                     return "overrides", problem
         except AwsError as exc:
             return None, exc.message
         busy = [
-            r
-            for r in self.ctx.store.find(states=[State.REQUESTED, *IN_FLIGHT])
-            if r.target == new.target
+            r for r in self.ctx.store.find(states=[State.REQUESTED, *IN_FLIGHT]) if r.target == tgt
         ]
         if busy:
             return "target", (
-                f"A restore into `{new.target}` is already {busy[0].state.value.lower()}. "
+                f"A restore into `{tgt}` is already {busy[0].state.value.lower()}. "
                 "Choose another target name."
             )
-        return _Checked(instant, pitr.window, source)
+        return _Checked(instant, pitr.window, source, src, tgt)
+
+    def _places(self, new: NewRequest) -> tuple[TableRef, TableRef] | tuple[str, str]:
+        """The source and target as canonical references, or (field, why not)."""
+        for text, field, label in (
+            (new.source, "source", "Source table"),
+            (new.target, "target", "Target table"),
+        ):
+            problem = plain(text) and table_name_problem(text, label)
+            if problem:
+                return field, problem
+        try:
+            source = parse_ref(new.source, self.ctx.policy.account_aliases())
+        except RefError as exc:
+            return "source", str(exc)
+        problem = table_name_problem(source.name, "Source table")
+        if problem:
+            return "source", problem
+        try:
+            (target,) = targets_for([source], new.target)
+        except RefError as exc:
+            return "target", str(exc)
+        problem = table_name_problem(target.name, "Target table")
+        if problem:
+            return "target", problem
+        home = getattr(self.ctx.pitr, "region", None)
+        return canonical(source, home), canonical(target, home)
+
+    def table_ref(self, text: str) -> tuple[str | None, str]:
+        """A table a person typed (`orders`, `prod:orders@eu-west-1`, an ARN) as stored, or
+        (None, why not): for reads such as /pitr-status."""
+        if plain(text):
+            problem = table_name_problem(text)
+            return (None, problem) if problem else (text, "")
+        try:
+            ref = parse_ref(text, self.ctx.policy.account_aliases())
+        except RefError as exc:
+            return None, str(exc)
+        ref = canonical(ref, getattr(self.ctx.pitr, "region", None))
+        decision = self.ctx.policy.place_allowed(ref.account, ref.region)
+        return (str(ref), "") if decision.allowed else (None, decision.reason)
+
+
+def plain(text: str) -> bool:
+    """A bare table name (no account, region or ARN)."""
+    return ":" not in text and "@" not in text
 
 
 def _outside_window(instant: datetime, window: object) -> str:
@@ -239,9 +286,11 @@ def _outside_window(instant: datetime, window: object) -> str:
     )
 
 
-def _target_and_key(policy: Policy, new: NewRequest) -> Iterator[tuple[str, Decision]]:
+def _target_and_key(
+    policy: Policy, target: str, overrides: dict | None
+) -> Iterator[tuple[str, Decision]]:
     """The policy's limits on what a restore creates: its name and its encryption key."""
-    yield "target", policy.target_allowed(new.target)
-    key = (new.overrides or {}).get("sse_key")
+    yield "target", policy.target_allowed(target)
+    key = (overrides or {}).get("sse_key")
     if key:
         yield "kms_key", policy.kms_key_allowed(str(key))

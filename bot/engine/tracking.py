@@ -6,20 +6,25 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot import eta as etas
+from bot.batch import queue_positions
 from bot.engine.context import CAS_ATTEMPTS, Context
 from bot.logs import restore_context
-from bot.period_change import PERIOD_CHANGE
+from bot.period_change import PERIOD_CHANGE, RESTORE
 from bot.pitr import AwsError, TableInfo
+from bot.policy import table_name_of
 from bot.polling import lease_seconds, next_delay
-from bot.restores import InvalidTransition, RestoreRequest, State
+from bot.restores import IN_FLIGHT, InvalidTransition, RestoreRequest, State
 from bot.table_identity import identity
+from bot.tableref import account_of
 
 log = logging.getLogger(__name__)
 
@@ -42,26 +47,36 @@ class Tracking:
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
         self._poll_pool = ThreadPoolExecutor(POLL_THREADS, thread_name_prefix="pitr-poll")
+        self._slots_lock = threading.Lock()
+        self.batches: Any = None  # bot.batches.Batches, set by the Workflow facade
 
     def start(self, restore_id: str) -> None:
-        """APPROVED -> RESTORING, then the one RestoreTableToPointInTime call."""
+        """APPROVED -> RESTORING, then the one RestoreTableToPointInTime call; or, when the
+        account already runs its 50 restores, stay APPROVED and say how many wait before."""
         with restore_context(restore_id), self._working_on(restore_id) as mine:
             if not mine:
                 return
-            req = self.ctx.store.get(restore_id)
-            if req is None or req.state != State.APPROVED:
-                return
-            now = self.ctx.clock()
-            claimed = self.ctx.store.save(
-                req,
-                req.advance(
-                    State.RESTORING,
-                    now,
-                    restore_called_at=now,
-                    lease_owner=self.ctx.owner,
-                    lease_until=now + self._lease(),
-                ),
-            )
+            # One slot count and claim at a time in this process. Across replicas two may
+            # still take the last slot; AWS then says LimitExceeded and it is queued again.
+            with self._slots_lock:
+                req = self.ctx.store.get(restore_id)
+                if req is None or req.state != State.APPROVED:
+                    return
+                now = self.ctx.clock()
+                ahead = self._queue_ahead(req)
+                if ahead is not None:
+                    self._mark_queued(req, ahead)
+                    return
+                claimed = self.ctx.store.save(
+                    req,
+                    req.advance(
+                        State.RESTORING,
+                        now,
+                        restore_called_at=now,
+                        lease_owner=self.ctx.owner,
+                        lease_until=now + self._lease(),
+                    ),
+                )
             if claimed is None:
                 return  # another thread or replica started it
             if claimed.kind == PERIOD_CHANGE:
@@ -69,12 +84,66 @@ class Tracking:
                 return
             self._call_restore(claimed)
 
+    def _queue_ahead(self, req: RestoreRequest) -> int | None:
+        """None if `req` may start now, else how many approved restores of its account wait
+        before it (oldest approval first). Only restores count (not PITR period changes)."""
+        if req.kind != RESTORE:
+            return None
+        in_flight = [
+            r for r in self.ctx.store.find(states=list(IN_FLIGHT), limit=5000) if r.kind == RESTORE
+        ]
+        running = Counter(account_of(r.source) for r in in_flight if r.state == State.RESTORING)
+        waiting = sorted(
+            (r for r in in_flight if r.state == State.APPROVED),
+            key=lambda r: (r.decided_at or r.created_at, r.id),
+        )
+        positions = queue_positions([(r.id, account_of(r.source)) for r in waiting], running)
+        return positions.get(req.id)
+
+    def _mark_queued(self, req: RestoreRequest, ahead: int, error: str | None = None) -> None:
+        if req.queued_ahead == ahead and error in (None, req.error):
+            return  # nothing new to tell
+        first = req.queued_ahead is None
+        new = replace(req, queued_ahead=ahead, updated_at=self.ctx.clock())
+        if error is not None:
+            new = replace(new, error=error)
+        audit = [self.ctx.audit_entry("restore_queued", req, None, detail=f"{ahead} ahead")]
+        if self.ctx.save(req, new, ["queued", "card_update"], audit=audit if first else []):
+            self.ctx.on_change()
+
+    def _requeue(self, req: RestoreRequest, error: str) -> None:
+        """AWS refused the start for its limit on concurrent restores: wait for a slot."""
+        try:
+            new = req.advance(
+                State.APPROVED,
+                self.ctx.clock(),
+                restore_called_at=None,
+                lease_owner=None,
+                lease_until=None,
+                error_streak=0,
+            )
+        except InvalidTransition:
+            return
+        saved = self.ctx.store.save(req, new)
+        if saved is not None:
+            log.info("restore %s: AWS limit reached, queued again", req.id)
+            self._mark_queued(saved, self._queue_ahead(saved) or 0, error)
+
     def _call_restore(self, req: RestoreRequest) -> None:
         try:
-            info = self.ctx.pitr.restore(req.source, req.target, req.restore_at, req.overrides)
+            # In another account the call runs under its own attributed session (pitr.py).
+            attribution = (
+                {"restore_id": req.id, "approver": req.decided_by} if account_of(req.source) else {}
+            )
+            info = self.ctx.pitr.restore(
+                req.source, req.target, req.restore_at, req.overrides, **attribution
+            )
         except AwsError as exc:
             if exc.code in TARGET_TAKEN:
                 self._target_taken(req, exc)
+                return
+            if exc.code == "LimitExceededException":
+                self._requeue(req, exc.message)
                 return
             if exc.retryable:
                 log.warning("restore %s: start failed, will retry: %s", req.id, exc)
@@ -145,11 +214,14 @@ class Tracking:
                 table_arn=info.arn or f"arn:unknown:{info.name}",
                 target_status=info.status,
                 error_streak=0,
+                queued_ahead=None,
                 updated_at=now,
                 **self._schedule(req, now),
             )
+            # A queued card said "queued: N ahead"; it now says the restore runs.
+            announce = ["started"] + (["card_update"] if req.queued_ahead is not None else [])
             entry = self.ctx.audit_entry("restore_started", req, None, detail=req.target)
-            if self.ctx.save(req, new, announce=["started"], audit=[entry]):
+            if self.ctx.save(req, new, announce=announce, audit=[entry]):
                 self.ctx.on_change()
                 return
             fresh = self.ctx.store.get(req.id)
@@ -260,6 +332,8 @@ class Tracking:
             if self.ctx.save(
                 req, new, announce=["done", "card_update", "aftercare"], audit=[entry]
             ):
+                if self.batches is not None:
+                    self.batches.member_final(new)
                 log.info("restore %s: %s is ACTIVE after %d polls", req.id, req.target, new.polls)
                 self.ctx.on_change()
             return
@@ -314,6 +388,8 @@ class Tracking:
         if self.ctx.save(req, new, announce=["failed", "card_update"], audit=[entry]):
             log.error("restore %s failed: %s", req.id, error)
             self.ctx.on_change()
+            if self.batches is not None:
+                self.batches.member_final(new)  # one table failing does not stop the others
 
     def _lease(self) -> timedelta:
         # Renewed at every poll; if the holder dies, another replica takes over within three.
@@ -368,7 +444,8 @@ def _is_our_restore(info: TableInfo, req: RestoreRequest) -> bool:
     Its RestoreSummary must name our source and our instant; for `latest` (whose restore time
     is before the approval) the table must have been created after the approval.
     """
-    if not (info.restored_from and str(info.restored_from).endswith(f":table/{req.source}")):
+    name = table_name_of(req.source)
+    if not (info.restored_from and str(info.restored_from).endswith(f":table/{name}")):
         return False
     if req.restore_at is not None and info.restored_at is not None:
         return abs(info.restored_at - req.restore_at) <= RESTORE_TIME_SLACK

@@ -11,7 +11,7 @@ from bot.restores import RestoreRequest, State, Window
 _DATETIMES = {f.name for f in dataclasses.fields(RestoreRequest) if "datetime" in str(f.type)}
 
 
-TUPLES = {"approvals", "source_indexes"}
+TUPLES = {"approvals", "source_indexes", "batch_members"}
 
 
 def to_record(req: RestoreRequest) -> dict[str, Any]:

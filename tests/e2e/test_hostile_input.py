@@ -49,7 +49,11 @@ CORPUS: list[tuple[str, str]] = [
     ("256-char target", "MusicCollection " + "B" * 256 + " latest"),
     ("only a source", "MusicCollection"),
     ("path traversal", "../../etc/passwd CopyZ latest"),
-    ("ARN as source", "arn:aws:dynamodb:us-east-1:123456789012:table/MusicCollection CopyAA"),
+    # A table ARN is a valid source now (table references); these are not.
+    ("non-DynamoDB ARN as source", "arn:aws:s3:::my-bucket CopyAA latest"),
+    ("unknown account alias", "evil:MusicCollection CopyAB latest"),
+    ("region that is not one", "MusicCollection@mars-1 CopyAC latest"),
+    ("batch with a bad table", "MusicCollection,../etc -x latest"),
 ]
 
 

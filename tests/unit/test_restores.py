@@ -44,6 +44,7 @@ ALLOWED = [
     (State.APPROVED, State.FAILED),
     (State.RESTORING, State.ACTIVE),
     (State.RESTORING, State.FAILED),
+    (State.RESTORING, State.APPROVED),  # queued again: AWS's limit of concurrent restores
 ]
 
 
@@ -66,6 +67,12 @@ FORBIDDEN = [(start, to) for start in State for to in State if (start, to) not i
 def test_every_other_transition_is_refused(start: State, to: State) -> None:
     with pytest.raises(InvalidTransition):
         make(start).advance(to, NOW)
+
+
+def test_a_restore_whose_call_succeeded_can_never_be_queued_again() -> None:
+    running = replace(make(State.RESTORING), table_arn="arn:aws:dynamodb:r:1:table/t")
+    with pytest.raises(InvalidTransition):
+        running.advance(State.APPROVED, NOW)
 
 
 def test_forbidden_examples_that_would_hurt_a_user() -> None:

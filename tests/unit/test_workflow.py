@@ -40,6 +40,7 @@ class FakeGateway:
         self.tables: dict[str, TableInfo] = {}
         self.pitr_on: dict[str, bool] = {}
         self.restores: list[tuple[str, str, datetime | None]] = []
+        self.attributions: list[dict[str, str | None]] = []
         self.restore_error: AwsError | None = None
         self.table_errors: list[AwsError] = []  # raised by table(), one per call
         self.restore_creates = True  # does restore() create the target?
@@ -85,9 +86,15 @@ class FakeGateway:
         return PitrInfo(name, "DISABLED")
 
     def restore(
-        self, source: str, target: str, at: datetime | None, overrides: dict | None = None
+        self,
+        source: str,
+        target: str,
+        at: datetime | None,
+        overrides: dict | None = None,
+        **attribution: str | None,  # restore_id, approver (for CloudTrail in other accounts)
     ) -> TableInfo:
         self.restores.append((source, target, at))
+        self.attributions.append(attribution)
         if self.restore_error is not None:
             raise self.restore_error
         if target in self.tables:
@@ -534,7 +541,7 @@ def test_failed_start_is_reported(flow, store, aws) -> None:
 
 
 def test_retryable_start_error_is_retried_on_the_next_tick(flow, store, aws, clock) -> None:
-    aws.restore_error = AwsError("LimitExceededException", "limit", retryable=True)
+    aws.restore_error = throttled()  # (LimitExceeded queues instead: test_limits.py)
     req = requested(flow)
     assert flow.approve(req.id, "U2").ok
     got = store.get(req.id)

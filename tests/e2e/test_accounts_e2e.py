@@ -1,0 +1,102 @@
+"""Over HTTP: a table in another AWS account (policy `accounts`), restored there, and the card,
+thread and broadcast naming it `prod:…`."""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+
+from bot.policy import Policy
+
+PROD = "111111111111"
+POLICY = Policy.model_validate(
+    {"accounts": {"prod": {"role_arn": f"arn:aws:iam::{PROD}:role/pitr-bot", "external_id": "e2e"}}}
+)
+
+
+def prod_dynamodb(sim):
+    """A DynamoDB client in account 111111111111 of the session's moto server."""
+    creds = boto3.client(
+        "sts",
+        region_name="us-east-1",
+        endpoint_url=sim.moto_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106
+    ).assume_role(RoleArn=f"arn:aws:iam::{PROD}:role/pitr-bot", RoleSessionName="e2e-setup")[
+        "Credentials"
+    ]
+    return boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url=sim.moto_url,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
+def test_a_restore_in_another_account_end_to_end(make_bot, fake, sim):
+    prod = prod_dynamodb(sim)
+    prod.create_table(
+        TableName="orders",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    prod.update_continuous_backups(
+        TableName="orders", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    bot = make_bot(policy=POLICY)
+
+    bot.command("/pitr-restore", "prod:orders orders-copy latest")
+    req = bot.wait_card()
+    card = str(bot.cards()[0].args["blocks"])
+    assert "prod:orders" in card and "prod:orders-copy" in card
+
+    bot.approve(req.id, "U2")
+    bot.wait_state(req.id, "ACTIVE", timeout=20)
+    (call,) = sim.requests("RestoreTableToPointInTime")
+    assert (call["SourceTableName"], call["TargetTableName"]) == ("orders", "orders-copy")
+    assert "orders-copy" in prod.list_tables()["TableNames"]  # in account 111111111111
+    assert "orders-copy" not in sim.client(direct=True).list_tables()["TableNames"]
+
+    final = fake.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage" and c.args.get("reply_broadcast") in (True, "true", "1")
+        )
+    )[0]
+    text = final.args["text"] + str(final.args.get("blocks"))
+    assert "prod:orders-copy" in text and "ACTIVE" in text
+
+
+def test_an_unknown_account_is_refused_before_any_aws_call(make_bot, sim):
+    bot = make_bot(policy=POLICY)
+    bot.command("/pitr-restore", "dev:orders orders-copy latest")
+    bot.wait_reply("U1", "`dev` is not an account the bot knows")
+    assert sim.count("DescribeTable") == 0
+    assert bot.services.store.find() == []
+
+
+def test_status_and_enable_reach_the_other_account(make_bot, fake, sim):
+    prod = prod_dynamodb(sim)
+    prod.create_table(
+        TableName="payments",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    bot = make_bot(policy=POLICY)
+    bot.command("/pitr-enable", "prod:payments 7")
+    bot.wait_reply("U1", "prod:payments")
+    backups = prod.describe_continuous_backups(TableName="payments")
+    pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"  # in account 111111111111
+    before = len(bot.replies_to("U1"))
+    bot.command("/pitr-status", "prod:payments")
+    deadline = time.monotonic() + 10
+    while len(bot.replies_to("U1")) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    status = bot.replies_to("U1")[before:]
+    assert status and "prod:payments" in status[0] and "does not exist" not in status[0]
+    assert "payments" not in sim.client(direct=True).list_tables()["TableNames"]

@@ -1,0 +1,92 @@
+"""`pitr-bot iam-policy` with policy `accounts`: the bot may assume the member roles (and set
+the source identity), and `--member ALIAS` prints that role's trust and permission policies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support.iam_eval import allowed
+
+from bot.cli import main
+from bot.iam import IamPolicyError, iam_policy, member_policies, member_tables
+from bot.policy import Policy
+
+PROD, BOT = "111111111111", "123456789012"
+ROLE = f"arn:aws:iam::{PROD}:role/pitr-bot"
+BOT_ROLE = f"arn:aws:iam::{BOT}:role/pitr-bot"
+POLICY = Policy.model_validate(
+    {
+        "tables": ["orders", "prod:orders*", "staging:*"],
+        "target_pattern": "restored-*",
+        "accounts": {
+            "prod": {"role_arn": ROLE, "external_id": "x-42", "regions": ["eu-west-1"]},
+            "staging": {"role_arn": "arn:aws:iam::222222222222:role/pitr-bot"},
+        },
+    }
+)
+
+
+def table(name: str, account: str, region: str = "eu-west-1") -> str:
+    return f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+
+
+def test_the_bot_may_assume_each_member_role_and_name_the_approver():
+    doc = iam_policy(POLICY, BOT, "eu-west-1")
+    for action in ("sts:AssumeRole", "sts:SetSourceIdentity"):
+        assert allowed(doc, action, ROLE)
+        assert not allowed(doc, action, "arn:aws:iam::333333333333:role/pitr-bot")
+    # Its own account: only the tables without an account alias.
+    restore = "dynamodb:RestoreTableToPointInTime"
+    assert allowed(doc, restore, table("orders", BOT))
+    assert not allowed(doc, restore, table("orders-eu", BOT))
+
+
+def test_the_member_role_trusts_only_the_bot_with_the_external_id():
+    trust = member_policies(POLICY, "prod", BOT_ROLE)["trust_policy"]
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"AWS": BOT_ROLE}
+    assert set(statement["Action"]) == {"sts:AssumeRole", "sts:SetSourceIdentity"}
+    assert statement["Condition"] == {"StringEquals": {"sts:ExternalId": "x-42"}}
+    staging = member_policies(POLICY, "staging", BOT_ROLE)["trust_policy"]
+    assert "Condition" not in staging["Statement"][0]  # no external ID configured
+
+
+def test_the_member_permission_policy_covers_that_accounts_tables_only():
+    doc = member_policies(POLICY, "prod", BOT_ROLE)["permission_policy"]
+    restore = "dynamodb:RestoreTableToPointInTime"
+    assert allowed(doc, restore, table("orders-eu", PROD))  # prod:orders*
+    assert not allowed(doc, restore, table("payments", PROD))
+    assert not allowed(doc, restore, table("orders-eu", BOT))  # pinned to the member account
+    assert not allowed(doc, restore, table("orders-eu", PROD, "us-east-1"))  # its one region
+    assert allowed(doc, "dynamodb:PutItem", table("restored-orders", PROD))
+    assert "sts:AssumeRole" not in json.dumps(doc)  # no further hop from there
+
+
+def test_member_tables_keeps_the_patterns_that_can_match_the_account():
+    assert member_tables(["orders", "*", "prod:a*", "p*:b", "staging:c"], "prod") == [
+        "*",
+        "a*",
+        "b",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("alias", "bot_role", "says"),
+    [("dev", BOT_ROLE, "not in the policy's `accounts`"), ("prod", "", "not an IAM role ARN")],
+)
+def test_member_policies_refuse_an_unknown_alias_or_a_missing_bot_role(alias, bot_role, says):
+    with pytest.raises(IamPolicyError, match=says):
+        member_policies(POLICY, alias, bot_role)
+
+
+def test_cli_prints_the_member_policies(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "policy.yml"
+    path.write_text(json.dumps(POLICY.model_dump(exclude_defaults=True)))  # JSON is YAML
+    monkeypatch.setenv("PITR_BOT_POLICY", str(path))
+    monkeypatch.setenv("PITR_BOT_STATE", "sqlite:///x.db")
+    assert main(["iam-policy", "--member", "prod", "--bot-role", BOT_ROLE]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == {"role_arn", "trust_policy", "permission_policy"}
+    assert main(["iam-policy", "--member", "prod"]) == 2
+    assert "--bot-role" in capsys.readouterr().err
