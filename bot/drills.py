@@ -13,7 +13,6 @@ No Slack, no boto3 here.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
@@ -23,6 +22,7 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.documents import dump, load
 from bot.restores import InvalidTransition, human_duration, new_id
 
 __all__ = [
@@ -118,29 +118,11 @@ class Drill:
 
     # -- the store's JSON document ------------------------------------------------------
     def to_record(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, datetime):
-                value = value.isoformat()
-            elif isinstance(value, DrillState):
-                value = value.value
-            out[f.name] = value
-        return out
+        return dump(self)
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Drill:
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
-                continue
-            value = data[f.name]
-            if f.name == "state":
-                value = DrillState(value)
-            elif "datetime" in str(f.type) and isinstance(value, str):
-                value = datetime.fromisoformat(value)
-            kwargs[f.name] = value
-        return cls(**kwargs)
+        return load(cls, data, state=DrillState)
 
 
 def drill_target(source: str, at: datetime) -> str:

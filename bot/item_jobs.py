@@ -17,12 +17,12 @@ No Slack, no boto3 here.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from bot.documents import dump, load
 from bot.restores import InvalidTransition, new_id
 
 
@@ -110,26 +110,8 @@ class ItemJob:
         return replace(self, state=to, updated_at=now, **changes)  # type: ignore[arg-type]
 
     def to_record(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, datetime):
-                value = value.isoformat()
-            elif isinstance(value, JobState):
-                value = value.value
-            out[f.name] = value
-        return out
+        return dump(self)
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> ItemJob:
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
-                continue
-            value = data[f.name]
-            if f.name == "state":
-                value = JobState(value)
-            elif "datetime" in str(f.type) and isinstance(value, str):
-                value = datetime.fromisoformat(value)
-            kwargs[f.name] = value
-        return cls(**kwargs)
+        return load(cls, data, state=JobState)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from bot.drills import Drill, DrillState
 from bot.item_jobs import ItemJob, JobState
@@ -171,48 +172,18 @@ class SqliteStore:
             rows = self._db.execute(sql, args).fetchall()
         return [from_record(json.loads(r[0])) for r in rows]
 
-    # -- drills -----------------------------------------------------------------------------
+    # -- sibling flows: drills and item jobs, each a versioned JSON document ---------------
     def drill_add(self, drill: Drill, announce: Sequence[str] = ()) -> bool:
-        with self._lock, self._tx():
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO drills (id, state, source, version, created_at, doc) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    drill.id,
-                    drill.state.value,
-                    drill.source,
-                    drill.version,
-                    drill.created_at.isoformat(),
-                    json.dumps(drill.to_record()),
-                ),
-            )
-            if cur.rowcount != 1:
-                return False
-            self._enqueue(drill.id, announce)
-        return True
+        extra = {"source": drill.source}
+        return self._doc_add("drills", drill.id, drill.state, drill, extra, announce)
 
     def drill_get(self, drill_id: str) -> Drill | None:
-        with self._lock:
-            row = self._db.execute("SELECT doc FROM drills WHERE id = ?", (drill_id,)).fetchone()
-        return Drill.from_record(json.loads(row[0])) if row else None
+        doc = self._doc_get("drills", drill_id)
+        return Drill.from_record(doc) if doc is not None else None
 
     def drill_save(self, old: Drill, new: Drill, announce: Sequence[str] = ()) -> Drill | None:
         stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
-        with self._lock, self._tx():
-            cur = self._db.execute(
-                "UPDATE drills SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
-                (
-                    stored.state.value,
-                    stored.version,
-                    json.dumps(stored.to_record()),
-                    old.id,
-                    old.version,
-                ),
-            )
-            if cur.rowcount != 1:
-                return None
-            self._enqueue(old.id, announce)
-        return stored
+        return stored if self._doc_save("drills", old, stored, announce) else None
 
     def drill_find(
         self,
@@ -220,7 +191,99 @@ class SqliteStore:
         source: str | None = None,
         limit: int = 100,
     ) -> list[Drill]:
-        sql, args = "SELECT doc FROM drills WHERE 1=1", []
+        return [Drill.from_record(d) for d in self._doc_find("drills", states, source, limit)]
+
+    def job_add(
+        self, job: ItemJob, announce: Sequence[str] = (), audit: Sequence[AuditEvent] = ()
+    ) -> bool:
+        return self._doc_add("item_jobs", job.id, job.state, job, {}, announce, audit)
+
+    def job_get(self, job_id: str) -> ItemJob | None:
+        doc = self._doc_get("item_jobs", job_id)
+        return ItemJob.from_record(doc) if doc is not None else None
+
+    def job_save(
+        self,
+        old: ItemJob,
+        new: ItemJob,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> ItemJob | None:
+        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
+        return stored if self._doc_save("item_jobs", old, stored, announce, audit) else None
+
+    def job_find(self, states: Iterable[JobState] | None = None, limit: int = 100) -> list[ItemJob]:
+        return [ItemJob.from_record(d) for d in self._doc_find("item_jobs", states, None, limit)]
+
+    # The table names below are this module's constants, never input.
+    def _doc_add(
+        self,
+        table: str,
+        doc_id: str,
+        state: Any,
+        record: Any,
+        extra: dict[str, str],
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> bool:
+        """Insert a document unless its id exists; with its outbox items and audit entries."""
+        cols = {
+            "id": doc_id,
+            "state": state.value,
+            **extra,
+            "version": record.version,
+            "created_at": record.created_at.isoformat(),
+            "doc": json.dumps(record.to_record()),
+        }
+        sql = (
+            f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) "  # noqa: S608 - constant table
+            f"VALUES ({', '.join('?' * len(cols))})"
+        )
+        with self._lock, self._tx():
+            if self._db.execute(sql, tuple(cols.values())).rowcount != 1:
+                return False
+            self._enqueue(doc_id, announce)
+            for event in audit:
+                self._insert_audit(event)
+        return True
+
+    def _doc_save(
+        self,
+        table: str,
+        old: Any,
+        stored: Any,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> bool:
+        """Compare-and-set a document on its stored `version`."""
+        sql = f"UPDATE {table} SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?"  # noqa: S608
+        args = (
+            stored.state.value,
+            stored.version,
+            json.dumps(stored.to_record()),
+            old.id,
+            old.version,
+        )
+        with self._lock, self._tx():
+            if self._db.execute(sql, args).rowcount != 1:
+                return False
+            self._enqueue(old.id, announce)
+            for event in audit:
+                self._insert_audit(event)
+        return True
+
+    def _doc_get(self, table: str, doc_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT doc FROM {table} WHERE id = ?",  # noqa: S608 - constant table
+                (doc_id,),
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _doc_find(
+        self, table: str, states: Iterable[Any] | None, source: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        sql, args = f"SELECT doc FROM {table} WHERE 1=1", []  # noqa: S608 - constant table
         if states is not None:
             wanted = [s.value for s in states]
             sql += f" AND state IN ({','.join('?' * len(wanted))})"
@@ -232,73 +295,7 @@ class SqliteStore:
         args.append(limit)
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return [Drill.from_record(json.loads(r[0])) for r in rows]
-
-    # -- item jobs --------------------------------------------------------------------------
-    def job_add(
-        self, job: ItemJob, announce: Sequence[str] = (), audit: Sequence[AuditEvent] = ()
-    ) -> bool:
-        with self._lock, self._tx():
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO item_jobs (id, state, version, created_at, doc) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (
-                    job.id,
-                    job.state.value,
-                    job.version,
-                    job.created_at.isoformat(),
-                    json.dumps(job.to_record()),
-                ),
-            )
-            if cur.rowcount != 1:
-                return False
-            self._enqueue(job.id, announce)
-            for event in audit:
-                self._insert_audit(event)
-        return True
-
-    def job_get(self, job_id: str) -> ItemJob | None:
-        with self._lock:
-            row = self._db.execute("SELECT doc FROM item_jobs WHERE id = ?", (job_id,)).fetchone()
-        return ItemJob.from_record(json.loads(row[0])) if row else None
-
-    def job_save(
-        self,
-        old: ItemJob,
-        new: ItemJob,
-        announce: Sequence[str] = (),
-        audit: Sequence[AuditEvent] = (),
-    ) -> ItemJob | None:
-        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
-        with self._lock, self._tx():
-            cur = self._db.execute(
-                "UPDATE item_jobs SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
-                (
-                    stored.state.value,
-                    stored.version,
-                    json.dumps(stored.to_record()),
-                    old.id,
-                    old.version,
-                ),
-            )
-            if cur.rowcount != 1:
-                return None
-            self._enqueue(old.id, announce)
-            for event in audit:
-                self._insert_audit(event)
-        return stored
-
-    def job_find(self, states: Iterable[JobState] | None = None, limit: int = 100) -> list[ItemJob]:
-        sql, args = "SELECT doc FROM item_jobs WHERE 1=1", []
-        if states is not None:
-            wanted = [s.value for s in states]
-            sql += f" AND state IN ({','.join('?' * len(wanted))})"
-            args += wanted
-        sql += " ORDER BY created_at DESC LIMIT ?"
-        args.append(limit)
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [ItemJob.from_record(json.loads(r[0])) for r in rows]
+        return [json.loads(r[0]) for r in rows]
 
     def due(
         self, now: datetime, owner: str, limit: int = 1000

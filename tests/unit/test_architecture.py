@@ -130,6 +130,7 @@ PURE_CORE = [
     "bot/tableref.py",
     "bot/batch.py",
     "bot/drills.py",
+    "bot/documents.py",
     "bot/item_jobs.py",
     "bot/period_change.py",
     "bot/table_identity.py",
