@@ -28,11 +28,12 @@ def aws_server() -> Iterator[AwsSimulator]:
 
 
 @pytest.fixture
-def sim(aws_server: AwsSimulator) -> AwsSimulator:
+def sim(aws_server: AwsSimulator) -> Iterator[AwsSimulator]:
     aws_server.reset()
     aws_server.create_table("MusicCollection", pitr=True, items=5)
     aws_server.create_table("NoPitrTable", pitr=False, items=1)
-    return aws_server
+    yield aws_server
+    aws_server.release()  # a test that failed while holding calls must not stall the bot's exit
 
 
 @pytest.fixture
@@ -45,6 +46,9 @@ def make_bot(tmp_path, fake, sim) -> Iterator[Callable[..., BotUnderTest]]:
         return bot
 
     yield make
+    # A test that failed while holding calls must not stall the bots' shutdown.
+    sim.release()
+    fake.release()
     for bot in bots:
         bot.stop()
 

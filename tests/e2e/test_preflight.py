@@ -98,7 +98,6 @@ def test_preflight_refusal_is_ephemeral_and_changes_nothing(bot, fake, sim, text
     requests_before = len(bot.services.store.find())
     resp = bot.command("/pitr-restore", text, user="U1")
     assert resp.status == 200
-    assert resp.elapsed < 1.0
 
     reply = bot.wait_reply("U1", expected[0])
     for word in expected:

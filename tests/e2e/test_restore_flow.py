@@ -12,7 +12,6 @@ def test_restore_to_active_end_to_end(make_bot, fake, sim):
 
     resp = bot.command("/pitr-restore", "MusicCollection MusicCollectionMinutesAgo latest")
     assert resp.status == 200
-    assert resp.elapsed < 1.0
     assert "Checking" in resp.body
 
     req = bot.wait_card()

@@ -32,7 +32,6 @@ def pitr_of(sim, table: str) -> dict:
 def test_status_of_protected_table_shows_window_and_period(bot, fake, sim):
     resp = bot.command("/pitr-status", "MusicCollection", user="U3")
     assert resp.status == 200
-    assert resp.elapsed < 1.0
     call = wait_response(fake, "U3", "Restorable window")
     text = full_text(call)
     assert call.args.get("response_type") == "ephemeral"
@@ -89,7 +88,6 @@ def test_enable_turns_pitr_on_with_the_period_and_tells_the_channel(bot, fake, s
     assert pitr_of(sim, "NoPitrTable")["PointInTimeRecoveryStatus"] == "DISABLED"
     resp = bot.command("/pitr-enable", "NoPitrTable 7", user="U1")
     assert resp.status == 200
-    assert resp.elapsed < 1.0
     call = wait_response(fake, "U1", "PITR is now")
     assert call.args.get("response_type") == "in_channel"
     text = full_text(call)

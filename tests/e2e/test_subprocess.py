@@ -86,7 +86,6 @@ def test_restore_to_active_through_pitr_bot_serve(proc, fake, sim):
         response_url=fake.response_url("U1"),
     )
     assert resp.status == 200, resp.body
-    assert resp.elapsed < 1.0
     assert "Checking" in resp.body
 
     card = fake.wait_for(
@@ -119,7 +118,6 @@ def test_restore_to_active_through_pitr_bot_serve(proc, fake, sim):
     # Another person approves: exactly one restore, tracked to ACTIVE.
     approved = click("U2")
     assert approved.status == 200
-    assert approved.elapsed < 1.0
     final = fake.wait_for(
         lambda c: c.method == "chat.postMessage" and c.args.get("reply_broadcast") in BROADCAST,
         timeout=20,

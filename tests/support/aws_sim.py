@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import sys
 import threading
 import time
 import zlib
@@ -23,6 +24,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
+
+from support.gates import Gates
 
 __all__ = ["AwsSimulator"]
 
@@ -78,6 +81,7 @@ class AwsSimulator:
         self._requests: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._faults: dict[str, _Fault] = {}
         self._slow: dict[str, float] = {}
+        self.gates = Gates()
         self._restored_at: dict[str, float] = {}
         self._restored_to: dict[str, float] = {}  # target -> RestoreDateTime asked for
         self._lost_replies: dict[str, int] = {}
@@ -99,7 +103,7 @@ class AwsSimulator:
         self._moto.start()
         self._moto_port = int(self._moto.get_host_and_port()[1])
         self._reset_moto()
-        self._proxy = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._proxy = QuietServer(("127.0.0.1", 0), _make_handler(self))
         self._proxy.daemon_threads = True
         self._thread = threading.Thread(
             target=self._proxy.serve_forever,
@@ -124,6 +128,7 @@ class AwsSimulator:
             self._restored_to.clear()
             self._lost_replies.clear()
             self._accepted.clear()
+        self.gates.release()
         self.creating_seconds = 0.0
         self.creating_for = {}
         self.widen_window = True
@@ -282,6 +287,22 @@ class AwsSimulator:
             else:
                 self._slow.pop(op, None)
 
+    def hold(self, op: str) -> None:
+        """Hold every `op` call (before it reaches moto) until release(op)."""
+        self.gates.hold(op)
+
+    def release(self, op: str | None = None) -> None:
+        """Let held `op` calls (or all held calls) go on to moto."""
+        self.gates.release(op)
+
+    def hold_creating(self, table: str) -> None:
+        """A restored `table` stays CREATING until finish_creating(table), however long."""
+        self.creating_for[table] = float("inf")
+
+    def finish_creating(self, table: str) -> None:
+        """The next DescribeTable of `table` reports ACTIVE."""
+        self.creating_for[table] = 0.0
+
     def is_creating(self, table: str) -> bool:
         """Whether DescribeTable would currently report `table` as CREATING."""
         with self._lock:
@@ -358,6 +379,15 @@ class AwsSimulator:
         return True
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A client that went away (a killed bot) is expected here, not an error worth a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -404,6 +434,7 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
                 fault, delay = sim._on_request(op, req)
                 if delay:
                     time.sleep(delay)
+                sim.gates.pass_through(op)
                 if fault is not None:
                     body = json.dumps(
                         {

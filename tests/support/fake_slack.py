@@ -18,6 +18,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from support.gates import Gates
+
 __all__ = ["Call", "FakeSlack"]
 
 # Form fields that Slack clients send as JSON-encoded strings.
@@ -93,6 +95,7 @@ class FakeSlack:
         self.groups: dict[str, list[str]] = {}
         self._state = _State()
         self._cond = threading.Condition()
+        self.gates = Gates()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -118,6 +121,7 @@ class FakeSlack:
         """Shut the server down and release the port."""
         if self._server is None:
             return
+        self.gates.release()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -229,6 +233,13 @@ class FakeSlack:
     def _hang_seconds(self, path: str) -> float:
         with self._cond:
             return self._state.hangs.get(path.rsplit("/", 1)[-1], 0.0)
+
+    def hold(self, method: str) -> None:
+        """Record `method` calls at once but answer them only after release(method)."""
+        self.gates.hold(method)
+
+    def release(self, method: str | None = None) -> None:
+        self.gates.release(method)
 
     def set_down(self, down: bool = True) -> None:
         """While down, every /api/ call answers HTTP 503 (a Slack outage)."""
@@ -429,6 +440,7 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 self._send(fault.status, body, "application/json; charset=utf-8", headers)
                 return
             fake._record(Call(method, args, now, False, token, 200))
+            fake.gates.pass_through(method)
             if not is_api:
                 time.sleep(fake._hang_seconds(path))
                 self._send(200, b"ok", "text/html")
