@@ -12,8 +12,8 @@ clock, hooks, save and audit).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
+from typing import Any
 
 from bot import eta as etas
 from bot.batches import Batches, is_batch
@@ -23,8 +23,7 @@ from bot.engine.requests import NewRequest, Requests, _Checked
 from bot.engine.tracking import Tracking
 from bot.pitr import PitrInfo, PitrService
 from bot.policy import Members, Policy
-from bot.polling import PollLimits
-from bot.restores import RestoreRequest, utcnow
+from bot.restores import RestoreRequest
 from bot.store import AuditEvent, Store
 
 __all__ = ["NewRequest", "Outcome", "Workflow"]
@@ -54,20 +53,10 @@ class Workflow:
     on_event = _shared("on_event")
 
     def __init__(
-        self,
-        store: Store,
-        pitr: PitrService,
-        policy: Policy,
-        members: Members,
-        clock: Callable[[], datetime] = utcnow,
-        poll_seconds: float = 10,
-        owner: str | None = None,
-        limits: PollLimits | None = None,
-        min_restore_minutes: float = 0,
+        self, store: Store, pitr: PitrService, policy: Policy, members: Members, **options: Any
     ):
-        self.ctx = Context(
-            store, pitr, policy, members, clock, poll_seconds, owner, limits, min_restore_minutes
-        )
+        # options: clock, poll_seconds, owner, limits, min_restore_minutes (see Context).
+        self.ctx = Context(store, pitr, policy, members, **options)
         self.requests = Requests(self.ctx)
         self.tracking = Tracking(self.ctx)
         self.decisions = Decisions(self.ctx, start=self.tracking.start)
