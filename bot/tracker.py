@@ -34,14 +34,24 @@ class Tracker:
         self.poll_seconds = poll_seconds
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self._lock = threading.Lock()
+        self._stopping = False
 
     def start(self) -> None:
         self.scheduler.start()
         self._set_alarm(utcnow())  # resume in-flight restores at once
 
     def stop(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+        with self._lock:
+            if not self.scheduler.running:
+                return
+            self._stopping = True  # a tick finishing now sets no new alarm
+        # APScheduler 3 marks itself STOPPED before taking its job-store lock, so a one-shot job
+        # being handed over at that moment is "not found" and kills its thread with a traceback.
+        # Pausing first stops new rounds; removing the jobs waits out the round in progress
+        # (they are only alarms: the store holds the truth and start() sets them again).
+        self.scheduler.pause()
+        self.scheduler.remove_all_jobs()
+        self.scheduler.shutdown(wait=True)
 
     def tick(self) -> None:
         try:
@@ -63,7 +73,7 @@ class Tracker:
 
     def _set_alarm(self, when: datetime) -> None:
         with self._lock:
-            if not self.scheduler.running:
+            if self._stopping or not self.scheduler.running:
                 return
             self.scheduler.add_job(
                 self.tick,
