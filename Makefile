@@ -48,8 +48,11 @@ check-config: $(STAMP_RUN)
 	@$(LOAD_ENV); exec $(BIN)/pitr-bot check-config
 
 # pytest exits 5 when it collects no tests; that is a failure here, never masked.
+# The suite mostly waits (on servers, subprocesses, polls), so it runs in TEST_WORKERS processes;
+# each test file stays in one process, in order, with its own moto server and fake Slack.
+TEST_WORKERS ?= 4
 test: $(STAMP_TEST)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .

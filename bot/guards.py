@@ -80,6 +80,15 @@ class ResponseSender:
             queue.append(future)
             return future
 
+    def close(self, timeout: float = 2 * RESPOND_TIMEOUT) -> None:
+        """On shutdown: replies already owed get a bounded time to go out, then we stop."""
+        with self._lock:
+            owed = [f for fs in self._pending.values() for f in fs if not f.done()]
+        self._pool.shutdown(wait=False)
+        _, unsent = wait_futures(owed, timeout=timeout)
+        if unsent:
+            log.warning("%d ephemeral replies not sent before shutdown", len(unsent))
+
     @staticmethod
     def _post(url: str, message: dict[str, Any], before: Future | None) -> None:
         if before is not None:

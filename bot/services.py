@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.announcer import Announcer
 from bot.aws import AssumedRole
+from bot.guards import ResponseSender
 from bot.metrics import Metrics
 from bot.pitr import PitrService
 from bot.policy import Policy
@@ -57,6 +58,8 @@ class Services:
     work: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(WORKERS, thread_name_prefix="pitr-work")
     )
+    # Ephemeral replies (response_url) go out from here, never from a request thread.
+    replies: ResponseSender = field(default_factory=ResponseSender)
     # The workspace and org this bot serves (auth.test); unknown = every request refused.
     workspace: Workspace | None = None
 
@@ -70,6 +73,7 @@ class Services:
 
     def stop_background(self) -> None:
         self.work.shutdown(wait=True)  # finish what was acked
+        self.replies.close()  # and the replies it owes
         self.tracker.stop()
         self.announcer.stop()
         if self.workspace is not None:

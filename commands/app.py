@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.guards import ResponseSender, SafeRespond, request_guard
+from bot.guards import SafeRespond, request_guard
 from bot.services import Services
 from bot.settings import Settings
 from bot.workspace import Workspace
@@ -25,7 +25,7 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
     if services.workspace is None:
         services.workspace = Workspace(services.client.auth_test)
     guard = request_guard(
-        services.workspace, services.store, settings.slack_api_url, ResponseSender()
+        services.workspace, services.store, settings.slack_api_url, services.replies
     )
     app = App(
         client=services.client,
