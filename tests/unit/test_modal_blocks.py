@@ -32,6 +32,7 @@ from bot.modal_blocks import (
     target_block_id,
 )
 from bot.pitr import TableInfo
+from bot.tableref import MAX_BATCH
 from commands.modal import Form, check_input, error_block
 
 NOW = datetime(2026, 11, 27, 9, 5, tzinfo=UTC)
@@ -62,7 +63,8 @@ def test_the_empty_form_is_valid_block_kit():
     }
     source = inputs[SOURCE_BLOCK]
     assert source["dispatch_action"] is True
-    assert source["element"]["type"] == "external_select"
+    assert source["element"]["type"] == "multi_external_select"  # several tables, one instant
+    assert source["element"]["max_selected_items"] == MAX_BATCH
     assert source["element"]["action_id"] == SOURCE_ACTION
     assert inputs[WHEN_PICK_BLOCK]["element"]["type"] == "datetimepicker"
     assert "initial_value" not in inputs[TARGET_BLOCK]["element"]
@@ -78,7 +80,7 @@ def test_picking_a_source_gives_a_new_target_block_with_the_default_name():
     target = [b for b in data["blocks"] if b.get("block_id", "").startswith(TARGET_BLOCK)]
     assert [b["block_id"] for b in target] == [target_block_id("Music")] != [TARGET_BLOCK]
     assert target[0]["element"]["initial_value"] == "Music-20261127-0905"
-    source = data["blocks"][0]["element"]["initial_option"]
+    (source,) = data["blocks"][0]["element"]["initial_options"]
     assert source["value"] == "Music" and source["text"]["text"] == "Music · PITR on"
     text = json.dumps(data)
     assert "1,200 items" in text and "`by-artist`" in text
