@@ -242,3 +242,58 @@ def test_every_block_builder_output_is_an_input_slack_accepts_errors_for():
     for block in (SOURCE_BLOCK, WHEN_TEXT_BLOCK, WHEN_PICK_BLOCK, INDEXES_BLOCK, SSE_BLOCK):
         assert block in inputs
     assert target_block_id("Music") in inputs
+
+
+# -- several tables, other accounts and regions ----------------------------------------------
+def test_options_are_capped_at_slacks_100_and_say_when_more_matched():
+    from bot.modal_blocks import MAX_OPTIONS, options_response
+
+    few = options_response([("prod:orders@eu-west-1", True), ("orders", None)], 2)
+    assert [o["value"] for o in few["options"]] == ["prod:orders@eu-west-1", "orders"]
+    many = [(f"prod:t{i:03}", True) for i in range(MAX_OPTIONS)]
+    capped = options_response(many, 240)
+    (group,) = capped["option_groups"]
+    assert len(group["options"]) == MAX_OPTIONS == 100
+    assert group["label"]["text"] == "First 100 of 240 tables: type to narrow"
+
+
+def test_several_picks_are_read_as_the_commands_comma_separated_sources():
+    picks = [{"value": "prod:orders@eu-west-1"}, {"value": "payments"}]
+    values = {SOURCE_BLOCK: {SOURCE_ACTION: {"selected_options": picks}}}
+    assert read_state(values).source == "prod:orders@eu-west-1,payments"
+    form = check_input(good(source="prod:orders@eu-west-1,payments", target="-copy"), "C1")
+    assert isinstance(form, Form) and form.source == "prod:orders@eu-west-1,payments"
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "block", "says"),
+    [
+        ("prod:orders@mars", "x-copy", SOURCE_BLOCK, "is not an AWS region"),
+        ("prod:orders,payments", "not a suffix!", "target.Music", "suffix"),
+        ("prod:orders", "orders", "target.Music", "can't be the source table itself"),
+        ("prod:orders", "staging:orders-copy", "target.Music", "stays in the source's account"),
+    ],
+)
+def test_picked_references_are_checked_like_the_command(source, target, block, says):
+    errors = check_input(good(source=source, target=target), "C1")
+    assert isinstance(errors, dict) and list(errors) == [block] and says in errors[block]
+
+
+def test_several_picks_render_a_suffix_field_and_each_tables_pitr():
+    picked = Picked(
+        "prod:orders@eu-west-1,payments",
+        "-20261127-0905",
+        described=True,
+        pitrs=(("prod:orders@eu-west-1", True), ("payments", False)),
+    )
+    data = rendered(restore_modal("C1", picked))
+    source = data["blocks"][0]["element"]
+    assert [o["text"]["text"] for o in source["initial_options"]] == [
+        "prod:orders@eu-west-1 · PITR on",
+        "payments · PITR off",
+    ]
+    target = next(b for b in data["blocks"] if b.get("block_id", "").startswith(TARGET_BLOCK))
+    assert target["label"]["text"] == "Suffix of the new tables"
+    assert target["element"]["initial_value"] == "-20261127-0905"
+    text = json.dumps(data)
+    assert "2 tables to one instant" in text and "/pitr-enable" in text
