@@ -284,11 +284,7 @@ class Policy(BaseModel):
         or None when the table is not drilled. An entry names one place: an entry without
         region means the bot's region (`home_region`)."""
         return next(
-            (
-                d
-                for d in self.drills
-                if any(place_matches(table, p, home_region) for p in d.tables)
-            ),
+            (d for d in self.drills if any(place_matches(table, p, home_region) for p in d.tables)),
             None,
         )
 
