@@ -297,3 +297,29 @@ def test_several_picks_render_a_suffix_field_and_each_tables_pitr():
     assert target["element"]["initial_value"] == "-20261127-0905"
     text = json.dumps(data)
     assert "2 tables to one instant" in text and "/pitr-enable" in text
+
+
+def test_an_account_that_cannot_be_listed_leaves_the_others_in_the_picker():
+    from bot.pitr import AwsError
+    from bot.places import Place
+    from commands.modal import TableCache
+
+    class Pitr:
+        def __init__(self, down: set[str | None]):
+            self.down, self.calls = down, []
+
+        def list_tables(self, limit=1000, account=None, region=None):
+            self.calls.append((account, region))
+            if account in self.down:
+                raise AwsError("AccessDenied", "not authorized to perform: sts:AssumeRole")
+            return {None: ["orders"], "prod": ["ledger"]}[account]
+
+    pitr = Pitr(down={"staging"})
+    cache = TableCache(pitr)  # type: ignore[arg-type]
+    where = [Place(), Place("prod", "eu-west-1"), Place("staging")]
+    found = cache.tables_in(where, budget=5)
+    assert found == [(Place(), ["orders"]), (Place("prod", "eu-west-1"), ["ledger"])]
+    cache.tables_in(where, budget=5)  # within a minute: the lists come from the cache
+    assert pitr.calls.count(("prod", "eu-west-1")) == 1
+    with pytest.raises(AwsError):  # the bot's own account failing is the picker's error
+        TableCache(Pitr(down={None})).tables_in([Place()], budget=5)  # type: ignore[arg-type]
