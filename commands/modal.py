@@ -110,10 +110,14 @@ class TableCache:
         return names
 
     def tables_in(self, where: list[Place], budget: float) -> list[tuple[Place, list[str]]]:
-        """The table names of each place, listed in parallel. A place that fails (no role,
-        access denied) or is slower than `budget` is left out this time, and logged; a slow
-        one fills the cache for the next keystroke. The bot's own place raises AwsError."""
+        """The table names of each place, listed in parallel. The bot's own place is waited
+        for (as before there were others; its failure raises AwsError). Another place that
+        fails (no role, access denied) or is slower than `budget` is left out this time, and
+        logged; a slow one fills the cache for the next keystroke."""
         futures = [(place, self._pool.submit(self.tables, place)) for place in where]
+        for place, future in futures:
+            if place == HOME:
+                future.result()
         wait_futures([f for _, f in futures], timeout=budget)
         found: list[tuple[Place, list[str]]] = []
         for place, future in futures:
@@ -181,6 +185,8 @@ def source_choices(
     ]
     refs: list[str] = []
     for place, names in cache.tables_in(where, LIST_BUDGET):
+        if len(refs) >= MAX_MATCHES:
+            break
         for name in names:
             ref = place.ref(name)
             if needle not in ref.lower() or len(ref) > MAX_OPTION_VALUE:
