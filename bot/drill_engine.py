@@ -7,6 +7,11 @@ one drill runs per slot. Each live drill is leased by the replica stepping it (r
 every step), so a dead replica's drill is taken over and finished by another, or by itself
 after a restart. Cleanup deletes only the table this drill made: its name, its ARN, TableId
 and creation time recorded at ACTIVE, and the bot's marker tag with the drill's id must match.
+
+A drilled table may live in another account or region (`prod:orders@eu-west-1`, see
+bot/places.py): the drill table is made beside it (`prod:orders-drill-…@eu-west-1`), every
+call goes to that place's client (the gateway routes references), and the start-up sweep
+looks in every place that has drills configured.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from bot.drills import (
 )
 from bot.drills_aws import DrillService
 from bot.pitr import AwsError
-from bot.policy import DrillRule, Members, Policy
+from bot.places import is_glob, parse_pattern, pattern_places, place_of
+from bot.policy import DrillRule, Members, Policy, table_name_of
 from bot.restores import InvalidTransition, table_name_problem, utcnow
 from bot.store import AuditEvent, Store
+from bot.tableref import RefError, parse_ref
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +89,15 @@ class DrillEngine:
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
 
+    @property
+    def home(self) -> str | None:
+        """The bot's own region: table references never write it."""
+        return self.aws.client.meta.region_name
+
     # -- starting -------------------------------------------------------------------------
     def refusal(self, table: str, user: str, channel: str) -> str | None:
         """Why `user` may not run a drill of `table` now; None when they may. No writes."""
-        rule = self.policy.drill_for(table)
+        rule = self.policy.drill_for(table, self.home)
         if rule is None:
             return (
                 f"`{table}` has no restore drill in the policy. Add it to the policy file under "
@@ -104,7 +116,7 @@ class DrillEngine:
         problem = self.refusal(table, user, channel)
         if problem:
             return DrillOutcome(False, problem)
-        rule = self.policy.drill_for(table)
+        rule = self.policy.drill_for(table, self.home)
         assert rule is not None
         now = self.clock()
         # One drill a table a minute (its table's name has the minute): two people typing
@@ -134,11 +146,17 @@ class DrillEngine:
         requested_by: str | None = None,
         drill_id: str | None = None,
     ) -> Drill | str:
-        # Named so the policy's target_pattern (and so the IAM policy) covers it.
-        target = self.policy.suggest_target(drill_target(table, slot))
-        problem = table_name_problem(target, "Drill table name")
+        # Beside its source (same account and region), named so the policy's target_pattern
+        # (and so the IAM policy) covers it.
+        try:
+            source = parse_ref(table)
+        except RefError as exc:
+            return str(exc)
+        name = self.policy.suggest_target(drill_target(source.name, slot))
+        problem = table_name_problem(name, "Drill table name")
         if problem:
-            return f"{problem} (`{target}`)"
+            return f"{problem} (`{name}`)"
+        target = str(replace(source, name=name))
         extra = {"id": drill_id} if drill_id else {}
         return Drill(
             source=table,
@@ -165,7 +183,7 @@ class DrillEngine:
                 log.warning("drills: cannot list tables for %s: %s", rule.tables, exc.message)
                 continue  # try again next tick
             for table in tables:
-                if self.policy.drill_for(table) is not rule:
+                if self.policy.drill_for(table, self.home) is not rule:
                     continue  # an earlier entry drills it
                 if self.store.drill_find(states=LIVE, source=table, limit=1):
                     log.info("drill slot %s of %s skipped: a drill is still running", slot, table)
@@ -183,15 +201,29 @@ class DrillEngine:
         return claimed
 
     def _tables(self, rule: DrillRule) -> list[str]:
-        names = [t for t in rule.tables if not any(c in t for c in "*?[")]
-        globs = [t for t in rule.tables if t not in names]
-        if globs:
-            for table in self.aws.list_tables():
-                if DRILL_TABLE.match(table):
+        """The stored references of the tables `rule` drills: its names, and what its globs
+        match in their place (listed there)."""
+        home = self.home
+        refs: list[str] = []
+        globs = []
+        for entry in rule.tables:
+            pattern = parse_pattern(entry)
+            if not self.policy.place_allowed(pattern.account, pattern.region).allowed:
+                log.warning("drills: %s is outside the policy's accounts; skipped", entry)
+                continue
+            if is_glob(pattern):
+                globs.append(pattern)
+            else:
+                refs.append(place_of(pattern, home).ref(pattern.name))
+        for place in pattern_places([str(g) for g in globs], home):
+            here = [g for g in globs if place_of(g, home) == place]
+            for name in self.aws.list_tables(account=place.account, region=place.region):
+                if DRILL_TABLE.match(name):
                     continue  # never drill a drill table
-                if any(fnmatch.fnmatchcase(table, g) for g in globs) and table not in names:
-                    names.append(table)
-        return names
+                ref = place.ref(name)
+                if any(fnmatch.fnmatchcase(name, g.name) for g in here) and ref not in refs:
+                    refs.append(ref)
+        return refs
 
     # -- the clock's tick -----------------------------------------------------------------
     def tick(self) -> None:
@@ -250,7 +282,15 @@ class DrillEngine:
 
     def _call_restore(self, drill: Drill) -> None:
         try:
-            info = self.aws.restore(drill.source, drill.target, None)  # latest restorable time
+            # The latest restorable time. In another account, under a session named for the
+            # drill (and whoever asked for it), so that account's CloudTrail shows it.
+            info = self.aws.restore(
+                drill.source,
+                drill.target,
+                None,
+                restore_id=drill.id,
+                approver=drill.requested_by,
+            )
         except AwsError as exc:
             if exc.retryable:
                 self._retry(drill, exc.message)
@@ -445,11 +485,17 @@ class DrillEngine:
         if not self.policy.drills:
             return 0  # no drills configured: none ran, nothing to clean (and no ListTables)
         deleted = 0
-        try:
-            names = [n for n in self.aws.list_tables() if DRILL_TABLE.match(n)]
-        except AwsError as exc:
-            log.warning("drills: start-up sweep skipped: %s", exc.message)
-            return 0
+        entries = [entry for rule in self.policy.drills for entry in rule.tables]
+        names: list[str] = []
+        for place in pattern_places(entries, self.home):
+            if not self.policy.place_allowed(place.account, place.region).allowed:
+                continue
+            try:
+                found = self.aws.list_tables(account=place.account, region=place.region)
+            except AwsError as exc:
+                log.warning("drills: start-up sweep of %s skipped: %s", place, exc.message)
+                continue
+            names += [place.ref(n) for n in found if DRILL_TABLE.match(n)]
         for name in names:
             try:
                 desc = self.aws.describe(name)
@@ -522,4 +568,4 @@ def _identity(desc: dict[str, Any]) -> str:
 
 def _restored_from(desc: dict[str, Any], source: str) -> bool:
     arn = str(desc.get("RestoreSummary", {}).get("SourceTableArn") or "")
-    return arn.endswith(f":table/{source}")
+    return arn.endswith(f":table/{table_name_of(source)}")

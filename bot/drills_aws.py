@@ -21,6 +21,9 @@ class DrillService(PitrService):
         else:
             service = cls(None, aws=pitr.aws, account=pitr.account, region=pitr.asked_region)
         service.on_error = pitr.on_error
+        # ... and the same roads to the policy's other accounts and regions.
+        if pitr.places is not None:
+            service.places = pitr.places
         return service
 
     def describe(self, table: str) -> dict[str, Any] | None:

@@ -1,4 +1,8 @@
-"""The App Home tab: restores in flight, recent ones, and the PITR coverage of policy tables.
+"""The App Home tab: restores in flight, recent ones, drills, and the PITR coverage of policy
+tables in every account and region the policy allows.
+
+Tables are written as everywhere else (cards, reports): their stored reference, so a table of
+another account or region reads `prod:orders@eu-west-1` and one of the bot's own a plain name.
 
 Two halves. `gather_home` reads the store and (through a 60-second `CoverageCache`) DynamoDB;
 `home_view` is a pure function from that data to a `slack_sdk.models.views.View`. Text a person
@@ -19,8 +23,10 @@ from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlo
 from slack_sdk.models.views import View
 
 from bot.blocks import code, esc, eta_line, fit, md, slack_date, subject, user
+from bot.drills import FINAL, LIVE, Drill, report_line
 from bot.period_change import PERIOD_CHANGE
 from bot.pitr import NOT_FOUND, AwsError, PitrService
+from bot.places import Place, places
 from bot.policy import Policy
 from bot.restores import RestoreRequest, State, human_duration
 from bot.store import Store
@@ -39,6 +45,7 @@ DONE_STATES: tuple[State, ...] = (
 MAX_IN_FLIGHT = 20
 MAX_RECENT = 10
 MAX_TABLES = 50
+MAX_DRILLS = 10
 MAX_BLOCKS = 100  # Slack's limit for a view
 MAX_TEXT = 3000  # Slack's limit for a section's text
 COVERAGE_TTL = 60.0  # seconds a coverage report is reused
@@ -78,6 +85,8 @@ class Coverage:
     more: int = 0
     error: str | None = None  # set instead of `tables` when AWS could not be asked
     checked_at: datetime | None = None
+    # Other accounts/regions that could not be listed: (place, why), shown as a warning.
+    unreachable: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,16 +99,31 @@ class HomeData:
     # restore id -> permalink of its approval card (the thread); missing ones get no link
     links: Mapping[str, str] = field(default_factory=dict)
     store_error: str | None = None
+    drills: Sequence[Drill] = ()  # live ones first, then the latest finished
+    drills_configured: bool = False  # the policy has `drills` (so the section is shown)
 
 
 def check_coverage(
     pitr: PitrService, policy: Policy, now: datetime, limit: int = MAX_TABLES
 ) -> Coverage:
-    """Ask DynamoDB about the policy's tables; an AWS error becomes `Coverage.error`."""
+    """Ask DynamoDB about the policy's tables, in the bot's own account and region and in
+    every account and region of the policy's `accounts`; an AWS error listing the bot's own
+    becomes `Coverage.error`, one listing another place a line in `unreachable`."""
     try:
         names = sorted(n for n in pitr.list_tables() if policy.table_allowed(n))
     except AwsError as exc:
         return Coverage(error=exc.message, checked_at=now)
+    unreachable: list[tuple[str, str]] = []
+    home = getattr(getattr(getattr(pitr, "client", None), "meta", None), "region_name", None)
+    for place in places(policy.accounts, home)[1:]:
+        if not policy.place_allowed(place.account, place.region).allowed:
+            continue
+        try:
+            found = pitr.list_tables(account=place.account, region=place.region)
+        except AwsError as exc:
+            unreachable.append((_place_text(place), exc.message))
+            continue
+        names += sorted(r for r in map(place.ref, found) if policy.table_allowed(r))
     rows: list[TableCoverage] = []
     for name in names[:limit]:
         try:
@@ -110,7 +134,11 @@ def check_coverage(
             rows.append(TableCoverage(name, "UNKNOWN", problem=exc.code))
             continue
         rows.append(TableCoverage(name, info.status, info.recovery_days))
-    return Coverage(tuple(rows), max(0, len(names) - limit), None, now)
+    return Coverage(tuple(rows), max(0, len(names) - limit), None, now, tuple(unreachable))
+
+
+def _place_text(place: Place) -> str:
+    return f"{place.account or 'this account'}" + (f" in {place.region}" if place.region else "")
 
 
 class CoverageCache:
@@ -158,6 +186,7 @@ def gather_home(
     coverage: CoverageCache | None = None,
     permalink: Callable[[RestoreRequest], str | None] | None = None,
     visible: Callable[[str], bool] | None = None,
+    with_drills: bool = False,
 ) -> HomeData:
     """Everything Home shows. `permalink(req)` gives the link to a card's thread (or None).
 
@@ -170,10 +199,16 @@ def gather_home(
     store_error = None
     in_flight: list[RestoreRequest] = []
     recent: list[RestoreRequest] = []
+    drills: list[Drill] = []
     try:
         in_flight = [r for r in store.find(states=OPEN_STATES, limit=100) if shows(r.source)]
         done = [r for r in store.find(states=DONE_STATES, limit=3 * MAX_RECENT) if shows(r.source)]
         recent = sorted(done, key=ended_at, reverse=True)[:MAX_RECENT]
+        if with_drills:
+            live = store.drill_find(states=LIVE, limit=MAX_DRILLS)
+            final = store.drill_find(states=FINAL, limit=MAX_DRILLS)
+            final.sort(key=lambda d: d.finished_at or d.created_at, reverse=True)
+            drills = [d for d in [*live, *final] if shows(d.source)][:MAX_DRILLS]
     except Exception:  # noqa: BLE001 - show what can be shown
         log.warning("could not read restores for the Home tab", exc_info=True)
         store_error = "The bot could not read its restore records just now."
@@ -195,6 +230,8 @@ def gather_home(
         coverage=cov,
         links=links,
         store_error=store_error,
+        drills=drills,
+        drills_configured=bool(policy.drills),
     )
 
 
@@ -228,6 +265,10 @@ def home_view(data: HomeData) -> View:
         blocks += _sections(lines or ["Nothing in flight."])
         blocks.append(HeaderBlock(text=f"Recent (last {MAX_RECENT} finished)"))
         blocks += _sections([_done_line(r, data) for r in data.recent] or ["No restores yet."])
+        if data.drills or data.drills_configured:
+            blocks.append(HeaderBlock(text="Restore drills"))
+            lines = [_drill_line(d, data) for d in data.drills]
+            blocks += _sections(lines or ["No drills yet."])
     blocks.append(DividerBlock())
     blocks += coverage_blocks(data.coverage)
     return View(type="home", blocks=_cap(blocks))
@@ -274,6 +315,18 @@ def _done_line(req: RestoreRequest, data: HomeData) -> str:
     return "• " + " · ".join(p for p in parts if p)
 
 
+def _drill_line(drill: Drill, data: HomeData) -> str:
+    """A running drill, or a finished one as its channel report says it (the same line)."""
+    if drill.final:
+        end = drill.finished_at or drill.created_at
+        return f"• {report_line(drill)} · {slack_date(end, format_instant(end, 'UTC'))}"
+    took = human_duration(data.now - drill.created_at)
+    return (
+        f"• :test_tube: Restore drill of {code(drill.source)}: "
+        f"{esc(drill.state.value.lower())} for {took}"
+    )
+
+
 def coverage_blocks(cov: Coverage) -> list[Block]:
     blocks: list[Block] = [HeaderBlock(text="PITR coverage")]
     if cov.error:
@@ -288,8 +341,18 @@ def coverage_blocks(cov: Coverage) -> list[Block]:
             )
         )
         return blocks
+    for place, why in cov.unreachable:
+        blocks.append(
+            SectionBlock(
+                text=md(fit(f":warning: Couldn't list the tables of {esc(place)}: {esc(why)}"))
+            )
+        )
     if not cov.tables:
-        blocks.append(SectionBlock(text=md("No tables the policy covers exist in this region.")))
+        blocks.append(
+            SectionBlock(
+                text=md("No tables the policy covers exist in the bot's accounts and regions.")
+            )
+        )
         return blocks
     off = [t for t in cov.tables if not t.enabled]
     on = [t for t in cov.tables if t.enabled]

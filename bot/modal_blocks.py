@@ -18,11 +18,12 @@ from slack_sdk.models.blocks import (
     Block,
     ContextBlock,
     DateTimePickerElement,
-    ExternalDataSelectElement,
+    ExternalDataMultiSelectElement,
     HeaderBlock,
     InputBlock,
     MarkdownTextObject,
     Option,
+    OptionGroup,
     PlainTextInputElement,
     PlainTextObject,
     StaticSelectElement,
@@ -31,9 +32,10 @@ from slack_sdk.models.views import View
 
 from bot.blocks import SECTION_LIMIT, code, esc, name_list
 from bot.pitr import TableInfo
+from bot.tableref import MAX_BATCH
 
 CALLBACK_ID = "pitr_restore_modal"
-SOURCE_ACTION = "pitr_modal_source"  # external select: options + dispatch on pick
+SOURCE_ACTION = "pitr_modal_source"  # external multi-select: options + dispatch on pick
 VALUE_ACTION = "value"  # the action_id of every other input
 
 SOURCE_BLOCK = "source"
@@ -48,7 +50,8 @@ SSE_BLOCK = "sse_key"
 
 BILLING_SAME = "same"
 BILLING_ON_DEMAND = "PAY_PER_REQUEST"
-MAX_OPTIONS = 100  # Slack's limit for an options response
+MAX_OPTIONS = 100  # Slack's limit for an options response (and a static select)
+MAX_GROUP_LABEL = 75  # ... and for an option group's label
 MAX_OPTION_VALUE = 150  # Slack's limit for an option value
 MAX_OPTION_TEXT = 75  # ... and for its text
 MAX_REASON = 500
@@ -61,7 +64,16 @@ WHEN_HINT = (
 PICK_HINT = "Used only when the field above is empty. An absolute instant, shown in your zone."
 TARGET_HINT = (
     "A new table (it must not exist). Pre-filled as <source>-<yyyymmdd-hhmm> (UTC now) when you "
-    "pick the source; edit it freely."
+    "pick the source; edit it freely. With several sources: a suffix added to each name."
+)
+SUFFIX_HINT = (
+    "Added to each source's name to make its new table (in the source's account and region), "
+    "like the command's `/pitr-restore a,b SUFFIX WHEN`. Pre-filled as -<yyyymmdd-hhmm>."
+)
+SOURCE_HINT = (
+    "Tables of this account and of the accounts and regions in the policy, written like the "
+    "command's `prod:orders@eu-west-1`. Several tables are restored to one instant with one "
+    f"approval (at most {MAX_BATCH}). Type to narrow the list."
 )
 
 
@@ -78,6 +90,28 @@ def default_target(source: str, now: datetime) -> str:
 
 def pitr_label(pitr: bool | None) -> str:
     return {True: "PITR on", False: "PITR off", None: "PITR ?"}[pitr]
+
+
+def default_suffix(now: datetime) -> str:
+    """`-<yyyymmdd-hhmm>` in UTC: what several sources' new names end with."""
+    return now.strftime("-%Y%m%d-%H%M")
+
+
+def picked_sources(source: str) -> list[str]:
+    """The picked tables of a form: its `source` is their comma-separated references, the
+    same text the command takes."""
+    return [s for s in (part.strip() for part in source.split(",")) if s]
+
+
+def options_response(choices: list[tuple[str, bool | None]], matched: int) -> dict[str, Any]:
+    """The answer to the picker's options request: at most MAX_OPTIONS; when more tables
+    matched, one group whose label says so (an options list has no other place for a note)."""
+    options = [source_option(name, pitr) for name, pitr in choices[:MAX_OPTIONS]]
+    if matched <= len(options):
+        return {"options": [o.to_dict() for o in options]}
+    label = f"First {len(options)} of {matched} tables: type to narrow"[:MAX_GROUP_LABEL]
+    group = OptionGroup(label=PlainTextObject(text=label, emoji=False), options=options)
+    return {"option_groups": [group.to_dict()]}
 
 
 def source_option(name: str, pitr: bool | None) -> Option:
@@ -117,33 +151,78 @@ BILLING_OPTIONS = [
 
 @dataclass(frozen=True)
 class Picked:
-    """The source the person picked, and what we know about it (for re-rendering)."""
+    """The source(s) the person picked, and what we know about them (for re-rendering).
+
+    `source` is one table reference, or several comma-separated (then `target` is a suffix,
+    and `pitrs` holds each table's PITR status)."""
 
     source: str
     target: str
     pitr: bool | None = None
     table: TableInfo | None = None
     described: bool = False  # the source was looked up (so there is something to say)
+    pitrs: tuple[tuple[str, bool | None], ...] = ()
+
+    @property
+    def several(self) -> bool:
+        return len(picked_sources(self.source)) > 1
+
+    def options(self) -> list[Option]:
+        status = dict(self.pitrs)
+        return [
+            source_option(name, self.pitr if not self.several else status.get(name))
+            for name in picked_sources(self.source)
+        ]
+
+
+def several_info_text(picked: Picked, budget: int = SECTION_LIMIT) -> str:
+    """One line under the picker for several tables: each with its PITR status, to fit."""
+    parts = [f"{code(name)} {pitr_label(pitr)}" for name, pitr in picked.pitrs]
+    off = [name for name, pitr in picked.pitrs if pitr is False]
+    head = f"{len(picked_sources(picked.source))} tables to one instant: "
+    warning = (
+        f" · {len(off)} with PITR off can't be restored until it is on (`/pitr-enable`)"
+        if off
+        else ""
+    )
+    room = budget - len(head) - len(warning)
+    shown: list[str] = []
+    for part in parts:
+        if len(" · ".join([*shown, part])) > room - 12:
+            shown.append(f"…and {len(parts) - len(shown)} more")
+            break
+        shown.append(part)
+    return head + " · ".join(shown) + warning
 
 
 def restore_modal(channel: str, picked: Picked | None = None) -> View:
     """The whole form. `picked` re-renders it after a source was chosen."""
     source = picked.source if picked else None
-    source_select = ExternalDataSelectElement(
+    several = picked is not None and picked.several
+    source_select = ExternalDataMultiSelectElement(
         action_id=SOURCE_ACTION,
         placeholder="Type to search the tables you may restore",
         min_query_length=0,
-        initial_option=source_option(source, picked.pitr) if picked else None,
+        initial_options=picked.options() if picked else None,
+        max_selected_items=MAX_BATCH,
     )
     blocks: list[Block] = [
         InputBlock(
             block_id=SOURCE_BLOCK,
-            label="Source table",
+            label="Source tables",
             element=source_select,
             dispatch_action=True,  # picking one pre-fills the target
+            hint=SOURCE_HINT,
         )
     ]
-    if picked and picked.described:
+    if picked and picked.described and several:
+        blocks.append(
+            ContextBlock(
+                block_id=SOURCE_INFO_BLOCK,
+                elements=[MarkdownTextObject(text=several_info_text(picked))],
+            )
+        )
+    elif picked and picked.described:
         prefix = f"{code(picked.source)} · "
         info = source_info_text(picked.table, picked.pitr, SECTION_LIMIT - len(prefix))
         blocks.append(
@@ -173,14 +252,14 @@ def restore_modal(channel: str, picked: Picked | None = None) -> View:
         ),
         InputBlock(
             block_id=target_block_id(source),
-            label="New table name",
+            label="Suffix of the new tables" if several else "New table name",
             element=PlainTextInputElement(
                 action_id=VALUE_ACTION,
                 placeholder="pick the source first, or type a name",
                 initial_value=picked.target if picked else None,
                 max_length=255,
             ),
-            hint=TARGET_HINT,
+            hint=SUFFIX_HINT if several else TARGET_HINT,
         ),
         InputBlock(
             block_id=REASON_BLOCK,
@@ -289,6 +368,14 @@ def read_state(values: dict[str, Any]) -> ModalInput:
         option = element(block_id, action_id).get("selected_option")
         return str(option.get("value") or "").strip() if isinstance(option, dict) else ""
 
+    def sources() -> str:
+        """The picked tables, comma-separated (a multi-select sends `selected_options`)."""
+        options = element(SOURCE_BLOCK, SOURCE_ACTION).get("selected_options")
+        if not isinstance(options, list):
+            return selected(SOURCE_BLOCK, SOURCE_ACTION)
+        values = [str(o.get("value") or "").strip() for o in options if isinstance(o, dict)]
+        return ",".join(v for v in values if v)
+
     target_block = next(
         (b for b in values if b == TARGET_BLOCK or b.startswith(TARGET_BLOCK + ".")),
         TARGET_BLOCK,
@@ -299,7 +386,7 @@ def read_state(values: dict[str, Any]) -> ModalInput:
     except (TypeError, ValueError):
         when_epoch = None
     return ModalInput(
-        source=selected(SOURCE_BLOCK, SOURCE_ACTION),
+        source=sources(),
         target=text(target_block),
         target_block=target_block,
         when_text=text(WHEN_TEXT_BLOCK),

@@ -296,11 +296,16 @@ class PitrService:
             raise AwsError(type(exc).__name__, f"AWS call failed: {exc}") from exc
         return f"{resp['Arn']} (account {resp['Account']})"
 
-    def list_tables(self, limit: int = 1000) -> list[str]:
+    def list_tables(
+        self, limit: int = 1000, account: str | None = None, region: str | None = None
+    ) -> list[str]:
+        """Table names in a place (an account alias and region); this service's own by default."""
         names: list[str] = []
         kwargs: dict[str, Any] = {"Limit": 100}
+        own = account is None and region in (None, self.client.meta.region_name)
+        via = None if own else self.client_at(account, region)
         while len(names) < limit:
-            resp = self._call("ListTables", "*", **kwargs)
+            resp = self._call("ListTables", "*", via=via, **kwargs)
             names += resp.get("TableNames", [])
             if "LastEvaluatedTableName" not in resp:
                 break

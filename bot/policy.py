@@ -17,6 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.drills import Schedule, parse_every
+from bot.places import matches as place_matches
+from bot.places import parse_pattern
+from bot.tableref import RefError
 
 # Slack user IDs start with U or W (Enterprise Grid), user-group IDs with S.
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{1,20}$")
@@ -116,13 +119,26 @@ class Rule(BaseModel):
 
 
 class DrillRule(BaseModel):
-    """Restore drills for the tables matching `tables`, every `every`, reported in `channel`."""
+    """Restore drills for the tables matching `tables`, every `every`, reported in `channel`.
+
+    Each entry is a table reference whose name may be a glob, in one place: `orders`,
+    `orders-*`, `orders@eu-west-1`, `prod:orders`, `prod:*@us-east-1` (no region: the bot's)."""
 
     model_config = ConfigDict(extra="forbid")
 
     tables: list[str] = Field(min_length=1)
     every: str
     channel: str
+
+    @field_validator("tables")
+    @classmethod
+    def _tables(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                parse_pattern(entry)
+            except RefError as exc:
+                raise ValueError(f"{entry!r}: {exc}") from exc
+        return v
 
     @field_validator("every")
     @classmethod
@@ -263,9 +279,14 @@ class Policy(BaseModel):
             "table."
         )
 
-    def drill_for(self, table: str) -> DrillRule | None:
-        """The `drills` entry covering `table`, or None when the table is not drilled."""
-        return next((d for d in self.drills if _matches(table, d.tables)), None)
+    def drill_for(self, table: str, home_region: str | None = None) -> DrillRule | None:
+        """The `drills` entry covering `table` (a stored reference: `prod:orders@eu-west-1`),
+        or None when the table is not drilled. An entry names one place: an entry without
+        region means the bot's region (`home_region`)."""
+        return next(
+            (d for d in self.drills if any(place_matches(table, p, home_region) for p in d.tables)),
+            None,
+        )
 
     def table_allowed(self, table: str) -> bool:
         return _matches(table, self.tables)
@@ -391,6 +412,12 @@ class Policy(BaseModel):
                     f"{name}: {rule.required_approvals} approvals required but only "
                     f"{len(users)} approver(s) listed"
                 )
+        for index, drill in enumerate(self.drills):
+            for entry in drill.tables:
+                ref = parse_pattern(entry)  # (validated when the policy was read)
+                decision = self.place_allowed(ref.account, ref.region)
+                if not decision.allowed:
+                    found.append(f"drills[{index}] {entry}: {decision.reason}")
         return found
 
     def _rule_at(self, index: int) -> TableRule:

@@ -14,20 +14,30 @@ from bot.blocks import esc
 from bot.drill_engine import DrillEngine
 from bot.drills import report_line
 from bot.drills_aws import DrillService
-from bot.restores import table_name_problem
 from bot.services import Services
-from commands.common import InputError, after_ack, reports_errors, split_args, warn
+from commands.common import (
+    InputError,
+    after_ack,
+    ref_problem,
+    reports_errors,
+    split_args,
+    warn,
+)
 
 log = logging.getLogger(__name__)
 
-USAGE = "Usage: `/pitr-drill TABLE` — a table listed under `drills` in the policy."
+USAGE = (
+    "Usage: `/pitr-drill TABLE` — a table listed under `drills` in the policy; in another "
+    "account or region written `prod:orders`, `orders@eu-west-1` or `prod:orders@eu-west-1`."
+)
 
 
 def parse_drill(text: str) -> str:
+    """The one table argument, as typed (a name or a table reference)."""
     args = split_args(text)
     if len(args) != 1:
         raise InputError(USAGE)
-    problem = table_name_problem(args[0])
+    problem = ref_problem(args[0], "Table")
     if problem:
         raise InputError(problem)
     return args[0]
@@ -89,7 +99,13 @@ def register(app: App, services: Services) -> None:
         user, channel = command["user_id"], command["channel_id"]
         after_ack(services, respond, lambda: run_drill(table, user, channel, respond))
 
-    def run_drill(table: str, user: str, channel: str, respond: Respond) -> None:
+    def run_drill(text: str, user: str, channel: str, respond: Respond) -> None:
+        # The same reading as the other commands: `prod:orders@eu-west-1` as stored, and
+        # only in an account and region the policy allows (a refusal writes nothing).
+        table, why = services.workflow.table_ref(text)
+        if table is None:
+            warn(respond, why)
+            return
         outcome = engine.start_now(table, user, channel)
         if not outcome.ok or outcome.drill is None:
             log.info("drill of %s refused for %s: %s", table, user, outcome.message)

@@ -96,6 +96,7 @@ def register(app: App, services: Services) -> None:
                 coverage=coverage,
                 permalink=permalinks,
                 visible=visible,
+                with_drills=True,
             )
             client.views_publish(user_id=user_id, view=home_view(data))
 

@@ -4,8 +4,12 @@ Four listeners, all Slack-facing glue; the checks are the workflow's own:
 - `open_modal` (called by the slash command right after ack): views.open, nothing before it,
   because a trigger_id is only good for 3 seconds.
 - options for the source picker (block_suggestion): the tables the policy lets this person
-  restore from this channel, matching what they typed, labelled with PITR on/off.
-- picking a source (block_actions): re-render with the target pre-filled.
+  restore from this channel, in the bot's own account and region and in every account and
+  region of the policy's `accounts` (as `prod:orders@eu-west-1`), matching what they typed,
+  labelled with PITR on/off; at most Slack's 100, saying so when more matched.
+- picking sources (block_actions): re-render with the target (several: a suffix) pre-filled.
+  Several picks are submitted as the command's comma-separated sources: the same parsing,
+  the same batch (one card, one approval, one instant).
 - submit (view_submission): pure checks, then the workflow's preflight within a time budget, so
   refusals are shown inline on their field; then the same approval card as the slash command.
 """
@@ -41,16 +45,20 @@ from bot.modal_blocks import (
     WHEN_TEXT_BLOCK,
     ModalInput,
     Picked,
+    default_suffix,
     default_target,
     metadata_channel,
+    options_response,
+    picked_sources,
     read_state,
     restore_modal,
-    source_option,
 )
 from bot.pitr import AwsError, PitrService
-from bot.policy import KMS_KEY_REF
+from bot.places import Place, places
+from bot.policy import KMS_KEY_REF, table_name_of
 from bot.restores import State, table_name_problem
 from bot.services import Services
+from bot.tableref import RefError, parse_sources, targets_for
 from bot.workflow import NewRequest, Outcome
 from commands.common import after_ack, reports_errors, user_tz
 
@@ -59,18 +67,22 @@ log = logging.getLogger(__name__)
 CACHE_SECONDS = 60.0  # table list and PITR status for the picker
 PITR_LOOKUPS = 25  # PITR status is looked up for the first N matches; "PITR ?" beyond
 OPTIONS_BUDGET = 1.5  # seconds to spend on PITR lookups while Slack waits for options
+LIST_BUDGET = 1.0  # seconds to wait for the places' table lists (slow ones join later)
+MAX_MATCHES = 1000  # tables counted for "First 100 of N"
 SUBMIT_BUDGET = 2.0  # seconds to spend on the preflight while Slack waits for the ack
 MAX_GSIS = 20  # DynamoDB's limit of global secondary indexes per table
 MAX_ERROR = 300
 SORRY = "Something went wrong on my side; it is logged. Try again."
 
+HOME = Place()  # the bot's own account and region
 INDEX_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 KMS_KEY = KMS_KEY_REF  # the policy's kms_keys take the same forms
 
 
 # -- the picker's data --------------------------------------------------------------------
 class TableCache:
-    """ListTables and PITR status, kept for a minute: a picker asks on every keystroke."""
+    """ListTables (per place) and PITR status, kept for a minute: a picker asks on every
+    keystroke."""
 
     def __init__(
         self,
@@ -82,18 +94,43 @@ class TableCache:
         self.ttl = ttl
         self.clock = clock
         self._lock = threading.Lock()
-        self._names: tuple[float, list[str]] | None = None
+        self._names: dict[Place, tuple[float, list[str]]] = {}
         self._status: dict[str, tuple[float, bool]] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pitr-lookup")
 
-    def tables(self) -> list[str]:
+    def tables(self, place: Place = HOME) -> list[str]:
+        """The table names of one place (the bot's own by default)."""
         with self._lock:
-            if self._names and self.clock() - self._names[0] < self.ttl:
-                return self._names[1]
-        names = self.pitr.list_tables()
+            hit = self._names.get(place)
+            if hit and self.clock() - hit[0] < self.ttl:
+                return hit[1]
+        names = self.pitr.list_tables(account=place.account, region=place.region)
         with self._lock:
-            self._names = (self.clock(), names)
+            self._names[place] = (self.clock(), names)
         return names
+
+    def tables_in(self, where: list[Place], budget: float) -> list[tuple[Place, list[str]]]:
+        """The table names of each place, listed in parallel. The bot's own place is waited
+        for (as before there were others; its failure raises AwsError). Another place that
+        fails (no role, access denied) or is slower than `budget` is left out this time, and
+        logged; a slow one fills the cache for the next keystroke."""
+        futures = [(place, self._pool.submit(self.tables, place)) for place in where]
+        for place, future in futures:
+            if place == HOME:
+                future.result()
+        wait_futures([f for _, f in futures], timeout=budget)
+        found: list[tuple[Place, list[str]]] = []
+        for place, future in futures:
+            if not future.done():
+                log.info("tables of %s not listed within the budget", place)
+                continue
+            try:
+                found.append((place, future.result()))
+            except AwsError as exc:
+                if place == HOME:
+                    raise
+                log.warning("listing tables of %s failed: %s", place, exc.message)
+        return found
 
     def cached_pitr(self, name: str) -> bool | None:
         with self._lock:
@@ -135,23 +172,35 @@ class TableCache:
 
 def source_choices(
     services: Services, cache: TableCache, user: str, channel: str, query: str
-) -> list[tuple[str, bool | None]]:
-    """Tables this person may restore from this channel whose name contains `query`."""
+) -> tuple[list[tuple[str, bool | None]], int]:
+    """Tables this person may restore from this channel whose reference contains `query`,
+    in every place the policy allows: (the first MAX_OPTIONS with their PITR, how many
+    matched in all)."""
     policy, members = services.policy, services.workflow.members
     needle = query.strip().lower()
-    names: list[str] = []
-    for name in cache.tables():
-        if needle not in name.lower() or len(name) > MAX_OPTION_VALUE:
-            continue  # (names over Slack's 150-character option limit: use the command)
-        if not policy.table_allowed(name):
-            continue
-        if not policy.may_request(user, channel, name, members).allowed:
-            continue
-        names.append(name)
-        if len(names) == MAX_OPTIONS:
+    where = [
+        p
+        for p in places(policy.accounts, services.pitr.client.meta.region_name)
+        if policy.place_allowed(p.account, p.region).allowed
+    ]
+    refs: list[str] = []
+    for place, names in cache.tables_in(where, LIST_BUDGET):
+        if len(refs) >= MAX_MATCHES:
             break
-    status = cache.pitr_many(names[:PITR_LOOKUPS], OPTIONS_BUDGET)
-    return [(name, status.get(name)) for name in names]
+        for name in names:
+            ref = place.ref(name)
+            if needle not in ref.lower() or len(ref) > MAX_OPTION_VALUE:
+                continue  # (references over Slack's 150-character option limit: use the command)
+            if not policy.table_allowed(ref):
+                continue
+            if not policy.may_request(user, channel, ref, members).allowed:
+                continue
+            refs.append(ref)
+            if len(refs) == MAX_MATCHES:
+                break
+    shown = refs[:MAX_OPTIONS]
+    status = cache.pitr_many(shown[:PITR_LOOKUPS], OPTIONS_BUDGET)
+    return [(ref, status.get(ref)) for ref in shown], len(refs)
 
 
 # -- checking a submission ----------------------------------------------------------------
@@ -172,18 +221,20 @@ class Form:
 def check_input(inp: ModalInput, channel: str) -> Form | dict[str, str]:
     """Checks that need neither AWS nor Slack: a Form, or {block_id: message}."""
     errors: dict[str, str] = {}
-    if not inp.source:
+    sources = picked_sources(inp.source)
+    several = len(sources) > 1
+    if not sources:
         errors[SOURCE_BLOCK] = "Pick the table to restore."
-    elif problem := table_name_problem(inp.source, "The source table name"):
+    elif problem := _sources_problem(sources):
         errors[SOURCE_BLOCK] = problem
     elif not channel:
         errors[SOURCE_BLOCK] = "Open this form with /pitr-restore in the channel for the card."
     if not inp.target:
-        errors[inp.target_block] = "Name the new table."
-    elif problem := table_name_problem(inp.target, "The new table name"):
+        errors[inp.target_block] = (
+            "Give the suffix added to each name." if several else "Name the new table."
+        )
+    elif problem := _target_problem(sources, inp.target):
         errors[inp.target_block] = problem
-    elif inp.target == inp.source:
-        errors[inp.target_block] = "The new table can't be the source table itself."
     exclude = [name.strip() for name in inp.exclude_indexes.split(",") if name.strip()]
     bad = [name for name in exclude if not INDEX_NAME.fullmatch(name)]
     if bad:
@@ -212,7 +263,7 @@ def check_input(inp: ModalInput, channel: str) -> Form | dict[str, str]:
     else:
         when, when_block = "latest", WHEN_TEXT_BLOCK
     return Form(
-        source=inp.source,
+        source=",".join(sources),
         target=inp.target,
         target_block=inp.target_block,
         when=when,
@@ -221,6 +272,33 @@ def check_input(inp: ModalInput, channel: str) -> Form | dict[str, str]:
         overrides=overrides,
         exclude=overrides.get("exclude_indexes", []),
     )
+
+
+def _sources_problem(sources: list[str]) -> str | None:
+    """The command's own parsing of the picks (a forged payload may send anything)."""
+    if len(sources) == 1 and ":" not in sources[0] and "@" not in sources[0]:
+        return table_name_problem(sources[0], "The source table name")
+    try:
+        parse_sources(",".join(sources))
+    except RefError as exc:
+        return str(exc)
+    return None
+
+
+def _target_problem(sources: list[str], target: str) -> str | None:
+    if len(sources) == 1 and ":" not in target and "@" not in target:
+        if problem := table_name_problem(target, "The new table name"):
+            return problem
+    if not sources or _sources_problem(sources):
+        return None  # shown on the source
+    try:
+        refs = parse_sources(",".join(sources))
+        targets = targets_for(refs, target)
+    except RefError as exc:
+        return str(exc)
+    if any(t.name == s.name and t.region == s.region for s, t in zip(refs, targets, strict=True)):
+        return "The new table can't be the source table itself."
+    return None
 
 
 def error_block(form: Form, outcome_field: str | None) -> str:
@@ -277,41 +355,59 @@ def register(app: App, services: Services) -> None:
         channel = metadata_channel(body.get("view") or {})
         query = str(body.get("value") or "")[:255]
         try:
-            choices = source_choices(services, cache, user, channel, query)
+            choices, matched = source_choices(services, cache, user, channel, query)
         except AwsError as exc:
             log.warning("listing tables for the picker failed: %s", exc.message)
-            choices = []
-        ack(options=[source_option(name, pitr).to_dict() for name, pitr in choices])
+            choices, matched = [], 0
+        ack(**options_response(choices, matched))
 
     def source_picked(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
         ack()
         view = body.get("view") or {}
-        source = str((action.get("selected_option") or {}).get("value") or "")
-        if not view.get("id") or table_name_problem(source):
+        options = action.get("selected_options")
+        if not isinstance(options, list):
+            options = [action.get("selected_option") or {}]
+        sources = [str(o.get("value") or "") for o in options if isinstance(o, dict)]
+        if not view.get("id") or not sources or _sources_problem(sources):
             return
-        # The form then shows the table's size and indexes: only for what the policy lets
-        # this person request from the form's channel (the same rule as the options).
+        # The form then shows the tables' size and indexes: only for what the policy lets
+        # this person request from the form's channel (the same rules as the options).
         user, channel = str(body.get("user", {}).get("id", "")), metadata_channel(view)
         members = services.workflow.members
-        if not services.policy.may_request(user, channel, source, members).allowed:
-            return
-        after_ack(services, None, lambda: prefill(view, source, client))
+        for source in sources:
+            ref, _ = services.workflow.table_ref(source)
+            if ref is None or not services.policy.may_request(user, channel, ref, members).allowed:
+                return
+        after_ack(services, None, lambda: prefill(view, sources, client))
 
-    def prefill(view: dict, source: str, client: WebClient) -> None:
-        # After the ack: two quick AWS reads, so the form can say what the table has.
-        pitr = cache.lookup_pitr(source)
-        try:
-            info = services.pitr.table(source)
-        except AwsError as exc:
-            log.info("describing %s for the form failed: %s", source, exc.message)
-            info = None
-        picked = Picked(
-            source=source,
-            target=services.policy.suggest_target(default_target(source, services.clock())),
-            pitr=pitr,
-            table=info,
-            described=True,
-        )
+    def prefill(view: dict, sources: list[str], client: WebClient) -> None:
+        # After the ack: quick AWS reads, so the form can say what the tables have.
+        now = services.clock()
+        if len(sources) > 1:
+            status = cache.pitr_many(sources, OPTIONS_BUDGET)
+            picked = Picked(
+                source=",".join(sources),
+                target=default_suffix(now),
+                described=True,
+                pitrs=tuple((s, status.get(s)) for s in sources),
+            )
+        else:
+            (source,) = sources
+            pitr = cache.lookup_pitr(source)
+            try:
+                info = services.pitr.table(source)
+            except AwsError as exc:
+                log.info("describing %s for the form failed: %s", source, exc.message)
+                info = None
+            name = table_name_of(source)  # the target stays in the source's account and region
+            picked = Picked(
+                source=source,
+                target=services.policy.suggest_target(default_target(name, now)),
+                pitr=pitr,
+                table=info,
+                described=True,
+            )
+        source = picked.source
         try:
             client.views_update(
                 view_id=view["id"],
@@ -333,7 +429,7 @@ def register(app: App, services: Services) -> None:
             reason=form.reason,
             overrides=form.overrides or None,
         )
-        if form.exclude:
+        if form.exclude and "," not in form.source:  # (several: the batch checks each)
             try:
                 info = services.pitr.table(form.source)
             except AwsError:

@@ -305,8 +305,12 @@ class ConsoleSession:
             number = int(answer) if answer.isdigit() else 0
             picked = options[number - 1] if 1 <= number <= len(options) else initial
             return {"type": kind, "selected_option": picked} if picked else None
-        if kind == "external_select":
-            return self._external(view, block)
+        if kind in ("external_select", "multi_external_select"):
+            chosen = self._external(view, block)
+            if kind == "external_select" or chosen is _CLOSED:
+                return chosen
+            # A multi-select: the console picks one table (the command takes several).
+            return {"type": kind, "selected_options": [chosen["selected_option"]]}
         return None  # e.g. a date-time picker: type the time in a text field instead
 
     def _external(self, view: dict[str, Any], block: dict[str, Any]) -> Any:
@@ -318,7 +322,7 @@ class ConsoleSession:
                 return _CLOSED
             if typed.isdigit() and 1 <= int(typed) <= len(shown):
                 return {"type": "external_select", "selected_option": shown[int(typed) - 1]}
-            options = self._dispatch_payload(
+            answer = self._dispatch_payload(
                 {
                     "type": "block_suggestion",
                     "team": {"id": "TCONSOLE"},
@@ -330,7 +334,11 @@ class ConsoleSession:
                     "view": _view_ref(view),
                 },
                 settle=False,
-            ).get("options", [])
+            )
+            groups = answer.get("option_groups") or []
+            options = answer.get("options") or [o for g in groups for o in g.get("options", [])]
+            for group in groups:
+                self.renderer.note(_text(group.get("label")))
             exact = [o for o in options if o.get("value") == typed]
             if len(exact) == 1 or len(options) == 1:
                 chosen = (exact or options)[0]

@@ -220,7 +220,7 @@ def test_picking_a_source_prefills_the_target(bot, fake):
     stamped = datetime.strptime(match.group(1), "%Y%m%d-%H%M").replace(tzinfo=UTC)
     assert abs((datetime.now(UTC) - stamped).total_seconds()) < 120
     source = next(b for b in blocks if b.get("block_id") == SOURCE_BLOCK)
-    assert source["element"]["initial_option"]["value"] == "MusicCollection"
+    assert [o["value"] for o in source["element"]["initial_options"]] == ["MusicCollection"]
     assert "PITR on" in json.dumps(blocks)
 
 

@@ -128,6 +128,7 @@ PURE_CORE = [
     "bot/aftercare_rules.py",
     "bot/iam.py",
     "bot/tableref.py",
+    "bot/places.py",
     "bot/batch.py",
     "bot/drills.py",
     "bot/documents.py",

@@ -331,3 +331,45 @@ def test_a_running_restore_shows_its_expected_end() -> None:
     running = make(State.RESTORING, restore_called_at=NOW - timedelta(minutes=20), eta=eta)
     text = text_of(rendered(HomeData(now=NOW, in_flight=[running])))
     assert "expected 12:15–12:25 UTC, typical 35–45 min for `Orders` · 50 % of typical" in text
+
+
+class PlacesPitr(FakePitr):
+    """Tables in the bot's own place, and per other (account, region); `denied` fails."""
+
+    def __init__(self, own: dict[str, str], other: dict[tuple[str, str | None], list[str]]):
+        super().__init__(own)
+        self.other = other
+
+    def list_tables(self, limit: int = 1000, account=None, region=None) -> list[str]:
+        if account is None:
+            return super().list_tables(limit)
+        names = self.other[(account, region)]
+        if names == ["denied"]:
+            raise AwsError("AccessDenied", "not authorized to perform: sts:AssumeRole")
+        return names
+
+    def pitr(self, name: str) -> PitrInfo:
+        return PitrInfo(name, "ENABLED", None, 35) if ":" in name else super().pitr(name)
+
+
+def test_coverage_spans_every_account_and_region_and_names_the_unreachable() -> None:
+    policy = Policy.model_validate(
+        {
+            "accounts": {
+                "prod": {
+                    "role_arn": "arn:aws:iam::111111111111:role/r",
+                    "regions": ["eu-west-1"],
+                },
+                "staging": {"role_arn": "arn:aws:iam::222222222222:role/r"},
+            }
+        }
+    )
+    pitr = PlacesPitr(
+        {"orders": "DISABLED"},
+        {("prod", "eu-west-1"): ["orders"], ("staging", None): ["denied"]},
+    )
+    cov = check_coverage(pitr, policy, NOW)  # type: ignore[arg-type]
+    assert [t.table for t in cov.tables] == ["orders", "prod:orders@eu-west-1"]
+    text = text_of(home_view(HomeData(now=NOW, coverage=cov)).to_dict())
+    assert "`prod:orders@eu-west-1` — PITR on" in text
+    assert "Couldn't list the tables of staging" in text and "sts:AssumeRole" in text

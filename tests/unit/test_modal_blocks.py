@@ -32,6 +32,7 @@ from bot.modal_blocks import (
     target_block_id,
 )
 from bot.pitr import TableInfo
+from bot.tableref import MAX_BATCH
 from commands.modal import Form, check_input, error_block
 
 NOW = datetime(2026, 11, 27, 9, 5, tzinfo=UTC)
@@ -62,7 +63,8 @@ def test_the_empty_form_is_valid_block_kit():
     }
     source = inputs[SOURCE_BLOCK]
     assert source["dispatch_action"] is True
-    assert source["element"]["type"] == "external_select"
+    assert source["element"]["type"] == "multi_external_select"  # several tables, one instant
+    assert source["element"]["max_selected_items"] == MAX_BATCH
     assert source["element"]["action_id"] == SOURCE_ACTION
     assert inputs[WHEN_PICK_BLOCK]["element"]["type"] == "datetimepicker"
     assert "initial_value" not in inputs[TARGET_BLOCK]["element"]
@@ -78,7 +80,7 @@ def test_picking_a_source_gives_a_new_target_block_with_the_default_name():
     target = [b for b in data["blocks"] if b.get("block_id", "").startswith(TARGET_BLOCK)]
     assert [b["block_id"] for b in target] == [target_block_id("Music")] != [TARGET_BLOCK]
     assert target[0]["element"]["initial_value"] == "Music-20261127-0905"
-    source = data["blocks"][0]["element"]["initial_option"]
+    (source,) = data["blocks"][0]["element"]["initial_options"]
     assert source["value"] == "Music" and source["text"]["text"] == "Music · PITR on"
     text = json.dumps(data)
     assert "1,200 items" in text and "`by-artist`" in text
@@ -240,3 +242,84 @@ def test_every_block_builder_output_is_an_input_slack_accepts_errors_for():
     for block in (SOURCE_BLOCK, WHEN_TEXT_BLOCK, WHEN_PICK_BLOCK, INDEXES_BLOCK, SSE_BLOCK):
         assert block in inputs
     assert target_block_id("Music") in inputs
+
+
+# -- several tables, other accounts and regions ----------------------------------------------
+def test_options_are_capped_at_slacks_100_and_say_when_more_matched():
+    from bot.modal_blocks import MAX_OPTIONS, options_response
+
+    few = options_response([("prod:orders@eu-west-1", True), ("orders", None)], 2)
+    assert [o["value"] for o in few["options"]] == ["prod:orders@eu-west-1", "orders"]
+    many = [(f"prod:t{i:03}", True) for i in range(MAX_OPTIONS)]
+    capped = options_response(many, 240)
+    (group,) = capped["option_groups"]
+    assert len(group["options"]) == MAX_OPTIONS == 100
+    assert group["label"]["text"] == "First 100 of 240 tables: type to narrow"
+
+
+def test_several_picks_are_read_as_the_commands_comma_separated_sources():
+    picks = [{"value": "prod:orders@eu-west-1"}, {"value": "payments"}]
+    values = {SOURCE_BLOCK: {SOURCE_ACTION: {"selected_options": picks}}}
+    assert read_state(values).source == "prod:orders@eu-west-1,payments"
+    form = check_input(good(source="prod:orders@eu-west-1,payments", target="-copy"), "C1")
+    assert isinstance(form, Form) and form.source == "prod:orders@eu-west-1,payments"
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "block", "says"),
+    [
+        ("prod:orders@mars", "x-copy", SOURCE_BLOCK, "is not an AWS region"),
+        ("prod:orders,payments", "not a suffix!", "target.Music", "suffix"),
+        ("prod:orders", "orders", "target.Music", "can't be the source table itself"),
+        ("prod:orders", "staging:orders-copy", "target.Music", "stays in the source's account"),
+    ],
+)
+def test_picked_references_are_checked_like_the_command(source, target, block, says):
+    errors = check_input(good(source=source, target=target), "C1")
+    assert isinstance(errors, dict) and list(errors) == [block] and says in errors[block]
+
+
+def test_several_picks_render_a_suffix_field_and_each_tables_pitr():
+    picked = Picked(
+        "prod:orders@eu-west-1,payments",
+        "-20261127-0905",
+        described=True,
+        pitrs=(("prod:orders@eu-west-1", True), ("payments", False)),
+    )
+    data = rendered(restore_modal("C1", picked))
+    source = data["blocks"][0]["element"]
+    assert [o["text"]["text"] for o in source["initial_options"]] == [
+        "prod:orders@eu-west-1 · PITR on",
+        "payments · PITR off",
+    ]
+    target = next(b for b in data["blocks"] if b.get("block_id", "").startswith(TARGET_BLOCK))
+    assert target["label"]["text"] == "Suffix of the new tables"
+    assert target["element"]["initial_value"] == "-20261127-0905"
+    text = json.dumps(data)
+    assert "2 tables to one instant" in text and "/pitr-enable" in text
+
+
+def test_an_account_that_cannot_be_listed_leaves_the_others_in_the_picker():
+    from bot.pitr import AwsError
+    from bot.places import Place
+    from commands.modal import TableCache
+
+    class Pitr:
+        def __init__(self, down: set[str | None]):
+            self.down, self.calls = down, []
+
+        def list_tables(self, limit=1000, account=None, region=None):
+            self.calls.append((account, region))
+            if account in self.down:
+                raise AwsError("AccessDenied", "not authorized to perform: sts:AssumeRole")
+            return {None: ["orders"], "prod": ["ledger"]}[account]
+
+    pitr = Pitr(down={"staging"})
+    cache = TableCache(pitr)  # type: ignore[arg-type]
+    where = [Place(), Place("prod", "eu-west-1"), Place("staging")]
+    found = cache.tables_in(where, budget=5)
+    assert found == [(Place(), ["orders"]), (Place("prod", "eu-west-1"), ["ledger"])]
+    cache.tables_in(where, budget=5)  # within a minute: the lists come from the cache
+    assert pitr.calls.count(("prod", "eu-west-1")) == 1
+    with pytest.raises(AwsError):  # the bot's own account failing is the picker's error
+        TableCache(Pitr(down={None})).tables_in([Place()], budget=5)  # type: ignore[arg-type]
