@@ -16,12 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.batch import MAX_RESTORES_PER_ACCOUNT, SlotMove, slot_move
 from bot.drills import Drill, DrillState
 from bot.item_jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store.codec import from_record, to_record
 from bot.store.due import check_due_at, split_due
-from bot.store.records import AuditEvent, OutboxItem
+from bot.store.records import AuditEvent, Change, OutboxItem
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS restores (
@@ -80,6 +81,11 @@ CREATE TABLE IF NOT EXISTS item_jobs (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS item_jobs_state ON item_jobs(state);
+CREATE TABLE IF NOT EXISTS restore_slots (
+    account TEXT NOT NULL,
+    restore_id TEXT NOT NULL,
+    PRIMARY KEY (account, restore_id)
+);
 """
 
 
@@ -133,24 +139,62 @@ class SqliteStore:
         announce: Sequence[str] = (),
         audit: Sequence[AuditEvent] = (),
     ) -> RestoreRequest | None:
-        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
-        with self._lock, self._tx():
-            cur = self._db.execute(
-                "UPDATE restores SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
-                (
-                    stored.state.value,
-                    stored.version,
-                    json.dumps(to_record(stored)),
-                    old.id,
-                    old.version,
-                ),
-            )
-            if cur.rowcount != 1:
-                return None
-            self._enqueue(old.id, announce)
-            for event in audit:
-                self._insert_audit(event)
+        saved = self.save_all([Change(old, new, announce)], audit)
+        return saved[0] if saved else None
+
+    def save_all(
+        self, changes: Sequence[Change], audit: Sequence[AuditEvent] = ()
+    ) -> list[RestoreRequest] | None:
+        stored = [
+            replace(c.new, version=c.old.version + 1, updated_at=c.new.updated_at or utcnow())
+            for c in changes
+        ]
+        moves = [m for c in changes if (m := slot_move(c.old, c.new)) is not None]
+        if len(moves) > 1:
+            raise ValueError("one write may take or free at most one restore slot")
+        try:
+            with self._lock, self._tx():
+                for change, new in zip(changes, stored, strict=True):
+                    cur = self._db.execute(
+                        "UPDATE restores SET state = ?, version = ?, doc = ? "
+                        "WHERE id = ? AND version = ?",
+                        (
+                            new.state.value,
+                            new.version,
+                            json.dumps(to_record(new)),
+                            change.old.id,
+                            change.old.version,
+                        ),
+                    )
+                    if cur.rowcount != 1:
+                        raise _Refused
+                    self._enqueue(change.old.id, change.announce)
+                for move in moves:
+                    self._move_slot(move)
+                for event in audit:
+                    self._insert_audit(event)
+        except _Refused:
+            return None  # rolled back: nothing of it was written
         return stored
+
+    def _move_slot(self, move: SlotMove) -> None:
+        """Take or free a restore slot of `move.account`, in the caller's transaction."""
+        if move.delta < 0:
+            self._db.execute(
+                "DELETE FROM restore_slots WHERE account = ? AND restore_id = ?",
+                (move.account, move.restore_id),
+            )
+            return
+        (taken,) = self._db.execute(
+            "SELECT COUNT(*) FROM restore_slots WHERE account = ? AND restore_id != ?",
+            (move.account, move.restore_id),
+        ).fetchone()
+        if taken >= MAX_RESTORES_PER_ACCOUNT:
+            raise _Refused
+        self._db.execute(
+            "INSERT OR IGNORE INTO restore_slots (account, restore_id) VALUES (?, ?)",
+            (move.account, move.restore_id),
+        )
 
     def find(
         self,
@@ -442,6 +486,10 @@ class SqliteStore:
 
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+class _Refused(Exception):
+    """A compare-and-set lost or no slot free: roll the whole write back."""
 
 
 class _Transaction:
