@@ -161,16 +161,68 @@ def test_the_strictest_rule_among_the_tables_decides_for_all(store, aws, clock):
     assert len(aws.restores) == 3
 
 
-def test_a_member_left_behind_by_a_crash_follows_its_leader_on_the_next_tick(store, aws, clock):
+class Crash(Exception):
+    """The process dies here."""
+
+
+class CrashingStore:
+    """The real store, but the process dies right after its `after`-th write."""
+
+    def __init__(self, store: SqliteStore, after: int):
+        self._store, self.after, self.writes = store, after, 0
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def _write(self, name: str, *args, **kwargs):
+        result = getattr(self._store, name)(*args, **kwargs)
+        self.writes += 1
+        if self.writes == self.after:
+            raise Crash
+        return result
+
+    def save(self, *args, **kwargs):
+        return self._write("save", *args, **kwargs)
+
+    def save_all(self, *args, **kwargs):
+        return self._write("save_all", *args, **kwargs)
+
+
+@pytest.mark.parametrize("crash_after", [1, 2, 3])
+def test_a_crash_after_any_write_of_an_approval_never_leaves_a_half_approved_batch(
+    store, aws, clock, crash_after
+):
+    leader = ask(flow_on(store, aws, clock)).request
+    crashing = CrashingStore(store, after=crash_after)
+    with pytest.raises(Crash):
+        flow_on(crashing, aws, clock).approve(leader.id, "U2")
+    # Every table decided or none: the leader and its members are written together.
+    decided = {m.state != State.REQUESTED for m in members_of(store, leader.id)}
+    assert len(decided) == 1, [m.state for m in members_of(store, leader.id)]
+    assert {e.restore_id for e in store.audit_events() if e.event == "approved"} in (
+        set(),
+        {m.id for m in members_of(store, leader.id)},
+    )
+    # Another replica starts whatever the crash left approved, each table once (one it had
+    # claimed, once the dead replica's lease has run out).
+    clock.advance(minutes=5)
+    flow_on(store, aws, clock).track()
+    assert sorted(target for _, target, _ in aws.restores) == sorted(
+        f"{t}-before-incident" for t in TABLES
+    )
+
+
+def test_a_member_left_requested_by_an_older_version_follows_its_leader_on_the_next_tick(
+    store, aws, clock
+):
     flow = flow_on(store, aws, clock)
     leader = ask(flow).request
-    flow.batches.follow = lambda leader: None  # the crash: only the leader's write happened
-    flow.approve(leader.id, "U2")
+    # An older version wrote the leader's approval alone, then died before its members'.
+    store.save(leader, leader.advance(State.APPROVED, clock.now, decided_by="U2"))
     assert Counter(m.state for m in members_of(store, leader.id)) == {
         State.APPROVED: 1,
         State.REQUESTED: 2,
     }
-    del flow.batches.follow
     clock.advance(seconds=10)
     flow.track()
     assert len(aws.restores) == 3
