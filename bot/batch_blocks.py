@@ -25,6 +25,7 @@ from bot.blocks import (
     esc,
     fit,
     instant_text,
+    limit_retry_text,
     md,
     slack_date,
     source_size,
@@ -117,6 +118,8 @@ def batch_progress_text(members: list[RestoreRequest], now: datetime) -> str:
     for m in members:
         if m.state == State.RESTORING:
             state = f"{esc(m.target_status or 'CREATING')}, {human_duration(m.elapsed(now))}"
+        elif m.state == State.APPROVED and m.limit_retries and m.next_check_at is not None:
+            state = limit_retry_text(m)
         elif m.state == State.APPROVED and m.queued_ahead is not None:
             state = (
                 "queued: next in line" if not m.queued_ahead else f"queued: {m.queued_ahead} ahead"
