@@ -14,6 +14,7 @@ from bot import eta as etas
 from bot.drills import DrillState
 from bot.engine.context import Context, Outcome
 from bot.logs import restore_context
+from bot.overrides import key_region_problem
 from bot.period_change import DEFAULT_DAYS, PERIOD_CHANGE, RESTORE
 from bot.pitr import AwsError, PitrInfo, TableInfo
 from bot.policy import Decision, Policy
@@ -185,6 +186,11 @@ class Requests:
         for field, decision in _target_and_key(self.ctx.policy, tgt, new.overrides):
             if not decision.allowed:
                 return field, decision.reason
+        key = (new.overrides or {}).get("sse_key")
+        where = target_ref.region or getattr(self.ctx.pitr, "region", None)
+        problem = key and where and key_region_problem(str(key), where)
+        if problem:
+            return "kms_key", problem
         now = self.ctx.clock()
         try:
             instant = parse_when(new.when, new.requester_tz, now)

@@ -236,6 +236,66 @@ def test_a_cross_region_restore_of_a_kms_table_uses_the_managed_key_of_the_targe
         us_stub.assert_no_pending_responses()
 
 
+US_KEY = f"arn:aws:kms:us-east-1:{OWN_ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+EU_KEY = f"arn:aws:kms:eu-west-1:{OWN_ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+
+
+def test_a_chosen_key_of_the_target_region_is_what_a_cross_region_restore_asks_for():
+    aws = Aws(region="us-east-1")
+    pitr = PitrService(aws=aws)
+    eu = aws.client("dynamodb", region="eu-west-1")
+    kms = {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": EU_KEY}
+    with Stubber(eu) as eu_stub, Stubber(pitr.client) as us_stub:
+        eu_stub.add_response("describe_table", describe(kms), {"TableName": "orders"})
+        us_stub.add_response(
+            "restore_table_to_point_in_time",
+            CREATING,
+            {
+                "SourceTableArn": EU_ARN,
+                "TargetTableName": "orders-copy",
+                "RestoreDateTime": AT,
+                "SSESpecificationOverride": {
+                    "Enabled": True,
+                    "SSEType": "KMS",
+                    "KMSMasterKeyId": US_KEY,
+                },
+            },
+        )
+        pitr.restore("orders@eu-west-1", "orders-copy", AT, {"sse_key": US_KEY})
+        us_stub.assert_no_pending_responses()
+
+
+def test_a_key_of_the_source_region_is_refused_for_a_cross_region_restore(tmp_path: Path):
+    with mock_aws():
+        e = Env(tmp_path, policy(kms_keys=[US_KEY, EU_KEY]))
+        make_table(e.member.client("dynamodb", region="eu-west-1"), "orders")
+        refused = e.flow.request(
+            NewRequest(
+                "orders@eu-west-1",
+                "orders-copy@us-east-1",
+                "latest",
+                "U1",
+                "C1",
+                overrides={"sse_key": EU_KEY},
+            )
+        )
+        assert not refused.ok and refused.field == "kms_key"
+        assert "in eu-west-1, but the new table is created in us-east-1" in refused.message
+        assert e.store.find(limit=10) == []  # no request, no card
+        ok = e.flow.request(
+            NewRequest(
+                "orders@eu-west-1",
+                "orders-copy@us-east-1",
+                "latest",
+                "U1",
+                "C1",
+                overrides={"sse_key": US_KEY},
+            )
+        )
+        assert ok.ok, ok.message
+        e.store.close()
+
+
 def test_a_request_across_regions_is_stored_absolute_and_the_card_says_so(env: Env):
     make_table(env.member.client("dynamodb", region="eu-west-1"), "orders")
     req = env.ask("orders@eu-west-1", "orders-copy@us-east-1").request
