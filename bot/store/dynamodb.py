@@ -24,19 +24,18 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from bot.aws import default_aws
-from bot.batch import MAX_RESTORES_PER_ACCOUNT, SlotMove, slot_move
+from bot.batch import MAX_RESTORES_PER_ACCOUNT, SlotMove
 from bot.restores import FINAL, RestoreRequest, State, utcnow
-from bot.store.codec import from_record, to_record
+from bot.store.codec import from_record, prepare, to_record
 from bot.store.due import check_due_at, split_due
 from bot.store.dynamodb_docs import KEEP_FINISHED, SiblingDocs, _conflict, _item, _plain
-from bot.store.records import AuditEvent, Change, OutboxItem, StoreMissing
+from bot.store.records import AuditEvent, Change, OutboxItem, RequestExists, StoreMissing
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +57,8 @@ class DynamoStore(SiblingDocs):
         announce: Sequence[str] = (),
         audit: Sequence[AuditEvent] = (),
     ) -> None:
-        put = {
-            "Put": {
-                "TableName": self.table,
-                "Item": self._request_item(req),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        self._transact([put, *self._outbox_puts(req.id, announce), *self._audit_puts(audit)])
+        if not self._doc_add(self._request_item(req), req.id, announce, audit):
+            raise RequestExists(req.id)
 
     def get(self, restore_id: str) -> RestoreRequest | None:
         resp = self.client.get_item(
@@ -89,27 +82,13 @@ class DynamoStore(SiblingDocs):
     def save_all(
         self, changes: Sequence[Change], audit: Sequence[AuditEvent] = ()
     ) -> list[RestoreRequest] | None:
-        stored = [
-            replace(c.new, version=c.old.version + 1, updated_at=c.new.updated_at or utcnow())
-            for c in changes
-        ]
-        moves = [m for c in changes if (m := slot_move(c.old, c.new)) is not None]
-        if len(moves) > 1:
-            raise ValueError("one write may take or free at most one restore slot")
+        stored, move = prepare(changes)
         items: list[dict[str, Any]] = []
         for change, new in zip(changes, stored, strict=True):
-            items.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": self._request_item(new),
-                        "ConditionExpression": "version = :v",
-                        "ExpressionAttributeValues": _item({":v": change.old.version}),
-                    }
-                }
-            )
+            items.append(self._cas_put(self._request_item(new), change.old.version))
             items += self._outbox_puts(change.old.id, change.announce)
-        items += [self._slot_update(m) for m in moves]
+        if move is not None:
+            items.append(self._slot_update(move))
         items += self._audit_puts(audit)
         if len(items) > MAX_TRANSACTION_ITEMS:
             raise ValueError(f"{len(items)} writes in one transaction; DynamoDB takes 100")

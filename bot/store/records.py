@@ -37,6 +37,10 @@ class Change:
     announce: Sequence[str] = ()
 
 
+class RequestExists(ValueError):
+    """A request id that is already stored (ids are random: a bug, never a user's doing)."""
+
+
 @dataclass(frozen=True)
 class AuditEvent:
     at: datetime

@@ -211,36 +211,16 @@ def test_a_cross_region_restore_runs_in_the_target_region_naming_the_source_by_a
     assert info.status == "CREATING"
 
 
-def test_a_cross_region_restore_of_a_kms_table_uses_the_managed_key_of_the_target_region():
-    aws = Aws(region="us-east-1")
-    pitr = PitrService(aws=aws)
-    eu = aws.client("dynamodb", region="eu-west-1")
-    kms = {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": "arn:aws:kms:eu-west-1:1:k"}
-    with Stubber(eu) as eu_stub, Stubber(pitr.client) as us_stub:
-        eu_stub.add_response("describe_table", describe(kms), {"TableName": "orders"})
-        us_stub.add_response(
-            "restore_table_to_point_in_time",
-            CREATING,
-            {
-                "SourceTableArn": EU_ARN,
-                "TargetTableName": "orders-copy",
-                "UseLatestRestorableTime": True,
-                "SSESpecificationOverride": {
-                    "Enabled": True,
-                    "SSEType": "KMS",
-                    "KMSMasterKeyId": "alias/aws/dynamodb",
-                },
-            },
-        )
-        pitr.restore("orders@eu-west-1", "orders-copy", None)
-        us_stub.assert_no_pending_responses()
-
-
 US_KEY = f"arn:aws:kms:us-east-1:{OWN_ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
 EU_KEY = f"arn:aws:kms:eu-west-1:{OWN_ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
 
 
-def test_a_chosen_key_of_the_target_region_is_what_a_cross_region_restore_asks_for():
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [(None, "alias/aws/dynamodb"), ({"sse_key": US_KEY}, US_KEY)],
+    ids=["managed key by default", "the chosen key"],
+)
+def test_a_cross_region_restore_of_a_kms_table_uses_a_key_of_the_target_region(overrides, key):
     aws = Aws(region="us-east-1")
     pitr = PitrService(aws=aws)
     eu = aws.client("dynamodb", region="eu-west-1")
@@ -253,15 +233,15 @@ def test_a_chosen_key_of_the_target_region_is_what_a_cross_region_restore_asks_f
             {
                 "SourceTableArn": EU_ARN,
                 "TargetTableName": "orders-copy",
-                "RestoreDateTime": AT,
+                "UseLatestRestorableTime": True,
                 "SSESpecificationOverride": {
                     "Enabled": True,
                     "SSEType": "KMS",
-                    "KMSMasterKeyId": US_KEY,
+                    "KMSMasterKeyId": key,
                 },
             },
         )
-        pitr.restore("orders@eu-west-1", "orders-copy", AT, {"sse_key": US_KEY})
+        pitr.restore("orders@eu-west-1", "orders-copy", None, overrides)
         us_stub.assert_no_pending_responses()
 
 

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from test_store_contract import Serialized
+from test_store_contract import store_of
 from test_workflow import GROUPS, Clock, FakeGateway
 
 from bot.batch import limit_backoff
@@ -22,7 +22,6 @@ from bot.blocks import approval_card, queued_text, to_dicts
 from bot.pitr import AwsError, PitrService
 from bot.policy import Policy
 from bot.restores import RestoreRequest, State
-from bot.store.dynamodb import DynamoStore
 from bot.store.sqlite import SqliteStore
 from bot.workflow import NewRequest, Workflow
 
@@ -108,13 +107,7 @@ def test_limit_backoff_doubles_from_the_poll_interval_up_to_five_minutes():
     assert limit_backoff(0, 10) == 10
 
 
-def test_limit_exceeded_twice_is_retried_with_backoff_then_starts(store, monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def test_limit_exceeded_twice_is_retried_with_backoff_then_starts(store, aws_env):
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(
@@ -191,23 +184,10 @@ def test_a_queued_restore_is_audited_once(store):
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
-def shared_store(request, tmp_path: Path, monkeypatch):
+def shared_store(request, tmp_path: Path, aws_env):
     """One store two replicas share: a SQLite file, or a DynamoDB table on moto."""
-    if request.param == "sqlite":
-        s = SqliteStore(str(tmp_path / "pitr.db"))
+    with store_of(request.param, tmp_path) as s:
         yield s
-        s.close()
-        return
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = Serialized(boto3.client("dynamodb", region_name="us-east-1"))
-        yield DynamoStore("pitr-bot-state", client)
 
 
 def approved_requests(store, clock: Clock, count: int) -> list[str]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -20,23 +23,24 @@ from bot.store.sqlite import SqliteStore
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def store(request, tmp_path, monkeypatch):
-    if request.param == "sqlite":
+@contextmanager
+def store_of(kind: str, tmp_path: Path) -> Iterator[SqliteStore | DynamoStore]:
+    """A fresh store of `kind`: a SQLite file, or a DynamoDB table on moto (with aws_env)."""
+    if kind == "sqlite":
         s = SqliteStore(str(tmp_path / "state.db"))
-        yield s
-        s.close()
+        try:
+            yield s
+        finally:
+            s.close()
         return
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        client = Serialized(boto3.client("dynamodb", region_name="us-east-1"))
-        yield DynamoStore("pitr-bot-state", client)
+        yield DynamoStore("pitr-bot-state", Serialized(boto3.client("dynamodb")))
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request, tmp_path, aws_env):
+    with store_of(request.param, tmp_path) as s:
+        yield s
 
 
 class Serialized:
