@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.batch import SlotMove, slot_move
 from bot.restores import RestoreRequest, State, Window, utcnow
+from bot.store.records import Change
 
 _DATETIMES = {f.name for f in dataclasses.fields(RestoreRequest) if "datetime" in str(f.type)}
 
@@ -64,3 +65,16 @@ def prepare(changes: Any) -> tuple[list[RestoreRequest], SlotMove | None]:
     if len(moves) > 1:
         raise ValueError("one write may take or free at most one restore slot")
     return stored, (moves[0] if moves else None)
+
+
+class SavesThroughSaveAll:
+    """Store.save as a write of one change: both stores have one compare-and-set path."""
+
+    def save_all(self, changes: Any, audit: Any = ()) -> list[RestoreRequest] | None:
+        raise NotImplementedError
+
+    def save(
+        self, old: RestoreRequest, new: RestoreRequest, announce: Any = (), audit: Any = ()
+    ) -> RestoreRequest | None:
+        saved = self.save_all([Change(old, new, announce)], audit)
+        return saved[0] if saved else None

@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 from bot.aws import default_aws
 from bot.batch import MAX_RESTORES_PER_ACCOUNT, SlotMove
 from bot.restores import FINAL, RestoreRequest, State, utcnow
-from bot.store.codec import from_record, prepare, to_record
+from bot.store.codec import SavesThroughSaveAll, from_record, prepare, to_record
 from bot.store.due import check_due_at, split_due
 from bot.store.dynamodb_docs import KEEP_FINISHED, SiblingDocs, _conflict, _item, _plain
 from bot.store.records import AuditEvent, Change, OutboxItem, RequestExists, StoreMissing
@@ -44,7 +44,7 @@ KEEP_AUDIT = timedelta(days=400)
 MAX_TRANSACTION_ITEMS = 100
 
 
-class DynamoStore(SiblingDocs):
+class DynamoStore(SiblingDocs, SavesThroughSaveAll):
     def __init__(self, table: str, client: Any | None = None, create: bool = True):
         self.table = table
         self.client = client or default_aws().client("dynamodb")
@@ -68,16 +68,6 @@ class DynamoStore(SiblingDocs):
         )
         item = resp.get("Item")
         return from_record(json.loads(_plain(item)["doc"])) if item else None
-
-    def save(
-        self,
-        old: RestoreRequest,
-        new: RestoreRequest,
-        announce: Sequence[str] = (),
-        audit: Sequence[AuditEvent] = (),
-    ) -> RestoreRequest | None:
-        saved = self.save_all([Change(old, new, announce)], audit)
-        return saved[0] if saved else None
 
     def save_all(
         self, changes: Sequence[Change], audit: Sequence[AuditEvent] = ()

@@ -20,7 +20,7 @@ from bot.batch import MAX_RESTORES_PER_ACCOUNT, SlotMove
 from bot.drills import Drill, DrillState
 from bot.item_jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, utcnow
-from bot.store.codec import from_record, prepare, to_record
+from bot.store.codec import SavesThroughSaveAll, from_record, prepare, to_record
 from bot.store.due import check_due_at, split_due
 from bot.store.records import AuditEvent, Change, OutboxItem, RequestExists
 
@@ -89,7 +89,7 @@ CREATE TABLE IF NOT EXISTS restore_slots (
 """
 
 
-class SqliteStore:
+class SqliteStore(SavesThroughSaveAll):
     def __init__(self, path: str):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -118,16 +118,6 @@ class SqliteStore:
                 "SELECT doc FROM restores WHERE id = ?", (restore_id,)
             ).fetchone()
         return from_record(json.loads(row[0])) if row else None
-
-    def save(
-        self,
-        old: RestoreRequest,
-        new: RestoreRequest,
-        announce: Sequence[str] = (),
-        audit: Sequence[AuditEvent] = (),
-    ) -> RestoreRequest | None:
-        saved = self.save_all([Change(old, new, announce)], audit)
-        return saved[0] if saved else None
 
     def save_all(
         self, changes: Sequence[Change], audit: Sequence[AuditEvent] = ()

@@ -4,6 +4,7 @@ identity = the approver) on the STS AssumeRole call."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -249,30 +250,16 @@ def test_a_key_of_the_source_region_is_refused_for_a_cross_region_restore(tmp_pa
     with mock_aws():
         e = Env(tmp_path, policy(kms_keys=[US_KEY, EU_KEY]))
         make_table(e.member.client("dynamodb", region="eu-west-1"), "orders")
-        refused = e.flow.request(
-            NewRequest(
-                "orders@eu-west-1",
-                "orders-copy@us-east-1",
-                "latest",
-                "U1",
-                "C1",
-                overrides={"sse_key": EU_KEY},
-            )
-        )
+
+        def ask(key: str) -> Any:
+            new = NewRequest("orders@eu-west-1", "orders-copy@us-east-1", "latest", "U1", "C1")
+            return e.flow.request(replace(new, overrides={"sse_key": key}))
+
+        refused = ask(EU_KEY)
         assert not refused.ok and refused.field == "kms_key"
         assert "in eu-west-1, but the new table is created in us-east-1" in refused.message
         assert e.store.find(limit=10) == []  # no request, no card
-        ok = e.flow.request(
-            NewRequest(
-                "orders@eu-west-1",
-                "orders-copy@us-east-1",
-                "latest",
-                "U1",
-                "C1",
-                overrides={"sse_key": US_KEY},
-            )
-        )
-        assert ok.ok, ok.message
+        assert ask(US_KEY).ok
         e.store.close()
 
 

@@ -52,6 +52,25 @@ def states(store: SqliteStore, ids: list[str]) -> Counter:
     return Counter(store.get(i).state for i in ids)
 
 
+def finish_all(store, aws: FakeGateway, clock: Clock, ids: list[str], flows: list) -> None:
+    """The trackers' ticks (the replicas' at once), restores finishing as AWS reports them:
+    never more than 50 running, all finish, each started exactly once."""
+    for _ in range(10):
+        for name in [n for n in aws.tables if n.startswith("Orders-r")]:
+            aws.set_status(name, "ACTIVE")
+        clock.advance(seconds=10)
+        ticks = [threading.Thread(target=flow.track) for flow in flows]
+        for t in ticks:
+            t.start()
+        for t in ticks:
+            t.join()
+        assert states(store, ids)[State.RESTORING] <= 50
+        if states(store, ids) == {State.ACTIVE: len(ids)}:
+            break
+    assert states(store, ids) == {State.ACTIVE: len(ids)}
+    assert len(aws.restores) == len(ids)
+
+
 def test_55_restores_in_one_account_50_start_5_queue_and_all_finish(store):
     clock = Clock()
     aws = FakeGateway(clock)
@@ -69,16 +88,7 @@ def test_55_restores_in_one_account_50_start_5_queue_and_all_finish(store):
     _, card = approval_card(queued[3], clock.now)
     assert "queued: 3 ahead" in str(to_dicts(card))
 
-    for _ in range(10):  # the tracker's ticks, restores finishing as AWS reports them
-        for name in [n for n in aws.tables if n.startswith("Orders-r")]:
-            aws.set_status(name, "ACTIVE")
-        clock.advance(seconds=10)
-        flow.track()
-        assert states(store, ids)[State.RESTORING] <= 50
-        if states(store, ids) == {State.ACTIVE: 55}:
-            break
-    assert states(store, ids) == {State.ACTIVE: 55}
-    assert len(aws.restores) == 55  # each started exactly once
+    finish_all(store, aws, clock, ids, [flow])
 
 
 def test_the_limit_is_per_account(store):
@@ -230,17 +240,4 @@ def test_two_replicas_never_run_more_than_50_restores_in_one_account(shared_stor
     assert all(r.queued_ahead is not None for r in refused)  # told they wait
 
     # Both replicas racing, as restores finish and free slots: never more than 50.
-    for _ in range(10):
-        for name in [n for n in aws.tables if n.startswith("Orders-r")]:
-            aws.set_status(name, "ACTIVE")
-        clock.advance(seconds=10)
-        racers = [threading.Thread(target=flow.track) for flow in (one, two)]
-        for t in racers:
-            t.start()
-        for t in racers:
-            t.join()
-        assert states(shared_store, ids)[State.RESTORING] <= 50
-        if states(shared_store, ids) == {State.ACTIVE: 60}:
-            break
-    assert states(shared_store, ids) == {State.ACTIVE: 60}
-    assert len(aws.restores) == 60  # each started exactly once
+    finish_all(shared_store, aws, clock, ids, [one, two])
