@@ -20,10 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot import eta as etas
 from bot.batch import common_window, outside_reason
 from bot.logs import restore_context
-from bot.restores import InvalidTransition, RestoreRequest, State, expiry, new_id
+from bot.restores import InvalidTransition, RestoreRequest, State, new_id
 from bot.store import AuditEvent, Change
 from bot.tableref import RefError, parse_sources, targets_for
 from bot.when import WhenError, format_instant, parse_when
@@ -103,30 +102,13 @@ class Batches:
         rule_of = [flow.policy.for_table(t.source) for t in tables]
         leader: RestoreRequest | None = None
         for index, table in enumerate(tables):
-            info = table.checked.source  # type: ignore[attr-defined]
-            eta = flow.eta(table.source, info.size_bytes, info.item_count)
-            req = RestoreRequest(
-                source=table.source,
-                target=table.target,
-                requester=new.requester,
-                channel=new.channel,
-                restore_at=instant,
-                created_at=now,
-                updated_at=now,
-                expires_at=expiry(now, min(r.request_ttl_minutes for r in rule_of)),
-                requester_tz=new.requester_tz,
-                reason=new.reason,
-                window=table.checked.window,  # type: ignore[attr-defined]
+            req = flow.requests.build(
+                new,
+                table.checked,
+                instant,
                 # The strictest rule among the tables decides for all of them.
-                required_approvals=max(r.required_approvals for r in rule_of),
-                source_items=info.item_count,
-                source_bytes=info.size_bytes,
-                source_billing=info.billing_mode,
-                source_indexes=info.indexes,
-                source_encryption=info.encryption,
-                estimate=etas.card_text(eta, table.source),
-                eta=eta.to_dict() if eta else None,
-                overrides=new.overrides or None,
+                min(r.request_ttl_minutes for r in rule_of),
+                max(r.required_approvals for r in rule_of),
                 batch_index=index,
             )
             if leader is None:
