@@ -13,7 +13,7 @@ from test_workflow import GROUPS, Clock, FakeGateway
 from bot.batch_blocks import batch_card, batch_done_blocks, batch_progress_text
 from bot.batches import members_of
 from bot.blocks import to_dicts
-from bot.pitr import PitrInfo
+from bot.pitr import AwsError, PitrInfo
 from bot.policy import Policy
 from bot.restores import State, Window
 from bot.store.sqlite import SqliteStore
@@ -237,3 +237,15 @@ def test_the_card_lists_every_table_and_the_common_window(store, aws, clock):
     assert all(f"{t}-before-incident" in card for t in TABLES)
     assert card.count("Approve") == 1
     assert "ledger" in batch_progress_text(members, clock.now)
+
+
+def test_the_batch_thread_says_when_aws_is_asked_again_after_its_limit(store, aws, clock):
+    aws.restore_error = AwsError("LimitExceededException", "limit", retryable=True)
+    flow = flow_on(store, aws, clock)
+    leader = ask(flow).request
+    flow.approve(leader.id, "U2")
+    members = members_of(store, leader.id)
+    assert {m.state for m in members} == {State.APPROVED}  # queued, none failed
+    retry_at = (clock.now + timedelta(seconds=10)).strftime("%H:%M")
+    text = batch_progress_text(members, clock.now)
+    assert text.count(f"AWS limit reached, retrying at {retry_at} UTC") == 3
