@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 from test_workflow import GROUPS, Clock, FakeGateway
 
-from bot.batch_blocks import batch_card, batch_done_blocks, batch_progress_text
+from bot.batch_blocks import (
+    batch_card,
+    batch_done_blocks,
+    batch_progress_text,
+    batch_requester_notice,
+)
 from bot.batches import members_of
 from bot.blocks import to_dicts
 from bot.pitr import AwsError, PitrInfo
@@ -249,3 +254,17 @@ def test_the_batch_thread_says_when_aws_is_asked_again_after_its_limit(store, aw
     retry_at = (clock.now + timedelta(seconds=10)).strftime("%H:%M")
     text = batch_progress_text(members, clock.now)
     assert text.count(f"AWS limit reached, retrying at {retry_at} UTC") == 3
+
+
+def test_an_expired_batch_tells_the_requester_every_table_in_one_notice(store, aws, clock):
+    flow = flow_on(store, aws, clock)
+    leader = ask(flow).request
+    clock.advance(hours=24)
+    flow.track()
+    members = members_of(store, leader.id)
+    assert {m.state for m in members} == {State.EXPIRED}
+    owed = [o for o in store.outbox_due(clock.now, limit=100) if o.kind == "notify_requester"]
+    assert [o.restore_id for o in owed] == [leader.id]  # one notice, from the leader
+    notice = batch_requester_notice(members)
+    assert "expired" in notice and "nothing was restored" in notice
+    assert all(f"`{t}` → `{t}-before-incident`" in notice for t in TABLES)
