@@ -20,7 +20,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks
-from bot.batch_blocks import batch_card, batch_done_blocks, batch_progress_text
+from bot.batch_blocks import (
+    batch_card,
+    batch_done_blocks,
+    batch_progress_text,
+    batch_requester_notice,
+)
 from bot.batches import members_of
 from bot.logs import restore_context
 from bot.restores import RestoreRequest, State, utcnow
@@ -325,7 +330,13 @@ class Announcer:
             self._reply(leader, text=text, blocks=blocks.to_dicts(done), reply_broadcast=True)
             return True
         if kind == "notify_requester":
-            return req is not leader  # the leader tells the requester once, for all
+            if req is leader:  # the leader tells the requester once, naming every table
+                self.client.chat_postEphemeral(
+                    channel=leader.channel,
+                    user=leader.requester,
+                    text=batch_requester_notice(members),
+                )
+            return True
         return False  # e.g. aftercare: per table, as for one table
 
     def _progress(self, req: RestoreRequest, now: datetime) -> None:

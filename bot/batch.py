@@ -11,10 +11,43 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.restores import Window
+from bot.period_change import RESTORE
+from bot.restores import RestoreRequest, State, Window
+from bot.tableref import account_of
 
 # DynamoDB runs at most 50 restores at once per account; more are queued by the bot.
 MAX_RESTORES_PER_ACCOUNT = 50
+# After AWS says LimitExceededException, wait at most this long before asking again.
+MAX_LIMIT_BACKOFF_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class SlotMove:
+    """A transition that takes (+1) or frees (-1) one of its account's restore slots."""
+
+    account: str  # "" for the bot's own account
+    restore_id: str
+    delta: int
+
+
+def slot_move(old: RestoreRequest, new: RestoreRequest) -> SlotMove | None:
+    """The slot a transition takes or frees, if any: entering RESTORING takes one, leaving it
+    (ACTIVE, FAILED, or back to the queue) frees it. The stores apply it in the same write as
+    the transition, so the count can never drift from the requests, and a full account
+    refuses the transition whichever replica tries it."""
+    if new.kind != RESTORE:
+        return None
+    was, now = old.state == State.RESTORING, new.state == State.RESTORING
+    if was == now:
+        return None
+    return SlotMove(account_of(new.source), new.id, 1 if now else -1)
+
+
+def limit_backoff(attempt: int, poll_seconds: float) -> float:
+    """Seconds to wait before asking AWS again after its `attempt`-th LimitExceededException
+    in a row (1, 2, ...): the poll interval, doubling, up to a few minutes."""
+    base = max(poll_seconds, 1.0)
+    return min(base * 2 ** max(attempt - 1, 0), max(MAX_LIMIT_BACKOFF_SECONDS, base))
 
 
 @dataclass(frozen=True)

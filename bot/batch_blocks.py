@@ -25,6 +25,7 @@ from bot.blocks import (
     esc,
     fit,
     instant_text,
+    limit_retry_text,
     md,
     slack_date,
     source_size,
@@ -91,12 +92,34 @@ def batch_card(members: list[RestoreRequest], now: datetime) -> tuple[str, list[
     return f"{title}: {STATUS_LINE[leader.state]}", blocks
 
 
+def batch_requester_notice(members: list[RestoreRequest]) -> str:
+    """The requester's notice when a batch is denied, withdrawn or expires: every table, so
+    nobody wonders whether some of them still run."""
+    leader = members[0]
+    tables = "\n".join(f"• {code(m.source)} → {code(m.target)}" for m in members)
+    if leader.withdrawn:
+        head = f"You withdrew your restore of {len(members)} tables; nothing was restored:"
+    elif leader.state == State.DENIED:
+        by = user(leader.decided_by) if leader.decided_by else "someone"
+        head = f"Your restore of {len(members)} tables was denied by {by}; nothing was restored:"
+    elif leader.state == State.EXPIRED:
+        head = (
+            f"Your restore of {len(members)} tables expired: nobody approved it in time; "
+            "nothing was restored. Ask again with `/pitr-restore` if it is still needed:"
+        )
+    else:
+        head = f"Your restore of {len(members)} tables is {leader.state.value}:"
+    return fit(f"{head}\n{tables}", SECTION)
+
+
 def batch_progress_text(members: list[RestoreRequest], now: datetime) -> str:
     """The batch's one progress reply: each table's state."""
     lines = [f":rocket: Restoring {len(members)} tables to the same instant:"]
     for m in members:
         if m.state == State.RESTORING:
             state = f"{esc(m.target_status or 'CREATING')}, {human_duration(m.elapsed(now))}"
+        elif m.state == State.APPROVED and m.limit_retries and m.next_check_at is not None:
+            state = limit_retry_text(m)
         elif m.state == State.APPROVED and m.queued_ahead is not None:
             state = (
                 "queued: next in line" if not m.queued_ahead else f"queued: {m.queued_ahead} ahead"

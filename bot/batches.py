@@ -4,9 +4,10 @@ A batch is a group of ordinary RestoreRequests sharing `batch_id`, the id of its
 first table). The leader owns the card and the approvals; each member keeps its own state
 machine, compare-and-set, lease, audit and outbox, so tracking, queueing and failures work per
 table exactly as for one table. The members follow their leader's decision: when the leader is
-approved, denied or expires, each member makes the same transition (its own compare-and-set),
-and the tracker repeats that on every tick for any member left behind (a crash between the two
-writes), so a member never starts without its leader's approval and never stays behind.
+approved, denied or expires, every member makes the same transition in the *same* store write as
+the leader (`with_members`, Store.save_all: every record keeps its compare-and-set), so a crash
+never leaves a half-approved batch. The tracker still makes any member left REQUESTED by an
+older version follow its leader on every tick (`catch_up`).
 
 One thread per batch: the leader's progress reply lists every table, and when the last member
 is final, the leader is marked `batch_done` (compare-and-set: once) with the summary queued.
@@ -15,13 +16,14 @@ is final, the leader is marked `batch_done` (compare-and-set: once) with the sum
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot import eta as etas
 from bot.batch import common_window, outside_reason
 from bot.logs import restore_context
-from bot.restores import InvalidTransition, RestoreRequest, State, expiry, new_id
+from bot.restores import InvalidTransition, RestoreRequest, State, new_id
+from bot.store import AuditEvent, Change
 from bot.tableref import RefError, parse_sources, targets_for
 from bot.when import WhenError, format_instant, parse_when
 
@@ -100,30 +102,13 @@ class Batches:
         rule_of = [flow.policy.for_table(t.source) for t in tables]
         leader: RestoreRequest | None = None
         for index, table in enumerate(tables):
-            info = table.checked.source  # type: ignore[attr-defined]
-            eta = flow.eta(table.source, info.size_bytes, info.item_count)
-            req = RestoreRequest(
-                source=table.source,
-                target=table.target,
-                requester=new.requester,
-                channel=new.channel,
-                restore_at=instant,
-                created_at=now,
-                updated_at=now,
-                expires_at=expiry(now, min(r.request_ttl_minutes for r in rule_of)),
-                requester_tz=new.requester_tz,
-                reason=new.reason,
-                window=table.checked.window,  # type: ignore[attr-defined]
+            req = flow.requests.build(
+                new,
+                table.checked,
+                instant,
                 # The strictest rule among the tables decides for all of them.
-                required_approvals=max(r.required_approvals for r in rule_of),
-                source_items=info.item_count,
-                source_bytes=info.size_bytes,
-                source_billing=info.billing_mode,
-                source_indexes=info.indexes,
-                source_encryption=info.encryption,
-                estimate=etas.card_text(eta, table.source),
-                eta=eta.to_dict() if eta else None,
-                overrides=new.overrides or None,
+                min(r.request_ttl_minutes for r in rule_of),
+                max(r.required_approvals for r in rule_of),
                 batch_index=index,
             )
             if leader is None:
@@ -173,25 +158,53 @@ class Batches:
                 if member.state == State.APPROVED:
                     self.flow.start(member.id)
 
-    def _follow_one(self, leader: RestoreRequest, member: RestoreRequest) -> None:
+    def with_members(
+        self,
+        old: RestoreRequest,
+        new: RestoreRequest,
+        announce: Sequence[str],
+        audit: Sequence[AuditEvent],
+    ) -> tuple[list[Change], list[AuditEvent]]:
+        """The leader's decision (`old` -> `new`) and every waiting member's same decision,
+        with their audit entries: what Store.save_all writes in one transaction."""
+        changes, entries = [Change(old, new, announce)], list(audit)
+        if new.state == State.REQUESTED:
+            return changes, entries  # an approval of several: nothing decided yet
+        for member in members_of(self.flow.store, old.id):
+            if member.id == old.id or member.state != State.REQUESTED:
+                continue
+            followed = self._followed(new, member)
+            if followed is not None:
+                changes.append(Change(member, followed[0]))
+                entries.append(followed[1])
+        return changes, entries
+
+    def _followed(
+        self, leader: RestoreRequest, member: RestoreRequest
+    ) -> tuple[RestoreRequest, AuditEvent] | None:
+        """`member` taking its leader's decision, with its audit entry; None if it can't."""
         decided = State.APPROVED if leader.state in _APPROVED_ONWARDS else leader.state
         if decided not in {State.APPROVED, State.DENIED, State.EXPIRED, State.CANCELLED}:
-            return
+            return None
+        try:
+            new = member.advance(
+                decided,
+                self.flow.clock(),
+                decided_by=leader.decided_by,
+                decided_at=leader.decided_at,
+                approvals=leader.approvals,
+            )
+        except InvalidTransition:
+            return None
+        event = {State.APPROVED: "approved"}.get(decided, decided.value.lower())
+        entry = self.flow.audit_entry(event, member, leader.decided_by, detail=f"batch {leader.id}")
+        return new, entry
+
+    def _follow_one(self, leader: RestoreRequest, member: RestoreRequest) -> None:
         with restore_context(member.id):
-            try:
-                new = member.advance(
-                    decided,
-                    self.flow.clock(),
-                    decided_by=leader.decided_by,
-                    decided_at=leader.decided_at,
-                    approvals=leader.approvals,
-                )
-            except InvalidTransition:
-                return
-            event = {State.APPROVED: "approved"}.get(decided, decided.value.lower())
-            detail = f"batch {leader.id}"
-            entry = self.flow.audit_entry(event, member, leader.decided_by, detail=detail)
-            self.flow.save(member, new, audit=[entry])
+            followed = self._followed(leader, member)
+            if followed is not None:
+                self.flow.save(member, followed[0], audit=[followed[1]])
 
     def catch_up(self) -> None:
         """On every tick: members left behind by a crash follow their leader now."""

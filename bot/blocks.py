@@ -246,11 +246,22 @@ def approvals_text(req: RestoreRequest) -> str:
 
 
 def queued_text(req: RestoreRequest) -> str:
+    if req.limit_retries and req.next_check_at is not None:
+        return (
+            f":hourglass: {limit_retry_text(req)}. DynamoDB runs at most 50 restores at once "
+            f"per account; {code(req.target)} starts when AWS has a slot."
+        )
     return (
         f":hourglass: Approved and queued: {_place_in_queue(req.queued_ahead or 0)}. "
         "DynamoDB runs at most 50 restores at once per account; "
         f"{code(req.target)} starts as soon as a slot frees up."
     )
+
+
+def limit_retry_text(req: RestoreRequest) -> str:
+    """After LimitExceededException from AWS: when the bot asks again."""
+    at = req.next_check_at.strftime("%H:%M") if req.next_check_at else "soon"
+    return f"AWS limit reached, retrying at {at} UTC"
 
 
 def _place_in_queue(ahead: int) -> str:

@@ -19,6 +19,22 @@ class OverrideError(ValueError):
     """A chosen combination AWS would reject; the message says why, for a person."""
 
 
+def key_region_problem(key: str, region: str) -> str | None:
+    """Why a chosen KMS key can't encrypt a table created in `region`, or None.
+
+    A KMS key lives in one region, and the restored table is created (and encrypted) in the
+    target's region, also for a cross-region restore: a key ARN naming another region is
+    refused before the card (a key ID or alias is looked up in the target's region by AWS).
+    """
+    parts = key.split(":")
+    if key.startswith("arn:") and len(parts) > 3 and parts[3] and parts[3] != region:
+        return (
+            f"The KMS key is in {parts[3]}, but the new table is created in {region}: "
+            f"a KMS key only works in its own region. Choose a key in {region}."
+        )
+    return None
+
+
 def needs_description(chosen: dict) -> bool:
     """Do these options need the source's DescribeTable to be built?"""
     return bool(chosen.get("exclude_indexes"))

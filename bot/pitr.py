@@ -204,6 +204,14 @@ class PitrService:
         # Stored references are absolute: no region means the bot's own (see canonical()).
         src_region, tgt_region = src.region or home, tgt.region or home
         kwargs: dict[str, Any] = {"TargetTableName": tgt.name}
+        # Cross-region (DynamoDB API reference, RestoreTableToPointInTime; Developer Guide,
+        # "Before you begin using point-in-time recovery"): the call is made in the target's
+        # region and names the source by `SourceTableArn`; the new table takes the source's
+        # encryption settings unless `SSESpecificationOverride` says otherwise, and a KMS key
+        # works only in its own region, so a KMS-encrypted source needs a key of the target's
+        # region (DynamoDB's managed key there by default; a chosen key is checked before the
+        # card, bot/overrides.py key_region_problem). Transfer out of the source region is
+        # billed, which the card says.
         cross_region = src_region != tgt_region
         source_desc: dict[str, Any] = {}
         if cross_region:

@@ -16,7 +16,7 @@ from bot.pitr import PitrService
 from bot.policy import Members, Policy
 from bot.polling import PollLimits
 from bot.restores import IN_FLIGHT, RestoreRequest, State, utcnow
-from bot.store import AuditEvent, Store
+from bot.store import AuditEvent, Change, Store
 
 CAS_ATTEMPTS = 20
 
@@ -73,6 +73,16 @@ class Context:
     ) -> RestoreRequest | None:
         """A transition with its announcements and audit entries, in one write (all or none)."""
         saved = self.store.save(old, new, announce=announce, audit=audit)
+        if saved is not None:
+            for entry in audit:
+                self.on_event(entry.event)
+        return saved
+
+    def save_all(
+        self, changes: Sequence[Change], audit: Sequence[AuditEvent] = ()
+    ) -> list[RestoreRequest] | None:
+        """Several transitions (a batch's leader and members) in one write: all or none."""
+        saved = self.store.save_all(changes, audit)
         if saved is not None:
             for entry in audit:
                 self.on_event(entry.event)

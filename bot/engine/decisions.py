@@ -6,7 +6,7 @@ The last approval hands the request to tracking (`start`), which makes the AWS c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +16,7 @@ from bot.logs import restore_context
 from bot.period_change import PERIOD_CHANGE
 from bot.policy import Decision
 from bot.restores import RestoreRequest, State
+from bot.store import AuditEvent
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Decisions:
             if not approve:
                 new = req.advance(State.DENIED, now, decided_by=user, decided_at=now)
                 withdrawn = "withdrawn by the requester" if new.withdrawn else ""
-                if self.ctx.save(
+                if self._write(
                     req,
                     new,
                     announce=["card_update", "notify_requester"],
@@ -90,19 +91,31 @@ class Decisions:
             entry = self.ctx.audit_entry(
                 "approved", req, user, detail=f"{len(new.approvals)} of {new.required_approvals}"
             )
-            if self.ctx.save(req, new, announce=["card_update"], audit=[entry]):
+            if self._write(req, new, announce=["card_update"], audit=[entry]):
                 log.info("restore %s approved by %s (%s)", req.id, user, new.state.value)
                 self.ctx.on_change()
                 return Outcome(True, "", new)
         return Outcome(False, "Too many people clicked at once; please try again.")
 
+    def _write(
+        self,
+        old: RestoreRequest,
+        new: RestoreRequest,
+        announce: Sequence[str],
+        audit: Sequence[AuditEvent],
+    ) -> RestoreRequest | None:
+        """Save a decision; a batch leader's decision is one write with all its members'."""
+        if old.batch_id != old.id or self.batches is None:
+            return self.ctx.save(old, new, announce, audit)
+        changes, entries = self.batches.with_members(old, new, announce, audit)
+        saved = self.ctx.save_all(changes, entries)
+        return saved[0] if saved else None
+
     def expire(self, req: RestoreRequest) -> bool:
         new = req.advance(State.EXPIRED, self.ctx.clock())
         with restore_context(req.id):
             announce = ["card_update", "notify_requester"]
-            if self.ctx.save(
-                req, new, announce, audit=[self.ctx.audit_entry("expired", req, None)]
-            ):
+            if self._write(req, new, announce, audit=[self.ctx.audit_entry("expired", req, None)]):
                 log.info("restore %s expired undecided", req.id)
                 self.ctx.on_change()
                 if req.batch_id == req.id:

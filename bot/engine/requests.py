@@ -9,11 +9,13 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot import eta as etas
 from bot.drills import DrillState
 from bot.engine.context import Context, Outcome
 from bot.logs import restore_context
+from bot.overrides import key_region_problem
 from bot.period_change import DEFAULT_DAYS, PERIOD_CHANGE, RESTORE
 from bot.pitr import AwsError, PitrInfo, TableInfo
 from bot.policy import Decision, Policy
@@ -63,31 +65,9 @@ class Requests:
         checked = self.check(new)
         if isinstance(checked, Outcome):
             return checked
-        now = self.ctx.clock()
         rule = self.ctx.policy.for_table(checked.source_ref)
-        source = checked.source
-        eta = self.eta(checked.source_ref, source.size_bytes, source.item_count)
-        req = RestoreRequest(
-            source=checked.source_ref,
-            target=checked.target_ref,
-            requester=new.requester,
-            channel=new.channel,
-            restore_at=checked.instant,
-            created_at=now,
-            updated_at=now,
-            expires_at=expiry(now, rule.request_ttl_minutes),
-            requester_tz=new.requester_tz,
-            reason=new.reason,
-            window=checked.window,
-            required_approvals=rule.required_approvals,
-            source_items=source.item_count,
-            source_bytes=source.size_bytes,
-            source_billing=source.billing_mode,
-            source_indexes=source.indexes,
-            source_encryption=source.encryption,
-            estimate=etas.card_text(eta, checked.source_ref),
-            eta=eta.to_dict() if eta else None,
-            overrides=new.overrides or None,
+        req = self.build(
+            new, checked, checked.instant, rule.request_ttl_minutes, rule.required_approvals
         )
         when = format_instant(checked.instant, "UTC") if checked.instant else "latest"
         entry = self.ctx.audit_entry(
@@ -99,6 +79,44 @@ class Requests:
             log.info("restore %s requested: %s -> %s at %s", req.id, req.source, req.target, when)
         self.ctx.on_change()
         return Outcome(True, "", req)
+
+    def build(
+        self,
+        new: NewRequest,
+        checked: _Checked,
+        instant: datetime | None,
+        ttl_minutes: float,
+        required_approvals: int,
+        **batch: Any,
+    ) -> RestoreRequest:
+        """The request for one checked table: what its card shows about the source, fixed
+        now. A batch (bot/batches.py) builds each of its tables this way too."""
+        now = self.ctx.clock()
+        source = checked.source
+        eta = self.eta(checked.source_ref, source.size_bytes, source.item_count)
+        return RestoreRequest(
+            source=checked.source_ref,
+            target=checked.target_ref,
+            requester=new.requester,
+            channel=new.channel,
+            restore_at=instant,
+            created_at=now,
+            updated_at=now,
+            expires_at=expiry(now, ttl_minutes),
+            requester_tz=new.requester_tz,
+            reason=new.reason,
+            window=checked.window,
+            required_approvals=required_approvals,
+            source_items=source.item_count,
+            source_bytes=source.size_bytes,
+            source_billing=source.billing_mode,
+            source_indexes=source.indexes,
+            source_encryption=source.encryption,
+            estimate=etas.card_text(eta, checked.source_ref),
+            eta=eta.to_dict() if eta else None,
+            overrides=new.overrides or None,
+            **batch,
+        )
 
     def request_period_change(
         self, table: str, days: int, pitr: PitrInfo, requester: str, channel: str
@@ -185,6 +203,11 @@ class Requests:
         for field, decision in _target_and_key(self.ctx.policy, tgt, new.overrides):
             if not decision.allowed:
                 return field, decision.reason
+        key = (new.overrides or {}).get("sse_key")
+        where = target_ref.region or getattr(self.ctx.pitr, "region", None)
+        problem = key and where and key_region_problem(str(key), where)
+        if problem:
+            return "kms_key", problem
         now = self.ctx.clock()
         try:
             instant = parse_when(new.when, new.requester_tz, now)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import eta as etas
-from bot.batch import queue_positions
+from bot.batch import limit_backoff, queue_positions
 from bot.engine.context import CAS_ATTEMPTS, Context
 from bot.logs import restore_context
 from bot.period_change import PERIOD_CHANGE, RESTORE
@@ -56,13 +56,15 @@ class Tracking:
         with restore_context(restore_id), self._working_on(restore_id) as mine:
             if not mine:
                 return
-            # One slot count and claim at a time in this process. Across replicas two may
-            # still take the last slot; AWS then says LimitExceeded and it is queued again.
+            # One slot count and claim at a time in this process; across replicas the
+            # store's slot record refuses the claim when the account's 50 are taken.
             with self._slots_lock:
                 req = self.ctx.store.get(restore_id)
                 if req is None or req.state != State.APPROVED:
                     return
                 now = self.ctx.clock()
+                if req.limit_retries and req.next_check_at and req.next_check_at > now:
+                    return  # AWS said LimitExceeded: wait for the retry time (any replica)
                 ahead = self._queue_ahead(req)
                 if ahead is not None:
                     self._mark_queued(req, ahead)
@@ -78,7 +80,11 @@ class Tracking:
                     ),
                 )
             if claimed is None:
-                return  # another thread or replica started it
+                fresh = self.ctx.store.get(restore_id)
+                if fresh is not None and fresh.version == req.version:
+                    # Unchanged, yet not saved: another replica took the account's last slot.
+                    self._mark_queued(fresh, self._queue_ahead(fresh) or 0)
+                return  # else another thread or replica started it
             if claimed.kind == PERIOD_CHANGE:
                 self._change_period(claimed)
                 return
@@ -112,22 +118,33 @@ class Tracking:
             self.ctx.on_change()
 
     def _requeue(self, req: RestoreRequest, error: str) -> None:
-        """AWS refused the start for its limit on concurrent restores: wait for a slot."""
+        """AWS refused the start for its limit on concurrent restores: back in the queue, and
+        ask again later, waiting longer each time (the retry time is stored with the request,
+        so any replica, or this one after a restart, keeps to it)."""
+        now = self.ctx.clock()
+        attempt = req.limit_retries + 1
+        retry_at = now + timedelta(seconds=limit_backoff(attempt, self.ctx.poll_seconds))
         try:
             new = req.advance(
                 State.APPROVED,
-                self.ctx.clock(),
+                now,
                 restore_called_at=None,
                 lease_owner=None,
                 lease_until=None,
                 error_streak=0,
+                error=error,
+                limit_retries=attempt,
+                next_check_at=retry_at,
+                queued_ahead=req.queued_ahead or 0,
             )
         except InvalidTransition:
             return
-        saved = self.ctx.store.save(req, new)
-        if saved is not None:
-            log.info("restore %s: AWS limit reached, queued again", req.id)
-            self._mark_queued(saved, self._queue_ahead(saved) or 0, error)
+        audit = []
+        if req.queued_ahead is None:  # the first time it waits, not every retry
+            audit = [self.ctx.audit_entry("restore_queued", req, None, detail="AWS limit")]
+        if self.ctx.save(req, new, ["queued", "card_update"], audit=audit) is not None:
+            log.info("restore %s: AWS limit reached, retrying at %s", req.id, retry_at.isoformat())
+            self.ctx.on_change()
 
     def _call_restore(self, req: RestoreRequest) -> None:
         try:
@@ -215,6 +232,7 @@ class Tracking:
                 target_status=info.status,
                 error_streak=0,
                 queued_ahead=None,
+                limit_retries=0,
                 updated_at=now,
                 **self._schedule(req, now),
             )

@@ -17,9 +17,9 @@ from typing import Protocol
 from bot.drills import Drill, DrillState
 from bot.item_jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State
-from bot.store.records import AuditEvent, OutboxItem, StoreMissing
+from bot.store.records import AuditEvent, Change, OutboxItem, StoreMissing
 
-__all__ = ["AuditEvent", "OutboxItem", "Store", "open_store"]
+__all__ = ["AuditEvent", "Change", "OutboxItem", "Store", "open_store"]
 
 
 class Store(Protocol):
@@ -40,7 +40,19 @@ class Store(Protocol):
         audit: Sequence[AuditEvent] = (),
     ) -> RestoreRequest | None:
         """Write `new` (with its announcements and audit entries) if the stored version is
-        still `old.version`; None, and nothing written, if someone won."""
+        still `old.version`; None, and nothing written, if someone won.
+
+        A restore entering RESTORING takes one of its account's 50 slots in the same write
+        (leaving RESTORING frees it, see bot/batch.py slot_move): with every slot taken the
+        write is refused like a lost compare-and-set, whichever replica tries."""
+        ...
+
+    def save_all(
+        self, changes: Sequence[Change], audit: Sequence[AuditEvent] = ()
+    ) -> list[RestoreRequest] | None:
+        """Several compare-and-sets in one atomic write (a batch's leader and members): every
+        `new` is stored, with its announcements and `audit`, or none is (None: someone won).
+        At most one of them may take or free a restore slot."""
         ...
 
     def find(

@@ -6,7 +6,9 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from bot.restores import RestoreRequest, State, Window
+from bot.batch import SlotMove, slot_move
+from bot.restores import RestoreRequest, State, Window, utcnow
+from bot.store.records import Change
 
 _DATETIMES = {f.name for f in dataclasses.fields(RestoreRequest) if "datetime" in str(f.type)}
 
@@ -48,3 +50,31 @@ def from_record(data: dict[str, Any]) -> RestoreRequest:
             value = tuple(value)
         kwargs[key] = value
     return RestoreRequest(**kwargs)
+
+
+def prepare(changes: Any) -> tuple[list[RestoreRequest], SlotMove | None]:
+    """What a store writes for `changes` (Store.save_all), in either backend: each `new` with
+    its next version, and the one restore slot the write takes or frees (if any)."""
+    stored = [
+        dataclasses.replace(
+            c.new, version=c.old.version + 1, updated_at=c.new.updated_at or utcnow()
+        )
+        for c in changes
+    ]
+    moves = [m for c in changes if (m := slot_move(c.old, c.new)) is not None]
+    if len(moves) > 1:
+        raise ValueError("one write may take or free at most one restore slot")
+    return stored, (moves[0] if moves else None)
+
+
+class SavesThroughSaveAll:
+    """Store.save as a write of one change: both stores have one compare-and-set path."""
+
+    def save_all(self, changes: Any, audit: Any = ()) -> list[RestoreRequest] | None:
+        raise NotImplementedError
+
+    def save(
+        self, old: RestoreRequest, new: RestoreRequest, announce: Any = (), audit: Any = ()
+    ) -> RestoreRequest | None:
+        saved = self.save_all([Change(old, new, announce)], audit)
+        return saved[0] if saved else None

@@ -13,6 +13,7 @@ Item layout (pk / sk):
   D#<id> / D           a restore drill; its `state` and `source` attributes are prefixed
                        `DRILL#` so the same two indexes serve drills without mixing them up
   J#<id> / J           an item job (compare / copy back / undo); `state` prefixed `JOB#`
+  L#<account> / L      an account's restore slots: the ids of its running restores (a set)
 GSI `by_state` (state, created_at) finds requests to track; GSI `by_source` serves /pitr-status.
 """
 
@@ -23,25 +24,27 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from bot.aws import default_aws
+from bot.batch import MAX_RESTORES_PER_ACCOUNT, SlotMove
 from bot.restores import FINAL, RestoreRequest, State, utcnow
-from bot.store.codec import from_record, to_record
+from bot.store.codec import SavesThroughSaveAll, from_record, prepare, to_record
 from bot.store.due import check_due_at, split_due
 from bot.store.dynamodb_docs import KEEP_FINISHED, SiblingDocs, _conflict, _item, _plain
-from bot.store.records import AuditEvent, OutboxItem, StoreMissing
+from bot.store.records import AuditEvent, Change, OutboxItem, RequestExists, StoreMissing
 
 log = logging.getLogger(__name__)
 
 KEEP_AUDIT = timedelta(days=400)
+# TransactWriteItems takes up to 100 actions (raised from 25 in 2022; API reference).
+MAX_TRANSACTION_ITEMS = 100
 
 
-class DynamoStore(SiblingDocs):
+class DynamoStore(SiblingDocs, SavesThroughSaveAll):
     def __init__(self, table: str, client: Any | None = None, create: bool = True):
         self.table = table
         self.client = client or default_aws().client("dynamodb")
@@ -54,14 +57,8 @@ class DynamoStore(SiblingDocs):
         announce: Sequence[str] = (),
         audit: Sequence[AuditEvent] = (),
     ) -> None:
-        put = {
-            "Put": {
-                "TableName": self.table,
-                "Item": self._request_item(req),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        self._transact([put, *self._outbox_puts(req.id, announce), *self._audit_puts(audit)])
+        if not self._doc_add(self._request_item(req), req.id, announce, audit):
+            raise RequestExists(req.id)
 
     def get(self, restore_id: str) -> RestoreRequest | None:
         resp = self.client.get_item(
@@ -72,29 +69,51 @@ class DynamoStore(SiblingDocs):
         item = resp.get("Item")
         return from_record(json.loads(_plain(item)["doc"])) if item else None
 
-    def save(
-        self,
-        old: RestoreRequest,
-        new: RestoreRequest,
-        announce: Sequence[str] = (),
-        audit: Sequence[AuditEvent] = (),
-    ) -> RestoreRequest | None:
-        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
-        put = {
-            "Put": {
-                "TableName": self.table,
-                "Item": self._request_item(stored),
-                "ConditionExpression": "version = :v",
-                "ExpressionAttributeValues": _item({":v": old.version}),
-            }
-        }
+    def save_all(
+        self, changes: Sequence[Change], audit: Sequence[AuditEvent] = ()
+    ) -> list[RestoreRequest] | None:
+        stored, move = prepare(changes)
+        items: list[dict[str, Any]] = []
+        for change, new in zip(changes, stored, strict=True):
+            items.append(self._cas_put(self._request_item(new), change.old.version))
+            items += self._outbox_puts(change.old.id, change.announce)
+        if move is not None:
+            items.append(self._slot_update(move))
+        items += self._audit_puts(audit)
+        if len(items) > MAX_TRANSACTION_ITEMS:
+            raise ValueError(f"{len(items)} writes in one transaction; DynamoDB takes 100")
         try:
-            self._transact([put, *self._outbox_puts(old.id, announce), *self._audit_puts(audit)])
+            self._transact(items)
         except ClientError as exc:
             if _conflict(exc):
                 return None
             raise
         return stored
+
+    def _slot_update(self, move: SlotMove) -> dict[str, Any]:
+        """The account's slot record `L#<account>`/`L` holds the ids of its running restores
+        (a string set): taking a slot adds one if fewer than 50 are held, freeing one removes
+        it (a no-op for a restore that holds none)."""
+        update: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": _item({"pk": f"L#{move.account}", "sk": "L"}),
+            "ExpressionAttributeNames": {"#h": "holders"},
+        }
+        ids = {"SS": [move.restore_id]}
+        if move.delta < 0:
+            update["UpdateExpression"] = "DELETE #h :id"
+            update["ExpressionAttributeValues"] = {":id": ids}
+        else:
+            update["UpdateExpression"] = "ADD #h :id"
+            update["ConditionExpression"] = (
+                "attribute_not_exists(#h) OR size(#h) < :max OR contains(#h, :rid)"
+            )
+            update["ExpressionAttributeValues"] = {
+                ":id": ids,
+                ":rid": {"S": move.restore_id},
+                ":max": {"N": str(MAX_RESTORES_PER_ACCOUNT)},
+            }
+        return {"Update": update}
 
     def find(
         self,

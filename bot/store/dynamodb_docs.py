@@ -1,4 +1,5 @@
-"""The shared store's documents for the sibling flows: drills (`D#id`/`D`) and item jobs
+"""The shared store's documents: requests and the sibling flows' share one insert and one
+compare-and-set path here. The sibling flows: drills (`D#id`/`D`) and item jobs
 (`J#id`/`J`), each a versioned JSON document written with compare-and-set, in one transaction
 with its outbox items and audit entries. Their `state` and `source` attributes are prefixed so
 the table's two indexes serve them without mixing them with restores. Also the small codec
@@ -195,7 +196,12 @@ class SiblingDocs:
         audit: Sequence[AuditEvent] = (),
     ) -> bool:
         """Compare-and-set a document on its stored `version`."""
-        put = {
+        return self._doc_write(self._cas_put(item, version), doc_id, announce, audit)
+
+    def _cas_put(self, item: dict[str, Any], version: int) -> dict[str, Any]:
+        """The one compare-and-set of every document (requests too): written only if the
+        stored `version` is still `version`."""
+        return {
             "Put": {
                 "TableName": self.table,
                 "Item": item,
@@ -203,7 +209,6 @@ class SiblingDocs:
                 "ExpressionAttributeValues": _item({":v": version}),
             }
         }
-        return self._doc_write(put, doc_id, announce, audit)
 
     def _doc_write(
         self,

@@ -6,8 +6,13 @@ without importing the package that opens them (no import cycle).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.restores import RestoreRequest
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,19 @@ class OutboxItem:
     attempts: int = 0
     next_at: datetime | None = None
     last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One compare-and-set of a request within a write of several (Store.save_all)."""
+
+    old: RestoreRequest
+    new: RestoreRequest
+    announce: Sequence[str] = ()
+
+
+class RequestExists(ValueError):
+    """A request id that is already stored (ids are random: a bug, never a user's doing)."""
 
 
 @dataclass(frozen=True)

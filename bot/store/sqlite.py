@@ -16,12 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.batch import MAX_RESTORES_PER_ACCOUNT, SlotMove
 from bot.drills import Drill, DrillState
 from bot.item_jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, utcnow
-from bot.store.codec import from_record, to_record
+from bot.store.codec import SavesThroughSaveAll, from_record, prepare, to_record
 from bot.store.due import check_due_at, split_due
-from bot.store.records import AuditEvent, OutboxItem
+from bot.store.records import AuditEvent, Change, OutboxItem, RequestExists
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS restores (
@@ -80,10 +81,15 @@ CREATE TABLE IF NOT EXISTS item_jobs (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS item_jobs_state ON item_jobs(state);
+CREATE TABLE IF NOT EXISTS restore_slots (
+    account TEXT NOT NULL,
+    restore_id TEXT NOT NULL,
+    PRIMARY KEY (account, restore_id)
+);
 """
 
 
-class SqliteStore:
+class SqliteStore(SavesThroughSaveAll):
     def __init__(self, path: str):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -102,22 +108,9 @@ class SqliteStore:
         announce: Sequence[str] = (),
         audit: Sequence[AuditEvent] = (),
     ) -> None:
-        with self._lock, self._tx():
-            self._db.execute(
-                "INSERT INTO restores (id, state, source, version, created_at, doc) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    req.id,
-                    req.state.value,
-                    req.source,
-                    req.version,
-                    req.created_at.isoformat(),
-                    json.dumps(to_record(req)),
-                ),
-            )
-            self._enqueue(req.id, announce)
-            for event in audit:
-                self._insert_audit(event)
+        record, extra = to_record(req), {"source": req.source}
+        if not self._doc_add("restores", req.id, req, record, extra, announce, audit):
+            raise RequestExists(req.id)
 
     def get(self, restore_id: str) -> RestoreRequest | None:
         with self._lock:
@@ -126,31 +119,42 @@ class SqliteStore:
             ).fetchone()
         return from_record(json.loads(row[0])) if row else None
 
-    def save(
-        self,
-        old: RestoreRequest,
-        new: RestoreRequest,
-        announce: Sequence[str] = (),
-        audit: Sequence[AuditEvent] = (),
-    ) -> RestoreRequest | None:
-        stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
-        with self._lock, self._tx():
-            cur = self._db.execute(
-                "UPDATE restores SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
-                (
-                    stored.state.value,
-                    stored.version,
-                    json.dumps(to_record(stored)),
-                    old.id,
-                    old.version,
-                ),
-            )
-            if cur.rowcount != 1:
-                return None
-            self._enqueue(old.id, announce)
-            for event in audit:
-                self._insert_audit(event)
+    def save_all(
+        self, changes: Sequence[Change], audit: Sequence[AuditEvent] = ()
+    ) -> list[RestoreRequest] | None:
+        stored, move = prepare(changes)
+        try:
+            with self._lock, self._tx():
+                for change, new in zip(changes, stored, strict=True):
+                    if not self._cas_update("restores", change.old, new, to_record(new)):
+                        raise _Refused
+                    self._enqueue(change.old.id, change.announce)
+                if move is not None:
+                    self._move_slot(move)
+                for event in audit:
+                    self._insert_audit(event)
+        except _Refused:
+            return None  # rolled back: nothing of it was written
         return stored
+
+    def _move_slot(self, move: SlotMove) -> None:
+        """Take or free a restore slot of `move.account`, in the caller's transaction."""
+        if move.delta < 0:
+            self._db.execute(
+                "DELETE FROM restore_slots WHERE account = ? AND restore_id = ?",
+                (move.account, move.restore_id),
+            )
+            return
+        (taken,) = self._db.execute(
+            "SELECT COUNT(*) FROM restore_slots WHERE account = ? AND restore_id != ?",
+            (move.account, move.restore_id),
+        ).fetchone()
+        if taken >= MAX_RESTORES_PER_ACCOUNT:
+            raise _Refused
+        self._db.execute(
+            "INSERT OR IGNORE INTO restore_slots (account, restore_id) VALUES (?, ?)",
+            (move.account, move.restore_id),
+        )
 
     def find(
         self,
@@ -175,7 +179,7 @@ class SqliteStore:
     # -- sibling flows: drills and item jobs, each a versioned JSON document ---------------
     def drill_add(self, drill: Drill, announce: Sequence[str] = ()) -> bool:
         extra = {"source": drill.source}
-        return self._doc_add("drills", drill.id, drill.state, drill, extra, announce)
+        return self._doc_add("drills", drill.id, drill, drill.to_record(), extra, announce)
 
     def drill_get(self, drill_id: str) -> Drill | None:
         doc = self._doc_get("drills", drill_id)
@@ -196,7 +200,7 @@ class SqliteStore:
     def job_add(
         self, job: ItemJob, announce: Sequence[str] = (), audit: Sequence[AuditEvent] = ()
     ) -> bool:
-        return self._doc_add("item_jobs", job.id, job.state, job, {}, announce, audit)
+        return self._doc_add("item_jobs", job.id, job, job.to_record(), {}, announce, audit)
 
     def job_get(self, job_id: str) -> ItemJob | None:
         doc = self._doc_get("item_jobs", job_id)
@@ -220,20 +224,21 @@ class SqliteStore:
         self,
         table: str,
         doc_id: str,
-        state: Any,
-        record: Any,
+        stored: Any,
+        record: dict[str, Any],
         extra: dict[str, str],
         announce: Sequence[str] = (),
         audit: Sequence[AuditEvent] = (),
     ) -> bool:
-        """Insert a document unless its id exists; with its outbox items and audit entries."""
+        """Insert a document unless its id exists; with its outbox items and audit entries.
+        Requests, drills and item jobs all go this one way."""
         cols = {
             "id": doc_id,
-            "state": state.value,
+            "state": stored.state.value,
             **extra,
-            "version": record.version,
-            "created_at": record.created_at.isoformat(),
-            "doc": json.dumps(record.to_record()),
+            "version": stored.version,
+            "created_at": stored.created_at.isoformat(),
+            "doc": json.dumps(record),
         }
         sql = (
             f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) "  # noqa: S608 - constant table
@@ -255,22 +260,20 @@ class SqliteStore:
         announce: Sequence[str] = (),
         audit: Sequence[AuditEvent] = (),
     ) -> bool:
-        """Compare-and-set a document on its stored `version`."""
-        sql = f"UPDATE {table} SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?"  # noqa: S608
-        args = (
-            stored.state.value,
-            stored.version,
-            json.dumps(stored.to_record()),
-            old.id,
-            old.version,
-        )
+        """Compare-and-set a drill or item job on its stored `version`."""
         with self._lock, self._tx():
-            if self._db.execute(sql, args).rowcount != 1:
+            if not self._cas_update(table, old, stored, stored.to_record()):
                 return False
             self._enqueue(old.id, announce)
             for event in audit:
                 self._insert_audit(event)
         return True
+
+    def _cas_update(self, table: str, old: Any, stored: Any, record: dict[str, Any]) -> bool:
+        """The one compare-and-set of every document, in the caller's transaction."""
+        sql = f"UPDATE {table} SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?"  # noqa: S608
+        args = (stored.state.value, stored.version, json.dumps(record), old.id, old.version)
+        return self._db.execute(sql, args).rowcount == 1
 
     def _doc_get(self, table: str, doc_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -442,6 +445,10 @@ class SqliteStore:
 
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+class _Refused(Exception):
+    """A compare-and-set lost or no slot free: roll the whole write back."""
 
 
 class _Transaction:

@@ -68,3 +68,24 @@ def test_a_batch_end_to_end(make_bot, fake, sim):
     # Each table's own follow-ups (differences, cleanup reminder) go to the same thread.
     members = members_of(bot.services.store, leader.id)
     assert {m.card_ts for m in members} == {card_ts}
+
+
+def test_a_denied_batch_tells_the_requester_every_table(make_bot, fake, sim):
+    sim.create_table("Payments", pitr=True, items=2)
+    sim.create_table("Ledger", pitr=True, items=2)
+    bot = make_bot()
+
+    bot.command("/pitr-restore", "MusicCollection,Payments,Ledger -copy latest")
+    leader = wait_leader(bot, fake)
+    bot.deny(leader.id, "U2")
+    notice = fake.wait_for(
+        lambda c: c.method == "chat.postEphemeral" and "denied by" in c.args.get("text", ""),
+        timeout=15,
+    )
+    text = notice[0].args["text"]
+    assert notice[0].args["user"] == "U1"
+    # Every source -> target, not just the leader's table.
+    assert all(f"`{t}` → `{t}-copy`" in text for t in TABLES), text
+    for member in members_of(bot.services.store, leader.id):
+        assert bot.services.store.get(member.id).state.value == "DENIED"
+    assert sim.requests("RestoreTableToPointInTime") == []

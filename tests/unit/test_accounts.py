@@ -4,6 +4,7 @@ identity = the approver) on the STS AssumeRole call."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -211,11 +212,20 @@ def test_a_cross_region_restore_runs_in_the_target_region_naming_the_source_by_a
     assert info.status == "CREATING"
 
 
-def test_a_cross_region_restore_of_a_kms_table_uses_the_managed_key_of_the_target_region():
+US_KEY = f"arn:aws:kms:us-east-1:{OWN_ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+EU_KEY = f"arn:aws:kms:eu-west-1:{OWN_ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [(None, "alias/aws/dynamodb"), ({"sse_key": US_KEY}, US_KEY)],
+    ids=["managed key by default", "the chosen key"],
+)
+def test_a_cross_region_restore_of_a_kms_table_uses_a_key_of_the_target_region(overrides, key):
     aws = Aws(region="us-east-1")
     pitr = PitrService(aws=aws)
     eu = aws.client("dynamodb", region="eu-west-1")
-    kms = {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": "arn:aws:kms:eu-west-1:1:k"}
+    kms = {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": EU_KEY}
     with Stubber(eu) as eu_stub, Stubber(pitr.client) as us_stub:
         eu_stub.add_response("describe_table", describe(kms), {"TableName": "orders"})
         us_stub.add_response(
@@ -228,12 +238,29 @@ def test_a_cross_region_restore_of_a_kms_table_uses_the_managed_key_of_the_targe
                 "SSESpecificationOverride": {
                     "Enabled": True,
                     "SSEType": "KMS",
-                    "KMSMasterKeyId": "alias/aws/dynamodb",
+                    "KMSMasterKeyId": key,
                 },
             },
         )
-        pitr.restore("orders@eu-west-1", "orders-copy", None)
+        pitr.restore("orders@eu-west-1", "orders-copy", None, overrides)
         us_stub.assert_no_pending_responses()
+
+
+def test_a_key_of_the_source_region_is_refused_for_a_cross_region_restore(tmp_path: Path):
+    with mock_aws():
+        e = Env(tmp_path, policy(kms_keys=[US_KEY, EU_KEY]))
+        make_table(e.member.client("dynamodb", region="eu-west-1"), "orders")
+
+        def ask(key: str) -> Any:
+            new = NewRequest("orders@eu-west-1", "orders-copy@us-east-1", "latest", "U1", "C1")
+            return e.flow.request(replace(new, overrides={"sse_key": key}))
+
+        refused = ask(EU_KEY)
+        assert not refused.ok and refused.field == "kms_key"
+        assert "in eu-west-1, but the new table is created in us-east-1" in refused.message
+        assert e.store.find(limit=10) == []  # no request, no card
+        assert ask(US_KEY).ok
+        e.store.close()
 
 
 def test_a_request_across_regions_is_stored_absolute_and_the_card_says_so(env: Env):

@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 from test_workflow import GROUPS, Clock, FakeGateway
 
-from bot.batch_blocks import batch_card, batch_done_blocks, batch_progress_text
+from bot.batch_blocks import (
+    batch_card,
+    batch_done_blocks,
+    batch_progress_text,
+    batch_requester_notice,
+)
 from bot.batches import members_of
 from bot.blocks import to_dicts
-from bot.pitr import PitrInfo
+from bot.pitr import AwsError, PitrInfo
 from bot.policy import Policy
 from bot.restores import State, Window
 from bot.store.sqlite import SqliteStore
@@ -161,16 +166,68 @@ def test_the_strictest_rule_among_the_tables_decides_for_all(store, aws, clock):
     assert len(aws.restores) == 3
 
 
-def test_a_member_left_behind_by_a_crash_follows_its_leader_on_the_next_tick(store, aws, clock):
+class Crash(Exception):
+    """The process dies here."""
+
+
+class CrashingStore:
+    """The real store, but the process dies right after its `after`-th write."""
+
+    def __init__(self, store: SqliteStore, after: int):
+        self._store, self.after, self.writes = store, after, 0
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def _write(self, name: str, *args, **kwargs):
+        result = getattr(self._store, name)(*args, **kwargs)
+        self.writes += 1
+        if self.writes == self.after:
+            raise Crash
+        return result
+
+    def save(self, *args, **kwargs):
+        return self._write("save", *args, **kwargs)
+
+    def save_all(self, *args, **kwargs):
+        return self._write("save_all", *args, **kwargs)
+
+
+@pytest.mark.parametrize("crash_after", [1, 2, 3])
+def test_a_crash_after_any_write_of_an_approval_never_leaves_a_half_approved_batch(
+    store, aws, clock, crash_after
+):
+    leader = ask(flow_on(store, aws, clock)).request
+    crashing = CrashingStore(store, after=crash_after)
+    with pytest.raises(Crash):
+        flow_on(crashing, aws, clock).approve(leader.id, "U2")
+    # Every table decided or none: the leader and its members are written together.
+    decided = {m.state != State.REQUESTED for m in members_of(store, leader.id)}
+    assert len(decided) == 1, [m.state for m in members_of(store, leader.id)]
+    assert {e.restore_id for e in store.audit_events() if e.event == "approved"} in (
+        set(),
+        {m.id for m in members_of(store, leader.id)},
+    )
+    # Another replica starts whatever the crash left approved, each table once (one it had
+    # claimed, once the dead replica's lease has run out).
+    clock.advance(minutes=5)
+    flow_on(store, aws, clock).track()
+    assert sorted(target for _, target, _ in aws.restores) == sorted(
+        f"{t}-before-incident" for t in TABLES
+    )
+
+
+def test_a_member_left_requested_by_an_older_version_follows_its_leader_on_the_next_tick(
+    store, aws, clock
+):
     flow = flow_on(store, aws, clock)
     leader = ask(flow).request
-    flow.batches.follow = lambda leader: None  # the crash: only the leader's write happened
-    flow.approve(leader.id, "U2")
+    # An older version wrote the leader's approval alone, then died before its members'.
+    store.save(leader, leader.advance(State.APPROVED, clock.now, decided_by="U2"))
     assert Counter(m.state for m in members_of(store, leader.id)) == {
         State.APPROVED: 1,
         State.REQUESTED: 2,
     }
-    del flow.batches.follow
     clock.advance(seconds=10)
     flow.track()
     assert len(aws.restores) == 3
@@ -185,3 +242,29 @@ def test_the_card_lists_every_table_and_the_common_window(store, aws, clock):
     assert all(f"{t}-before-incident" in card for t in TABLES)
     assert card.count("Approve") == 1
     assert "ledger" in batch_progress_text(members, clock.now)
+
+
+def test_the_batch_thread_says_when_aws_is_asked_again_after_its_limit(store, aws, clock):
+    aws.restore_error = AwsError("LimitExceededException", "limit", retryable=True)
+    flow = flow_on(store, aws, clock)
+    leader = ask(flow).request
+    flow.approve(leader.id, "U2")
+    members = members_of(store, leader.id)
+    assert {m.state for m in members} == {State.APPROVED}  # queued, none failed
+    retry_at = (clock.now + timedelta(seconds=10)).strftime("%H:%M")
+    text = batch_progress_text(members, clock.now)
+    assert text.count(f"AWS limit reached, retrying at {retry_at} UTC") == 3
+
+
+def test_an_expired_batch_tells_the_requester_every_table_in_one_notice(store, aws, clock):
+    flow = flow_on(store, aws, clock)
+    leader = ask(flow).request
+    clock.advance(hours=24)
+    flow.track()
+    members = members_of(store, leader.id)
+    assert {m.state for m in members} == {State.EXPIRED}
+    owed = [o for o in store.outbox_due(clock.now, limit=100) if o.kind == "notify_requester"]
+    assert [o.restore_id for o in owed] == [leader.id]  # one notice, from the leader
+    notice = batch_requester_notice(members)
+    assert "expired" in notice and "nothing was restored" in notice
+    assert all(f"`{t}` → `{t}-before-incident`" in notice for t in TABLES)

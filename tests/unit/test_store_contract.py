@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -13,30 +16,31 @@ from moto import mock_aws
 from bot.drills import Drill, DrillState, slot_drill_id
 from bot.item_jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, Window
-from bot.store import AuditEvent
+from bot.store import AuditEvent, Change
 from bot.store.dynamodb import DynamoStore
 from bot.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def store(request, tmp_path, monkeypatch):
-    if request.param == "sqlite":
+@contextmanager
+def store_of(kind: str, tmp_path: Path) -> Iterator[SqliteStore | DynamoStore]:
+    """A fresh store of `kind`: a SQLite file, or a DynamoDB table on moto (with aws_env)."""
+    if kind == "sqlite":
         s = SqliteStore(str(tmp_path / "state.db"))
-        yield s
-        s.close()
+        try:
+            yield s
+        finally:
+            s.close()
         return
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        client = Serialized(boto3.client("dynamodb", region_name="us-east-1"))
-        yield DynamoStore("pitr-bot-state", client)
+        yield DynamoStore("pitr-bot-state", Serialized(boto3.client("dynamodb")))
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request, tmp_path, aws_env):
+    with store_of(request.param, tmp_path) as s:
+        yield s
 
 
 class Serialized:
@@ -300,6 +304,83 @@ def test_a_lost_compare_and_set_writes_no_audit_entry(store):
     assert lost is None
     assert store.audit_events() == []
     assert store.get(req.id).state == State.REQUESTED
+
+
+def batch_of(n: int) -> list[RestoreRequest]:
+    leader = make(target="t-0")
+    ids = (leader.id, *(f"member{i}" for i in range(1, n)))
+    leader = replace(leader, batch_id=leader.id, batch_members=ids)
+    members = [make(target=f"t-{i}", id=ids[i], batch_id=leader.id) for i in range(1, n)]
+    return [leader, *members]
+
+
+def test_a_batch_approval_is_one_write_of_every_record_or_none(store):
+    batch = batch_of(25)  # the largest batch a request takes (bot/tableref.py MAX_BATCH)
+    for req in batch:
+        store.add(req)
+    changes = [
+        Change(
+            r, r.advance(State.APPROVED, NOW, decided_by="U2"), ["card_update"] if i == 0 else ()
+        )
+        for i, r in enumerate(batch)
+    ]
+    saved = store.save_all(changes, audit=[entry(r, "approved") for r in batch])
+    assert saved is not None and [s.version for s in saved] == [1] * 25
+    assert {store.get(r.id).state for r in batch} == {State.APPROVED}
+    assert [e.restore_id for e in store.audit_events()] == [r.id for r in batch]
+    assert [i.kind for i in store.outbox_due(NOW + timedelta(days=1))] == ["card_update"]
+
+
+def test_one_stale_member_keeps_the_whole_batch_approval_from_being_written(store):
+    batch = batch_of(3)
+    for req in batch:
+        store.add(req)
+    store.save(batch[2], replace(batch[2], reason="changed meanwhile"))  # batch[2] is now stale
+    changes = [Change(r, r.advance(State.APPROVED, NOW, decided_by="U2")) for r in batch]
+    assert store.save_all(changes, audit=[entry(r, "approved") for r in batch]) is None
+    # Nothing of it was written: not the leader, not the first member, no audit entry.
+    assert {store.get(r.id).state for r in batch} == {State.REQUESTED}
+    assert store.audit_events() == []
+
+
+def restoring(req: RestoreRequest) -> RestoreRequest:
+    return req.advance(State.RESTORING, NOW, restore_called_at=NOW)
+
+
+def test_an_account_has_50_restore_slots_taken_and_freed_with_the_transition(store):
+    reqs = [make(target=f"t-{i}", state=State.APPROVED) for i in range(51)]
+    for req in reqs:
+        store.add(req)
+    started = [store.save(r, restoring(r)) for r in reqs[:50]]
+    assert all(started)
+    assert store.save(reqs[50], restoring(reqs[50])) is None  # every slot taken
+    assert store.get(reqs[50].id).state == State.APPROVED
+    other = make(source="prod:orders", target="prod:o-copy", state=State.APPROVED)
+    store.add(other)
+    assert store.save(other, restoring(other)) is not None  # prod's slots are its own
+    done = started[0]
+    assert store.save(done, done.advance(State.ACTIVE, NOW)) is not None  # frees its slot
+    assert store.save(reqs[50], restoring(reqs[50])) is not None
+
+
+def test_two_replicas_racing_for_the_last_slots_never_exceed_50(store):
+    reqs = [make(target=f"t-{i}", state=State.APPROVED) for i in range(60)]
+    for req in reqs:
+        store.add(req)
+    barrier = threading.Barrier(4)
+
+    def replica(mine: list[RestoreRequest]) -> None:
+        barrier.wait()
+        for req in mine:
+            store.save(req, restoring(req))
+
+    threads = [threading.Thread(target=replica, args=(reqs[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    running = [r for r in reqs if store.get(r.id).state == State.RESTORING]
+    assert len(running) == 50
 
 
 def test_due_hands_out_what_is_due_and_says_when_the_next_falls_due(store):

@@ -83,6 +83,7 @@ def full() -> RestoreRequest:
         next_check_at=NOW + timedelta(minutes=3),
         overrides={"billing_mode": "PAY_PER_REQUEST", "exclude_indexes": ["by-year"]},
         queued_ahead=3,
+        limit_retries=2,
         batch_id="0123456789ab",
         batch_index=2,
         batch_done=True,
