@@ -226,8 +226,12 @@ def test_two_replicas_never_run_more_than_50_restores_in_one_account(shared_stor
     aws = FakeGateway(clock)
     aws.add_table("Orders")
     ids = approved_requests(shared_store, clock, 60)
-    one = Workflow(shared_store, aws, Policy(), GROUPS.get, clock, 10, owner="replica-1")
-    two = Workflow(shared_store, aws, Policy(), GROUPS.get, clock, 10, owner="replica-2")
+    one = Workflow(
+        shared_store, aws, Policy(), GROUPS.get, clock=clock, poll_seconds=10, owner="replica-1"
+    )
+    two = Workflow(
+        shared_store, aws, Policy(), GROUPS.get, clock=clock, poll_seconds=10, owner="replica-2"
+    )
     # Replica two counted the running restores before replica one's claims landed: it
     # believes every slot is free. Only the store's slot record can stop it now.
     two.tracking._queue_ahead = lambda req: None
