@@ -155,7 +155,7 @@ class ItemRecovery:
         entry = self._entry("compare_started", job, user, detail)
         self.store.job_add(job, announce=["items_progress"], audit=[entry])
         self.on_change()
-        self.pool.submit(self._guard, self.run_compare, job.id)
+        self._submit(self.run_compare, job.id)
         return Outcome(True, "", job)
 
     def run_compare(self, job_id: str) -> None:
@@ -303,7 +303,7 @@ class ItemRecovery:
                 self.on_change()
                 if approve:
                     run = self.run_undo if undo else self.run_copy
-                    self.pool.submit(self._guard, run, job.id)
+                    self._submit(run, job.id)
                 return Outcome(True, "", saved)
         return Outcome(False, "Too many people clicked at once; please try again.")
 
@@ -376,7 +376,8 @@ class ItemRecovery:
             )
             if held:
                 continue  # another replica runs it; picked up here if its lease runs out
-            self.pool.submit(self._guard, runs[job.state], job.id)
+            if not self._submit(runs[job.state], job.id):
+                break
             resumed += 1
         if resumed:
             log.info("item jobs: %d resumed", resumed)
@@ -438,6 +439,16 @@ class ItemRecovery:
         finally:
             with self._lock:
                 self._running.discard(job_id)
+
+    def _submit(self, work: Callable[[str], None], job_id: str) -> bool:
+        """Run `work(job_id)` on the job threads; False once they are shut down (the job stays
+        in the store, resumed by the next process)."""
+        try:
+            self.pool.submit(self._guard, work, job_id)
+        except RuntimeError:  # submit after shutdown: stop() raced a click or a tick
+            log.info("item job %s left for the next process (shutting down)", job_id)
+            return False
+        return True
 
     def _guard(self, work: Callable[[str], None], job_id: str) -> None:
         try:

@@ -194,3 +194,12 @@ def test_renew_leases_keeps_the_lease_of_a_job_this_process_runs(client, tmp_pat
     other = recovery(store, client, tmp_path, "other")
     other.clock = lambda: later + timedelta(minutes=2)  # past the first lease, not the renewed
     assert other.resume() == 0
+
+
+def test_after_stop_a_late_tick_leaves_the_job_for_the_next_process(client, tmp_path):
+    store = SqliteStore(str(tmp_path / "state.db"))
+    job = approved_copy_back(store, client, tmp_path)
+    engine = recovery(store, client, tmp_path, "me")
+    engine.stop()
+    assert engine.resume() == 0  # no error: the job threads are gone
+    assert store.job_get(job.id).state == JobState.COPYING
