@@ -175,7 +175,8 @@ def iam_policy(
         ),
     ]
     statements.append(_allow("CompareItemsWithSources", list(COMPARE_READS), sources))
-    writable = copy_back_tables(policy)
+    # `prod:orders`-style patterns are other accounts' tables: granted there (member_policies).
+    writable = [t for t in copy_back_tables(policy) if ":" not in t]
     if writable:
         statements.append(
             _allow(
@@ -246,8 +247,16 @@ def member_policies(policy: Policy, alias: str, bot_principal: str) -> dict[str,
     if account.external_id:
         trust["Condition"] = {"StringEquals": {"sts:ExternalId": account.external_id}}
     tables = member_tables(policy.tables, alias)
+    # The rules too (copy_back: true on `prod:orders` is item writes on `orders` there).
+    rules = [
+        rule.model_copy(update={"tables": mapped})
+        for rule in policy.rules
+        if (mapped := member_tables(rule.tables, alias))
+    ]
     # In the member account the bot keeps no state and reaches no further account.
-    member = policy.model_copy(update={"tables": tables or ["no-table-allowed"], "accounts": {}})
+    member = policy.model_copy(
+        update={"tables": tables or ["no-table-allowed"], "rules": rules, "accounts": {}}
+    )
     region = account.regions[0] if len(account.regions) == 1 else None
     return {
         "role_arn": account.role_arn,

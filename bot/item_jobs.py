@@ -90,6 +90,8 @@ class ItemJob:
     undo_counts: dict[str, int] = field(default_factory=dict)
     decision_ts: str | None = None  # the current approval card (its buttons go when decided)
     note: str = ""  # the last refusal/denial or failure, in plain words
+    # When the job files were deleted (retention over): no copy back or undo after that.
+    files_removed_at: datetime | None = None
 
     @property
     def final(self) -> bool:

@@ -6,12 +6,23 @@ and the announcements it owes Slack (outbox kinds `items_*`, keyed by the job id
 click or a second replica never runs a step twice. The long work (reading both tables, writing
 items) runs on this module's own threads, never on the listeners' work pool, under a lease in
 the record; the engine (bot/items) checkpoints in the job file, so `resume()` at start finishes
-a job a restart interrupted without skipping or repeating an item.
+a job a restart interrupted without skipping or repeating an item. On shutdown (`stop()`) a
+running job stops at a checkpoint and gives its lease back, so the next process resumes it at
+once; a job whose process died is taken over when its lease runs out (renewed by `renew_leases`
+while the job runs).
+
+Tables are reached where they live: `route` turns a stored table reference (`prod:orders`,
+`orders@eu-west-1`) into the DynamoDB client of its account and region and its bare name.
+
+Job files hold copies of table data: those of a finished job are deleted once `retention` has
+passed since its last step (`remove_expired`), and files no job owns are swept at start-up
+(`sweep_orphans`). A job that waits for a decision or runs keeps its files.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +39,7 @@ from bot.items.engine import (
     ItemsError,
     ItemWriter,
     Progress,
+    Stopped,
 )
 from bot.items.jobfile import COPY_BACK, UNDO, JobFile, WriteCounts
 from bot.items.report import write_jsonl
@@ -37,8 +49,15 @@ from bot.store import AuditEvent
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 20
-LEASE = timedelta(minutes=5)  # renewed with every progress report while a job runs
+LEASE = timedelta(minutes=5)  # renewed by renew_leases() and with every progress report
 JOB_THREADS = 2
+# How long the files of a finished job are kept: Undo copy back is possible until then.
+DEFAULT_RETENTION = timedelta(days=7)
+# Steps after which nothing runs or waits: the files may go once the retention has passed.
+SETTLED = (JobState.COMPARED, JobState.COPIED, JobState.UNDONE, JobState.FAILED)
+# A job's files: <job id>.sqlite (with SQLite's -wal/-shm) and <job id>.jsonl (the diff).
+JOB_FILE = re.compile(r"^(j[0-9a-f]{12})\.(sqlite|sqlite-wal|sqlite-shm|jsonl)$")
+Route = Callable[[str], tuple[Any, str]]
 
 
 @dataclass(frozen=True)
@@ -60,9 +79,17 @@ class ItemRecovery:
         owner: str,
         read_units_per_second: float | None = DEFAULT_READ_UNITS_PER_SECOND,
         write_units_per_second: float | None = DEFAULT_WRITE_UNITS_PER_SECOND,
+        route: Route | None = None,
+        lease: timedelta = LEASE,
+        retention: timedelta = DEFAULT_RETENTION,
     ):
         self.store = store
         self.client = client  # DynamoDB, from the gateway (bot.pitr)
+        # A stored table reference -> (its account/region's client, its bare name).
+        self.route: Route = route or (lambda table: (self.client, table))
+        self.lease = lease
+        self.retention = retention
+        self.stopping = threading.Event()  # set by stop(): running jobs checkpoint and stop
         self.policy = policy
         self.members = members
         self.clock = clock
@@ -121,14 +148,14 @@ class ItemRecovery:
             partition_keys=keys,
             updated_at=now,
             lease_owner=self.owner,
-            lease_until=now + LEASE,
+            lease_until=now + self.lease,
         )
         job = replace(job, job_path=str(self.work_dir / f"{job.id}.sqlite"))
         detail = f"{req.target} vs {req.source}" + (f", keys: {len(keys)}" if keys else "")
         entry = self._entry("compare_started", job, user, detail)
         self.store.job_add(job, announce=["items_progress"], audit=[entry])
         self.on_change()
-        self.pool.submit(self._guard, self.run_compare, job.id)
+        self._submit(self.run_compare, job.id)
         return Outcome(True, "", job)
 
     def run_compare(self, job_id: str) -> None:
@@ -137,13 +164,20 @@ class ItemRecovery:
             return
         files = JobFile(job.job_path)
         try:
+            restored_client, restored_name = self.route(job.restored_table)
+            live_client, live_name = self.route(job.live_table)
             counts = ItemCompare(
-                self.client,
+                restored_client,
                 files,
                 read_units_per_second=self.read_units,
                 progress=lambda p: self._progress(job_id, p),
-            ).run(job.restored_table, job.live_table, job.partition_keys)
+                live_client=live_client,
+                stop=self.stopping,
+            ).run(restored_name, live_name, job.partition_keys)
             write_jsonl(files, self.report_path(job))
+        except Stopped:
+            self._release(job_id)  # compared again from the start by the next process
+            return
         except ItemsError as exc:
             self._finish(job_id, JobState.FAILED, "compare_failed", str(exc), note=str(exc))
             return
@@ -190,6 +224,13 @@ class ItemRecovery:
             wanted = JobState.COPIED if undo else JobState.COMPARED
             if job.state != wanted:
                 return Outcome(False, _already(job))
+            if job.files_removed_at is not None:
+                what = "An undo is no longer possible" if undo else "Compare again"
+                return Outcome(
+                    False,
+                    f"{what}: this comparison's files were deleted {_days(self.retention)} "
+                    "after its last step (`PITR_BOT_ITEMS_RETENTION_DAYS`).",
+                )
             refusal = self._may_write(job, user)
             if refusal:
                 event = "undo_request_refused" if undo else "copy_back_request_refused"
@@ -247,7 +288,7 @@ class ItemRecovery:
                 to = JobState.UNDOING if undo else JobState.COPYING
                 changes = {"undo_decided_by": user} if undo else {"copy_decided_by": user}
                 # progress_ts: the write gets a progress message of its own (items_decided).
-                changes |= {"lease_owner": self.owner, "lease_until": now + LEASE}
+                changes |= {"lease_owner": self.owner, "lease_until": now + self.lease}
                 changes |= {"progress_ts": None}
                 event = f"{'undo' if undo else 'copy_back'}_approved"
             else:
@@ -262,7 +303,7 @@ class ItemRecovery:
                 self.on_change()
                 if approve:
                     run = self.run_undo if undo else self.run_copy
-                    self.pool.submit(self._guard, run, job.id)
+                    self._submit(run, job.id)
                 return Outcome(True, "", saved)
         return Outcome(False, "Too many people clicked at once; please try again.")
 
@@ -291,12 +332,17 @@ class ItemRecovery:
             else:
                 files.plan_undo()
             before = files.write_counts(name)
+            client, table = self.route(job.live_table)
             counts = ItemWriter(
-                self.client,
+                client,
                 files,
                 write_units_per_second=self.write_units,
                 progress=lambda p: self._progress(job_id, p),
-            ).run(name, job.live_table)
+                stop=self.stopping,
+            ).run(name, table)
+        except Stopped:
+            self._release(job_id)  # every write so far has its outcome: resumed from there
+            return
         finally:
             files.close()
         for what in ("written", "conflict", "failed"):
@@ -330,7 +376,8 @@ class ItemRecovery:
             )
             if held:
                 continue  # another replica runs it; picked up here if its lease runs out
-            self.pool.submit(self._guard, runs[job.state], job.id)
+            if not self._submit(runs[job.state], job.id):
+                break
             resumed += 1
         if resumed:
             log.info("item jobs: %d resumed", resumed)
@@ -353,7 +400,8 @@ class ItemRecovery:
             if held:
                 break
             claimed = self.store.job_save(
-                job, replace(job, lease_owner=self.owner, lease_until=now + LEASE, updated_at=now)
+                job,
+                replace(job, lease_owner=self.owner, lease_until=now + self.lease, updated_at=now),
             )
             if claimed is not None:
                 return claimed
@@ -368,7 +416,7 @@ class ItemRecovery:
         now = self.clock()
         if job.lease_owner == self.owner:  # renew the lease while working
             job = (
-                self.store.job_save(job, replace(job, lease_until=now + LEASE, updated_at=now))
+                self.store.job_save(job, replace(job, lease_until=now + self.lease, updated_at=now))
                 or job
             )
         self.on_progress(job, progress)
@@ -392,6 +440,16 @@ class ItemRecovery:
             with self._lock:
                 self._running.discard(job_id)
 
+    def _submit(self, work: Callable[[str], None], job_id: str) -> bool:
+        """Run `work(job_id)` on the job threads; False once they are shut down (the job stays
+        in the store, resumed by the next process)."""
+        try:
+            self.pool.submit(self._guard, work, job_id)
+        except RuntimeError:  # submit after shutdown: stop() raced a click or a tick
+            log.info("item job %s left for the next process (shutting down)", job_id)
+            return False
+        return True
+
     def _guard(self, work: Callable[[str], None], job_id: str) -> None:
         try:
             work(job_id)
@@ -414,7 +472,100 @@ class ItemRecovery:
         self.store.audit(AuditEvent(self.clock(), event, job_id, actor, channel, table, detail))
 
     def stop(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Shutdown: running jobs stop at a checkpoint and give their lease back (resumed by the
+        next process); jobs not started yet stay for it too."""
+        self.stopping.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _release(self, job_id: str) -> None:
+        try:
+            for _ in range(CAS_ATTEMPTS):
+                job = self.store.job_get(job_id)
+                if job is None or job.lease_owner != self.owner:
+                    return
+                released = replace(job, lease_owner=None, lease_until=None, updated_at=self.clock())
+                if self.store.job_save(job, released) is not None:
+                    log.info("item job %s stopped at a checkpoint; it is resumed", job_id)
+                    return
+        finally:
+            with self._lock:
+                self._running.discard(job_id)
+
+    def renew_leases(self) -> None:
+        """Keep the leases of the jobs this process runs (a write may wait long on retries)."""
+        with self._lock:
+            running = list(self._running)
+        for job_id in running:
+            job = self.store.job_get(job_id)
+            if job is None or job.state not in RUNNING or job.lease_owner != self.owner:
+                continue
+            now = self.clock()
+            self.store.job_save(job, replace(job, lease_until=now + self.lease, updated_at=now))
+
+    def tick(self) -> None:
+        """The periodic work: keep our leases, take over jobs whose process died."""
+        self.renew_leases()
+        if not self.stopping.is_set():
+            self.resume()
+
+    # -- job files --------------------------------------------------------------------------
+    def files_of(self, job: ItemJob) -> list[Path]:
+        path = Path(job.job_path)
+        return [
+            path,
+            path.with_name(path.name + "-wal"),
+            path.with_name(path.name + "-shm"),
+            self.report_path(job),
+        ]
+
+    def remove_expired(self) -> int:
+        """Delete the files of settled jobs whose last step is older than the retention; the
+        record stays (with files_removed_at), so a later click says why it is refused."""
+        removed = 0
+        now = self.clock()
+        for job in self.store.job_find(states=list(SETTLED), limit=10000):
+            if job.files_removed_at is not None or job.updated_at is None:
+                continue
+            if job.updated_at + self.retention > now:
+                continue
+            # The record first (compare-and-set): a click at the same moment either sees the
+            # files gone and is refused, or wins and the job is no longer settled.
+            saved = self.store.job_save(
+                job,
+                replace(job, files_removed_at=now, updated_at=job.updated_at),
+                (),
+                [self._entry("job_files_removed", job, None, f"after {_days(self.retention)}")],
+            )
+            if saved is None:
+                continue
+            for path in self.files_of(job):
+                path.unlink(missing_ok=True)
+            removed += 1
+        if removed:
+            log.info("item jobs: files of %d finished jobs removed (retention)", removed)
+        return removed
+
+    def sweep_orphans(self) -> int:
+        """At start-up: delete job files no job owns (or whose job's files were removed)."""
+        if not self.work_dir.is_dir():
+            return 0
+        removed = 0
+        for path in sorted(self.work_dir.iterdir()):
+            match = JOB_FILE.match(path.name)
+            if not match or not path.is_file():
+                continue
+            job = self.store.job_get(match[1])
+            if job is None or job.files_removed_at is not None:
+                path.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            log.info("item jobs: %d orphaned job files removed", removed)
+        return removed
+
+
+def _days(span: timedelta) -> str:
+    days = span.total_seconds() / 86400
+    return f"{days:g} days" if days != 1 else "1 day"
 
 
 def _counts(counts: WriteCounts) -> dict[str, int]:

@@ -51,6 +51,9 @@ class Services:
 
     # Extra start-up work registered by command modules (e.g. re-creating reminders).
     on_start: list[Callable[[], None]] = field(default_factory=list)
+    # Shutdown work registered by command modules (e.g. stopping item jobs at a checkpoint),
+    # run after the listeners' work is done and before the store closes.
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
     # One-shot start-up work running in the background sets these when done (tests wait on
     # them, so a start-up AWS call is never counted against the request under test).
     started: list[threading.Event] = field(default_factory=list)
@@ -74,6 +77,11 @@ class Services:
     def stop_background(self) -> None:
         self.work.shutdown(wait=True)  # finish what was acked
         self.replies.close()  # and the replies it owes
+        for hook in self.on_stop:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - the rest of the shutdown must still happen
+                log.warning("a shutdown step failed", exc_info=True)
         self.tracker.stop()
         self.announcer.stop()
         if self.workspace is not None:

@@ -39,6 +39,17 @@ class Settings(BaseSettings):
     # Item comparisons and copy backs keep their job files here (unset: next to the SQLite
     # state, or ./pitr-bot-jobs with a DynamoDB state).
     work_dir: str | None = Field(default=None, alias="PITR_BOT_WORK_DIR")
+    # Pace of item comparisons (read units/s) and copy backs (write units/s), per job.
+    items_read_units: float = Field(
+        default=200, gt=0, le=1_000_000, alias="PITR_BOT_ITEMS_READ_UNITS"
+    )
+    items_write_units: float = Field(
+        default=50, gt=0, le=1_000_000, alias="PITR_BOT_ITEMS_WRITE_UNITS"
+    )
+    # Days the files of a finished item job are kept (Undo copy back is possible until then).
+    items_retention_days: float = Field(
+        default=7, gt=0, le=3650, alias="PITR_BOT_ITEMS_RETENTION_DAYS"
+    )
 
     @field_validator("state")
     @classmethod

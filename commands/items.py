@@ -24,12 +24,14 @@ from bot.blocks import code, esc, fit, md, to_dicts, user
 from bot.item_jobs import ItemJob, JobState
 from bot.item_recovery import ItemRecovery
 from bot.items.diff import Kind
-from bot.items.engine import Progress
+from bot.items.engine import ItemsError, Progress
 from bot.items.jobfile import COPY_BACK, UNDO, JobFile
 from bot.items.report import examples
+from bot.pitr import AwsError, PitrService
 from bot.restores import human_duration
 from bot.services import Services
 from bot.settings import work_dir_of
+from bot.tableref import RefError, parse_ref
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
 
 log = logging.getLogger(__name__)
@@ -298,11 +300,13 @@ class ItemsSlack:
         job = self._job(job_id)
         if job is None:
             return
-        files = JobFile(job.job_path)
-        try:
-            shown = examples(files)
-        finally:
-            files.close()
+        shown: dict[Kind, list[str]] = {}
+        if job.files_removed_at is None:  # opening a removed file would create it again
+            files = JobFile(job.job_path)
+            try:
+                shown = examples(files)
+            finally:
+                files.close()
         if job.progress_ts:
             self._finish_progress(job, ":white_check_mark: Comparison done.")
         text, blocks = compared_blocks(job, shown)
@@ -311,8 +315,8 @@ class ItemsSlack:
     def send_report(self, job_id: str) -> None:
         """The full diff as a JSON Lines file in the thread (files_upload_v2: files:write)."""
         job = self._job(job_id)
-        if job is None:
-            return
+        if job is None or not self.engine.report_path(job).is_file():
+            return  # its files were removed (retention): nothing left to upload
         try:
             self.client.files_upload_v2(
                 channel=job.channel,
@@ -360,11 +364,13 @@ class ItemsSlack:
         if job is None:
             return
         name = UNDO if job.state == JobState.UNDONE else COPY_BACK
-        files = JobFile(job.job_path)
-        try:
-            conflicts = files.outcomes(name, "conflict")
-        finally:
-            files.close()
+        conflicts: list[tuple[str, str]] = []
+        if job.files_removed_at is None:
+            files = JobFile(job.job_path)
+            try:
+                conflicts = files.outcomes(name, "conflict")
+            finally:
+                files.close()
         if job.progress_ts:
             self._finish_progress(job, ":white_check_mark: Done.")
         text, blocks = result_blocks(job, conflicts)
@@ -389,15 +395,43 @@ class ItemsSlack:
         log.error("item job %s: could not record %s", job_id, ", ".join(changes))
 
 
+def item_lease(poll_seconds: float) -> timedelta:
+    """How long a job's lease lasts: renewed every third of it (with the polling), so a job
+    whose process died is taken over within about one lease."""
+    return timedelta(seconds=min(300.0, max(6.0, 6 * poll_seconds)))
+
+
+def router(pitr: PitrService) -> Any:
+    """A stored table reference -> (the DynamoDB client of its account and region, its name)."""
+
+    def route(table: str) -> tuple[Any, str]:
+        try:
+            ref = parse_ref(table)
+            return pitr.client_at(ref.account, ref.region), ref.name
+        except RefError as exc:
+            raise ItemsError(str(exc)) from exc
+        except AwsError as exc:
+            raise ItemsError(exc.message) from exc
+
+    return route
+
+
 def register(app: App, services: Services) -> None:
+    settings = services.settings
+    lease = item_lease(settings.poll_seconds)
     engine = ItemRecovery(
         services.store,
         services.pitr.client,
         services.policy,
         services.workflow.members,
         services.clock,
-        work_dir_of(services.settings),
+        work_dir_of(settings),
         services.workflow.owner,
+        read_units_per_second=settings.items_read_units,
+        write_units_per_second=settings.items_write_units,
+        route=router(services.pitr),
+        lease=lease,
+        retention=timedelta(days=settings.items_retention_days),
     )
     slack = ItemsSlack(services, engine)
     engine.on_change = services.announcer.kick
@@ -412,18 +446,18 @@ def register(app: App, services: Services) -> None:
     services.announcer.item_senders.update(slack.senders())
 
     def start() -> None:
+        engine.sweep_orphans()
+        engine.remove_expired()
         engine.resume()
-        services.tracker.scheduler.add_job(
-            engine.resume,
-            "interval",
-            minutes=1,
-            id="items-resume",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
+        scheduler = services.tracker.scheduler
+        every = {"replace_existing": True, "coalesce": True, "max_instances": 1}
+        scheduler.add_job(
+            engine.tick, "interval", seconds=lease.total_seconds() / 3, id="items-tick", **every
         )
+        scheduler.add_job(engine.remove_expired, "interval", hours=1, id="items-files", **every)
 
     services.on_start.append(start)
+    services.on_stop.append(engine.stop)
 
     def tell(respond: Respond, text: str) -> None:
         respond(response_type="ephemeral", replace_original=False, text=text)

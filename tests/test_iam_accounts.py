@@ -90,3 +90,27 @@ def test_cli_prints_the_member_policies(tmp_path, monkeypatch, capsys):
     assert set(printed) == {"role_arn", "trust_policy", "permission_policy"}
     assert main(["iam-policy", "--member", "prod"]) == 2
     assert "--bot-role" in capsys.readouterr().err
+
+
+def test_compare_and_copy_back_in_a_member_account_follow_its_rules():
+    """Compare items reads a member account's live table; Copy back writes there only where a
+    rule says `copy_back: true` for it (`prod:orders`), never in the bot's own account."""
+    policy = Policy.model_validate(
+        {**POLICY.model_dump(), "rules": [{"tables": ["prod:orders"], "copy_back": True}]}
+    )
+    doc = member_policies(policy, "prod", BOT_ROLE)["permission_policy"]
+    for action in ("dynamodb:Scan", "dynamodb:Query", "dynamodb:DescribeTable"):
+        assert allowed(doc, action, table("orders", PROD))  # the live table, compared
+        assert allowed(doc, action, table("restored-orders", PROD))  # its restored copy
+        assert not allowed(doc, action, table("payments", PROD))  # not a source: never read
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
+        assert allowed(doc, action, table("orders", PROD))  # copy_back: true
+        assert not allowed(doc, action, table("orders-eu", PROD))  # a source, copy_back off
+        assert not allowed(doc, action, table("payments", PROD))
+    staging = member_policies(policy, "staging", BOT_ROLE)["permission_policy"]
+    assert not allowed(staging, "dynamodb:PutItem", table("orders", "222222222222"))
+
+    own = iam_policy(policy, BOT, "eu-west-1")
+    assert "prod:orders" not in json.dumps(own)  # another account's table: not a resource here
+    assert not allowed(own, "dynamodb:PutItem", table("orders", BOT))
+    assert not allowed(own, "dynamodb:Scan", table("payments", BOT))

@@ -60,6 +60,10 @@ class ItemsError(Exception):
     """A failure a person can act on (message in plain words, no stack trace)."""
 
 
+class Stopped(Exception):
+    """The process is shutting down: the job stopped at a checkpoint, to be resumed."""
+
+
 class _Meter:
     """Counts items and calls `callback` at most every `every` seconds (thread-safe)."""
 
@@ -100,8 +104,12 @@ class ItemCompare:
         page_limit: int | None = DEFAULT_PAGE_LIMIT,
         progress: ProgressCallback | None = None,
         progress_every: float = 2.0,
+        live_client: Any | None = None,
+        stop: threading.Event | None = None,
     ):
-        self.client = client
+        self.client = client  # the restored table's (and the live one's, unless live_client)
+        self.live_client = live_client or client  # the live table may be in another region
+        self.stop = stop or threading.Event()
         self.job = job
         self.segments = segments
         self.bucket = TokenBucket(read_units_per_second)
@@ -114,8 +122,8 @@ class ItemCompare:
     ) -> DiffCounts:
         """Read both tables into the index; `partition_keys` limits the comparison to those
         partition-key values (a Query each instead of a Scan)."""
-        restored = self._describe(restored_table)
-        live = self._describe(live_table)
+        restored = self._describe("restored", restored_table)
+        live = self._describe("live", live_table)
         keys = _key_names(restored)
         if _key_names(live) != keys:
             raise ItemsError(
@@ -162,9 +170,12 @@ class ItemCompare:
         }
         self._pages("query", side, table, kwargs, keys, meter)
 
-    def _describe(self, table: str) -> dict[str, Any]:
+    def _client(self, side: str) -> Any:
+        return self.live_client if side == "live" else self.client
+
+    def _describe(self, side: str, table: str) -> dict[str, Any]:
         try:
-            return dict(self.client.describe_table(TableName=table)["Table"])
+            return dict(self._client(side).describe_table(TableName=table)["Table"])
         except ClientError as exc:
             raise _explain("read", table, exc) from exc
 
@@ -180,10 +191,13 @@ class ItemCompare:
         kwargs["ReturnConsumedCapacity"] = "TOTAL"
         if self.page_limit:
             kwargs["Limit"] = self.page_limit
+        client = self._client(side)
         while True:
+            if self.stop.is_set():
+                raise Stopped
             self.bucket.wait()
             try:
-                resp = getattr(self.client, operation)(**kwargs)
+                resp = getattr(client, operation)(**kwargs)
             except ClientError as exc:
                 raise _explain("read", table, exc) from exc
             rows = []
@@ -214,8 +228,10 @@ class ItemWriter:
         write_units_per_second: float | None = DEFAULT_WRITE_UNITS_PER_SECOND,
         progress: ProgressCallback | None = None,
         progress_every: float = 2.0,
+        stop: threading.Event | None = None,
     ):
         self.client = client
+        self.stop = stop or threading.Event()
         self.job = job
         self.workers = workers
         self.bucket = TokenBucket(write_units_per_second)
@@ -223,7 +239,10 @@ class ItemWriter:
         self.progress_every = progress_every
 
     def run(self, name: str = COPY_BACK, table: str | None = None) -> WriteCounts:
-        """Write every planned item without an outcome yet; returns the job's counts."""
+        """Write every planned item without an outcome yet; returns the job's counts.
+
+        Raises Stopped when `stop` is set: the writes in flight finish and are recorded first,
+        so a resumed run neither skips nor repeats one."""
         table = table or str(self.job.meta("live_table"))
         partition_key = self.job.key_names[0]
         counts = self.job.write_counts(name)
@@ -237,6 +256,8 @@ class ItemWriter:
         with ThreadPoolExecutor(self.workers, thread_name_prefix="items-write") as pool:
             in_flight: set[Future] = set()
             for planned in self.job.pending(name):
+                if self.stop.is_set():
+                    break
                 if len(in_flight) >= self.workers * 4:  # bounded: never the whole plan queued
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -248,7 +269,10 @@ class ItemWriter:
             for future in in_flight:
                 future.result()
         meter.add(0, force=True)
-        return self.job.write_counts(name)
+        counts = self.job.write_counts(name)
+        if self.stop.is_set() and counts.pending:
+            raise Stopped
+        return counts
 
     def _write(
         self, name: str, table: str, partition_key: str, key: str, write: Write, meter

@@ -100,3 +100,66 @@ def test_status_and_enable_reach_the_other_account(make_bot, fake, sim):
     status = bot.replies_to("U1")[before:]
     assert status and "prod:payments" in status[0] and "does not exist" not in status[0]
     assert "payments" not in sim.client(direct=True).list_tables()["TableNames"]
+
+
+def test_compare_and_copy_back_of_a_restore_in_another_account(make_bot, fake, sim):
+    """Compare items and Copy back read and write the tables in the account (and region) of the
+    restore, through that account's role, never the bot's own account."""
+    from commands.items import APPROVE_ACTION, COMPARE_ACTION, COPY_ALL_ACTION
+
+    prod = prod_dynamodb(sim)
+    prod.create_table(
+        TableName="orders",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    prod.update_continuous_backups(
+        TableName="orders", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+
+    def order(i: int, status: str = "paid") -> dict:
+        return {"pk": {"S": f"o-{i:02d}"}, "status": {"S": status}}
+
+    for i in range(20):
+        prod.put_item(TableName="orders", Item=order(i))
+    policy = Policy.model_validate(
+        {**POLICY.model_dump(), "rules": [{"tables": ["prod:orders"], "copy_back": True}]}
+    )
+    bot = make_bot(policy=policy)
+    req = bot.restore_to_active("prod:orders", "orders-copy")
+    for i in range(3):  # lost
+        prod.delete_item(TableName="orders", Key={"pk": order(i)["pk"]})
+    for i in range(3, 5):  # overwritten by a bad script
+        prod.put_item(TableName="orders", Item=order(i, "broken"))
+
+    bot.click(COMPARE_ACTION, req.id, "U1")
+    fake.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage" and "3 missing, 2 changed, 0 added" in c.args["text"]
+        ),
+        timeout=30,
+    )
+    (job,) = bot.services.store.job_find()
+    bot.click(COPY_ALL_ACTION, job.id, "U1")
+    fake.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and "Copy back 5 items into prod:orders?" in c.args["text"]
+        ),
+        timeout=30,
+    )
+    bot.click(APPROVE_ACTION, job.id, "U2")
+    fake.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and "Copy back into prod:orders: 5 written, 0 skipped (conflict), 0 failed"
+            in c.args["text"]
+        ),
+        timeout=30,
+    )
+    for i in range(5):  # back, in account 111111111111
+        got = prod.get_item(TableName="orders", Key={"pk": order(i)["pk"]}, ConsistentRead=True)
+        assert got["Item"] == order(i)
+    own = sim.client(direct=True).list_tables()["TableNames"]
+    assert "orders" not in own and "orders-copy" not in own  # nothing in the bot's own account

@@ -86,6 +86,7 @@ class AwsSimulator:
         self._restored_to: dict[str, float] = {}  # target -> RestoreDateTime asked for
         self._lost_replies: dict[str, int] = {}
         self._accepted: dict[str, int] = defaultdict(int)
+        self._accepted_bodies: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._moto: ThreadedMotoServer | None = None
         self._moto_port = 0
         self._proxy: ThreadingHTTPServer | None = None
@@ -128,6 +129,7 @@ class AwsSimulator:
             self._restored_to.clear()
             self._lost_replies.clear()
             self._accepted.clear()
+            self._accepted_bodies.clear()
         self.gates.release()
         self.creating_seconds = 0.0
         self.creating_for = {}
@@ -270,6 +272,12 @@ class AwsSimulator:
         """How many `op` calls moto carried out (answered 200), lost replies included."""
         with self._lock:
             return self._accepted.get(op, 0)
+
+    def accepted_requests(self, op: str) -> list[dict[str, Any]]:
+        """Parsed bodies of the `op` calls moto carried out (answered 200), in order: e.g. the
+        PutItems that succeeded, as opposed to those refused by their condition."""
+        with self._lock:
+            return list(self._accepted_bodies.get(op, []))
 
     def heal(self, op: str | None = None) -> None:
         """Drop the faults still pending from fail() (for `op`, or all of them)."""
@@ -500,6 +508,7 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
             if op and status == 200:
                 with sim._lock:
                     sim._accepted[op] += 1
+                    sim._accepted_bodies[op].append(req)
                 if sim._take_lost_reply(op):
                     body = json.dumps(
                         {

@@ -152,3 +152,54 @@ def test_a_job_another_replica_is_running_is_left_to_it(client, tmp_path):
     other.run_copy(job.id)
     assert store.job_get(job.id).state == JobState.COPYING
     assert counting.puts == 0
+
+
+def test_stop_checkpoints_a_copy_back_and_gives_the_lease_back(client, tmp_path):
+    """Shutdown (SIGTERM) while a copy back is due: it stops at its checkpoint, keeps its state,
+    gives the lease back, and another process resumes it at once, writing nothing twice. (The
+    same mid-copy, with a real process: tests/e2e/test_copy_back_process.py.)"""
+    store = SqliteStore(str(tmp_path / "state.db"))
+    job = approved_copy_back(store, client, tmp_path)
+    counting = Counting(client)
+    engine = recovery(store, counting, tmp_path, "old")
+    engine.stopping.set()  # the signal came as the job was taken
+    engine.run_copy(job.id)
+    engine.stop()
+
+    stopped = store.job_get(job.id)
+    assert stopped.state == JobState.COPYING
+    assert (stopped.lease_owner, stopped.lease_until) == (None, None)
+    assert counting.puts == 0
+    files = JobFile(job.job_path)
+    assert files.write_counts(COPY_BACK).pending == 6  # items 4..9 left (4 written, unrecorded)
+    files.close()
+
+    after = recovery(store, counting, tmp_path, "new")
+    assert after.resume() == 1  # at once: no lease to wait for
+    done = wait_state(store, job.id, JobState.COPIED)
+    assert done.copy_counts == {"planned": 10, "written": 10, "conflict": 0, "failed": 0}
+    assert counting.puts == 5  # items 5..9, each once
+
+
+def test_renew_leases_keeps_the_lease_of_a_job_this_process_runs(client, tmp_path):
+    store = SqliteStore(str(tmp_path / "state.db"))
+    job = approved_copy_back(store, client, tmp_path)
+    engine = recovery(store, client, tmp_path, "me")
+    claimed = engine._claim(job.id, JobState.COPYING)
+    assert claimed is not None and claimed.lease_until == NOW + engine.lease
+    later = NOW + timedelta(minutes=4)
+    engine.clock = lambda: later
+    engine.renew_leases()
+    assert store.job_get(job.id).lease_until == later + engine.lease
+    other = recovery(store, client, tmp_path, "other")
+    other.clock = lambda: later + timedelta(minutes=2)  # past the first lease, not the renewed
+    assert other.resume() == 0
+
+
+def test_after_stop_a_late_tick_leaves_the_job_for_the_next_process(client, tmp_path):
+    store = SqliteStore(str(tmp_path / "state.db"))
+    job = approved_copy_back(store, client, tmp_path)
+    engine = recovery(store, client, tmp_path, "me")
+    engine.stop()
+    assert engine.resume() == 0  # no error: the job threads are gone
+    assert store.job_get(job.id).state == JobState.COPYING

@@ -257,3 +257,29 @@ def test_a_partition_key_of_the_wrong_type_is_refused_before_reading(tables, job
     )
     with pytest.raises(ItemsError, match="`id` is a number"):
         ItemCompare(tables, job, read_units_per_second=None).run("numbered", "numbered", ["x"])
+
+
+def test_a_restored_copy_in_another_region_is_compared_through_its_own_client(tmp_path):
+    """A cross-region restore: the copy in us-east-1, the live table in eu-west-1 (same name
+    in both regions, different items), each read through its region's client."""
+    with mock_aws():
+        here = boto3.client("dynamodb", region_name=REGION)
+        there = boto3.client("dynamodb", region_name="eu-west-1")
+        create(here, RESTORED)
+        create(there, LIVE)
+        create(here, LIVE)  # a decoy: the live name in the copy's region must not be read
+        for i in range(10):
+            here.put_item(TableName=RESTORED, Item=order(i))
+            if i >= 3:
+                there.put_item(TableName=LIVE, Item=order(i))
+        job = JobFile(tmp_path / "job.sqlite")
+        counts = ItemCompare(here, job, read_units_per_second=None, live_client=there).run(
+            RESTORED, LIVE
+        )
+        assert (counts.missing, counts.changed, counts.added, counts.unchanged) == (3, 0, 0, 7)
+        job.plan_copy_back()
+        written = ItemWriter(there, job, write_units_per_second=None).run(COPY_BACK, LIVE)
+        job.close()
+        assert written.written == 3
+        assert there.scan(TableName=LIVE, Select="COUNT")["Count"] == 10
+        assert here.scan(TableName=LIVE, Select="COUNT")["Count"] == 0
