@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from bot.eta import FLOOR, Eta
 
 APPROACH = 3  # each wait is this fraction of the distance to (or past) the typical range
+MARGIN = 0.0
+DENSE = 1.0
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,14 @@ def next_delay(eta: Eta | None, elapsed: float, limits: PollLimits) -> float:
         if elapsed < eta.typical:
             return clamp((eta.typical - elapsed) / APPROACH)
         return limits.poll_seconds
-    if elapsed < eta.low:
-        return clamp((eta.low - elapsed) / APPROACH)
-    if elapsed <= eta.high:
-        return lo
-    if elapsed <= eta.longest:
-        return clamp((elapsed - eta.high) / APPROACH)
+    spread = MARGIN * (eta.high - eta.typical)  # MARGIN x MAD beyond the typical range
+    low, high = max(0.0, eta.low - spread), eta.high + spread
+    if elapsed < low:
+        return clamp((low - elapsed) / APPROACH)
+    if elapsed <= high:
+        return min(lo * DENSE, limits.poll_seconds) if lo < limits.poll_seconds else lo
+    if elapsed <= max(eta.longest, high):
+        return clamp((elapsed - high) / APPROACH)
     return limits.poll_seconds
 
 
