@@ -5,10 +5,10 @@ Each DescribeTable is worth most where the restore is likely to end. With an est
 - before the typical range: a third of the remaining distance to it each time (between the
   min and max interval), so a 40-minute restore costs about one call a minute early on and
   arrives at the range polling densely;
-- inside the typical range (median ± MAD): the minimum interval, where about half the
-  restores end;
+- inside the typical range (median ± MAD), widened by half a MAD on each side: the minimum
+  interval, where most restores end;
 - after it, up to the longest restore known: back off gently (a third of the time past the
-  range), since the end gets less likely per second the later it is;
+  widened range), since the end gets less likely per second the later it is;
 - past the longest known duration: the plain PITR_BOT_POLL_SECONDS, for as long as it takes
   (never give up).
 
@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from bot.eta import FLOOR, Eta
 
 APPROACH = 3  # each wait is this fraction of the distance to (or past) the typical range
-MARGIN = 0.0
-DENSE = 1.0
+# The dense zone reaches half a MAD beyond the typical range on both sides: with five earlier
+# restores the range (median ± MAD) holds only about half of the ends, and an end just outside
+# it, met by backing-off polls, cost most of the notice lag (bench/eta_polling.py).
+MARGIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def next_delay(eta: Eta | None, elapsed: float, limits: PollLimits) -> float:
     if elapsed < low:
         return clamp((low - elapsed) / APPROACH)
     if elapsed <= high:
-        return min(lo * DENSE, limits.poll_seconds) if lo < limits.poll_seconds else lo
+        return lo
     if elapsed <= max(eta.longest, high):
         return clamp((elapsed - high) / APPROACH)
     return limits.poll_seconds
