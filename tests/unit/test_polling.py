@@ -54,6 +54,15 @@ def test_ends_just_outside_the_typical_range_are_still_polled_densely() -> None:
     assert next_delay(ETA, 30 * MIN, LIMITS) == 50  # sparse further out
 
 
+def test_alike_earlier_durations_still_leave_a_dense_zone() -> None:
+    # Three restores of 40, 40 and 41 min: MAD 0, a zero-width typical range. The dense zone
+    # still spans 2 % of the typical duration (x 1.5) either side: 38.8–41.2 min.
+    same = Eta(40 * MIN, 40 * MIN, 40 * MIN, 41 * MIN, count=3, basis=OWN)
+    assert next_delay(same, 39 * MIN, LIMITS) == 2
+    assert next_delay(same, 41 * MIN, LIMITS) == 2
+    assert next_delay(same, 30 * MIN, LIMITS) == 60
+
+
 def test_an_outlier_in_the_history_only_delays_the_fallback() -> None:
     wild = Eta(32 * MIN, 30 * MIN, 34 * MIN, longest=300 * MIN, count=3, basis=OWN)
     assert next_delay(wild, 31 * MIN, LIMITS) == 2  # still dense around the usual end
