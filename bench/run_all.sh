@@ -1,5 +1,5 @@
 #!/bin/sh
-# Run every pitr-bot benchmark, one after the other (about 4 minutes), from the repo root:
+# Run every pitr-bot benchmark, one after the other (about 15 minutes), from the repo root:
 #   sh bench/run_all.sh            # or: bench/run_all.sh > bench-results.md
 # Each prints Markdown tables; none asserts timings. Extra JSON goes to $BENCH_OUT (optional).
 set -eu
