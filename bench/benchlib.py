@@ -31,7 +31,7 @@ for _p in (str(REPO), str(REPO / "tests")):
 from e2e.process import BotProcess, base_env, free_port, start_bot_process  # noqa: E402
 from support.aws_sim import AwsSimulator, _table_name  # noqa: E402
 from support.fake_slack import Call, FakeSlack  # noqa: E402
-from support.signed import SlackSender, slash_command_body  # noqa: E402
+from support.signed import SlackSender, block_action_body, slash_command_body  # noqa: E402
 
 SECRET = "bench-signing-secret"  # noqa: S105 - a benchmark secret
 TOKEN = "xoxb-bench-token"  # noqa: S105
@@ -51,7 +51,12 @@ __all__ = [
     "ProcSampler",
     "SlackSender",
     "TimedSim",
+    "approve_cards",
     "ask_for_cards",
+    "broadcast_times",
+    "is_broadcast",
+    "request_cards",
+    "wait_broadcasts",
     "card_of",
     "cpu_seconds",
     "median",
@@ -299,18 +304,80 @@ def ask_for_cards(
 ) -> tuple[list[int], dict[str, tuple[str, str]]]:
     """/pitr-restore SOURCE TARGET latest for each target, four at a time, then wait for the
     cards: (the HTTP statuses, target -> (restore id, card ts))."""
+    return request_cards(bot, fake, [(source, t) for t in targets], pattern, timeout)
+
+
+def request_cards(
+    bot: BotProc,
+    fake: FakeSlack,
+    jobs: Sequence[tuple[str, str]],
+    pattern: re.Pattern[str],
+    timeout: float,
+) -> tuple[list[int], dict[str, tuple[str, str]]]:
+    """ask_for_cards for (source, target) pairs from several sources."""
     respond_url = fake.response_url("bench")
     sender = bot.sender()
 
-    def ask(target: str) -> int:
+    def ask(job: tuple[str, str]) -> int:
         body = slash_command_body(
-            "/pitr-restore", f"{source} {target} latest", "U1", "C1", respond_url
+            "/pitr-restore", f"{job[0]} {job[1]} latest", "U1", "C1", respond_url
         )
         return sender.post(body).status
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        statuses = list(pool.map(ask, targets))
-    return statuses, wait_cards(fake, set(targets), pattern, timeout)
+        statuses = list(pool.map(ask, jobs))
+    return statuses, wait_cards(fake, {t for _, t in jobs}, pattern, timeout)
+
+
+def approve_cards(
+    bot: BotProc, fake: FakeSlack, cards: dict[str, tuple[str, str]], workers: int = 8
+) -> list[int]:
+    """A signed Approve click by U2 on every card, `workers` at a time: the HTTP statuses."""
+    respond_url = fake.response_url("bench")
+    sender = bot.sender()
+
+    def approve(card: tuple[str, str]) -> int:
+        restore_id, ts = card
+        return sender.post(
+            block_action_body(APPROVE, restore_id, "U2", "C1", ts, respond_url)
+        ).status
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(approve, cards.values()))
+
+
+def is_broadcast(call: Call) -> bool:
+    """The bot's ACTIVE (or FAILED) notice: a thread reply also sent to the channel."""
+    return (
+        call.method == "chat.postMessage"
+        and not call.failed
+        and call.args.get("reply_broadcast") in (True, "true", "1", "True")
+    )
+
+
+def broadcast_times(fake: FakeSlack, pattern: re.Pattern[str]) -> dict[str, float]:
+    """target (found by `pattern`) -> when its ACTIVE broadcast reached FakeSlack."""
+    out: dict[str, float] = {}
+    for call in fake.calls("chat.postMessage"):
+        if is_broadcast(call):
+            text = str(call.args.get("text", "")) + str(call.args.get("blocks", ""))
+            match = pattern.search(text)
+            if match and "ACTIVE" in text:
+                out.setdefault(match.group(0), call.at)
+    return out
+
+
+def wait_broadcasts(
+    fake: FakeSlack, targets: set[str], pattern: re.Pattern[str], timeout: float
+) -> dict[str, float]:
+    """broadcast_times once every target in `targets` was announced; RuntimeError if not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        told = broadcast_times(fake, pattern)
+        if targets <= set(told):
+            return told
+        time.sleep(0.05)
+    raise RuntimeError(f"{len(targets - set(broadcast_times(fake, pattern)))} never announced")
 
 
 def wait_cards(

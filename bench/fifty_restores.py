@@ -44,7 +44,9 @@ from benchlib import (  # noqa: E402
     ProcSampler,
     TimedSim,
     ask_for_cards,
+    broadcast_times,
     dump_json,
+    is_broadcast,
     median,
     print_machine,
     print_table,
@@ -57,14 +59,6 @@ from support.signed import block_action_body  # noqa: E402
 
 SOURCE = "MusicCollection"
 BOT_RE = re.compile(r"BotRestore\d{3}")
-
-
-def is_broadcast(call) -> bool:
-    return (
-        call.method == "chat.postMessage"
-        and not call.failed
-        and call.args.get("reply_broadcast") in (True, "true", "1", "True")
-    )
 
 
 def main() -> int:
@@ -172,13 +166,7 @@ def main() -> int:
 
     # -- numbers -------------------------------------------------------------------------
     restore_hours = sum(durations) / 3600
-    broadcasts: dict[str, float] = {}
-    for call in fake.calls("chat.postMessage"):
-        if is_broadcast(call):
-            text = str(call.args.get("text", "")) + str(call.args.get("blocks", ""))
-            match = BOT_RE.search(text)
-            if match and "ACTIVE" in text:
-                broadcasts.setdefault(match.group(0), call.at)
+    broadcasts = broadcast_times(fake, BOT_RE)
     bot_lag = [broadcasts[t] - sim.active_at(t) for t in bot_targets if t in broadcasts]
     waiter_lag = [waiter_done[t] - sim.active_at(t) for t in waiter_targets if t in waiter_done]
 

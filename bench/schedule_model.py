@@ -4,10 +4,11 @@
 
 No bot, no network: for each spread s, every restore of a table with a typical duration of
 30 min lasts 30 min x lognormal(0, s); its ETA comes from `--history` earlier restores drawn
-the same way (bot/eta.py). The bot checks when bot.polling.next_delay says; the boto3 waiter
-every 20 s (without its 25-attempt limit). Notice lag = first check at or after the end, minus
-the end. This isolates the schedule from processing delays; bench/eta_polling.py measures the
-real bot.
+the same way (bot/eta.py). The bot checks when bot.polling.next_delay says; the waiter is
+botocore's own TableExists waiter on a virtual clock (bench/virtual_tracking.py: its model's
+Delay and MaxAttempts, re-armed after a WaiterError). Notice lag = first check at or after the
+end, minus the end. A quick sweep over spreads; bench/eta_polling.py replays the whole bot
+(store, tracker wake-ups) the same way.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from virtual_tracking import waiter_run  # noqa: E402
+
 from bot.eta import Sample, estimate  # noqa: E402
 from bot.polling import PollLimits, next_delay  # noqa: E402
 
 TYPICAL = 1800.0
-WAITER_DELAY = 20.0
 
 
 def replay(spread: float, history: int, restores: int, seed: int) -> tuple[float, float]:
@@ -40,11 +42,9 @@ def replay(spread: float, history: int, restores: int, seed: int) -> tuple[float
             t += next_delay(eta, t, limits)
             calls += 1
         lags.append(t - end)
-        w = 0.0
-        while w < end:
-            w += WAITER_DELAY
-            waiter_calls += 1
-        waiter_lags.append(w - end)
+        waiter = waiter_run(end)
+        waiter_calls += waiter.calls
+        waiter_lags.append(waiter.lag)
     return statistics.median(lags) / statistics.median(waiter_lags), calls / waiter_calls
 
 

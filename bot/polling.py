@@ -5,20 +5,22 @@ Each DescribeTable is worth most where the restore is likely to end. With an est
 - before the typical range: a third of the remaining distance to it each time (between the
   min and max interval), so a 40-minute restore costs about one call a minute early on and
   arrives at the range polling densely;
-- inside the typical range (median ± MAD): the minimum interval, where about half the
-  restores end;
+- inside the typical range (median ± MAD), widened by half a MAD on each side: the minimum
+  interval, where most restores end;
 - after it, up to the longest restore known: back off gently (a third of the time past the
-  range), since the end gets less likely per second the later it is;
+  widened range), since the end gets less likely per second the later it is;
 - past the longest known duration: the plain PITR_BOT_POLL_SECONDS, for as long as it takes
   (never give up).
 
 Without an estimate: every PITR_BOT_POLL_SECONDS, as before; with only the configured minimum
 (PITR_BOT_MIN_RESTORE_MINUTES) sparse until it, then every PITR_BOT_POLL_SECONDS.
 
-Why a third: bench/schedule_model.py replays this function on durations drawn around the
-typical one. Halving is cheapest but slow to notice ends just outside the range; a quarter
-notices sooner but costs more calls; a third keeps the notice lag median under 0.3x the boto3
-waiter's at under 1x its DescribeTable calls for spreads up to about 10 % (5 earlier restores).
+Why these numbers: bench/eta_polling.py replays the shipped tracker (store, wake-ups, this
+function) and botocore's own waiter on a virtual clock over the same drawn restores. A third
+(APPROACH) keeps early checks sparse yet arrives at the dense zone in time; widening that zone
+by half a MAD (MARGIN) brought the notice lag median from 0.19–0.42x the waiter's to
+0.14–0.16x, at 0.59–0.72x its DescribeTable calls, with 5 earlier restores varying by 5 %
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from dataclasses import dataclass
 from bot.eta import FLOOR, Eta
 
 APPROACH = 3  # each wait is this fraction of the distance to (or past) the typical range
+# The dense zone reaches half a MAD beyond the typical range on both sides: with five earlier
+# restores the range (median ± MAD) holds only about half of the ends, and an end just outside
+# it, met by backing-off polls, cost most of the notice lag (bench/eta_polling.py).
+MARGIN = 0.5
+# With two or three earlier restores the MAD can be near 0 by chance (two alike durations):
+# the dense zone is never narrower than if the MAD were 2 % of the typical duration.
+MIN_MAD = 0.02
 
 
 @dataclass(frozen=True)
@@ -52,12 +61,15 @@ def next_delay(eta: Eta | None, elapsed: float, limits: PollLimits) -> float:
         if elapsed < eta.typical:
             return clamp((eta.typical - elapsed) / APPROACH)
         return limits.poll_seconds
-    if elapsed < eta.low:
-        return clamp((eta.low - elapsed) / APPROACH)
-    if elapsed <= eta.high:
+    mad = max(eta.high - eta.typical, MIN_MAD * eta.typical)
+    low = max(0.0, eta.typical - (1 + MARGIN) * mad)
+    high = eta.typical + (1 + MARGIN) * mad
+    if elapsed < low:
+        return clamp((low - elapsed) / APPROACH)
+    if elapsed <= high:
         return lo
-    if elapsed <= eta.longest:
-        return clamp((elapsed - eta.high) / APPROACH)
+    if elapsed <= max(eta.longest, high):
+        return clamp((elapsed - high) / APPROACH)
     return limits.poll_seconds
 
 

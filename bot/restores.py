@@ -116,7 +116,7 @@ class RestoreRequest:
     source_indexes: tuple[str, ...] = ()
     source_encryption: str | None = None
     estimate: str = ""
-    eta: dict | None = None  # bot.eta.Eta.to_dict(), fixed when the request was checked
+    eta: dict | None = None  # bot.eta.Eta.to_dict(): for the card, then read again at the start
     next_check_at: datetime | None = None  # when the tracker looks at it next (bot/polling.py)
     # Restore overrides the API offers: billing_mode, exclude_indexes, sse_key.
     overrides: dict | None = None

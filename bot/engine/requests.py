@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from bot import eta as etas
-from bot.drills import DrillState
 from bot.engine.context import Context, Outcome
+from bot.engine.history import estimate_for
 from bot.logs import restore_context
 from bot.overrides import key_region_problem
-from bot.period_change import DEFAULT_DAYS, PERIOD_CHANGE, RESTORE
+from bot.period_change import DEFAULT_DAYS, PERIOD_CHANGE
 from bot.pitr import AwsError, PitrInfo, TableInfo
 from bot.policy import Decision, Policy
 from bot.restores import (
@@ -164,26 +164,8 @@ class Requests:
     def eta(
         self, source: str, size_bytes: int | None = None, items: int | None = None
     ) -> etas.Eta | None:
-        """The expected duration of a restore of `source`, from the store's finished restores."""
-        own = self.ctx.store.find(states=[State.ACTIVE], source=source, limit=etas.HISTORY)
-        others = self.ctx.store.find(states=[State.ACTIVE], limit=200)
-        history = [
-            etas.Sample(
-                r.source,
-                (r.finished_at - r.restore_called_at).total_seconds(),
-                r.source_bytes,
-                r.source_items,
-            )
-            for r in [*own, *(r for r in others if r.source != source)]
-            if r.finished_at is not None and r.restore_called_at is not None and r.kind == RESTORE
-        ]
-        # Drills are restores too: their durations are this table's history as well.
-        passed = self.ctx.store.drill_find([DrillState.PASSED], source=source, limit=etas.HISTORY)
-        for drill in passed:
-            took = drill.restore_duration
-            if took is not None:
-                history.append(etas.Sample(source, took.total_seconds(), None, drill.source_items))
-        return etas.estimate(source, history, size_bytes, items, self.ctx.min_restore_minutes)
+        """The expected duration of a restore of `source`, from the store's history."""
+        return estimate_for(self.ctx, source, size_bytes, items)
 
     def _preflight(self, new: NewRequest) -> _Checked | tuple[str | None, str]:
         places = self._places(new)

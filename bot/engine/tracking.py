@@ -17,6 +17,7 @@ from typing import Any
 from bot import eta as etas
 from bot.batch import limit_backoff, queue_positions
 from bot.engine.context import CAS_ATTEMPTS, Context
+from bot.engine.history import estimate_for
 from bot.logs import restore_context
 from bot.period_change import PERIOD_CHANGE, RESTORE
 from bot.pitr import AwsError, TableInfo
@@ -39,6 +40,9 @@ TARGET_TAKEN = {"TableAlreadyExistsException", "ResourceInUseException", "TableI
 RESTORE_TIME_SLACK = timedelta(seconds=1)
 # Our clock against AWS's CreationDateTime: a few seconds apart at most on NTP-synced hosts.
 CLOCK_SKEW = timedelta(seconds=5)
+# The progress reply moves with time but costs a chat.update per edit: about one a minute (50
+# restores in flight stay within chat.update's Tier 3 rate limit, 50+ a minute).
+PROGRESS_EDIT_SECONDS = 60.0
 
 
 class Tracking:
@@ -222,19 +226,23 @@ class Tracking:
         self.fail(req, exc.message)
 
     def _record_started(self, req: RestoreRequest, info: TableInfo) -> None:
+        # The history as it is now, not as it was when the card was posted: restores that
+        # finished while this one waited for approval or a slot count too.
+        eta = estimate_for(self.ctx, req.source, req.source_bytes, req.source_items)
         for _ in range(CAS_ATTEMPTS):
             if req.table_arn is not None:
                 return  # somebody else recorded it already
             now = self.ctx.clock()
+            started = replace(req, eta=eta.to_dict() if eta else req.eta)
             new = replace(
-                req,
+                started,
                 table_arn=info.arn or f"arn:unknown:{info.name}",
                 target_status=info.status,
                 error_streak=0,
                 queued_ahead=None,
                 limit_retries=0,
                 updated_at=now,
-                **self._schedule(req, now),
+                **self._schedule(started, now),
             )
             # A queued card said "queued: N ahead"; it now says the restore runs.
             announce = ["started"] + (["card_update"] if req.queued_ahead is not None else [])
@@ -434,11 +442,13 @@ class Tracking:
         return released
 
     def _progress_due(self, req: RestoreRequest, now: datetime) -> bool:
-        """Edit the progress reply often early, rarely later: a few edits per restore at most."""
+        """Edit the progress reply as time passes (elapsed, share of typical, overdue), at
+        most about once a minute: every poll early on, then every elapsed/5, capped at
+        PROGRESS_EDIT_SECONDS. Its text is rendered at send time from the start and the ETA."""
         if req.progress_at is None:
             return True
         elapsed = req.elapsed(now).total_seconds()
-        interval = min(max(elapsed / 5, self.ctx.poll_seconds), 15 * 60)
+        interval = min(max(elapsed / 5, self.ctx.poll_seconds), PROGRESS_EDIT_SECONDS)
         return (now - req.progress_at).total_seconds() >= interval
 
     @contextmanager

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 from bot.eta import Eta
+
+SHARE = re.compile(r"· (\d+) % of typical")
 
 
 def restore(bot, target: str):
@@ -46,10 +51,25 @@ def test_after_three_restores_the_card_and_progress_show_the_expected_end(make_b
     assert "expected " in text and " UTC, typical " in text and "for `MusicCollection`" in text
     assert "% of typical" in text
 
-    # Later edits of the same reply: once past every earlier duration, it says so.
+    # The same reply is edited in place as time passes: its share of typical grows...
+    deadline = time.monotonic() + 20
+    while not bot.services.store.get(req.id).progress_ts and time.monotonic() < deadline:
+        time.sleep(0.05)  # the announcer records the reply's ts just after posting it
+    reply_ts = bot.services.store.get(req.id).progress_ts
+    assert reply_ts
+
+    def edit_share(call) -> int | None:
+        if call.method != "chat.update" or call.args.get("ts") != reply_ts:
+            return None
+        found = SHARE.search(progress(call))
+        return int(found.group(1)) if found else None
+
+    first_share = int(SHARE.search(text).group(1))
+    fake.wait_for(lambda c: (edit_share(c) or -1) > first_share, timeout=30)
+    # ...and once past every earlier duration, it says so.
     late = fake.wait_for(
         lambda c: "taking longer than any earlier restore of this table" in progress(c),
         timeout=30,
     )[0]
-    assert "elapsed" in progress(late)
+    assert "elapsed" in progress(late) and late.args.get("ts") == reply_ts
     bot.wait_state(req.id, "ACTIVE", timeout=30)

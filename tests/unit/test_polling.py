@@ -7,7 +7,8 @@ from bot.polling import PollLimits, lease_seconds, next_delay
 
 MIN = 60.0
 LIMITS = PollLimits(poll_seconds=10, min_seconds=2, max_seconds=60)
-# Earlier restores of 35, 40, 50 min: typical 35–45 min, longest 50.
+# Earlier restores of 35, 40, 50 min: typical 35–45 min (MAD 5), longest 50; dense from half a
+# MAD before the range to half a MAD after it: 32.5–47.5 min.
 ETA = Eta(typical=40 * MIN, low=35 * MIN, high=45 * MIN, longest=50 * MIN, count=3, basis=OWN)
 
 
@@ -28,21 +29,38 @@ def test_no_history_polls_at_the_plain_interval() -> None:
 def test_with_history_sparse_early_dense_in_the_typical_range() -> None:
     checks = schedule(ETA, 45 * MIN)
     early = [d for t, d in checks if t < 20 * MIN]
-    in_range = [d for t, d in checks if 35 * MIN <= t <= 45 * MIN]
+    in_range = [d for t, d in checks if 32.5 * MIN <= t <= 45 * MIN]
     assert early and all(d == 60 for d in early)
     assert in_range and all(d == 2 for d in in_range)
-    # No check steps over the start of the typical range.
-    assert any(35 * MIN <= t <= 35 * MIN + 2 for t, _ in checks)
-    # Cheaper than a plain 10 s poll over the first 35 minutes.
-    assert len([t for t, _ in checks if t < 35 * MIN]) < 35 * MIN / 10 / 3
+    # No check steps over the start of the dense zone.
+    assert any(32.5 * MIN <= t <= 32.5 * MIN + 2 for t, _ in checks)
+    # Cheaper than a plain 10 s poll until then.
+    assert len([t for t, _ in checks if t < 32.5 * MIN]) < 32.5 * MIN / 10 / 3
 
 
 def test_after_the_range_backs_off_then_plain_interval_past_the_longest() -> None:
-    assert next_delay(ETA, 45 * MIN + 30, LIMITS) == 10
-    assert next_delay(ETA, 49 * MIN, LIMITS) == 60
+    assert next_delay(ETA, 47.5 * MIN + 30, LIMITS) == 10
+    assert 30 < next_delay(ETA, 49.5 * MIN, LIMITS) <= 60
     # Overdue: past every earlier restore, the ordinary interval, forever.
     for hours in (1, 5, 48):
         assert next_delay(ETA, hours * 3600, LIMITS) == 10
+
+
+def test_ends_just_outside_the_typical_range_are_still_polled_densely() -> None:
+    # With a few earlier restores, median ± MAD holds only about half of the ends: an end a
+    # minute before or after it must not wait for a backing-off poll (20 s here before).
+    assert next_delay(ETA, 34 * MIN, LIMITS) == 2
+    assert next_delay(ETA, 46 * MIN, LIMITS) == 2
+    assert next_delay(ETA, 30 * MIN, LIMITS) == 50  # sparse further out
+
+
+def test_alike_earlier_durations_still_leave_a_dense_zone() -> None:
+    # Three restores of 40, 40 and 41 min: MAD 0, a zero-width typical range. The dense zone
+    # still spans 2 % of the typical duration (x 1.5) either side: 38.8–41.2 min.
+    same = Eta(40 * MIN, 40 * MIN, 40 * MIN, 41 * MIN, count=3, basis=OWN)
+    assert next_delay(same, 39 * MIN, LIMITS) == 2
+    assert next_delay(same, 41 * MIN, LIMITS) == 2
+    assert next_delay(same, 30 * MIN, LIMITS) == 60
 
 
 def test_an_outlier_in_the_history_only_delays_the_fallback() -> None:
