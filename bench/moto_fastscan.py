@@ -176,3 +176,76 @@ def install() -> None:
     moto_responses.DynamoResult.execute_result = _execute_result
     _Table.put_item = _put_item
     _Table.delete_item = _delete_item
+
+
+def self_check(items: int = 600) -> bool:
+    """Scan a table with every attribute type through moto's own code, then through the patch
+    (in-process moto, 1 and 4 segments, two Limits), and compare every page; True if equal."""
+    import boto3
+    from moto import mock_aws
+
+    def pages(client: Any, segment: int, total: int, limit: int) -> list[dict]:
+        out, kwargs = (
+            [],
+            {
+                "TableName": "t",
+                "Segment": segment,
+                "TotalSegments": total,
+                "Limit": limit,
+                "ReturnConsumedCapacity": "TOTAL",
+            },
+        )
+        while True:
+            resp = client.scan(**kwargs)
+            resp.pop("ResponseMetadata")
+            out.append(resp)
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    if _Table.scan is _scan:
+        raise RuntimeError("run the self-check before install()")
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for i in range(items):
+            client.put_item(
+                TableName="t",
+                Item={
+                    "pk": {"S": f"k{i * 7919 % items}"},
+                    "s": {"S": "é" * (i % 700)},
+                    "n": {"N": f"{i}.50"},
+                    "b": {"B": bytes([i % 256, 0, 255])},
+                    "bs": {"BS": [b"a", bytes([i % 256])]},
+                    "ns": {"NS": ["1", "2.5"]},
+                    "ss": {"SS": ["x", "y"]},
+                    "l": {
+                        "L": [{"S": "a"}, {"N": "1"}, {"B": b"\x00"}, {"M": {"q": {"BOOL": True}}}]
+                    },
+                    "m": {"M": {"z": {"NULL": True}, "bb": {"B": b"zz"}}},
+                    "t": {"BOOL": False},
+                },
+            )
+        cases = [(s, t, lim) for t in (1, 4) for s in range(t) for lim in (1000, 97)]
+        expected = {case: pages(client, *case) for case in cases}
+        install()
+        try:
+            return all(pages(client, *case) == expected[case] for case in cases)
+        finally:
+            _Table.scan, _Table.put_item, _Table.delete_item = (
+                _original_scan,
+                _original_put,
+                _original_delete,
+            )
+            moto_responses.DynamoResult.execute_result = _original_execute
+
+
+if __name__ == "__main__":
+    ok = self_check()
+    print("patched Scan pages equal moto's own:" if ok else "MISMATCH:", ok)
+    raise SystemExit(0 if ok else 1)
