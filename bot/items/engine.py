@@ -26,7 +26,7 @@ from bot.items.conditions import ConditionTooLong, Write, holds, request
 from bot.items.diff import attribute_diff
 from bot.items.jobfile import COPY_BACK, DiffCounts, JobFile, WriteCounts
 from bot.items.pacing import TokenBucket
-from bot.items.values import Item, digest, key_text, to_json
+from bot.items.values import Item, index_row, to_json
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +200,8 @@ class ItemCompare:
                 resp = getattr(client, operation)(**kwargs)
             except ClientError as exc:
                 raise _explain("read", table, exc) from exc
-            rows = []
-            size = 0
-            for item in resp.get("Items", []):
-                text = to_json(item)
-                size += len(text)
-                rows.append((key_text(item, keys), digest(item), text))
+            rows = [index_row(item, keys) for item in resp.get("Items", [])]
+            size = sum(len(row[2]) for row in rows)
             # Eventually consistent reads: 0.5 unit per 4 KB.
             self.bucket.spend(_consumed(resp) or max(0.5, size / 8192))
             self.job.add_items(side, rows)
