@@ -5,48 +5,18 @@ from __future__ import annotations
 
 import time
 
-import boto3
+from support.accounts import PROD, make_table, prod_dynamodb
 
 from bot.policy import Policy
 
-PROD = "111111111111"
 POLICY = Policy.model_validate(
     {"accounts": {"prod": {"role_arn": f"arn:aws:iam::{PROD}:role/pitr-bot", "external_id": "e2e"}}}
 )
 
 
-def prod_dynamodb(sim):
-    """A DynamoDB client in account 111111111111 of the session's moto server."""
-    creds = boto3.client(
-        "sts",
-        region_name="us-east-1",
-        endpoint_url=sim.moto_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106
-    ).assume_role(RoleArn=f"arn:aws:iam::{PROD}:role/pitr-bot", RoleSessionName="e2e-setup")[
-        "Credentials"
-    ]
-    return boto3.client(
-        "dynamodb",
-        region_name="us-east-1",
-        endpoint_url=sim.moto_url,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-
-
 def test_a_restore_in_another_account_end_to_end(make_bot, fake, sim):
     prod = prod_dynamodb(sim)
-    prod.create_table(
-        TableName="orders",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    prod.update_continuous_backups(
-        TableName="orders", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-    )
+    make_table(prod, "orders", items=0)
     bot = make_bot(policy=POLICY)
 
     bot.command("/pitr-restore", "prod:orders orders-copy latest")
@@ -80,12 +50,7 @@ def test_an_unknown_account_is_refused_before_any_aws_call(make_bot, sim):
 
 def test_status_and_enable_reach_the_other_account(make_bot, fake, sim):
     prod = prod_dynamodb(sim)
-    prod.create_table(
-        TableName="payments",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    make_table(prod, "payments", items=0, pitr=False)
     bot = make_bot(policy=POLICY)
     bot.command("/pitr-enable", "prod:payments 7")
     bot.wait_reply("U1", "prod:payments")
@@ -108,15 +73,7 @@ def test_compare_and_copy_back_of_a_restore_in_another_account(make_bot, fake, s
     from commands.items import APPROVE_ACTION, COMPARE_ACTION, COPY_ALL_ACTION
 
     prod = prod_dynamodb(sim)
-    prod.create_table(
-        TableName="orders",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    prod.update_continuous_backups(
-        TableName="orders", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-    )
+    make_table(prod, "orders", items=0)
 
     def order(i: int, status: str = "paid") -> dict:
         return {"pk": {"S": f"o-{i:02d}"}, "status": {"S": status}}

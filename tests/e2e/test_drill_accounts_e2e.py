@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from support.accounts import PROD, make_table, prod_dynamodb
+
 from bot.drills import DrillState
 from bot.policy import Policy
 from e2e.test_drills import reports, wait_until
-from e2e.test_form_accounts import PROD, make_table, prod_dynamodb
 
 POLICY = Policy.model_validate(
     {

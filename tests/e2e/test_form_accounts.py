@@ -8,14 +8,13 @@ import json
 import time
 from typing import Any
 
-import boto3
+from support.accounts import PROD, make_table, prod_dynamodb
 
 import e2e.test_modal as form
 from bot.modal_blocks import CALLBACK_ID, SOURCE_ACTION, SOURCE_BLOCK
 from bot.policy import Policy
 from e2e.harness import BotUnderTest
 
-PROD = "111111111111"
 POLICY = Policy.model_validate(
     {
         "accounts": {
@@ -26,40 +25,6 @@ POLICY = Policy.model_validate(
         }
     }
 )
-
-
-def prod_dynamodb(sim: Any, region: str = "us-east-1") -> Any:
-    """A DynamoDB client in account 111111111111 of the session's moto server."""
-    creds = boto3.client(
-        "sts",
-        region_name="us-east-1",
-        endpoint_url=sim.moto_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106
-    ).assume_role(RoleArn=f"arn:aws:iam::{PROD}:role/pitr-bot", RoleSessionName="e2e-setup")[
-        "Credentials"
-    ]
-    return boto3.client(
-        "dynamodb",
-        region_name=region,
-        endpoint_url=sim.moto_url,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-
-
-def make_table(client: Any, name: str) -> None:
-    client.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.update_continuous_backups(
-        TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-    )
-    client.put_item(TableName=name, Item={"pk": {"S": "a"}})
 
 
 def picks(*refs: str) -> dict[str, Any]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
+from support.accounts import PROD, make_table, prod_dynamodb
+
 from bot.policy import Policy
 from e2e.test_drills import reports, wait_until
-from e2e.test_form_accounts import PROD, make_table, prod_dynamodb
 from e2e.test_home import home_opened, wait_card_for
 
 POLICY = Policy.model_validate(
