@@ -7,6 +7,7 @@ from support.aws_sim import AwsSimulator
 from support.fake_slack import FakeSlack
 
 from e2e.harness import BotUnderTest, start_bot
+from e2e.process import Bots
 
 
 @pytest.fixture
@@ -56,3 +57,13 @@ def make_bot(tmp_path, fake, sim) -> Iterator[Callable[..., BotUnderTest]]:
 @pytest.fixture
 def bot(make_bot) -> BotUnderTest:
     return make_bot()
+
+
+@pytest.fixture
+def bots(request, tmp_path, fake, sim) -> Iterator[Bots]:
+    """`serve` processes for one test; the test module names its TOKEN and SECRET."""
+    group = Bots(tmp_path, fake, sim.env, request.module.TOKEN, request.module.SECRET)
+    try:
+        yield group
+    finally:
+        group.kill_all()

@@ -12,10 +12,8 @@ import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support.signed import SlackSender
 
 from commands.items import APPROVE_ACTION, COMPARE_ACTION, COPY_MISSING_ACTION
@@ -25,15 +23,6 @@ TOKEN = "xoxb-copy-back-process-token-5e2a91"  # noqa: S105 - a test secret
 SECRET = "copy-back-process-secret-73c0d4"  # noqa: S105
 POLL = 0.3
 TARGET = "MusicCollection-restored"
-
-
-@pytest.fixture
-def bots(tmp_path, fake, sim) -> Iterator[Bots]:
-    group = Bots(tmp_path, fake, sim.env, TOKEN, SECRET)
-    try:
-        yield group
-    finally:
-        group.kill_all()
 
 
 def lost_item(i: int) -> dict:

@@ -6,26 +6,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support.signed import SlackSender
 
-from e2e.process import SOURCE, Bots, wait_until
+from e2e.process import SOURCE, wait_until
 
 TOKEN = "xoxb-drill-process-e2e-token-6d1f0a"  # noqa: S105 - a test secret
 SECRET = "drill-process-signing-secret-2b7c94"  # noqa: S105
 POLL = 0.3
-
-
-@pytest.fixture
-def bots(tmp_path, fake, sim) -> Iterator[Bots]:
-    group = Bots(tmp_path, fake, sim.env, TOKEN, SECRET)
-    try:
-        yield group
-    finally:
-        group.kill_all()
 
 
 def stored_drills(path: Path) -> list[dict]:

@@ -14,9 +14,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from e2e.process import (
     SOURCE,
@@ -32,15 +29,6 @@ from e2e.process import (
 TOKEN = "xoxb-reliability-e2e-token-4c8e1d"  # noqa: S105 - a test secret
 SECRET = "reliability-signing-secret-93b0f7"  # noqa: S105
 POLL = 0.3
-
-
-@pytest.fixture
-def bots(tmp_path, fake, sim) -> Iterator[Bots]:
-    group = Bots(tmp_path, fake, sim.env, TOKEN, SECRET)
-    try:
-        yield group
-    finally:
-        group.kill_all()
 
 
 def stored(bots: Bots, restore_id: str) -> dict:

@@ -12,24 +12,13 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
-import pytest
 from support.signed import SlackSender
 
-from e2e.process import Bots, cards, request_restore, wait_until
+from e2e.process import cards, request_restore, wait_until
 
 TOKEN = "xoxb-workspace-e2e-token-0b7d2e"  # noqa: S105 - a test secret
 SECRET = "workspace-signing-secret-6e1c4a"  # noqa: S105
-
-
-@pytest.fixture
-def bots(tmp_path, fake, sim) -> Iterator[Bots]:
-    group = Bots(tmp_path, fake, sim.env, TOKEN, SECRET)
-    try:
-        yield group
-    finally:
-        group.kill_all()
 
 
 def test_serve_starts_with_slack_down_refuses_requests_then_serves_once_slack_answers(
