@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from bot.batch import common_window, outside_reason
@@ -37,6 +38,11 @@ class _Table:
     source: str
     target: str
     checked: object  # workflow._Checked
+
+
+# A batch's records are written within milliseconds of each other; a member with no leader
+# after this long was left by a crash, not caught mid-write.
+ORPHAN_GRACE = timedelta(minutes=1)
 
 
 def is_batch(text: str) -> bool:
@@ -216,7 +222,10 @@ class Batches:
                 leaders[member.batch_id] = self.flow.store.get(member.batch_id)
             leader = leaders[member.batch_id]
             if leader is None:
-                self.flow.expire(member)  # no leader, no card: nobody can approve it
+                # Members are written just before their leader: only a member left alone for
+                # a while is an orphan of a crash (no leader, no card: nobody can approve it).
+                if self.flow.clock() - member.created_at >= ORPHAN_GRACE:
+                    self.flow.expire(member)
             elif leader.state != State.REQUESTED:
                 self.follow(leader)
 

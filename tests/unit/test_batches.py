@@ -233,6 +233,49 @@ def test_a_member_left_requested_by_an_older_version_follows_its_leader_on_the_n
     assert len(aws.restores) == 3
 
 
+def test_a_tick_while_a_batch_is_being_written_leaves_its_members_alone(store, aws, clock):
+    """The members are written before their leader (so the card lists them all); a tick in
+    between used to find them leaderless and expire them, and a Deny then met EXPIRED tables."""
+    flow = flow_on(store, aws, clock)
+    real_add = store.add
+    ticked: list[bool] = []
+
+    def add_then_tick(req, *args, **kwargs):
+        if req.batch_id == req.id and not ticked:  # the leader is next: a tick comes first
+            ticked.append(True)
+            flow.track()
+        return real_add(req, *args, **kwargs)
+
+    store.add = add_then_tick  # type: ignore[method-assign]
+    leader = ask(flow).request
+    assert ticked
+    assert [m.state for m in members_of(store, leader.id)] == [State.REQUESTED] * 3
+    assert flow.deny(leader.id, "U2").ok
+    assert [m.state for m in members_of(store, leader.id)] == [State.DENIED] * 3
+
+
+def test_members_whose_leader_never_came_expire_after_a_grace(store, aws, clock):
+    flow = flow_on(store, aws, clock)
+    real_add = store.add
+
+    def crash_before_the_leader(req, *args, **kwargs):
+        if req.batch_id == req.id:
+            raise RuntimeError("the process died here")
+        return real_add(req, *args, **kwargs)
+
+    store.add = crash_before_the_leader  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        ask(flow)
+    store.add = real_add  # type: ignore[method-assign]
+    orphans = store.find(states=[State.REQUESTED])
+    assert len(orphans) == 2
+    flow.track()
+    assert len(store.find(states=[State.REQUESTED])) == 2  # maybe still being written
+    clock.advance(minutes=2)
+    flow.track()
+    assert [store.get(o.id).state for o in orphans] == [State.EXPIRED] * 2  # nobody can approve
+
+
 def test_the_card_lists_every_table_and_the_common_window(store, aws, clock):
     flow = flow_on(store, aws, clock)
     members = members_of(store, ask(flow).request.id)
