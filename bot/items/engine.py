@@ -26,6 +26,8 @@ from bot.items.conditions import ConditionTooLong, Write, holds, request
 from bot.items.diff import attribute_diff
 from bot.items.jobfile import COPY_BACK, DiffCounts, JobFile, WriteCounts
 from bot.items.pacing import TokenBucket
+from bot.items.rawpages import install as install_raw_pages
+from bot.items.rawpages import raw_items
 from bot.items.values import Item, index_row, to_json
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,8 @@ class ItemCompare:
     ):
         self.client = client  # the restored table's (and the live one's, unless live_client)
         self.live_client = live_client or client  # the live table may be in another region
+        for reader in (self.client, self.live_client):
+            install_raw_pages(reader)  # our pages' Items decoded at C speed (idempotent)
         self.stop = stop or threading.Event()
         self.job = job
         self.segments = segments
@@ -197,7 +201,8 @@ class ItemCompare:
                 raise Stopped
             self.bucket.wait()
             try:
-                resp = getattr(client, operation)(**kwargs)
+                with raw_items():
+                    resp = getattr(client, operation)(**kwargs)
             except ClientError as exc:
                 raise _explain("read", table, exc) from exc
             rows = [index_row(item, keys) for item in resp.get("Items", [])]
