@@ -194,6 +194,15 @@ class TimedSim(AwsSimulator):
             aws_session_token=creds["SessionToken"],
         )
 
+    def tables_per_account(self, accounts: int, pattern: re.Pattern[str]) -> str:
+        """How many tables named by `pattern` each bench account holds, e.g. "50, 50"."""
+        counts = []
+        for n in range(accounts):
+            pages = self._account_client(account_id(n)).get_paginator("list_tables").paginate()
+            names = [t for page in pages for t in page["TableNames"]]
+            counts.append(str(sum(1 for t in names if pattern.fullmatch(t))))
+        return ", ".join(counts)
+
     def active_at(self, target: str) -> float | None:
         started = self.restored_at_wall.get(target)
         if started is None:

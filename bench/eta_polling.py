@@ -202,6 +202,7 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         approve_cards(bot, fake, cards, workers=min(len(cards), 50))
         told = wait_broadcasts(fake, set(cards), TARGET_RE, timeout=longest * 2 + 300)
         sampler.stop()
+        placed = sim.tables_per_account(accounts, TARGET_RE) if accounts > 1 else ""
     finally:
         bot.stop()
         fake.stop()
@@ -210,11 +211,12 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
     announced = len(told.keys() & set(cards))
     lag = [(told[t] - sim.active_at(t)) * c for _, t, _ in jobs]
     mode = "no history" if args.fresh else f"history: {args.history} earlier restores per table"
-    where = f"{accounts} accounts x {len(jobs) // accounts}" if accounts > 1 else "one account"
+    where = f"{accounts} accounts × {len(jobs) // accounts}" if accounts > 1 else "one account"
     print_table(
         f"bot CPU tracking {len(jobs)} restores ({where}), {mode}, time compressed {c:g}x",
         [
             ["announced", f"{announced}/{len(jobs)}"],
+            *([["restored tables per account", placed]] if placed else []),
             ["load average (1 min), before / after", f"{load_before:.1f} / {load_after:.1f}"],
             [
                 "measured (compressed)",
@@ -229,23 +231,26 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         ["", "value"],
     )
     if args.doc:
+        key = f"{len(jobs)} restores{' with history' if history else ', no history'}, {where}"
         run = (
-            f"{len(jobs)} restores{' with history' if history else ', no history'}, {where}, "
-            f"{time.strftime('%Y-%m-%d %H:%M', started)}–{time.strftime('%H:%M', time.gmtime())}"
-            f" UTC, load average {load_before:.1f} before / {load_after:.1f} after"
+            f"{key}, {time.strftime('%Y-%m-%d %H:%M', started)}–"
+            f"{time.strftime('%H:%M', time.gmtime())} UTC, "
+            f"load average {load_before:.1f} before / {load_after:.1f} after"
         )
         within = sampler.cpu_share / c <= 0.05
-        goal = ("≤ 5 %: **met**" if within else "≤ 5 %: **missed**") if len(jobs) <= 50 else (
-            "report only" + (" (within 5 %)" if within else " (over 5 %)")
+        goal = (
+            ("≤ 5 %: **met**" if within else "≤ 5 %: **missed**")
+            if len(jobs) <= 50
+            else ("report only" + (" (within 5 %)" if within else " (over 5 %)"))
         )
         record_cpu_row(
             Path(args.doc),
-            f"{len(jobs)} restores",
+            key,
             [
                 run,
                 f"{announced} / {len(jobs)}",
-                f"{sampler.cpu_share:.1%} of a core over {sampler.wall:.0f} s",
-                f"**{sampler.cpu_share / c:.2%}** of a core",
+                f"{sampler.cpu_share * 100:.1f} % of a core over {sampler.wall:.0f} s",
+                f"**{sampler.cpu_share / c * 100:.2f} %** of a core",
                 goal,
             ],
         )
@@ -262,7 +267,8 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
 
 def record_cpu_row(doc: Path, key: str, cells: list[str]) -> None:
     """Put a row into the CPU table of `doc` (the one headed CPU_HEADER): replace the row whose
-    run starts with `key`, else add it at the end of the table. The rest stays as it is."""
+    run starts with `key` (count, history, accounts; rows of other layouts stay), else add it
+    at the end of the table. The rest of the file stays as it is."""
     lines = doc.read_text(encoding="utf-8").split("\n")
     start = next(i for i, line in enumerate(lines) if line.startswith(CPU_HEADER))
     end = start + 2  # header, separator, then the rows
@@ -270,7 +276,7 @@ def record_cpu_row(doc: Path, key: str, cells: list[str]) -> None:
         end += 1
     row = "| " + " | ".join(cells) + " |"
     rows = range(start + 2, end)
-    at = next((i for i in rows if lines[i].startswith(f"| {key} ")), None)
+    at = next((i for i in rows if lines[i].startswith(f"| {key}, ")), None)
     if at is None:
         lines.insert(end, row)
     else:
