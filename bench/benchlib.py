@@ -9,6 +9,7 @@ tests' own (tests/e2e/process.py), so the benchmarks and the tests start the bot
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -51,6 +52,9 @@ __all__ = [
     "ProcSampler",
     "SlackSender",
     "TimedSim",
+    "account_id",
+    "accounts_for",
+    "accounts_policy",
     "approve_cards",
     "ask_for_cards",
     "broadcast_times",
@@ -135,6 +139,7 @@ class TimedSim(AwsSimulator):
         self.restored_at_wall: dict[str, float] = {}
         self.describes: list[tuple[float, str]] = []
         self._bench_lock = threading.Lock()
+        self._in_account = ""  # create_table_in: the moto account of the next direct client
         # The proxy keeps monotonic times; convert once, here.
         self._wall_minus_mono = time.time() - time.monotonic()
 
@@ -154,6 +159,49 @@ class TimedSim(AwsSimulator):
             with self._bench_lock:
                 self.restored_at_wall[target] = mono + self._wall_minus_mono
         return changed
+
+    def client(self, direct: bool = False, max_attempts: int | None = None) -> Any:
+        if direct and self._in_account:
+            return self._account_client(self._in_account)
+        return super().client(direct, max_attempts)
+
+    def create_table_in(self, account: str, name: str, pitr: bool = True, items: int = 3) -> None:
+        """create_table, in moto account `account` (12 digits) instead of the default one."""
+        self._in_account = account
+        try:
+            self.create_table(name, pitr=pitr, items=items)
+        finally:
+            self._in_account = ""
+
+    def _account_client(self, account: str) -> Any:
+        """DynamoDB on moto with a role assumed in `account`: moto files the resources of
+        assumed-role credentials under the role's account (how the bot reaches `accounts:`)."""
+        import boto3
+
+        creds = boto3.client(
+            "sts",
+            region_name="us-east-1",
+            endpoint_url=self.moto_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106
+        ).assume_role(RoleArn=role_arn(account), RoleSessionName="bench-setup")["Credentials"]
+        return boto3.client(
+            "dynamodb",
+            region_name="us-east-1",
+            endpoint_url=self.moto_url,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+
+    def tables_per_account(self, accounts: int, pattern: re.Pattern[str]) -> str:
+        """How many tables named by `pattern` each bench account holds, e.g. "50, 50"."""
+        counts = []
+        for n in range(accounts):
+            pages = self._account_client(account_id(n)).get_paginator("list_tables").paginate()
+            names = [t for page in pages for t in page["TableNames"]]
+            counts.append(str(sum(1 for t in names if pattern.fullmatch(t))))
+        return ", ".join(counts)
 
     def active_at(self, target: str) -> float | None:
         started = self.restored_at_wall.get(target)
@@ -182,6 +230,29 @@ class TimedSim(AwsSimulator):
             and (after is None or at >= after.get(table, float("inf")))
             and (before is None or at <= before.get(table, float("inf")))
         )
+
+
+# -- several AWS accounts (policy `accounts:`) -------------------------------------------------
+RESTORES_PER_ACCOUNT = 50  # AWS (and the bot) run at most 50 restores at once per account
+
+
+def accounts_for(restores: int) -> int:
+    """How many accounts hold `restores` restores running at once."""
+    return max(1, math.ceil(restores / RESTORES_PER_ACCOUNT))
+
+
+def account_id(n: int) -> str:
+    """The 12-digit moto account id of bench account `acc<n>`."""
+    return f"{200000000000 + n:012d}"
+
+
+def role_arn(account: str) -> str:
+    return f"arn:aws:iam::{account}:role/pitr-bot"
+
+
+def accounts_policy(n: int) -> dict[str, Any]:
+    """A policy with accounts acc0..acc<n-1>, each a role in its own moto account."""
+    return {"accounts": {f"acc{i}": {"role_arn": role_arn(account_id(i))} for i in range(n)}}
 
 
 class TsFakeSlack(FakeSlack):
@@ -261,10 +332,15 @@ def start_bot(
     sim: AwsSimulator | None,
     poll_seconds: float | None = None,
     extra_env: dict[str, str] | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> BotProc:
-    """Spawn `python -m bot serve` in a fresh temp dir (Settings reads ./.env from the cwd)."""
+    """Spawn `python -m bot serve` in a fresh temp dir (Settings reads ./.env from the cwd);
+    `policy`, if given, is its policy file (written as JSON, which is YAML)."""
     tmp = tempfile.TemporaryDirectory(prefix="pitr-bench-")
     workdir = Path(tmp.name)
+    if policy is not None:
+        (workdir / "policy.yml").write_text(json.dumps(policy), encoding="utf-8")
+        extra_env = {**(extra_env or {}), "PITR_BOT_POLICY": str(workdir / "policy.yml")}
     port = free_port()
     env = base_env(
         SLACK_BOT_TOKEN=TOKEN,

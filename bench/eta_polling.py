@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/eta_polling.py [--restores 50] [--spread 0.05] [--history 5]
                                           [--fresh] [--seed 7] [--json FILE]
-    .venv/bin/python bench/eta_polling.py --cpu [--restores 50] [--compress 10] ...
+    .venv/bin/python bench/eta_polling.py --cpu [--restores 50] [--compress 10]
+                                          [--doc docs/performance.md] ...
 
 --tables source tables have typical restore durations of 20, 30, 40, ... minutes. A restore
 of table i lasts typical_i x lognormal(0, --spread), drawn with a fixed seed.
@@ -26,16 +27,22 @@ time compressed by --compress (C): every duration and interval divided by C
 /pitr-restore and Approve), then the measured restores approved at once. CPU is the bot
 process's utime+stime from the approvals to the last ACTIVE broadcast, over that wall time;
 compression makes the bot do C times the work per second, so the real-time estimate is the
-measured share / C. Nothing here asserts timings.
+measured share / C. AWS (and the bot) run at most 50 restores at once per account, so more than
+50 restores are spread over ceil(N / 50) accounts: policy `accounts:` acc0, acc1, ... (a role
+each in its own moto account), --tables sources in each, restores requested as `accN:SourceI`.
+--doc puts the result row into that file's bot CPU table (the row of the same restore count
+is replaced). Nothing here asserts timings.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,6 +50,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (  # noqa: E402
     ProcSampler,
     TimedSim,
+    account_id,
+    accounts_for,
+    accounts_policy,
     approve_cards,
     dump_json,
     median,
@@ -57,21 +67,28 @@ from virtual_tracking import VirtualBot, waiter_config, waiter_run  # noqa: E402
 
 from bot.polling import PollLimits  # noqa: E402
 
+CPU_HEADER = "| run | announced | CPU measured"
 TARGET_RE = re.compile(r"(?:Hist\d{2}x\d{2}|BotRestore\d{3})")
 LIMITS = PollLimits(poll_seconds=10, min_seconds=2, max_seconds=60)  # the settings' defaults
 
 
-def plan(args: argparse.Namespace, scale: float = 1.0):
+def plan(args: argparse.Namespace, scale: float = 1.0, accounts: int = 1):
     """Sources, history and measured (source, target, seconds) jobs, durations divided by
-    `scale`; the same draws for the virtual and the real run."""
+    `scale`; the same draws for the virtual and the real run. With several accounts every
+    account has --tables sources (`accN:SourceI`) and restore k runs in account k % accounts,
+    so each account holds restores / accounts of them."""
     rng = random.Random(args.seed)
-    sources = [f"Source{i}" for i in range(args.tables)]
-    typical = {s: (20 + 10 * i) * 60 for i, s in enumerate(sources)}
+    prefixes = [f"acc{a}:" for a in range(accounts)] if accounts > 1 else [""]
+    sources = [f"{p}Source{i}" for p in prefixes for i in range(args.tables)]
+    typical = {s: (20 + 10 * (n % args.tables)) * 60 for n, s in enumerate(sources)}
 
     def draw(source: str) -> float:
         return typical[source] * rng.lognormvariate(0, args.spread) / scale
 
-    measured = [(sources[k % len(sources)], f"BotRestore{k:03d}") for k in range(args.restores)]
+    def source_of(k: int) -> str:
+        return sources[(k % accounts) * args.tables + (k // accounts) % args.tables]
+
+    measured = [(source_of(k), f"BotRestore{k:03d}") for k in range(args.restores)]
     measured_jobs = [(s, t, draw(s)) for s, t in measured]
     history = (
         []
@@ -145,11 +162,18 @@ def virtual(args: argparse.Namespace) -> dict[str, float]:
 
 def cpu(args: argparse.Namespace) -> dict[str, float]:
     c = args.compress
+    load_before = os.getloadavg()[0]
+    started = time.gmtime()
     print_machine()
-    sources, history, jobs = plan(args, scale=c)
+    accounts = accounts_for(args.restores)
+    sources, history, jobs = plan(args, scale=c, accounts=accounts)
     sim = TimedSim().start()
     for s in sources:
-        sim.create_table(s, pitr=True, items=5)
+        alias, _, name = s.rpartition(":")
+        if alias:
+            sim.create_table_in(account_id(int(alias.removeprefix("acc"))), name, items=5)
+        else:
+            sim.create_table(name, pitr=True, items=5)
     for _, target, seconds in [*history, *jobs]:
         sim.creating_for[target] = seconds
     fake = start_fake_slack()
@@ -157,7 +181,13 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         "PITR_BOT_POLL_MIN_SECONDS": f"{LIMITS.min_seconds / c:.4f}",
         "PITR_BOT_POLL_MAX_SECONDS": f"{LIMITS.max_seconds / c:.4f}",
     }
-    bot = start_bot(fake, sim, poll_seconds=round(LIMITS.poll_seconds / c, 4), extra_env=env)
+    bot = start_bot(
+        fake,
+        sim,
+        poll_seconds=round(LIMITS.poll_seconds / c, 4),
+        extra_env=env,
+        policy=accounts_policy(accounts) if accounts > 1 else None,
+    )
     longest = max(sim.creating_for.values())
     try:
         bot.wait_healthy()
@@ -172,16 +202,22 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         approve_cards(bot, fake, cards, workers=min(len(cards), 50))
         told = wait_broadcasts(fake, set(cards), TARGET_RE, timeout=longest * 2 + 300)
         sampler.stop()
+        placed = sim.tables_per_account(accounts, TARGET_RE) if accounts > 1 else ""
     finally:
         bot.stop()
         fake.stop()
         sim.stop()
+    load_after = os.getloadavg()[0]
+    announced = len(told.keys() & set(cards))
     lag = [(told[t] - sim.active_at(t)) * c for _, t, _ in jobs]
     mode = "no history" if args.fresh else f"history: {args.history} earlier restores per table"
+    where = f"{accounts} accounts × {len(jobs) // accounts}" if accounts > 1 else "one account"
     print_table(
-        f"bot CPU tracking {len(jobs)} restores, {mode}, time compressed {c:g}x",
+        f"bot CPU tracking {len(jobs)} restores ({where}), {mode}, time compressed {c:g}x",
         [
-            ["announced", f"{len(told.keys() & set(cards))}/{len(jobs)}"],
+            ["announced", f"{announced}/{len(jobs)}"],
+            *([["restored tables per account", placed]] if placed else []),
+            ["load average (1 min), before / after", f"{load_before:.1f} / {load_after:.1f}"],
             [
                 "measured (compressed)",
                 f"{sampler.cpu_share:.1%} of a core over {sampler.wall:.0f} s",
@@ -194,12 +230,59 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         ],
         ["", "value"],
     )
+    if args.doc:
+        key = f"{len(jobs)} restores{' with history' if history else ', no history'}, {where}"
+        run = (
+            f"{key}, {time.strftime('%Y-%m-%d %H:%M', started)}–"
+            f"{time.strftime('%H:%M', time.gmtime())} UTC, "
+            f"load average {load_before:.1f} before / {load_after:.1f} after"
+        )
+        within = sampler.cpu_share / c <= 0.05
+        goal = (
+            ("≤ 5 %: **met**" if within else "≤ 5 %: **missed**")
+            if len(jobs) <= 50
+            else ("report only" + (" (within 5 %)" if within else " (over 5 %)"))
+        )
+        record_cpu_row(
+            Path(args.doc),
+            key,
+            [
+                run,
+                f"{announced} / {len(jobs)}",
+                f"{sampler.cpu_share * 100:.1f} % of a core over {sampler.wall:.0f} s",
+                f"**{sampler.cpu_share / c * 100:.2f} %** of a core",
+                goal,
+            ],
+        )
     return {
+        "accounts": accounts,
+        "load_before": load_before,
+        "load_after": load_after,
         "compress": c,
         "cpu_share_measured": sampler.cpu_share,
         "cpu_share_real_estimate": sampler.cpu_share / c,
         "wall_seconds": sampler.wall,
     }
+
+
+def record_cpu_row(doc: Path, key: str, cells: list[str]) -> None:
+    """Put a row into the CPU table of `doc` (the one headed CPU_HEADER): replace the row whose
+    run starts with `key` (count, history, accounts; rows of other layouts stay), else add it
+    at the end of the table. The rest of the file stays as it is."""
+    lines = doc.read_text(encoding="utf-8").split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(CPU_HEADER))
+    end = start + 2  # header, separator, then the rows
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    row = "| " + " | ".join(cells) + " |"
+    rows = range(start + 2, end)
+    at = next((i for i in rows if lines[i].startswith(f"| {key}, ")), None)
+    if at is None:
+        lines.insert(end, row)
+    else:
+        lines[at] = row
+    doc.write_text("\n".join(lines), encoding="utf-8")
+    print(f"\nrecorded in {doc}: {row}")
 
 
 def main() -> int:
@@ -213,6 +296,9 @@ def main() -> int:
     parser.add_argument("--cpu", action="store_true", help="real bot, compressed: CPU only")
     parser.add_argument("--compress", type=float, default=10, help="--cpu time compression")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument(
+        "--doc", metavar="FILE", help="--cpu: put the result row into FILE's CPU table"
+    )
     args = parser.parse_args()
     numbers = cpu(args) if args.cpu else virtual(args)
     dump_json(
