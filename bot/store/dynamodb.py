@@ -151,37 +151,11 @@ class DynamoStore(SiblingDocs, SavesThroughSaveAll):
         return [in_flight[i] for i in ids], upcoming
 
     def _query_index(self, index: str, key: str, value: str, limit: int) -> list[RestoreRequest]:
-        out: list[RestoreRequest] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": index,
-            "KeyConditionExpression": "#k = :v",
-            "ExpressionAttributeNames": {"#k": key},
-            "ExpressionAttributeValues": _item({":v": value}),
-            "ScanIndexForward": False,
-        }
-        while len(out) < limit:
-            resp = self.client.query(**kwargs)
-            out += [from_record(json.loads(_plain(i)["doc"])) for i in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp:
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
         # Index reads are eventually consistent: re-read what we will act on.
-        return out
+        return [from_record(json.loads(d)) for d in self._query_docs(index, key, value, limit)]
 
     def _scan_requests(self, limit: int) -> list[RestoreRequest]:
-        out: list[RestoreRequest] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "FilterExpression": "sk = :r",
-            "ExpressionAttributeValues": _item({":r": "R"}),
-        }
-        while True:
-            resp = self.client.scan(**kwargs)
-            out += [from_record(json.loads(_plain(i)["doc"])) for i in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp or len(out) >= limit:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return [from_record(json.loads(d)) for d in self._scan_docs("R", limit)]
 
     def _request_item(self, req: RestoreRequest) -> dict[str, Any]:
         data: dict[str, Any] = {
