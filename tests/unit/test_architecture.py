@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,31 @@ MAX_MODULE_LINES = 600
 def test_no_module_in_the_engine_is_too_long(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_MODULE_LINES, f"{path.name} has {lines} lines: split it by concern"
+
+
+def readme_tree() -> set[str]:
+    """The modules the README's "How it works" tree names, as paths (bot/engine/context.py):
+    a name belongs to the last folder at the left edge (bot/) and the last one it opens
+    (engine/), whose continuation lines are indented deeper."""
+    text = (ROOT / "README.md").read_text()
+    tree = text.split("## How it works", 1)[1].split("```")[1]
+    named: set[str] = set()
+    top = sub = ""
+    for line in tree.splitlines():
+        indent, words = len(line) - len(line.lstrip()), line.split()
+        if words and indent == 0:
+            top, sub = words[0], ""
+        elif words and indent == 2:
+            sub = words[0] if words[0].endswith("/") else ""
+        for name in re.findall(r"[\w/]+\.py\b", line):
+            named.add(name if "/" in name else top + sub + name)
+    return named
+
+
+def test_the_readme_tree_names_every_module_and_no_other():
+    # The README draws the house; a module added (or removed) without it goes stale.
+    ours = tuple(f"{package}/" for package in PACKAGES)
+    modules = {str(p.relative_to(ROOT)) for p in SOURCES if p.name != "__init__.py"}
+    named = {n for n in readme_tree() if n.startswith(ours) and not n.endswith("__init__.py")}
+    assert not modules - named, f"the README's tree misses {sorted(modules - named)}"
+    assert not named - modules, f"the README's tree names {sorted(named - modules)}: gone"
