@@ -172,13 +172,7 @@ def print_iam_policy(account: str | None, region: str | None) -> int:
     """The policy file (PITR_BOT_POLICY) and state (PITR_BOT_STATE) decide what is granted."""
     from bot.iam import IamPolicyError, iam_policy, state_table_of
 
-    settings, problems = load_settings()
-    policy = None
-    if settings is not None:
-        try:
-            policy = load_policy(settings.policy_path)
-        except PolicyError as exc:
-            problems += [f"policy: {p}" for p in exc.problems]
+    settings, policy, problems = _configuration(for_serving=False)
     if problems or settings is None or policy is None:
         for problem in problems:
             print(f"pitr-bot: {problem}", file=sys.stderr)
@@ -204,13 +198,7 @@ def print_member_policies(alias: str, bot_role: str) -> int:
     """The member-account role of `alias`: trust policy and permission policy."""
     from bot.iam import IamPolicyError, member_policies
 
-    settings, problems = load_settings()
-    policy = None
-    if settings is not None:
-        try:
-            policy = load_policy(settings.policy_path)
-        except PolicyError as exc:
-            problems += [f"policy: {p}" for p in exc.problems]
+    _, policy, problems = _configuration(for_serving=False)
     if problems or policy is None:
         for problem in problems:
             print(f"pitr-bot: {problem}", file=sys.stderr)

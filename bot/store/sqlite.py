@@ -162,19 +162,8 @@ class SqliteStore(SavesThroughSaveAll):
         source: str | None = None,
         limit: int = 100,
     ) -> list[RestoreRequest]:
-        sql, args = "SELECT doc FROM restores WHERE 1=1", []
-        if states is not None:
-            wanted = [s.value for s in states]
-            sql += f" AND state IN ({','.join('?' * len(wanted))})"
-            args += wanted
-        if source is not None:
-            sql += " AND source = ?"
-            args.append(source)
-        sql += " ORDER BY created_at DESC LIMIT ?"
-        args.append(limit)
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [from_record(json.loads(r[0])) for r in rows]
+        # Requests are documents too: the same query as the sibling flows' (state, source).
+        return [from_record(doc) for doc in self._doc_find("restores", states, source, limit)]
 
     # -- sibling flows: drills and item jobs, each a versioned JSON document ---------------
     def drill_add(self, drill: Drill, announce: Sequence[str] = ()) -> bool:
