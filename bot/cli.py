@@ -147,6 +147,7 @@ def serve() -> int:
     ]
     configure_logging(settings.log_level, secrets, settings.log_format)
 
+    from bot.server import BotServer
     from bot.server import serve as run_server
     from bot.services import build_services
     from bot.store import open_store
@@ -164,7 +165,20 @@ def serve() -> int:
     if workspace is not None and not workspace.learn() and workspace.rejected:
         log.error("cannot start: Slack did not accept the bot token (%s)", workspace.rejected)
         return 2
-    run_server(app, services)
+    try:
+        server = BotServer(app, services)  # binds the ports: a taken one fails here
+    except OSError as exc:
+        where = f"{settings.host}:{settings.port}"
+        if settings.ops_bind:
+            where += f" or {settings.ops_bind}"
+        print(
+            f"pitr-bot: cannot start: cannot listen on {where} ({exc.strerror or exc}): "
+            "set PITR_BOT_PORT (or PITR_BOT_OPS_BIND) to a free port",
+            file=sys.stderr,
+        )
+        services.store.close()
+        return 2
+    run_server(app, services, server)
     return 0
 
 

@@ -128,13 +128,14 @@ class DrillEngine:
         if isinstance(drill, str):
             return DrillOutcome(False, drill)
         self._maybe_live = True
-        if not self.store.drill_add(drill):
+        requested = self._entry("drill_requested", drill, user, drill.target)
+        if not self.store.drill_add(drill, audit=[requested]):
             return DrillOutcome(
                 False,
                 f"A drill of `{table}` was started this minute already; its result "
                 "will be posted. Try again in a minute for another one.",
             )
-        self._audit("drill_requested", drill, user, f"{drill.target}")
+        self.on_event("drill_requested")
         return DrillOutcome(True, f"Restore drill of `{table}` started.", drill)
 
     def _new_drill(
@@ -192,9 +193,11 @@ class DrillEngine:
                 if isinstance(drill, str):
                     log.warning("drill of %s not scheduled: %s", table, drill)
                     continue
-                if self.store.drill_add(drill):  # False: another replica claimed this slot
+                entry = self._entry("drill_scheduled", drill, None, f"slot {slot.isoformat()}")
+                # False: another replica claimed this slot
+                if self.store.drill_add(drill, audit=[entry]):
                     claimed += 1
-                    self._audit("drill_scheduled", drill, None, f"slot {slot.isoformat()}")
+                    self.on_event("drill_scheduled")
             self._handled.add((index, slot))
         # Slots older than the catch-up window can never be due again: forget them.
         self._handled = {(i, s) for i, s in self._handled if now - s <= CATCH_UP}
@@ -273,11 +276,13 @@ class DrillEngine:
     def _start(self, drill: Drill) -> None:
         now = self.clock()
         claimed = self.store.drill_save(
-            drill, drill.advance(DrillState.RESTORING, now, restore_called_at=now, **self._lease())
+            drill,
+            drill.advance(DrillState.RESTORING, now, restore_called_at=now, **self._lease()),
+            audit=[self._entry("drill_started", drill, None, drill.target)],
         )
         if claimed is None:
             return
-        self._audit("drill_started", claimed, None, claimed.target)
+        self.on_event("drill_started")
         self._call_restore(claimed)
 
     def _call_restore(self, drill: Drill) -> None:
@@ -346,8 +351,9 @@ class DrillEngine:
             error_streak=0,
             **self._lease(),
         )
-        if self.store.drill_save(drill, new):
-            self._audit("drill_restored", drill, None, f"{drill.target} ACTIVE")
+        entry = self._entry("drill_restored", drill, None, f"{drill.target} ACTIVE")
+        if self.store.drill_save(drill, new, audit=[entry]):
+            self.on_event("drill_restored")
 
     def _verify(self, drill: Drill) -> None:
         try:
@@ -359,9 +365,10 @@ class DrillEngine:
             verdict = {"passed": False, "problem": f"could not verify: {exc.message}"}
         new = drill.advance(DrillState.CLEANING, self.clock(), error_streak=0, **verdict)
         new = replace(new, **self._lease())
-        if self.store.drill_save(drill, new):
-            outcome = "verified" if verdict["passed"] else f"not verified: {verdict['problem']}"
-            self._audit("drill_verified", drill, None, outcome)
+        outcome = "verified" if verdict["passed"] else f"not verified: {verdict['problem']}"
+        entry = self._entry("drill_verified", drill, None, outcome)
+        if self.store.drill_save(drill, new, audit=[entry]):
+            self.on_event("drill_verified")
 
     def _check(self, drill: Drill) -> dict[str, Any]:
         """ACTIVE, item count close to the source's, sampled keys equal in both tables."""
@@ -433,8 +440,10 @@ class DrillEngine:
             lease_owner=None,
             lease_until=None,
         )
-        if self.store.drill_save(drill, new, announce=["drill_report"]):
-            self._audit("drill_passed" if passed else "drill_failed", drill, None, cleanup)
+        event = "drill_passed" if passed else "drill_failed"
+        entry = self._entry(event, drill, None, cleanup)
+        if self.store.drill_save(drill, new, announce=["drill_report"], audit=[entry]):
+            self.on_event(event)
             self.on_change()
 
     def _fail(self, drill: Drill, problem: str) -> None:
@@ -451,8 +460,9 @@ class DrillEngine:
             )
         except InvalidTransition:
             return
-        if self.store.drill_save(drill, new, announce=["drill_report"]):
-            self._audit("drill_failed", drill, None, problem)
+        entry = self._entry("drill_failed", drill, None, problem)
+        if self.store.drill_save(drill, new, announce=["drill_report"], audit=[entry]):
+            self.on_event("drill_failed")
             log.warning("drill %s of %s failed: %s", drill.id, drill.source, problem)
             self.on_change()
 
@@ -533,11 +543,10 @@ class DrillEngine:
             if drill.lease_owner == self.owner:
                 self.store.drill_save(drill, replace(drill, lease_owner=None, lease_until=None))
 
-    def _audit(self, event: str, drill: Drill, actor: str | None, detail: str = "") -> None:
-        self.on_event(event)
-        self.store.audit(
-            AuditEvent(self.clock(), event, drill.id, actor, drill.channel, drill.source, detail)
-        )
+    def _entry(self, event: str, drill: Drill, actor: str | None, detail: str = "") -> AuditEvent:
+        """An audit entry written with the transition it records (drill_add / drill_save), so
+        a crash keeps both or neither and a reader who sees the state sees its entry."""
+        return AuditEvent(self.clock(), event, drill.id, actor, drill.channel, drill.source, detail)
 
     @contextmanager
     def _working_on(self, drill_id: str) -> Iterator[bool]:

@@ -184,6 +184,7 @@ class BotServer:
             self.ops_port = self.ops_server.effective_port
         self._socket_handler: Any = None
         self._closing = False
+        self._stopped = threading.Event()
 
     def run(self) -> None:
         """Serve until `close()` (or a signal in `serve`), then stop background work."""
@@ -193,8 +194,10 @@ class BotServer:
 
             token = settings.slack_app_token.get_secret_value()  # type: ignore[union-attr]
             self._socket_handler = SocketModeHandler(self.app, token)
-            self._socket_handler.connect()
-            log.info("connected to Slack in Socket Mode; health on port %s", self.port)
+            # Slack may be unreachable at boot: connect in the background, as auth.test does.
+            threading.Thread(
+                target=self._connect_socket, name="pitr-socket-mode", daemon=True
+            ).start()
         else:
             log.info("listening on port %s (POST /slack/events)", self.port)
         self.services.start_background()
@@ -219,10 +222,31 @@ class BotServer:
                 self.ops_server.close()
             if ops_thread is not None:
                 ops_thread.join(timeout=5)
+            self._stopped.set()
             if self._socket_handler is not None:
                 self._socket_handler.close()
             self.services.stop_background()
             log.info("stopped")
+
+    def _connect_socket(self) -> None:
+        """Open the Socket Mode connection, retrying (backing off to a minute) until Slack
+        answers; once connected, slack_sdk reconnects by itself. Meanwhile /readyz says 503
+        (auth.test has not answered either) and the health port stays up."""
+        delay = 1.0
+        while not self._stopped.is_set():
+            try:
+                self._socket_handler.connect()
+            except Exception as exc:  # noqa: BLE001 - any failure: Slack is not there yet
+                log.warning(
+                    "Socket Mode connection to Slack failed (%s); retrying in %.0f s",
+                    type(exc).__name__,
+                    delay,
+                )
+                self._stopped.wait(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            log.info("connected to Slack in Socket Mode; health on port %s", self.port)
+            return
 
     def _run_ops(self) -> None:
         try:
@@ -236,9 +260,10 @@ class BotServer:
         self.server.close()
 
 
-def serve(app: App, services: Services) -> None:
-    """Run until SIGTERM/SIGINT, then stop cleanly: no new work, background work finished."""
-    server = BotServer(app, services)
+def serve(app: App, services: Services, server: BotServer | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then stop cleanly: no new work, background work finished.
+    `server`: already bound (the caller reports a port it could not take)."""
+    server = server or BotServer(app, services)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("received %s; shutting down", signal.Signals(signum).name)

@@ -63,13 +63,21 @@ class Store(Protocol):
     ) -> list[RestoreRequest]: ...
 
     # -- restore drills (bot/drills.py): the same compare-and-set on `version` ----------
-    def drill_add(self, drill: Drill, announce: Sequence[str] = ()) -> bool:
+    def drill_add(
+        self, drill: Drill, announce: Sequence[str] = (), audit: Sequence[AuditEvent] = ()
+    ) -> bool:
         """Insert `drill` unless its id exists (a slot already claimed): False then."""
         ...
 
     def drill_get(self, drill_id: str) -> Drill | None: ...
 
-    def drill_save(self, old: Drill, new: Drill, announce: Sequence[str] = ()) -> Drill | None:
+    def drill_save(
+        self,
+        old: Drill,
+        new: Drill,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> Drill | None:
         """Write `new` if the stored version is still `old.version`; None if someone won.
         Outbox items for `announce` carry the drill's id (its `restore_id`)."""
         ...

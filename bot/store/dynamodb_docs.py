@@ -83,16 +83,24 @@ class SiblingDocs:
     # -- sibling flows: drills (D#) and item jobs (J#), each a versioned document ----------
     # Their `state` and `source` are prefixed so the two indexes serve them without mixing
     # them with restores.
-    def drill_add(self, drill: Drill, announce: Sequence[str] = ()) -> bool:
-        return self._doc_add(self._drill_item(drill), drill.id, announce)
+    def drill_add(
+        self, drill: Drill, announce: Sequence[str] = (), audit: Sequence[AuditEvent] = ()
+    ) -> bool:
+        return self._doc_add(self._drill_item(drill), drill.id, announce, audit)
 
     def drill_get(self, drill_id: str) -> Drill | None:
         doc = self._doc_get(f"D#{drill_id}", "D")
         return Drill.from_record(json.loads(doc)) if doc else None
 
-    def drill_save(self, old: Drill, new: Drill, announce: Sequence[str] = ()) -> Drill | None:
+    def drill_save(
+        self,
+        old: Drill,
+        new: Drill,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> Drill | None:
         stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
-        ok = self._doc_save(self._drill_item(stored), old.id, old.version, announce)
+        ok = self._doc_save(self._drill_item(stored), old.id, old.version, announce, audit)
         return stored if ok else None
 
     def drill_find(

@@ -166,17 +166,25 @@ class SqliteStore(SavesThroughSaveAll):
         return [from_record(doc) for doc in self._doc_find("restores", states, source, limit)]
 
     # -- sibling flows: drills and item jobs, each a versioned JSON document ---------------
-    def drill_add(self, drill: Drill, announce: Sequence[str] = ()) -> bool:
+    def drill_add(
+        self, drill: Drill, announce: Sequence[str] = (), audit: Sequence[AuditEvent] = ()
+    ) -> bool:
         extra = {"source": drill.source}
-        return self._doc_add("drills", drill.id, drill, drill.to_record(), extra, announce)
+        return self._doc_add("drills", drill.id, drill, drill.to_record(), extra, announce, audit)
 
     def drill_get(self, drill_id: str) -> Drill | None:
         doc = self._doc_get("drills", drill_id)
         return Drill.from_record(doc) if doc is not None else None
 
-    def drill_save(self, old: Drill, new: Drill, announce: Sequence[str] = ()) -> Drill | None:
+    def drill_save(
+        self,
+        old: Drill,
+        new: Drill,
+        announce: Sequence[str] = (),
+        audit: Sequence[AuditEvent] = (),
+    ) -> Drill | None:
         stored = replace(new, version=old.version + 1, updated_at=new.updated_at or utcnow())
-        return stored if self._doc_save("drills", old, stored, announce) else None
+        return stored if self._doc_save("drills", old, stored, announce, audit) else None
 
     def drill_find(
         self,

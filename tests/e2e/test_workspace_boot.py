@@ -9,13 +9,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
 
 from support.signed import SlackSender
 
-from e2e.process import cards, request_restore, wait_until
+from e2e.process import cards, request_restore, serve_env, start_bot_process, wait_until
 
 TOKEN = "xoxb-workspace-e2e-token-0b7d2e"  # noqa: S105 - a test secret
 SECRET = "workspace-signing-secret-6e1c4a"  # noqa: S105
@@ -50,6 +51,42 @@ def test_serve_starts_with_slack_down_refuses_requests_then_serves_once_slack_an
     assert restore_id
     assert cards(fake, "TooEarlyCopy") == []
     assert bot.proc.poll() is None
+    assert "Traceback" not in bot.stderr()
+
+
+def test_socket_mode_with_slack_down_at_boot_starts_then_becomes_ready(bots, fake):
+    # Socket Mode opens its connection at boot too (apps.connections.open): unreachable
+    # Slack there must not end serve either.
+    fake.set_down(True)
+    bot = bots.spawn("socket", SLACK_APP_TOKEN="xapp-1-A1-1-socket-mode-test")
+    bot.wait_healthy(timeout=30)
+    assert bot.readyz()[0] == 503
+    wait_until(lambda: "Socket Mode connection to Slack failed" in bot.stderr(), 30, "a retry")
+    fake.set_down(False)
+    wait_until(lambda: bot.readyz()[0] == 200, 60, "/readyz 200 once Slack answers")
+    assert bot.proc.poll() is None
+    assert "Traceback" not in bot.stderr()
+
+
+def test_a_port_already_taken_stops_serve_with_one_clear_line(bots, fake):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = serve_env(
+            token=TOKEN,
+            secret=SECRET,
+            slack_api_url=fake.api_url,
+            aws_env=bots.aws_env(),
+            state=bots.state,
+            port=port,
+        )
+        bot = start_bot_process(env, bots.tmp_path, port, name="taken")
+        bots.started.append(bot)
+        assert bot.proc.wait(timeout=60) == 2
+    errors = [line for line in bot.log_lines() if "cannot listen" in line]
+    assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0], bot.stderr()
+    assert "PITR_BOT_PORT" in errors[0]
     assert "Traceback" not in bot.stderr()
 
 

@@ -112,3 +112,35 @@ def test_two_drill_commands_at_once_make_one_drill(ddb, tmp_path):
     assert [o.ok for o in outcomes] == [True, False]
     assert "this minute already" in outcomes[1].message
     assert len(first.store.drill_find(source=SOURCE)) == 1
+
+
+class NoLoneAudits:
+    """The store, noting audit entries written apart from the transition they record."""
+
+    def __init__(self, store: SqliteStore):
+        self._store = store
+        self.lone: list[str] = []
+
+    def audit(self, event) -> None:
+        self.lone.append(event.event)
+        self._store.audit(event)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def test_every_drill_transition_writes_its_audit_entry_with_it(ddb, tmp_path):
+    engine = engine_for(ddb, tmp_path)
+    spy = NoLoneAudits(engine.store)
+    engine.store = spy  # type: ignore[assignment]
+    drill = engine.start_now(SOURCE, "U1", "C1").drill
+    step_until(engine, drill.id, DrillState.PASSED)
+    assert spy.lone == []
+    events = [e.event for e in spy.audit_events()]
+    assert events == [
+        "drill_requested",
+        "drill_started",
+        "drill_restored",
+        "drill_verified",
+        "drill_passed",
+    ]

@@ -22,6 +22,15 @@ def test_typical_range_from_the_tables_own_restores() -> None:
     assert card_text(eta, "orders").startswith("typical 35–45 min (median 40 min, 3 earlier")
 
 
+def test_a_restore_of_a_few_seconds_is_estimated_in_seconds_not_1_min() -> None:
+    # Issue 11: a 4 s restore was announced as "1 min" on the next card.
+    eta = estimate("orders", [Sample("orders", 4.0, source_bytes=10_000, source_items=100)])
+    text = card_text(eta, "orders")
+    assert text.startswith("typical 4 s (median 4 s, 1 earlier restore of `orders`"), text
+    assert "min" not in text
+    assert "typical 4 s for `orders`" in progress_text(eta, "orders", START, START)
+
+
 def test_one_outlier_in_three_does_not_drag_the_estimate() -> None:
     steady = estimate("orders", orders(30, 32))
     wild = estimate("orders", orders(30, 32, 300))  # one restore hit a bad day

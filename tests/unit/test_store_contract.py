@@ -257,6 +257,26 @@ def test_drill_save_is_compare_and_set_and_announces_with_the_drill_id(store):
     assert store.drill_get(d.id).state == DrillState.FAILED
 
 
+def test_a_drill_transition_and_its_audit_entry_are_one_write(store):
+    """As for requests: a lost race writes no entry, a won one writes it with the state."""
+    d = make_drill()
+    asked = AuditEvent(NOW, "drill_requested", d.id, "U1", "C1", "orders", "target")
+    assert store.drill_add(d, audit=[asked]) is True
+    assert store.drill_add(d, audit=[replace(asked, detail="again")]) is False
+    won = store.drill_save(
+        d,
+        d.advance(DrillState.RESTORING, NOW, restore_called_at=NOW),
+        audit=[replace(asked, event="drill_started")],
+    )
+    assert won is not None
+    lost = d.advance(DrillState.FAILED, NOW, problem="late")
+    assert store.drill_save(d, lost, audit=[replace(asked, event="drill_failed")]) is None
+    assert sorted((e.event, e.detail) for e in store.audit_events()) == [
+        ("drill_requested", "target"),
+        ("drill_started", "target"),
+    ]
+
+
 def test_drill_find_by_state_and_source_never_mixes_with_restores(store):
     store.add(make())  # a restore request of `orders`
     a = make_drill(created_at=NOW)
