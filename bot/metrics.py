@@ -44,8 +44,9 @@ class Metrics:
         self.aws_errors = Counter(
             "pitr_bot_aws_errors", "AWS API errors", ["code"], registry=self.registry
         )
-        self.registry.register(_StoreCollector(store, clock))
-        self.registry.register(_DrillCollector(store))
+        # Everything read from the store, restores and drills alike, goes through one cache.
+        self.store_gauges = _StoreCollector(store, clock)
+        self.registry.register(self.store_gauges)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -94,16 +95,11 @@ class _StoreCollector(Collector):
         lag.add_metric([], worst)
         yield by_state
         yield lag
+        yield from self._drills()
 
-
-class _DrillCollector(Collector):
-    """Per table: the last finished drill's restore time and the last successful drill's
-    time, for an alert such as "no successful drill in 30 days"."""
-
-    def __init__(self, store: Store):
-        self.store = store
-
-    def collect(self) -> Iterator[Metric]:
+    def _drills(self) -> Iterator[Metric]:
+        """Per table: the last finished drill's restore time and the last successful drill's
+        time, for an alert such as "no successful drill in 30 days"."""
         duration = GaugeMetricFamily(
             "pitr_bot_drill_duration_seconds",
             "Restore time (call to ACTIVE) of the last finished drill of a table",

@@ -28,8 +28,8 @@ WINDOW_SECONDS = 300  # Slack's own rule: a signature older (or newer) than 5 mi
 MAX_DEPTH = 32  # Slack's payloads nest about 10 deep
 MAX_FIELDS = 100  # a slash command has ~15 form fields, an interaction one (`payload`)
 CONTENT_TYPES = {"application/x-www-form-urlencoded", "application/json"}
-TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
-SIGNATURE = re.compile(r"^v0=[0-9a-f]{64}$")
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class SlackRequestVerifier:
         signature = environ.get("HTTP_X_SLACK_SIGNATURE")
         if not timestamp or not signature:
             return Verdict(401, "no signature headers")
-        if not TIMESTAMP.match(timestamp) or not SIGNATURE.match(signature):
+        if not TIMESTAMP.fullmatch(timestamp) or not SIGNATURE.fullmatch(signature):
             return Verdict(400, "malformed signature headers")
         if abs(self._clock() - int(timestamp)) > WINDOW_SECONDS:
             return Verdict(401, "stale timestamp")

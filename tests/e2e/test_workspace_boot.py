@@ -13,6 +13,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from datetime import timedelta
 
 from support.signed import SlackSender
 
@@ -119,8 +120,8 @@ def test_ops_bind_moves_readyz_and_metrics_off_the_slack_port(make_bot, fake, si
 def test_readyz_and_metrics_do_not_query_the_store_on_every_request(make_bot, monkeypatch):
     bot = make_bot(PITR_BOT_OPS_BIND="127.0.0.1:0", poll_seconds=60)  # tracker all but idle
     store = bot.services.store
-    counts = {"ping": 0, "find": 0}
-    real_ping, real_find = store.ping, store.find
+    counts = {"ping": 0, "find": 0, "drill_find": 0}
+    real_ping, real_find, real_drill_find = store.ping, store.find, store.drill_find
 
     def ping():
         counts["ping"] += 1
@@ -130,17 +131,36 @@ def test_readyz_and_metrics_do_not_query_the_store_on_every_request(make_bot, mo
         counts["find"] += 1
         return real_find(*args, **kwargs)
 
+    def drill_find(*args, **kwargs):
+        counts["drill_find"] += 1
+        return real_drill_find(*args, **kwargs)
+
     monkeypatch.setattr(store, "ping", ping)
     monkeypatch.setattr(store, "find", find)
+    monkeypatch.setattr(store, "drill_find", drill_find)
+    # Time stands still for both caches, so what is counted is the cache, not the machine.
+    frozen_mono, frozen_now = [time.monotonic()], [bot.services.clock()]
+    monkeypatch.setattr(bot.server.http, "_monotonic", lambda: frozen_mono[0])
+    monkeypatch.setattr(bot.services.metrics.store_gauges, "clock", lambda: frozen_now[0])
     base = f"http://127.0.0.1:{bot.server.ops_port}"
-    start = time.monotonic()
-    for _ in range(20):
-        assert get(f"{base}/readyz")[0] == 200
-        assert get(f"{base}/metrics")[0] == 200
-    rounds = 1 + int((time.monotonic() - start) / 2)  # the cache lasts 2 s
+
+    def scrape(times: int) -> None:
+        for _ in range(times):
+            assert get(f"{base}/readyz")[0] == 200
+            assert get(f"{base}/metrics")[0] == 200
+
+    scrape(20)
     # Before: 20 pings and 20 x 3 finds (one a tracked state); now once per cache period.
-    assert counts["ping"] <= rounds, counts
-    assert counts["find"] <= 3 * rounds + 3, counts  # + the tracker's own ticks
+    assert counts["ping"] <= 1, counts  # 0 if start-up's own check is still kept
+    assert counts["find"] <= 3 + 3, counts  # + the tracker's own ticks
+    assert counts["drill_find"] <= 1 + 3, counts  # drill gauges are kept with the rest
+    pings, finds = counts["ping"], counts["find"]
+    frozen_mono[0] += 3  # past the 2 s the answers are kept
+    frozen_now[0] += timedelta(seconds=3)
+    scrape(5)
+    assert counts["ping"] == pings + 1, counts  # read again once, then kept again
+    assert finds < counts["find"] <= finds + 3 + 3, counts
+    assert 1 <= counts["drill_find"] <= 2 + 3 + 3, counts
 
 
 def test_slacks_request_url_check_is_answered_though_it_names_no_workspace(make_bot):
