@@ -7,7 +7,7 @@ Slack's size limits, which the tests exercise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
@@ -133,7 +133,7 @@ def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]
         reason = esc_clip(req.reason, SECTION_LIMIT - len("*Reason*\n"))
         blocks.append(SectionBlock(text=md(f"*Reason*\n{reason}")))
     status = WITHDRAWN_LINE if req.withdrawn else STATUS_LINE[req.state]
-    blocks += _decision(req, status)
+    blocks += decision_blocks(req, status)
     return f"{title}: {status}", blocks
 
 
@@ -166,14 +166,14 @@ def period_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
         SectionBlock(text=md(warning)),
     ]
     status = PERIOD_STATUS_LINE[req.state]
-    blocks += _decision(req, status)
+    blocks += decision_blocks(req, status)
     fallback = f"{title}: {status}"
     if req.state == State.REQUESTED:
         fallback += f" (restore history before {format_instant(lost, 'UTC')} will be lost)"
     return fallback, blocks
 
 
-def _decision(req: RestoreRequest, status: str) -> list[Block]:
+def decision_blocks(req: RestoreRequest, status: str) -> list[Block]:
     """The status line and, while undecided, the Approve / Deny buttons."""
     blocks: list[Block] = []
     if req.decided_by and req.state in {State.DENIED, State.CANCELLED}:
@@ -218,12 +218,8 @@ def source_facts(req: RestoreRequest) -> list[str]:
     """
     overrides = req.overrides or {}
     billing = esc(req.source_billing or "unknown")
-    if overrides.get("billing_mode"):
-        billing += f" → {esc(overrides['billing_mode'])}"
     encryption = esc(req.source_encryption or "AWS owned key")
-    if overrides.get("sse_key"):
-        encryption += f" → KMS key {code(clip(str(overrides['sse_key']), 1000))}"
-    facts = [f"*Billing:* {billing} · *Encryption:* {encryption}"]
+    facts = [override_line(billing, encryption, overrides)]
     left_out = sorted(set(overrides.get("exclude_indexes") or []))
     kept = [i for i in req.source_indexes if i not in left_out]
     if not req.source_indexes:
@@ -237,6 +233,16 @@ def source_facts(req: RestoreRequest) -> list[str]:
         head = f"*Kept ({len(kept)}):* "
         facts.append(head + (name_list(kept, SECTION_LIMIT - len(head)) if kept else "none"))
     return facts
+
+
+def override_line(billing: str, encryption: str, overrides: dict) -> str:
+    """Billing and encryption, "source → chosen" where an option changes them. `billing` and
+    `encryption` are the source's, already escaped (a batch passes a summary of its tables')."""
+    if overrides.get("billing_mode"):
+        billing += f" → {esc(overrides['billing_mode'])}"
+    if overrides.get("sse_key"):
+        encryption += f" → KMS key {code(clip(str(overrides['sse_key']), 1000))}"
+    return f"*Billing:* {billing} · *Encryption:* {encryption}"
 
 
 def approvals_text(req: RestoreRequest) -> str:
@@ -428,12 +434,14 @@ SECTION_LIMIT = 3000  # section text; also a context element's text
 HEADER_LIMIT = 150  # header text
 
 
-def name_list(names: Sequence[str], budget: int) -> str:
-    """`a`, `b`, … as many names as fit in `budget` characters, then "…and N more"."""
+def name_list(names: Sequence[str], budget: int, show: Callable[[str], str] | None = None) -> str:
+    """`a`, `b`, … as many names as fit in `budget` characters, then "…and N more".
+
+    `show` renders one name (default: as code, clipped); plain text for a message's fallback."""
     shown: list[str] = []
     for index, name in enumerate(names):
         more = len(names) - index - 1
-        item = code(clip(name, 300))
+        item = show(name) if show else code(clip(name, 300))
         tail = f", …and {more} more" if more else ""
         if len(", ".join([*shown, item])) + len(tail) > budget:
             return ", ".join(shown) + f"{', ' if shown else ''}…and {len(names) - index} more"
