@@ -13,6 +13,7 @@ and the App Home's drills.
 | one approval where the live table's rule needs two           | still waiting, nothing written   |
 | (copy back and undo)                                         |                                  |
 | a captured copy-back Approve replayed once an undo waits     | 200, nothing: the undo waits     |
+| a batch card's Approve / Deny from another channel/workspace | nothing done, no AWS call        |
 | Compare items after the restored table's name was reused     | refused, nothing read            |
 | Copy back / Undo after the live table was re-created         | refused, nothing written         |
 """
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 from support.signed import block_action_body
 
+from bot.batches import members_of
 from bot.item_jobs import JobState
 from bot.policy import Policy, Rule
 from commands.items import (
@@ -38,6 +40,7 @@ from commands.items import (
 )
 from e2e.test_attacks_authz import reuse_name, wait_field
 from e2e.test_attacks_http import raw_post, signed_headers
+from e2e.test_batch_e2e import wait_leader
 from e2e.test_copy_back import (
     COPY_BACK_ON,
     LIVE,
@@ -340,3 +343,32 @@ def test_undo_after_the_live_table_was_re_created_writes_nothing(make_bot, fake,
     assert "not the table that was compared" in failed.note
     no_aws(sim, ITEM_WRITES)
     assert all(get(direct, i) == order(i) for i in MISSING)
+
+
+# -- class 5 on batch cards: one Approve for several tables -------------------------------------
+@pytest.mark.parametrize("where", ["another channel", "another workspace"])
+def test_a_batch_cards_approve_counts_only_from_its_channel_and_workspace(
+    make_bot, fake, sim, where
+):
+    sim.create_table("Payments", pitr=True, items=2)
+    bot = make_bot()
+    bot.command("/pitr-restore", "MusicCollection,Payments -copy latest")
+    leader = wait_leader(bot, fake)
+    sim.clear()
+    before = snapshot(bot, sim, fake)
+    channel, team = ("C666", "T1") if where == "another channel" else ("C1", "T666")
+    for action in ("pitr_approve", "pitr_deny"):
+        body = block_action_body(
+            action,
+            leader.id,
+            "U2",
+            channel,
+            leader.card_ts,
+            fake.response_url("click-U2"),
+            team_id=team,
+        )
+        assert bot.sender.post(body).status == (200 if where == "another channel" else 403)
+    settle()
+    no_aws(sim, AWS_READS + ("RestoreTableToPointInTime",))
+    assert snapshot(bot, sim, fake) == before
+    assert {m.state.value for m in members_of(bot.services.store, leader.id)} == {"REQUESTED"}
