@@ -131,7 +131,9 @@ class AftercareService(PitrService):
             raise
         info = _table_info(desc)
         marker = self._all_tags(table, desc).get(MARKER_TAG)
-        return identity(info.arn, info.table_id, info.restored_from, info.restored_at, marker)
+        return identity(
+            info.arn, info.table_id, info.restored_from, info.restored_at, marker, info.created_at
+        )
 
     def _read_tags(self, table: str, desc: dict[str, Any]) -> dict[str, str]:
         tags = self._all_tags(table, desc)

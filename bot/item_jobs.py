@@ -89,6 +89,13 @@ class ItemJob:
     undo_decided_by: str | None = None
     undo_counts: dict[str, int] = field(default_factory=dict)
     decision_ts: str | None = None  # the current approval card (its buttons go when decided)
+    # The copy back's or undo's approvals so far, and how many the live table's rule needs
+    # (read when it was asked for, as a restore's are).
+    approvals: tuple[str, ...] = ()
+    required_approvals: int = 1
+    # The live table as it was compared (bot/table_identity.py): written to only while it
+    # is still that table.
+    live_identity: dict | None = None
     note: str = ""  # the last refusal/denial or failure, in plain words
     # When the job files were deleted (retention over): no copy back or undo after that.
     files_removed_at: datetime | None = None
@@ -105,6 +112,10 @@ class ItemJob:
     def to_copy(self) -> int:
         return self.missing + (self.changed if self.include_changed else 0)
 
+    @property
+    def approvals_missing(self) -> int:
+        return max(0, self.required_approvals - len(self.approvals))
+
     def advance(self, to: JobState, now: datetime, **changes: object) -> ItemJob:
         """A copy in state `to`; raises InvalidTransition if the machine forbids it."""
         if to not in TRANSITIONS.get(self.state, frozenset()):
@@ -116,4 +127,19 @@ class ItemJob:
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> ItemJob:
-        return load(cls, data, state=JobState)
+        return load(cls, data, state=JobState, approvals=tuple)
+
+
+def already(job: ItemJob) -> str:
+    """Why a click finds nothing to do in the job's state (in plain words)."""
+    return {
+        JobState.COMPARING: "The comparison is still running.",
+        JobState.COMPARED: "Nothing is waiting for a decision here.",
+        JobState.COPY_REQUESTED: "A copy back is already waiting for approval.",
+        JobState.COPYING: "The copy back was already approved and is running.",
+        JobState.COPIED: "The copy back already ran.",
+        JobState.UNDO_REQUESTED: "An undo is already waiting for approval.",
+        JobState.UNDOING: "The undo was already approved and is running.",
+        JobState.UNDONE: "The copy back was already undone.",
+        JobState.FAILED: "This job failed; start a new comparison.",
+    }[job.state]

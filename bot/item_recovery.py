@@ -11,6 +11,12 @@ running job stops at a checkpoint and gives its lease back, so the next process 
 once; a job whose process died is taken over when its lease runs out (renewed by `renew_leases`
 while the job runs).
 
+Tables are checked by identity, not name (bot/table_identity.py): a comparison reads the
+restored table only while it is still the one its restore created, and records the live
+table's identity; a copy back or undo writes only while the live table is still that one.
+`identify` reads an identity (as bot.aftercare_aws does); it raises ItemsError when AWS cannot
+say, and every check then refuses.
+
 Tables are reached where they live: `route` turns a stored table reference (`prod:orders`,
 `orders@eu-west-1`) into the DynamoDB client of its account and region and its bare name.
 
@@ -22,7 +28,6 @@ passed since its last step (`remove_expired`), and files no job owns are swept a
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +36,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.item_jobs import AWAITING, RUNNING, ItemJob, JobState
+from bot.item_files import DEFAULT_RETENTION, JobFiles, days
+from bot.item_jobs import AWAITING, RUNNING, ItemJob, JobState, already
 from bot.items.engine import (
     DEFAULT_READ_UNITS_PER_SECOND,
     DEFAULT_WRITE_UNITS_PER_SECOND,
@@ -45,19 +51,15 @@ from bot.items.jobfile import COPY_BACK, UNDO, JobFile, WriteCounts
 from bot.items.report import write_jsonl
 from bot.restores import RestoreRequest, State
 from bot.store import AuditEvent
+from bot.table_identity import identity_problem, replaced_problem
 
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 20
 LEASE = timedelta(minutes=5)  # renewed by renew_leases() and with every progress report
 JOB_THREADS = 2
-# How long the files of a finished job are kept: Undo copy back is possible until then.
-DEFAULT_RETENTION = timedelta(days=7)
-# Steps after which nothing runs or waits: the files may go once the retention has passed.
-SETTLED = (JobState.COMPARED, JobState.COPIED, JobState.UNDONE, JobState.FAILED)
-# A job's files: <job id>.sqlite (with SQLite's -wal/-shm) and <job id>.jsonl (the diff).
-JOB_FILE = re.compile(r"^(j[0-9a-f]{12})\.(sqlite|sqlite-wal|sqlite-shm|jsonl)$")
 Route = Callable[[str], tuple[Any, str]]
+Identify = Callable[[str], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class Outcome:
     job: ItemJob | None = None
 
 
-class ItemRecovery:
+class ItemRecovery(JobFiles):
     def __init__(
         self,
         store: Any,
@@ -82,6 +84,7 @@ class ItemRecovery:
         route: Route | None = None,
         lease: timedelta = LEASE,
         retention: timedelta = DEFAULT_RETENTION,
+        identify: Identify | None = None,
     ):
         self.store = store
         self.client = client  # DynamoDB, from the gateway (bot.pitr)
@@ -89,6 +92,9 @@ class ItemRecovery:
         self.route: Route = route or (lambda table: (self.client, table))
         self.lease = lease
         self.retention = retention
+        # A table's identity now (None: it does not exist). None here: the engine's own tests,
+        # which have no restore records; the app always passes one (commands/items.py).
+        self.identify = identify
         self.stopping = threading.Event()  # set by stop(): running jobs checkpoint and stop
         self.policy = policy
         self.members = members
@@ -134,6 +140,10 @@ class ItemRecovery:
         if not decision.allowed:
             self._audit("compare_refused", None, user, channel, req.source, decision.reason)
             return Outcome(False, decision.reason)
+        problem = self._restored_problem(req)
+        if problem:
+            self._audit("compare_refused", None, user, channel, req.source, problem)
+            return Outcome(False, problem)
         now = self.clock()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         job = ItemJob(
@@ -164,6 +174,11 @@ class ItemRecovery:
             return
         files = JobFile(job.job_path)
         try:
+            live = self._identity(job.live_table)
+            if self.identify is not None and live is None:
+                raise ItemsError(
+                    f"`{job.live_table}` does not exist, so there is nothing to compare."
+                )
             restored_client, restored_name = self.route(job.restored_table)
             live_client, live_name = self.route(job.live_table)
             counts = ItemCompare(
@@ -174,6 +189,11 @@ class ItemRecovery:
                 live_client=live_client,
                 stop=self.stopping,
             ).run(restored_name, live_name, job.partition_keys)
+            # Neither table may have been replaced while it was read.
+            problem = self._restored_problem(self.store.get(job.restore_id))
+            problem = problem or self._live_problem(job.live_table, live)
+            if problem:
+                raise ItemsError(problem)
             write_jsonl(files, self.report_path(job))
         except Stopped:
             self._release(job_id)  # compared again from the start by the next process
@@ -204,10 +224,8 @@ class ItemRecovery:
             changed=counts.changed,
             added=counts.added,
             unchanged=counts.unchanged,
+            live_identity=live,
         )
-
-    def report_path(self, job: ItemJob) -> Path:
-        return Path(job.job_path).with_suffix(".jsonl")
 
     # -- copy back / undo: asking, deciding -------------------------------------------------
     def request_copy(self, job_id: str, user: str, include_changed: bool) -> Outcome:
@@ -223,12 +241,12 @@ class ItemRecovery:
                 return Outcome(False, "This comparison no longer exists.")
             wanted = JobState.COPIED if undo else JobState.COMPARED
             if job.state != wanted:
-                return Outcome(False, _already(job))
+                return Outcome(False, already(job))
             if job.files_removed_at is not None:
                 what = "An undo is no longer possible" if undo else "Compare again"
                 return Outcome(
                     False,
-                    f"{what}: this comparison's files were deleted {_days(self.retention)} "
+                    f"{what}: this comparison's files were deleted {days(self.retention)} "
                     "after its last step (`PITR_BOT_ITEMS_RETENTION_DAYS`).",
                 )
             refusal = self._may_write(job, user)
@@ -237,8 +255,15 @@ class ItemRecovery:
                 self._audit(event, job.id, user, job.channel, job.live_table, refusal)
                 return Outcome(False, refusal)
             now = self.clock()
+            # As many approvals as a restore of the live table needs, counted afresh.
+            fresh = {
+                "approvals": (),
+                "required_approvals": self.policy.for_table(job.live_table).required_approvals,
+            }
             if undo:
-                new = job.advance(JobState.UNDO_REQUESTED, now, undo_requested_by=user, note="")
+                new = job.advance(
+                    JobState.UNDO_REQUESTED, now, undo_requested_by=user, note="", **fresh
+                )
                 detail = f"undo {job.copy_counts.get('written', 0)} written items"
             else:
                 new = job.advance(
@@ -247,6 +272,7 @@ class ItemRecovery:
                     copy_requested_by=user,
                     include_changed=include_changed,
                     note="",
+                    **fresh,
                 )
                 if new.to_copy == 0:
                     return Outcome(False, "There is nothing to copy back.")
@@ -268,7 +294,7 @@ class ItemRecovery:
             if job is None:
                 return Outcome(False, "This comparison no longer exists.")
             if job.state not in AWAITING:
-                return Outcome(False, _already(job))
+                return Outcome(False, already(job))
             undo = job.state == JobState.UNDO_REQUESTED
             requester = (job.undo_requested_by if undo else job.copy_requested_by) or ""
             check = self.policy.may_approve if approve else self.policy.may_deny
@@ -284,9 +310,28 @@ class ItemRecovery:
                 self._audit("copy_back_refused", job.id, user, job.channel, job.live_table, reason)
                 return Outcome(False, reason)
             now = self.clock()
+            if approve and user in job.approvals:
+                return Outcome(
+                    False,
+                    f"You already approved this; waiting for {job.approvals_missing} more.",
+                )
+            if approve and job.approvals_missing > 1:  # not the last approval: count it
+                counted = replace(job, approvals=(*job.approvals, user), updated_at=now)
+                detail = f"{len(counted.approvals)} of {counted.required_approvals}"
+                event = f"{'undo' if undo else 'copy_back'}_approval"
+                saved = self.store.job_save(
+                    job, counted, ["items_card"], [self._entry(event, job, user, detail)]
+                )
+                if saved is not None:
+                    self.on_change()
+                    return Outcome(
+                        True, f"Approved; waiting for {saved.approvals_missing} more.", saved
+                    )
+                continue
             if approve:
                 to = JobState.UNDOING if undo else JobState.COPYING
                 changes = {"undo_decided_by": user} if undo else {"copy_decided_by": user}
+                changes |= {"approvals": (*job.approvals, user)}
                 # progress_ts: the write gets a progress message of its own (items_decided).
                 changes |= {"lease_owner": self.owner, "lease_until": now + self.lease}
                 changes |= {"progress_ts": None}
@@ -314,6 +359,29 @@ class ItemRecovery:
         decision = self.policy.may_copy_back(job.live_table)
         return "" if decision.allowed else decision.reason
 
+    # -- identity, not name -----------------------------------------------------------------
+    def _identity(self, table: str) -> dict[str, Any] | None:
+        return None if self.identify is None else self.identify(table)
+
+    def _restored_problem(self, req: RestoreRequest | None) -> str | None:
+        """Why the restored table may not be read as this restore's (its name was reused)."""
+        if self.identify is None:
+            return None
+        if req is None:
+            return "The restore of this comparison no longer exists."
+        try:
+            current = self.identify(req.target)
+        except ItemsError as exc:
+            return f"I could not check that `{req.target}` is still the restored table ({exc})."
+        # The marker tag comes with the after-ACTIVE checks: not required to read.
+        return identity_problem(req.target, req.identity, current, check_marker=False)
+
+    def _live_problem(self, table: str, recorded: dict[str, Any] | None) -> str | None:
+        """Why `table` is not the live table that was compared (deleted and created again)."""
+        if self.identify is None:
+            return None
+        return replaced_problem(table, recorded, self.identify(table))
+
     # -- copy back / undo: writing ----------------------------------------------------------
     def run_copy(self, job_id: str) -> None:
         self._write(job_id, JobState.COPYING, COPY_BACK)
@@ -324,6 +392,17 @@ class ItemRecovery:
     def _write(self, job_id: str, state: JobState, name: str) -> None:
         job = self._claim(job_id, state)
         if job is None:
+            return
+        try:
+            problem = self._live_problem(job.live_table, job.live_identity)
+        except ItemsError as exc:
+            problem = (
+                f"I could not check that `{job.live_table}` is still the table that was "
+                f"compared ({exc}), so nothing was written."
+            )
+        if problem:
+            event = "undo_refused" if name == UNDO else "copy_back_refused"
+            self._finish(job_id, JobState.FAILED, event, problem, note=problem)
             return
         files = JobFile(job.job_path)
         try:
@@ -508,65 +587,6 @@ class ItemRecovery:
         if not self.stopping.is_set():
             self.resume()
 
-    # -- job files --------------------------------------------------------------------------
-    def files_of(self, job: ItemJob) -> list[Path]:
-        path = Path(job.job_path)
-        return [
-            path,
-            path.with_name(path.name + "-wal"),
-            path.with_name(path.name + "-shm"),
-            self.report_path(job),
-        ]
-
-    def remove_expired(self) -> int:
-        """Delete the files of settled jobs whose last step is older than the retention; the
-        record stays (with files_removed_at), so a later click says why it is refused."""
-        removed = 0
-        now = self.clock()
-        for job in self.store.job_find(states=list(SETTLED), limit=10000):
-            if job.files_removed_at is not None or job.updated_at is None:
-                continue
-            if job.updated_at + self.retention > now:
-                continue
-            # The record first (compare-and-set): a click at the same moment either sees the
-            # files gone and is refused, or wins and the job is no longer settled.
-            saved = self.store.job_save(
-                job,
-                replace(job, files_removed_at=now, updated_at=job.updated_at),
-                (),
-                [self._entry("job_files_removed", job, None, f"after {_days(self.retention)}")],
-            )
-            if saved is None:
-                continue
-            for path in self.files_of(job):
-                path.unlink(missing_ok=True)
-            removed += 1
-        if removed:
-            log.info("item jobs: files of %d finished jobs removed (retention)", removed)
-        return removed
-
-    def sweep_orphans(self) -> int:
-        """At start-up: delete job files no job owns (or whose job's files were removed)."""
-        if not self.work_dir.is_dir():
-            return 0
-        removed = 0
-        for path in sorted(self.work_dir.iterdir()):
-            match = JOB_FILE.match(path.name)
-            if not match or not path.is_file():
-                continue
-            job = self.store.job_get(match[1])
-            if job is None or job.files_removed_at is not None:
-                path.unlink(missing_ok=True)
-                removed += 1
-        if removed:
-            log.info("item jobs: %d orphaned job files removed", removed)
-        return removed
-
-
-def _days(span: timedelta) -> str:
-    days = span.total_seconds() / 86400
-    return f"{days:g} days" if days != 1 else "1 day"
-
 
 def _counts(counts: WriteCounts) -> dict[str, int]:
     return {
@@ -575,17 +595,3 @@ def _counts(counts: WriteCounts) -> dict[str, int]:
         "conflict": counts.conflict,
         "failed": counts.failed,
     }
-
-
-def _already(job: ItemJob) -> str:
-    return {
-        JobState.COMPARING: "The comparison is still running.",
-        JobState.COMPARED: "Nothing is waiting for a decision here.",
-        JobState.COPY_REQUESTED: "A copy back is already waiting for approval.",
-        JobState.COPYING: "The copy back was already approved and is running.",
-        JobState.COPIED: "The copy back already ran.",
-        JobState.UNDO_REQUESTED: "An undo is already waiting for approval.",
-        JobState.UNDOING: "The undo was already approved and is running.",
-        JobState.UNDONE: "The copy back was already undone.",
-        JobState.FAILED: "This job failed; start a new comparison.",
-    }[job.state]

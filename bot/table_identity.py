@@ -6,6 +6,11 @@ the restored table's identity is recorded when it becomes ACTIVE, and every dest
 follow-up first compares it with what AWS says now. The ARN alone is no proof (it is built
 from the name); `TableId` is (moto gives none), and so are the marker tag the bot puts on its
 tables and the `RestoreSummary` (source ARN and restore time) that only a restore has.
+
+The live table a copy back writes to is named the same way: its identity (ARN, `TableId`,
+creation time) is recorded when it is compared, and a copy back or undo writes only if it
+still matches (`replaced_problem`): a table deleted and created again is another table, and
+what was compared with the old one says nothing about it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ def identity(
     source_arn: str | None,
     restored_at: datetime | None,
     marker: str | None,
+    created_at: datetime | None = None,
 ) -> dict[str, Any]:
     """An identity record (JSON-friendly, stored on the request)."""
     return {
@@ -28,6 +34,7 @@ def identity(
         "source_arn": source_arn,
         "restored_at": restored_at.isoformat() if restored_at else None,
         "marker": marker,
+        "created_at": created_at.isoformat() if created_at else None,
     }
 
 
@@ -66,6 +73,32 @@ def identity_problem(
     return (
         f"`{target}` is not the table this restore created any more (its "
         f"{', '.join(changed)} changed: the name was probably reused), so I did not touch it."
+    )
+
+
+def replaced_problem(
+    table: str, recorded: dict[str, Any] | None, current: dict[str, Any] | None
+) -> str | None:
+    """Why the live table `table` is not the one that was compared (so nothing may be
+    written to it), or None. Fails closed: no record or no table is a refusal."""
+    if not recorded:
+        return (
+            f"I have no record of which `{table}` was compared, so I won't write to it. "
+            "Compare again."
+        )
+    if current is None:
+        return f"`{table}` does not exist any more, so nothing was written to it."
+    changed = [
+        what
+        for what, key in (("ARN", "arn"), ("table ID", "table_id"), ("creation time", "created_at"))
+        if _differs(recorded.get(key), current.get(key), optional=key == "table_id")
+    ]
+    if not changed:
+        return None
+    return (
+        f"`{table}` is not the table that was compared any more (its {', '.join(changed)} "
+        "changed: it was deleted and created again), so nothing was written to it. "
+        "Compare again."
     )
 
 

@@ -20,6 +20,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, SectionBlock
 
+from bot.aftercare_aws import AftercareService
 from bot.blocks import code, esc, fit, md, to_dicts, user
 from bot.item_jobs import ItemJob, JobState
 from bot.item_recovery import ItemRecovery
@@ -178,6 +179,9 @@ def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
         text = f"Copy back {job.to_copy} items into {job.live_table}? Waiting for approval"
     if job.state in (JobState.COPY_REQUESTED, JobState.UNDO_REQUESTED):
         body += f" Someone else who may approve restores of {live} has to approve."
+        if job.required_approvals > 1:
+            who = ", ".join(user(u) for u in job.approvals) or "none yet"
+            body += f"\nApprovals {len(job.approvals)} of {job.required_approvals}: {who}"
         return text, [
             SectionBlock(text=md(fit(body))),
             ActionsBlock(
@@ -263,6 +267,7 @@ class ItemsSlack:
             "items_report": self.send_report,
             "items_approval": self.send_approval,
             "items_decided": self.send_decided,
+            "items_card": self.send_card,
             "items_copied": self.send_result,
             "items_undone": self.send_result,
             "items_failed": self.send_failed,
@@ -344,6 +349,16 @@ class ItemsSlack:
         resp = self._reply(job, text, blocks)
         self._remember(job_id, decision_ts=resp["ts"])
 
+    def send_card(self, job_id: str) -> None:
+        """The approval card again, with the approvals counted so far."""
+        job = self._job(job_id)
+        if job is None or not job.decision_ts:
+            return
+        text, blocks = approval_blocks(job)
+        self.client.chat_update(
+            channel=job.channel, ts=job.decision_ts, text=text, blocks=to_dicts(blocks)
+        )
+
     def send_decided(self, job_id: str) -> None:
         job = self._job(job_id)
         if job is None:
@@ -416,6 +431,19 @@ def router(pitr: PitrService) -> Any:
     return route
 
 
+def identifier(aws: AftercareService) -> Any:
+    """A table's identity now (bot/table_identity.py), None if it does not exist; ItemsError
+    when AWS cannot say (every check then refuses)."""
+
+    def identify(table: str) -> dict[str, Any] | None:
+        try:
+            return aws.identity(table)
+        except AwsError as exc:
+            raise ItemsError(exc.message) from exc
+
+    return identify
+
+
 def register(app: App, services: Services) -> None:
     settings = services.settings
     lease = item_lease(settings.poll_seconds)
@@ -432,6 +460,7 @@ def register(app: App, services: Services) -> None:
         route=router(services.pitr),
         lease=lease,
         retention=timedelta(days=settings.items_retention_days),
+        identify=identifier(AftercareService.from_pitr(services.pitr)),
     )
     slack = ItemsSlack(services, engine)
     engine.on_change = services.announcer.kick
@@ -544,6 +573,8 @@ def register(app: App, services: Services) -> None:
                 outcome = engine.decide(job_id, user_id, approve)
                 if not outcome.ok:
                     warn(respond, outcome.message)
+                elif outcome.message:  # an approval counted, more needed
+                    tell(respond, outcome.message)
 
             after_ack(services, respond, decide)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.table_identity import identity, identity_problem
+from bot.table_identity import identity, identity_problem, replaced_problem
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/"
 AT = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
@@ -58,3 +58,15 @@ def test_fails_closed_without_a_record_a_table_or_a_restore_summary() -> None:
 def test_the_marker_is_not_compared_before_the_bot_tagged_the_table() -> None:
     assert identity_problem("copy", ours(), ours(marker=None), check_marker=False) is None
     assert identity_problem("copy", ours(), ours(table_id="x", marker=None), False) is not None
+
+
+def test_a_live_table_deleted_and_created_again_is_not_the_one_compared() -> None:
+    # Copy back and undo write only to the live table that was compared (ARN, TableId, time).
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/orders"
+    compared = identity(arn, None, None, None, None, at)
+    assert replaced_problem("orders", compared, dict(compared)) is None
+    again = identity(arn, None, None, None, None, datetime(2026, 11, 2, tzinfo=UTC))
+    assert "creation time" in (replaced_problem("orders", compared, again) or "")
+    assert "does not exist" in (replaced_problem("orders", compared, None) or "")
+    assert "no record" in (replaced_problem("orders", None, compared) or "")
