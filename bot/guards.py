@@ -218,8 +218,9 @@ def _card_channel_refusal(body: dict, store: Store) -> str | None:
     channel = _field(body.get("channel"), "id") or _field(body.get("container"), "channel_id")
     for action in body.get("actions") or []:
         value = action.get("value") if isinstance(action, dict) else None
-        if not isinstance(value, str) or not 0 < len(value) <= 64:
+        if not isinstance(value, str) or not 0 < len(value) <= 70:
             continue
+        value = value.split(":", 1)[0]  # an undo card's decision says which: "<job id>:undo"
         req = store.get(value)
         if req is not None and req.channel != channel:
             return f"a button of restore {req.id} clicked outside its channel"

@@ -130,6 +130,12 @@ class ItemJob:
         return load(cls, data, state=JobState, approvals=tuple)
 
 
+STALE_DECISION = (
+    "This card is out of date: what it asked about was decided, and the job now waits on "
+    "another question. Use the newest card in the thread."
+)
+
+
 def already(job: ItemJob) -> str:
     """Why a click finds nothing to do in the job's state (in plain words)."""
     return {

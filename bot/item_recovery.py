@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.item_files import DEFAULT_RETENTION, JobFiles, days
-from bot.item_jobs import AWAITING, RUNNING, ItemJob, JobState, already
+from bot.item_jobs import AWAITING, RUNNING, STALE_DECISION, ItemJob, JobState, already
 from bot.items.engine import (
     DEFAULT_READ_UNITS_PER_SECOND,
     DEFAULT_WRITE_UNITS_PER_SECOND,
@@ -288,13 +288,16 @@ class ItemRecovery(JobFiles):
                 return Outcome(True, "", saved)
         return Outcome(False, "Too many people clicked at once; please try again.")
 
-    def decide(self, job_id: str, user: str, approve: bool) -> Outcome:
+    def decide(self, job_id: str, user: str, approve: bool, undo: bool | None = None) -> Outcome:
+        """`undo`: what the clicked card asked about (None: whatever the job awaits)."""
         for _ in range(CAS_ATTEMPTS):
             job = self.store.job_get(job_id)
             if job is None:
                 return Outcome(False, "This comparison no longer exists.")
             if job.state not in AWAITING:
                 return Outcome(False, already(job))
+            if undo is not None and undo != (job.state == JobState.UNDO_REQUESTED):
+                return Outcome(False, STALE_DECISION)
             undo = job.state == JobState.UNDO_REQUESTED
             requester = (job.undo_requested_by if undo else job.copy_requested_by) or ""
             check = self.policy.may_approve if approve else self.policy.may_deny

@@ -42,6 +42,14 @@ COPY_MISSING_ACTION = "pitr_copy_back_missing"
 COPY_ALL_ACTION = "pitr_copy_back_all"
 APPROVE_ACTION = "pitr_items_approve"
 DENY_ACTION = "pitr_items_deny"
+
+
+def decision_value(job_id: str, undo: bool) -> str:
+    """What a decision card's buttons carry: the job, and whether it asks about an undo, so a
+    click on an older copy-back card can never decide the undo asked for since."""
+    return f"{job_id}:undo" if undo else job_id
+
+
 UNDO_ACTION = "pitr_undo_copy_back"
 MAX_KEYS = 100
 KEYS = re.compile(r"\bkeys:\s*", re.IGNORECASE)
@@ -182,15 +190,16 @@ def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
         if job.required_approvals > 1:
             who = ", ".join(user(u) for u in job.approvals) or "none yet"
             body += f"\nApprovals {len(job.approvals)} of {job.required_approvals}: {who}"
+        value = decision_value(job.id, undo=job.state == JobState.UNDO_REQUESTED)
         return text, [
             SectionBlock(text=md(fit(body))),
             ActionsBlock(
                 block_id="items_decision",
                 elements=[
                     ButtonElement(
-                        text="Approve", action_id=APPROVE_ACTION, value=job.id, style="primary"
+                        text="Approve", action_id=APPROVE_ACTION, value=value, style="primary"
                     ),
-                    ButtonElement(text="Deny", action_id=DENY_ACTION, value=job.id, style="danger"),
+                    ButtonElement(text="Deny", action_id=DENY_ACTION, value=value, style="danger"),
                 ],
             ),
         ]
@@ -567,10 +576,12 @@ def register(app: App, services: Services) -> None:
     def decision(approve: bool):  # noqa: ANN202 - a Bolt listener factory
         def on_click(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
             ack()
-            job_id, user_id = str(action.get("value", ""))[:64], body["user"]["id"]
+            job_id, _, phase = str(action.get("value", ""))[:70].partition(":")
+            user_id = body["user"]["id"]
 
             def decide() -> None:
-                outcome = engine.decide(job_id, user_id, approve)
+                # The card says what it asked about; a stale copy-back card can't decide an undo.
+                outcome = engine.decide(job_id[:64], user_id, approve, undo=phase == "undo")
                 if not outcome.ok:
                     warn(respond, outcome.message)
                 elif outcome.message:  # an approval counted, more needed

@@ -37,6 +37,7 @@ from commands.items import (
     COPY_MISSING_ACTION,
     DENY_ACTION,
     UNDO_ACTION,
+    decision_value,
 )
 from e2e.test_attacks_authz import reuse_name, wait_field
 from e2e.test_attacks_http import raw_post, signed_headers
@@ -254,12 +255,13 @@ def test_copy_back_and_undo_need_as_many_approvals_as_a_restore_of_the_live_tabl
     bot.click(UNDO_ACTION, job.id, "U1")
     posted(fake, "Undo copy back into orders?")
     sim.clear()
-    bot.click(APPROVE_ACTION, job.id, "U3")  # approved the copy back: a fresh count for the undo
+    # U3 approved the copy back: the undo starts a fresh count.
+    bot.click(APPROVE_ACTION, decision_value(job.id, undo=True), "U3")
     bot.wait_reply("U3", "1 more")
     settle()
     assert bot.services.store.job_get(job.id).state == JobState.UNDO_REQUESTED
     assert sim.count("DeleteItem") == 0 and get(direct, 0) == order(0)
-    bot.click(APPROVE_ACTION, job.id, "U2")
+    bot.click(APPROVE_ACTION, decision_value(job.id, undo=True), "U2")
     posted(fake, "Undo of copy back into orders")
     assert get(direct, 0) is None
 
@@ -288,6 +290,31 @@ def test_a_replayed_copy_back_approve_does_not_approve_the_undo(make_bot, fake, 
     no_aws(sim, ITEM_WRITES)
     assert snapshot(bot, sim, fake) == before
     assert all(get(direct, i) == order(i) for i in MISSING)
+
+
+def test_a_stale_copy_back_card_cannot_approve_the_undo_asked_for_since(make_bot, fake, sim):
+    # Not a replay: a fresh click on the copy-back card (an old client, or before its buttons
+    # were removed) while the same job waits for an undo decision.
+    bot, req, direct = restored_then_changed(sim, make_bot)
+    _, job = compare(bot, fake, req)
+    _waiting_copy_back(bot, fake, job)
+    bot.click(APPROVE_ACTION, job.id, "U2")
+    posted(fake, "Copy back into orders: 12 written")
+    wait_job(bot, job.id, JobState.COPIED)
+    bot.click(UNDO_ACTION, job.id, "U1")
+    posted(fake, "Undo copy back into orders?")
+    settled_job(bot, job.id, "decision_ts")
+    sim.clear()
+    for action in (APPROVE_ACTION, DENY_ACTION):
+        bot.click(action, job.id, "U2")  # the copy-back card's value
+        bot.wait_reply("U2", "out of date")
+    settle()
+    assert bot.services.store.job_get(job.id).state == JobState.UNDO_REQUESTED
+    no_aws(sim, ITEM_WRITES)
+    assert all(get(direct, i) == order(i) for i in MISSING)
+    bot.click(APPROVE_ACTION, decision_value(job.id, undo=True), "U2")  # the undo card's
+    posted(fake, "Undo of copy back into orders")
+    assert all(get(direct, i) is None for i in MISSING)
 
 
 # -- class 6: identity, not name ----------------------------------------------------------------
@@ -338,7 +365,7 @@ def test_undo_after_the_live_table_was_re_created_writes_nothing(make_bot, fake,
     for i in MISSING:  # the new table happens to hold what the copy back wrote
         direct.put_item(TableName=LIVE, Item=order(i))
     sim.clear()
-    bot.click(APPROVE_ACTION, job.id, "U2")
+    bot.click(APPROVE_ACTION, decision_value(job.id, undo=True), "U2")
     failed = wait_job(bot, job.id, JobState.FAILED)
     assert "not the table that was compared" in failed.note
     no_aws(sim, ITEM_WRITES)

@@ -18,6 +18,7 @@ from commands.items import (
     COPY_ALL_ACTION,
     COPY_MISSING_ACTION,
     UNDO_ACTION,
+    decision_value,
 )
 from e2e.harness import button_labels
 
@@ -171,7 +172,7 @@ def test_conflicts_are_skipped_and_reported_and_undo_restores_the_overwritten(ma
 
     bot.click(UNDO_ACTION, job.id, "U1")
     posted(fake, "Undo copy back into orders?")
-    bot.click(APPROVE_ACTION, job.id, "U2")
+    bot.click(APPROVE_ACTION, decision_value(job.id, undo=True), "U2")
     posted(fake, "Undo of copy back into orders: 18 written, 0 skipped (conflict), 0 failed")
     for i in set(CHANGED) - {15}:
         assert get(direct, i) == live_before[i]  # the overwritten versions are back
