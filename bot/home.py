@@ -87,6 +87,7 @@ class Coverage:
     checked_at: datetime | None = None
     # Other accounts/regions that could not be listed: (place, why), shown as a warning.
     unreachable: tuple[tuple[str, str], ...] = ()
+    unchecked: tuple[str, ...] = ()  # the `more` tables' names: counted per viewer
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,8 @@ def check_coverage(
             rows.append(TableCoverage(name, "UNKNOWN", problem=exc.code))
             continue
         rows.append(TableCoverage(name, info.status, info.recovery_days))
-    return Coverage(tuple(rows), max(0, len(names) - limit), None, now, tuple(unreachable))
+    unchecked = tuple(names[limit:])
+    return Coverage(tuple(rows), len(unchecked), None, now, tuple(unreachable), unchecked)
 
 
 def _place_text(place: Place) -> str:
@@ -214,8 +216,12 @@ def gather_home(
         store_error = "The bot could not read its restore records just now."
     shown = in_flight[:MAX_IN_FLIGHT]
     cov = coverage.get() if coverage is not None else check_coverage(pitr, policy, now)
-    if visible is not None and cov.tables:
-        cov = replace(cov, tables=tuple(t for t in cov.tables if shows(t.table)))
+    if visible is not None:
+        # Counts and warnings are facts too: a viewer learns nothing of tables they may not see.
+        tables = tuple(t for t in cov.tables if shows(t.table))
+        more = sum(1 for name in cov.unchecked if shows(name))
+        unreachable = cov.unreachable if tables or more else ()
+        cov = replace(cov, tables=tables, more=more, unreachable=unreachable)
     links: dict[str, str] = {}
     if permalink is not None:
         for req in [*shown, *recent]:

@@ -373,3 +373,26 @@ def test_coverage_spans_every_account_and_region_and_names_the_unreachable() -> 
     text = text_of(home_view(HomeData(now=NOW, coverage=cov)).to_dict())
     assert "`prod:orders@eu-west-1` — PITR on" in text
     assert "Couldn't list the tables of staging" in text and "sts:AssumeRole" in text
+
+
+def test_coverage_counts_and_warnings_follow_what_the_viewer_may_see(store: Any) -> None:
+    # 120 tables, 50 checked: the "…and N more" count was the same for every viewer, and a
+    # viewer who may see no table still read which accounts could not be listed and why.
+    names = {f"Table{i:03d}": "DISABLED" for i in range(120)}
+    cov = check_coverage(FakePitr(names), Policy(), NOW)  # type: ignore[arg-type]
+    cov = replace(cov, unreachable=(("staging", "AccessDenied: not authorised"),))
+
+    class Cached:
+        def get(self) -> Any:
+            return cov
+
+    def view(visible: Any) -> str:
+        data = gather_home(store, FakePitr({}), Policy(), NOW, coverage=Cached(), visible=visible)  # type: ignore[arg-type]
+        return text_of(home_view(data).to_dict())
+
+    everyone = view(None)
+    assert "…and 70 more tables not shown" in everyone and "staging" in everyone
+    evens = view(lambda table: int(table[-3:]) % 2 == 0)  # 25 shown, 35 of the rest
+    assert "…and 35 more tables not shown" in evens and "staging" in evens
+    nobody = view(lambda table: False)
+    assert "more tables" not in nobody and "staging" not in nobody
