@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from support.signed import Response, SlackSender
 from bot.blocks import APPROVE_ACTION, DENY_ACTION
 from bot.pitr import PitrService
 from bot.policy import Policy
-from bot.restores import RestoreRequest
+from bot.restores import RestoreRequest, utcnow
 from bot.server import BotServer
 from bot.services import Services, build_services
 from bot.settings import Settings
@@ -119,6 +120,16 @@ class BotUnderTest:
                     return text
             time.sleep(0.02)
         raise AssertionError(f"no reply to {user} containing {contains!r}: {self.replies_to(user)}")
+
+    def quiet(self, timeout: float = 30) -> None:
+        """Until every Slack message the store owes is sent: what a test snapshots next is not
+        changed under it by an edit still on its way (a wait on the cause, not a sleep)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.services.store.outbox_due(utcnow() + timedelta(days=1)):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"outbox never emptied: {self.services.store.outbox_due(utcnow())}")
 
     def wait_state(self, restore_id: str, state: str, timeout: float = 30) -> RestoreRequest:
         deadline = time.monotonic() + timeout

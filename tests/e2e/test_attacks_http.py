@@ -288,7 +288,7 @@ def test_attack_is_refused_without_side_effects(make_bot, attack, build, expecte
         card = bot.wait_card()
         bot.wait_reply("U1", "Someone else has to click")
         send = build(Ctx(bot, card, elsewhere.url))
-        time.sleep(0.3)  # let anything the setup started finish before the snapshot
+        bot.quiet()  # everything the setup owes Slack is sent before the snapshot
         slack_before, aws_before = len(bot.fake.calls()), aws_calls(bot)
         store_before = snapshot(bot)
 

@@ -166,7 +166,7 @@ def settled_job(bot: Any, job_id: str, field: str, timeout: float = 30) -> Any:
     while time.monotonic() < deadline:
         job = bot.services.store.job_get(job_id)
         if getattr(job, field):
-            time.sleep(0.3)  # the announcer's last edit of the message, if any
+            bot.quiet()  # the announcer's last edit of the message, if any, is sent
             return bot.services.store.job_get(job_id)
         time.sleep(0.05)
     raise AssertionError(f"{field} never set: {bot.services.store.job_get(job_id)}")
