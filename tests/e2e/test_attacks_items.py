@@ -266,6 +266,16 @@ def test_copy_back_and_undo_need_as_many_approvals_as_a_restore_of_the_live_tabl
     assert get(direct, 0) is None
 
 
+def _copied_then_undo_waiting(bot: Any, fake: Any, sim: Any, job: Any) -> None:
+    """The approved copy back done, then an undo asked for and its card settled."""
+    posted(fake, "Copy back into orders: 12 written")
+    wait_job(bot, job.id, JobState.COPIED)
+    bot.click(UNDO_ACTION, job.id, "U1")
+    posted(fake, "Undo copy back into orders?")
+    settled_job(bot, job.id, "decision_ts")
+    sim.clear()
+
+
 # -- class 2: replay ----------------------------------------------------------------------------
 def test_a_replayed_copy_back_approve_does_not_approve_the_undo(make_bot, fake, sim):
     bot, req, direct = restored_then_changed(sim, make_bot)
@@ -276,12 +286,7 @@ def test_a_replayed_copy_back_approve_does_not_approve_the_undo(make_bot, fake, 
     )
     headers = signed_headers(body)
     assert raw_post(bot, body, headers).status == 200  # the captured Approve
-    posted(fake, "Copy back into orders: 12 written")
-    wait_job(bot, job.id, JobState.COPIED)
-    bot.click(UNDO_ACTION, job.id, "U1")
-    posted(fake, "Undo copy back into orders?")
-    settled_job(bot, job.id, "decision_ts")
-    sim.clear()
+    _copied_then_undo_waiting(bot, fake, sim, job)
     before = snapshot(bot, sim, fake)
 
     assert raw_post(bot, body, headers).status == 200  # the replay, inside the 5 minutes
@@ -299,12 +304,7 @@ def test_a_stale_copy_back_card_cannot_approve_the_undo_asked_for_since(make_bot
     _, job = compare(bot, fake, req)
     _waiting_copy_back(bot, fake, job)
     bot.click(APPROVE_ACTION, job.id, "U2")
-    posted(fake, "Copy back into orders: 12 written")
-    wait_job(bot, job.id, JobState.COPIED)
-    bot.click(UNDO_ACTION, job.id, "U1")
-    posted(fake, "Undo copy back into orders?")
-    settled_job(bot, job.id, "decision_ts")
-    sim.clear()
+    _copied_then_undo_waiting(bot, fake, sim, job)
     for action in (APPROVE_ACTION, DENY_ACTION):
         bot.click(action, job.id, "U2")  # the copy-back card's value
         bot.wait_reply("U2", "out of date")

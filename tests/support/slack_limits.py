@@ -91,3 +91,21 @@ def view_violations(view: dict[str, Any]) -> list[str]:
 
 def balanced_backticks(text: str) -> bool:
     return text.count("`") % 2 == 0
+
+
+def texts(blocks: list[dict[str, Any]]) -> list[str]:
+    """Every mrkdwn/plain text the blocks carry, in order."""
+    out: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                out.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(blocks)
+    return out

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.slack_limits import balanced_backticks, violations
+from support.slack_limits import balanced_backticks, texts, violations
 
 from bot.batch_blocks import (
     batch_card,
@@ -80,24 +80,6 @@ def batch(n: int, state: State = State.REQUESTED, **changes: object) -> list[Res
         )
         members.append(replace(req, **changes))  # type: ignore[arg-type]
     return members
-
-
-def texts(blocks: list[dict]) -> list[str]:
-    """Every mrkdwn/plain text the blocks carry, in order."""
-    out: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                out.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(blocks)
-    return out
 
 
 def counted(text: str) -> int:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from moto import mock_aws
+from support.stores import NoLoneAudits
 
 from bot.aftercare_rules import MARKER_TAG
 from bot.drill_engine import DrillEngine
@@ -112,21 +113,6 @@ def test_two_drill_commands_at_once_make_one_drill(ddb, tmp_path):
     assert [o.ok for o in outcomes] == [True, False]
     assert "this minute already" in outcomes[1].message
     assert len(first.store.drill_find(source=SOURCE)) == 1
-
-
-class NoLoneAudits:
-    """The store, noting audit entries written apart from the transition they record."""
-
-    def __init__(self, store: SqliteStore):
-        self._store = store
-        self.lone: list[str] = []
-
-    def audit(self, event) -> None:
-        self.lone.append(event.event)
-        self._store.audit(event)
-
-    def __getattr__(self, name):
-        return getattr(self._store, name)
 
 
 def test_every_drill_transition_writes_its_audit_entry_with_it(ddb, tmp_path):

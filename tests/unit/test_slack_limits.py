@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.slack_limits import balanced_backticks, view_violations, violations
+from support.slack_limits import balanced_backticks, texts, view_violations, violations
 
 from bot.blocks import approval_card, done_blocks, status_blocks, to_dicts
 from bot.modal_blocks import Picked, restore_modal
@@ -57,24 +57,6 @@ def extreme(state: State = State.REQUESTED, **changes: object) -> RestoreRequest
         },
     )
     return replace(req, **changes)  # type: ignore[arg-type]
-
-
-def texts(blocks: list[dict]) -> list[str]:
-    """Every mrkdwn/plain text the blocks carry."""
-    out: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                out.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(blocks)
-    return out
 
 
 @pytest.mark.parametrize("state", list(State))

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.stores import NoLoneAudits
 
 from bot.pitr import AwsError, PitrInfo, TableInfo
 from bot.policy import Policy
@@ -772,21 +773,6 @@ def test_overrides_aws_would_reject_are_refused_before_the_card(flow, store, aws
 
 
 # -- a transition and its audit entry are one write ---------------------------------------------
-class NoLoneAudits:
-    """The store, refusing audit entries written apart from the transition they record."""
-
-    def __init__(self, store: SqliteStore):
-        self._store = store
-        self.lone: list[str] = []
-
-    def audit(self, event) -> None:
-        self.lone.append(event.event)
-        self._store.audit(event)
-
-    def __getattr__(self, name):
-        return getattr(self._store, name)
-
-
 def test_every_transition_writes_its_audit_entry_with_it(store, aws, clock) -> None:
     spy = NoLoneAudits(store)
     flow = make_flow(spy, aws, clock, Policy(request_ttl_minutes=1))  # type: ignore[arg-type]
