@@ -80,18 +80,31 @@ def test_console_package_registers_no_listeners():
                 assert not (isinstance(node.value, ast.Name) and node.value.id == "app"), path
 
 
-def normalise(text: str) -> list[str]:
-    """Compare transcripts give or take clock times, durations and progress edits.
+STEP = re.compile(r"^(\w+> |@\w+ clicks )")  # what a person typed, or the click it made
 
-    A prompt line is a block of its own: whether a progress edit (dropped below) came between
-    it and the next answer depends on how fast the machine is."""
+
+def normalise(text: str) -> list[str]:
+    """Compare transcripts give or take clock times, durations, progress edits and the order
+    of the messages one step sets off.
+
+    A step is a prompt line or a click, with the messages that follow it. Messages one step
+    sets off can reach Slack in either order: a card's edit and a thread reply are sent by
+    different lanes of the announcer, and which one goes first depends on how fast the
+    machine is. So each step's messages are compared as a sorted list; every message must
+    still be there, word for word."""
     text = re.sub(r"\d+", "9", text)
-    text = re.sub(r"^(\w+> .*)$", "\\1\n", text, flags=re.MULTILINE)
-    return [
-        block.strip()
-        for block in text.split("\n\n")
-        if block.strip() and not ("thread of card" in block and "(updated)" in block)
-    ]
+    steps: list[tuple[str, list[str]]] = [("", [])]
+    for line in text.splitlines():
+        if STEP.match(line):
+            steps.append((line.strip(), []))
+        else:
+            steps[-1][1].append(line)
+    out: list[str] = []
+    for head, lines in steps:
+        blocks = [b.strip() for b in "\n".join(lines).split("\n\n")]
+        messages = [b for b in blocks if b and not ("thread of card" in b and "(updated)" in b)]
+        out += ([head] if head else []) + sorted(messages)
+    return out
 
 
 def test_readme_transcript_is_what_the_command_prints():

@@ -48,7 +48,9 @@ AWS_WRITES = (
 
 # -- helpers ----------------------------------------------------------------------------------
 def snapshot(bot: BotUnderTest, sim: Any, fake: Any) -> dict[str, Any]:
-    """Everything a refusal must leave as it was: store, AWS writes, Slack posts."""
+    """Everything a refusal must leave as it was: store, AWS writes, Slack posts.
+    Taken once the bot owes Slack nothing: an edit still on its way is not a side effect."""
+    bot.quiet()
     store = bot.services.store
     return {
         "requests": sorted((r.id, r.version, r.delete_state) for r in store.find(limit=1000)),

@@ -13,17 +13,20 @@ TABLES = ("MusicCollection", "Payments", "Ledger")
 
 
 def wait_leader(bot, fake, timeout: float = 10):
-    """The batch's leader once its card is posted (the members have no card)."""
+    """The batch's leader once its card is posted and recorded on every table of the batch
+    (the members have no card of their own; their threads are the card's)."""
     fake.wait_for(
         lambda c: c.method == "chat.postMessage" and not c.args.get("thread_ts"), timeout=timeout
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        leaders = [r for r in bot.services.store.find() if r.batch_id == r.id and r.card_ts]
-        if leaders:
+        found = bot.services.store.find()
+        leaders = [r for r in found if r.batch_id == r.id and r.card_ts]
+        batch = [r for r in found if leaders and r.batch_id == leaders[0].id]
+        if leaders and all(r.card_ts for r in batch):
             return leaders[0]
         time.sleep(0.02)
-    raise AssertionError("the batch card was posted but not recorded")
+    raise AssertionError("the batch card was posted but not recorded on every table")
 
 
 def test_a_batch_end_to_end(make_bot, fake, sim):
