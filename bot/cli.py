@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -146,6 +148,9 @@ def serve() -> int:
         if s is not None
     ]
     configure_logging(settings.log_level, secrets, settings.log_format)
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: a stalled tracker or request
+    # can be looked at without stopping the process.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     from bot.server import BotServer
     from bot.server import serve as run_server

@@ -7,6 +7,7 @@ conditional writes and transactions without locking while DynamoDB is linearizab
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -134,7 +135,14 @@ def test_twenty_concurrent_approvals_across_replicas_then_kill_9_of_the_tracker(
         doc = stored(sim, restore_id)
         return doc["lease_owner"] not in (None, lease_owner) or doc["state"] == "ACTIVE"
 
-    wait_until(taken_over, 30, "the other replica to take the lease")
+    try:
+        # Eventually, not by a deadline: the lease is 1.5 s, but a loaded machine may stall a
+        # store call up to its read timeout (20 s) and retry it.
+        wait_until(taken_over, 120, "the other replica to take the lease")
+    except AssertionError:
+        survivor.proc.send_signal(signal.SIGUSR1)  # its threads' stacks, for the report
+        time.sleep(1)
+        raise AssertionError(f"no takeover; survivor's threads:\n{survivor.stderr()}") from None
     takeover = time.monotonic() - killed_at
     print(f"lease taken over {takeover:.2f}s after kill -9 (poll {POLL}s, lease {3 * POLL}s)")
     assert stored(sim, restore_id)["state"] == "RESTORING"  # taken over while CREATING

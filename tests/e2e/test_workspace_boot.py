@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 import urllib.error
@@ -207,3 +208,14 @@ def test_socket_mode_requests_pass_the_same_workspace_check(bot, fake, sim):
 
     assert dispatch("T1").status == 200
     assert bot.wait_card().target == "SocketT1"
+
+
+def test_sigusr1_prints_every_threads_stack_and_serve_keeps_running(bots):
+    # The way to see where a stalled tracker or request waits, without stopping the bot.
+    bot = bots.spawn("bot")
+    bot.wait_healthy(timeout=30)
+    bot.proc.send_signal(signal.SIGUSR1)
+    wait_until(lambda: "most recent call first" in bot.stderr(), 10, "a thread dump")
+    assert "bot/tracker.py" in bot.stderr() or "apscheduler" in bot.stderr(), bot.stderr()
+    assert bot.proc.poll() is None
+    assert bot.healthz() == 200
