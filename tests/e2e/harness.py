@@ -151,7 +151,7 @@ class BotUnderTest:
 
     def stop(self) -> None:
         self.server.close()
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=30)
 
 
 def start_bot(

@@ -108,7 +108,7 @@ def compress_botocore_time(env: dict[str, str], directory: Path, scale: float = 
     env["PITR_E2E_BOTOCORE_TIME_SCALE"] = str(scale)
 
 
-def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 30):
+def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60):
     """`pitr-bot ARGS` to completion; cwd should be empty (Settings reads ./.env)."""
     return subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "bot", *args],
@@ -194,7 +194,7 @@ class BotProcess:
             time.sleep(interval)
         raise AssertionError(f"pitr-bot not healthy after {timeout}s:\n{self.stderr()}")
 
-    def terminate(self, timeout: float = 10) -> int:
+    def terminate(self, timeout: float = 30) -> int:
         """SIGTERM and wait; AssertionError (after a SIGKILL) if it does not exit in time."""
         self.proc.send_signal(signal.SIGTERM)
         try:

@@ -59,7 +59,7 @@ def test_status_and_enable_reach_the_other_account(make_bot, fake, sim):
     assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"  # in account 111111111111
     before = len(bot.replies_to("U1"))
     bot.command("/pitr-status", "prod:payments")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while len(bot.replies_to("U1")) == before and time.monotonic() < deadline:
         time.sleep(0.02)
     status = bot.replies_to("U1")[before:]

@@ -26,7 +26,7 @@ def test_restore_command_is_acked_before_any_aws_call(bot, fake, sim):
     assert aws_calls(sim, "DescribeTable", "DescribeContinuousBackups") == 0
 
     fake.release("users.info")
-    wait_until(lambda: sim.gates.waiting("DescribeTable") >= 1, 15, "the preflight to reach AWS")
+    wait_until(lambda: sim.gates.waiting("DescribeTable") >= 1, 30, "the preflight to reach AWS")
     assert fake.calls("chat.postMessage") == []  # no card while AWS has not answered
 
     sim.release()
@@ -43,7 +43,7 @@ def test_refusal_after_slow_preflight_still_reaches_the_requester(bot, fake, sim
     sim.hold("DescribeTable")
     resp = bot.command("/pitr-restore", "Missing SlowMissingCopy latest", user="U1")
     assert resp.status == 200
-    wait_until(lambda: sim.gates.waiting("DescribeTable") >= 1, 15, "the preflight to reach AWS")
+    wait_until(lambda: sim.gates.waiting("DescribeTable") >= 1, 30, "the preflight to reach AWS")
     assert bot.replies_to("U1") == []  # not yet: DescribeTable is still on its way
 
     sim.release()
@@ -61,7 +61,7 @@ def test_approve_click_is_acked_while_restore_call_is_slow(bot, fake, sim):
     assert resp.status == 200
     # Slack has its answer; AWS has not answered the restore call (it is held).
     assert sim.accepted("RestoreTableToPointInTime") == 0
-    wait_until(lambda: sim.gates.waiting("RestoreTableToPointInTime") == 1, 15, "the restore call")
+    wait_until(lambda: sim.gates.waiting("RestoreTableToPointInTime") == 1, 30, "the restore call")
 
     sim.release()
     done = bot.wait_state(req.id, "ACTIVE", timeout=30)

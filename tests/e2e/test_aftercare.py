@@ -32,7 +32,7 @@ def aftercare_reply(fake, target: str):
             c.method == "chat.postMessage"
             and f"{target} compared with" in str(c.args.get("text", ""))
         ),
-        timeout=15,
+        timeout=30,
     )[0]
 
 
@@ -54,7 +54,7 @@ def latest_update(fake, ts: str) -> dict:
     return updates[-1].args if updates else {}
 
 
-def wait_buttons(fake, ts: str, expected: list[str], timeout: float = 10) -> dict:
+def wait_buttons(fake, ts: str, expected: list[str], timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         args = latest_update(fake, ts)

@@ -85,7 +85,7 @@ def set_period(sim: Any, table: str, days: int) -> None:
     )
 
 
-def wait_request(bot: BotUnderTest, kind: str, timeout: float = 10) -> Any:
+def wait_request(bot: BotUnderTest, kind: str, timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for req in bot.services.store.find():
@@ -112,7 +112,7 @@ def restore(bot: BotUnderTest, target: str) -> Any:
     return req
 
 
-def wait_field(bot: BotUnderTest, restore_id: str, field: str, timeout: float = 15) -> Any:
+def wait_field(bot: BotUnderTest, restore_id: str, field: str, timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         req = bot.services.store.get(restore_id)
@@ -326,7 +326,7 @@ def test_delete_approved_after_the_name_was_reused_is_refused(make_bot, fake, si
     reuse_name(sim, "MusicSwap")  # between the request and its approval
 
     bot.click("pitr_delete_approve", req.id, "U2")
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while bot.services.store.get(req.id).delete_state != "REFUSED":
         assert time.monotonic() < deadline, bot.services.store.get(req.id)
         time.sleep(0.05)
@@ -350,7 +350,7 @@ def test_fix_button_after_the_name_was_reused_is_refused(make_bot, fake, sim):
     for group in ("ttl_tags", "pitr"):
         resp = bot.click(f"pitr_fix_{group}", req.id, "U1")
         assert resp.status == 200
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while len([t for t in bot.replies_to("U1") if "not the table" in t]) < 2:
         assert time.monotonic() < deadline, bot.replies_to("U1")
         time.sleep(0.02)

@@ -154,7 +154,7 @@ def second_card_posted(ctx: Ctx) -> None:
     ctx.bot.wait_reply("attacker", "Someone else has to click")
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 10) -> None:
+def wait_for(check: Callable[[], bool], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"

@@ -50,9 +50,16 @@ def live_through_everything(bot: BotUnderTest) -> dict[str, str]:
     # Nobody decided the first card; its time runs out now, and the tracker's tick expires it.
     # (Shortening it in the store, not a short TTL: the other cards must not expire on a busy
     # machine before their clicks are handled.)
-    fresh = bot.services.store.get(expires.id)
-    assert fresh is not None and fresh.state.value == "REQUESTED", fresh
-    bot.services.store.save(fresh, replace(fresh, expires_at=datetime.now(UTC)))
+    # The save is a compare-and-set: if the bot wrote the request in between, read it again.
+    for _ in range(50):
+        fresh = bot.services.store.get(expires.id)
+        assert fresh is not None and fresh.state.value == "REQUESTED", fresh
+        if bot.services.store.save(fresh, replace(fresh, expires_at=datetime.now(UTC))):
+            break
+    else:
+        raise AssertionError(
+            f"could not shorten {expires.id}: {bot.services.store.get(expires.id)}"
+        )
     bot.wait_state(expires.id, "EXPIRED")
     return {"restored": restored.id, "denied": denied.id, "expired": expires.id}
 

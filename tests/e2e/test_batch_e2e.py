@@ -12,7 +12,7 @@ from bot.batches import members_of
 TABLES = ("MusicCollection", "Payments", "Ledger")
 
 
-def wait_leader(bot, fake, timeout: float = 10):
+def wait_leader(bot, fake, timeout: float = 30):
     """The batch's leader once its card is posted and recorded on every table of the batch
     (the members have no card of their own; their threads are the card's)."""
     fake.wait_for(
@@ -54,7 +54,7 @@ def test_a_batch_end_to_end(make_bot, fake, sim):
         lambda c: (
             c.method == "chat.postMessage" and c.args.get("reply_broadcast") in (True, "true", "1")
         ),
-        timeout=15,
+        timeout=30,
     )
     assert len(broadcast) == 1
     summary = broadcast[0].args["text"]
@@ -83,7 +83,7 @@ def test_a_denied_batch_tells_the_requester_every_table(make_bot, fake, sim):
     bot.deny(leader.id, "U2")
     notice = fake.wait_for(
         lambda c: c.method == "chat.postEphemeral" and "denied by" in c.args.get("text", ""),
-        timeout=15,
+        timeout=30,
     )
     text = notice[0].args["text"]
     assert notice[0].args["user"] == "U1"

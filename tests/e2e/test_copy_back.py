@@ -101,7 +101,7 @@ def test_compare_then_copy_back_the_12_missing_with_another_persons_approval(mak
         "Copy back 12 missing + 8 changed",
     ]
     # The full diff, uploaded as JSON Lines in the thread.
-    (upload,) = fake.wait_for(lambda c: c.method == "file_upload", timeout=10)
+    (upload,) = fake.wait_for(lambda c: c.method == "file_upload", timeout=30)
     lines = [json.loads(line) for line in upload.args["content"].splitlines()]
     kinds = {}
     for line in lines:
@@ -160,7 +160,9 @@ def test_conflicts_are_skipped_and_reported_and_undo_restores_the_overwritten(ma
     shown = str(final.args["blocks"])
     assert "order-003" in shown and "order-015" in shown
     # Each phase has its own progress message, edited in place: the comparison's ends "done"
-    # and is never overwritten by the copy back's progress.
+    # and is never overwritten by the copy back's progress. Read once every edit owed is sent
+    # (the comparison's last edit and the copy back's go by the announcer, not with the post).
+    bot.quiet()
     updates = fake.calls("chat.update")
     compare_ts = {c.args["ts"] for c in updates if "Comparison done" in str(c.args.get("text"))}
     assert len(compare_ts) == 1
@@ -186,6 +188,7 @@ def test_copy_back_off_refuses_the_button_with_how_to_enable_it_and_writes_nothi
 ):
     bot, req, direct = restored_then_changed(sim, make_bot, policy=Policy())
     _, job = compare(bot, fake, req)
+    bot.quiet()  # the comparison's own messages (e.g. the diff file's) are not the click's
     sim.clear()
     posts = len(fake.calls("chat.postMessage"))
     bot.click(COPY_MISSING_ACTION, job.id, "U1")

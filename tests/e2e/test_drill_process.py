@@ -52,7 +52,7 @@ def test_kill_9_during_a_drill_finishes_and_cleans_up_exactly_once(bots, fake, s
     # The first process has called AWS and recorded the drill table; it is still CREATING.
     drill = wait_until(
         lambda: next((d for d in stored_drills(bots.sqlite_path) if d.get("table_arn")), None),
-        15,
+        60,
         "the first process to start the drill",
     )
     first.kill()  # SIGKILL: no release of the lease, no goodbye
@@ -60,7 +60,7 @@ def test_kill_9_during_a_drill_finishes_and_cleans_up_exactly_once(bots, fake, s
 
     second = bots.start("second", poll_seconds=POLL, PITR_BOT_POLICY=str(policy))
     sim.creating_seconds = 0.0
-    wait_until(lambda: reports(fake), 30, "the drill report")
+    wait_until(lambda: reports(fake), 60, "the drill report")
     time.sleep(3 * POLL + 1.0)  # room for a duplicate (if there were one) to show up
 
     (report,) = reports(fake)

@@ -118,7 +118,7 @@ def test_scheduled_drills_run_at_their_slot_once_across_two_replicas(make_bot, f
         return done if len(done) >= 2 else None
 
     wait_until(passed, 45, "two scheduled drills to pass")
-    wait_until(lambda: len(reports(fake)) >= 2, 20, "their reports")
+    wait_until(lambda: len(reports(fake)) >= 2, 30, "their reports")
     first.stop()
     second.stop()
 

@@ -37,7 +37,7 @@ def picks(*refs: str) -> dict[str, Any]:
     }
 
 
-def offered_until(bot: BotUnderTest, typed: str, wanted: str, timeout: float = 20) -> list[str]:
+def offered_until(bot: BotUnderTest, typed: str, wanted: str, timeout: float = 60) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
         offered = [o["value"] for o in form.suggest(bot, typed)]

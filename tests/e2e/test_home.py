@@ -50,7 +50,7 @@ def publishes(fake: Any, user: str) -> list[Call]:
     return [c for c in fake.calls("views.publish") if c.args.get("user_id") == user]
 
 
-def wait_card_for(bot: Any, target: str, timeout: float = 10) -> Any:
+def wait_card_for(bot: Any, target: str, timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for req in bot.services.store.find():

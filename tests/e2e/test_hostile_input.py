@@ -91,7 +91,7 @@ def send(bot: BotUnderTest, case: int, text: str):
     return resp
 
 
-def wait_replies(bot: BotUnderTest, name: str, timeout: float = 10) -> list[str]:
+def wait_replies(bot: BotUnderTest, name: str, timeout: float = 30) -> list[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = replies(bot, name)
@@ -102,7 +102,7 @@ def wait_replies(bot: BotUnderTest, name: str, timeout: float = 10) -> list[str]
 
 
 def healthz(bot: BotUnderTest) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{bot.server.port}/healthz", timeout=5) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{bot.server.port}/healthz", timeout=15) as r:
         return int(r.status)
 
 

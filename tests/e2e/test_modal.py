@@ -148,6 +148,18 @@ def submit(bot: BotUnderTest, user: str = "U1", **fields: Any):
 
 
 @pytest.fixture
+def roomy_budgets(monkeypatch):
+    """The form's time budgets (PITR lookups while Slack waits for options, the preflight
+    before the submit's ack) made generous, for tests of what the form shows when AWS answers
+    in time: on a loaded machine a moto round trip can exceed 1.5 s. The over-budget paths are
+    tested with held AWS calls (test_slow_aws_*), not with the machine's speed."""
+    import commands.modal as modal
+
+    monkeypatch.setattr(modal, "OPTIONS_BUDGET", 60.0)
+    monkeypatch.setattr(modal, "SUBMIT_BUDGET", 60.0)
+
+
+@pytest.fixture
 def music(sim):
     sim.create_table("MusicArchive", pitr=False, items=1)
     sim.create_table("Orders", pitr=True, items=1)
@@ -181,7 +193,7 @@ def test_form_falls_back_to_the_usage_when_slack_refuses_to_open_it(bot, fake):
 
 
 # -- the source picker ------------------------------------------------------------------------
-def test_picker_offers_only_policy_allowed_tables_matching_the_text(make_bot, music):
+def test_picker_offers_only_policy_allowed_tables_matching_the_text(make_bot, music, roomy_budgets):
     bot = make_bot(policy=Policy(tables=["Music*"]))
     options = suggest(bot, "music")
     labels = {o["value"]: o["text"]["text"] for o in options}
@@ -205,10 +217,12 @@ def test_picker_respects_the_policy_for_this_person_and_channel(make_bot, music)
     assert len(suggest(bot, "", user="U2")) == 4
 
 
-def test_picking_a_source_prefills_the_target(bot, fake):
+def test_picking_a_source_prefills_the_target(bot, fake, roomy_budgets):
+    picked_from = datetime.now(UTC).replace(second=0, microsecond=0)
     resp = pick_source(bot, "MusicCollection")
     assert resp.status == 200
     update = fake.wait_for("views.update")[0]
+    picked_by = datetime.now(UTC)
     assert update.args["view_id"] == "V1"
     blocks = update.args["view"]["blocks"]
     target = [b for b in blocks if str(b.get("block_id", "")).startswith("target")]
@@ -218,7 +232,7 @@ def test_picking_a_source_prefills_the_target(bot, fake):
     match = re.fullmatch(r"MusicCollection-(\d{8}-\d{4})", value)
     assert match, value
     stamped = datetime.strptime(match.group(1), "%Y%m%d-%H%M").replace(tzinfo=UTC)
-    assert abs((datetime.now(UTC) - stamped).total_seconds()) < 120
+    assert picked_from <= stamped <= picked_by, (picked_from, stamped, picked_by)  # when picked
     source = next(b for b in blocks if b.get("block_id") == SOURCE_BLOCK)
     assert [o["value"] for o in source["element"]["initial_options"]] == ["MusicCollection"]
     assert "PITR on" in json.dumps(blocks)
@@ -250,7 +264,9 @@ def test_prefilled_target_name_matches_the_policy_target_pattern(make_bot, fake)
         ({"source": ""}, SOURCE_BLOCK, "Pick the table"),
     ],
 )
-def test_bad_input_is_shown_inline_on_its_field(make_bot, music, fake, fields, block, says):
+def test_bad_input_is_shown_inline_on_its_field(
+    make_bot, music, fake, roomy_budgets, fields, block, says
+):
     bot = make_bot(policy=Policy(tables=["Music*", "NoSuch*"]))
     resp = submit(bot, **fields)
     assert resp.status == 200

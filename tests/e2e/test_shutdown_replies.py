@@ -20,10 +20,10 @@ def test_stop_sends_the_replies_still_queued_before_it_returns(make_bot, fake):
     def replies() -> int:
         return len([c for c in fake.calls("response_url") if c.args["_path"].endswith("/queued")])
 
-    wait_until(lambda: replies() == 1, 15, "the first reply to reach Slack")  # held there
+    wait_until(lambda: replies() == 1, 30, "the first reply to reach Slack")  # held there
     stopper = threading.Thread(target=bot.stop)
     stopper.start()
-    wait_until(lambda: not bot.server.http.ready.is_set(), 15, "the bot to stop accepting")
+    wait_until(lambda: not bot.server.http.ready.is_set(), 30, "the bot to stop accepting")
     fake.release()
     stopper.join(30)
     assert not stopper.is_alive()

@@ -82,7 +82,7 @@ def test_serve_with_only_aws_region_answers_pitr_status(tmp_path, fake, sim):
         )
         assert resp.status == 200, resp.body
         answer = fake.wait_for(
-            lambda c: c.method == "response_url" and "ENABLED" in str(c.args), timeout=20
+            lambda c: c.method == "response_url" and "ENABLED" in str(c.args), timeout=60
         )[0]
         assert "MusicCollection" in str(answer.args)
     finally:
@@ -102,7 +102,7 @@ def test_check_config_online_with_only_aws_region(tmp_path, fake, sim):
 
 def test_serve_without_a_region_says_what_to_set(tmp_path, fake):
     env = isolated(tmp_path, **slack_env(fake, tmp_path))
-    result = run_cli("serve", env=env, cwd=tmp_path, timeout=30)
+    result = run_cli("serve", env=env, cwd=tmp_path, timeout=60)
     one_clear_line(result, "AWS_REGION", "not starting")
 
 

@@ -9,7 +9,7 @@ def reply_calls(fake, user: str) -> list:
     return [c for c in fake.calls("response_url") if c.args.get("_path", "").endswith(f"/{user}")]
 
 
-def wait_response(fake, user: str, contains: str, timeout: float = 10):
+def wait_response(fake, user: str, contains: str, timeout: float = 30):
     """The response_url call to `user` whose text or blocks mention `contains`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -26,7 +26,7 @@ def restore_at(bot, sim, target: str, when: str) -> tuple[float, str]:
     req = bot.wait_card()
     card = bot.cards()[0]
     assert bot.approve(req.id, "U2").status == 200
-    bot.wait_state(req.id, "ACTIVE", timeout=15)
+    bot.wait_state(req.id, "ACTIVE", timeout=30)
     restores = sim.requests("RestoreTableToPointInTime")
     assert len(restores) == 1, restores
     body = restores[0]
@@ -47,9 +47,12 @@ def assert_card_shows(text: str, instant: datetime) -> None:
 
 
 def test_relative_time_reaches_aws_as_the_right_instant(bot, sim):
+    # "1 hour ago" is read at some moment between sending the command and the restore call:
+    # bracket it by those moments, not by a fixed few seconds a busy machine may exceed.
     asked = time.time()
     sent, text = restore_at(bot, sim, "MusicCollectionHourAgo", "1 hour ago")
-    assert abs(sent - (asked - 3600)) < 3, (sent, asked - 3600)
+    done = time.time()
+    assert asked - 3600 - 1 <= sent <= done - 3600 + 1, (sent, asked - 3600, done - 3600)
     assert_card_shows(text, datetime.fromtimestamp(sent, UTC))
 
 

@@ -177,7 +177,7 @@ def test_slacks_request_url_check_is_answered_though_it_names_no_workspace(make_
 def test_a_token_slack_refuses_stops_serve_with_one_clear_line(bots, fake):
     fake.fail("auth.test", times=100, status=200, error="invalid_auth")
     bot = bots.spawn("bot")
-    assert bot.proc.wait(timeout=30) == 2
+    assert bot.proc.wait(timeout=60) == 2
     errors = [r for r in bot.json_logs() if r.get("level") == "ERROR"]
     assert len(errors) == 1, bot.stderr()
     assert "did not accept the bot token" in errors[0]["message"], errors

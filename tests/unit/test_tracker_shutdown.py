@@ -43,12 +43,12 @@ def test_stop_while_a_job_is_being_handed_over_leaves_no_traceback(monkeypatch) 
     def slow_submit(job, run_times):
         if job.id == "reminder":
             handing_over.set()
-            let_go.wait(10)
+            let_go.wait(30)
         return original(job, run_times)
 
     monkeypatch.setattr(executor, "submit_job", slow_submit)
     tracker.scheduler.add_job(lambda: None, "date", run_date=datetime.now(UTC), id="reminder")
-    assert handing_over.wait(10)
+    assert handing_over.wait(30)
 
     stopper = threading.Thread(target=tracker.stop)
     stopper.start()
@@ -58,8 +58,8 @@ def test_stop_while_a_job_is_being_handed_over_leaves_no_traceback(monkeypatch) 
             break
         stopper.join(0.01)
     let_go.set()
-    stopper.join(10)
-    scheduler_thread.join(10)
+    stopper.join(30)
+    scheduler_thread.join(30)
 
     assert not stopper.is_alive()
     assert crashes == []
