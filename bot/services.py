@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -36,6 +37,38 @@ log = logging.getLogger(__name__)
 WORKERS = 4  # slow work after ack: AWS and Slack calls; more threads only fight for the GIL
 
 
+class WorkPool(ThreadPoolExecutor):
+    """The listeners' work pool, knowing whether anything is queued or running.
+
+    `pitr-bot console` waits on `idle()` before reading the next line, so a script's "1"
+    clicks the card the previous line asked for, however slow the machine.
+    """
+
+    def __init__(self, workers: int = WORKERS) -> None:
+        super().__init__(workers, thread_name_prefix="pitr-work")
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._pending_lock:
+            self._pending += 1
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._finished(None)
+            raise
+        future.add_done_callback(self._finished)
+        return future
+
+    def idle(self) -> bool:
+        with self._pending_lock:
+            return self._pending == 0
+
+    def _finished(self, _future: object) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -58,9 +91,7 @@ class Services:
     # them, so a start-up AWS call is never counted against the request under test).
     started: list[threading.Event] = field(default_factory=list)
     # The slow part of each listener runs here, after ack(): see commands.common.after_ack.
-    work: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(WORKERS, thread_name_prefix="pitr-work")
-    )
+    work: WorkPool = field(default_factory=WorkPool)
     # Ephemeral replies (response_url) go out from here, never from a request thread.
     replies: ResponseSender = field(default_factory=ResponseSender)
     # The workspace and org this bot serves (auth.test); unknown = every request refused.

@@ -7,6 +7,7 @@ import io
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,28 @@ def test_scripted_restore_four_eyes_progress_and_active():
     assert final > approve
     assert "(also sent to the channel)" in transcript[approve:]
     assert "Restored — the table is ACTIVE" in transcript[final:]  # the card, updated
+
+
+def test_a_script_waits_for_a_slow_bot_before_its_next_line():
+    # On a busy machine the check before the card can outlast the console's quiet period;
+    # the script's "1" must still click the card that line asked for.
+    out = io.StringIO()
+    session = ConsoleSession(Console(file=out, width=200, highlight=False), poll_seconds=0.5)
+    with session.running():
+        workflow = session.services.workflow
+        checked = workflow.request
+
+        def slow_request(*args, **kwargs):
+            time.sleep(2)  # well past the 0.6 s of silence settle() used to trust
+            return checked(*args, **kwargs)
+
+        workflow.request = slow_request
+        session.run_lines(
+            ["/pitr-restore MusicCollection MusicCollectionSlow latest", "1"], echo=True
+        )
+    transcript = out.getvalue()
+    assert "there is no button" not in transcript, transcript
+    assert "someone else has to approve it" in transcript, transcript
 
 
 def test_status_and_enable_work_in_the_console():

@@ -386,12 +386,20 @@ class ConsoleSession:
         self.renderer.note("form closed without submitting")
 
     # -- waiting ----------------------------------------------------------------------------
-    def settle(self, quiet: float = 0.6, limit: float = 15) -> None:
-        """Wait until the bot has been silent for `quiet` seconds (it works after acking)."""
+    def settle(self, quiet: float = 0.6, limit: float = 60) -> None:
+        """Wait until the bot has done what the last line asked (it works after acking): its
+        work pool idle, nothing it owes Slack due, then silent for `quiet` seconds. Silence
+        alone is not enough: on a busy machine one AWS call can outlast it."""
+        assert self.services is not None
         start = time.monotonic()
         while time.monotonic() - start < limit:
             now = time.monotonic()
-            if now - start >= quiet and now - self.slack.last_call >= quiet:
+            if (
+                now - start >= quiet
+                and now - self.slack.last_call >= quiet
+                and self.services.work.idle()
+                and not self.services.store.outbox_due(self.services.clock(), limit=1)
+            ):
                 return
             time.sleep(0.05)
 
