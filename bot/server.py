@@ -47,13 +47,12 @@ class HttpApp:
         self._store_check = "ok"
         self._lock = threading.Lock()
         self._monotonic = time.monotonic  # a test stops it to see the cache, not the machine
+        self._stall_logged = False
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz" and method in {"GET", "HEAD"}:
-            if self.ready.is_set():
-                return _json(start_response, "200 OK", {"status": "ok"})
-            return _json(start_response, "503 Service Unavailable", {"status": "starting"})
+            return self._health(start_response)
         if path == "/slack/events" and self.bolt is not None:
             return self._slack(environ, start_response)
         if not self.ops:
@@ -64,9 +63,7 @@ class HttpApp:
         """/healthz, /readyz and /metrics only: what PITR_BOT_OPS_BIND serves."""
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz" and method in {"GET", "HEAD"}:
-            if self.ready.is_set():
-                return _json(start_response, "200 OK", {"status": "ok"})
-            return _json(start_response, "503 Service Unavailable", {"status": "starting"})
+            return self._health(start_response)
         if path == "/readyz" and method in {"GET", "HEAD"}:
             checks = self._readiness()
             ok = all(v == "ok" for v in checks.values())
@@ -80,6 +77,28 @@ class HttpApp:
             )
             return [data]
         return _json(start_response, "404 Not Found", {"error": "not found"})
+
+    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        """200 while serving and tracking; 503 while starting, or once the tracker is stuck."""
+        if not self.ready.is_set():
+            return _json(start_response, "503 Service Unavailable", {"status": "starting"})
+        tracker = self.services.tracker
+        stalled = tracker.stalled_for()
+        if stalled is None:
+            self._stall_logged = False
+            return _json(start_response, "200 OK", {"status": "ok"})
+        with self._lock:
+            first, self._stall_logged = not self._stall_logged, True
+        if first:  # once a stall: probes come every few seconds
+            log.error(
+                "the tracker's tick has run for %.0f s (limit %.0f s): no restore is tracked "
+                "by this process until it ends; it waits in:\n%s",
+                stalled,
+                tracker.stall_seconds,
+                tracker.where_stalled(),
+            )
+        body = {"status": "tracker stalled", "seconds": round(stalled)}
+        return _json(start_response, "503 Service Unavailable", body)
 
     def _slack(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         """Verify (bot.verify), then hand Bolt the very bytes that were verified."""

@@ -10,7 +10,10 @@ away, so expiries and work left by another replica are still seen at the usual p
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import time
+import traceback
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -25,6 +28,11 @@ log = logging.getLogger(__name__)
 # restore that stays due (its poll is still running in another thread) must not turn the
 # alarm into a busy loop.
 MIN_GAP = 0.2
+# A tick running this long (or 30 polls, if longer) is stuck: every AWS and store call has a
+# timeout, so only a defect gets here, and until the tick ends this process tracks nothing.
+# /healthz then says so (the platform restarts the process; the store holds the truth) and
+# the log shows where the tick waits.
+STALL_SECONDS = 600.0
 
 
 class Tracker:
@@ -35,6 +43,10 @@ class Tracker:
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self._lock = threading.Lock()
         self._stopping = False
+        self.stall_seconds = max(STALL_SECONDS, 30 * poll_seconds)
+        self.monotonic = time.monotonic
+        self._tick_since: float | None = None  # when the running tick began
+        self._tick_thread: int | None = None
 
     def start(self) -> None:
         self.scheduler.start()
@@ -54,14 +66,30 @@ class Tracker:
         self.scheduler.shutdown(wait=True)
 
     def tick(self) -> None:
+        self._tick_thread = threading.get_ident()
+        self._tick_since = self.monotonic()
         try:
             self.workflow.track()
         except Exception:  # noqa: BLE001 - one bad tick must not stop tracking
             log.exception("tracker tick failed; next tick in %ss", self.poll_seconds)
             self.workflow.next_due = None
         finally:
+            self._tick_since = None
             self.announcer.kick()
             self._set_alarm(self.wake_at(utcnow(), self.workflow.next_due))
+
+    def stalled_for(self) -> float | None:
+        """Seconds the running tick has taken, if past `stall_seconds`; else None."""
+        since = self._tick_since
+        if since is None:
+            return None
+        running = self.monotonic() - since
+        return running if running >= self.stall_seconds else None
+
+    def where_stalled(self) -> str:
+        """The stuck tick's stack, innermost call last (for the log)."""
+        frame = sys._current_frames().get(self._tick_thread or -1)
+        return "".join(traceback.format_stack(frame)) if frame is not None else "(tick ended)"
 
     def wake_at(self, now: datetime, next_due: datetime | None) -> datetime:
         """The earliest due restore, but no later than one ordinary poll from now."""

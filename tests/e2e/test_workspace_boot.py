@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -222,3 +223,39 @@ def test_sigusr1_prints_every_threads_stack_and_serve_keeps_running(bots):
     assert "Traceback" not in bot.stderr()
     assert bot.proc.poll() is None
     assert bot.healthz() == 200
+
+
+def test_a_stuck_tracker_tick_turns_healthz_503_and_the_log_says_where(make_bot, caplog):
+    # Every AWS and store call has a timeout, so a tick that never ends is a defect; until it
+    # ends, this process tracks nothing. The platform must see it (and restart the process),
+    # and the log must show where the tick waits.
+    bot = make_bot(poll_seconds=0.2)
+    tracker = bot.services.tracker
+    tracker.stall_seconds = 1.0
+    healthz = f"http://127.0.0.1:{bot.server.port}/healthz"
+    wait_until(lambda: get(healthz)[0] == 200, 30, "healthz 200")
+
+    stuck, entered = threading.Event(), threading.Event()
+    track = bot.services.workflow.track
+
+    def stuck_in_track() -> int:
+        entered.set()
+        stuck.wait(120)
+        return track()
+
+    bot.services.workflow.track = stuck_in_track
+    try:
+        assert entered.wait(30), "the tracker never ticked"
+        status, body = wait_until(
+            lambda: (answer := get(healthz))[0] == 503 and answer, 30, "healthz 503"
+        )
+        assert json.loads(body)["status"] == "tracker stalled"
+        for _ in range(3):
+            assert get(healthz)[0] == 503
+        said = [r for r in caplog.records if "tracker's tick has run" in r.getMessage()]
+        assert len(said) == 1, said  # once a stall, not once a probe
+        assert "stuck_in_track" in said[0].getMessage()  # where it waits
+    finally:
+        bot.services.workflow.track = track
+        stuck.set()
+    wait_until(lambda: get(healthz)[0] == 200, 30, "healthz 200 once the tick ends")
