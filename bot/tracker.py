@@ -49,6 +49,8 @@ class Tracker:
         self._tick_thread: int | None = None
 
     def start(self) -> None:
+        # Leases in the store name this id: the log says which process holds a restore.
+        log.info("tracking as replica %s", self.workflow.owner)
         self.scheduler.start()
         self._set_alarm(utcnow())  # resume in-flight restores at once
 

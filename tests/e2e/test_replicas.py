@@ -59,6 +59,13 @@ def metric(bot: BotProcess, line_prefix: str) -> float:
     return 0.0
 
 
+def replica_id(bot: BotProcess) -> str:
+    """The id this process's leases carry, from its start-up log."""
+    said = [r["message"] for r in bot.json_logs() if "tracking as replica" in r["message"]]
+    assert len(said) == 1, said
+    return said[0].rsplit(" ", 1)[1]
+
+
 def called_restore(bot: BotProcess, restore_id: str) -> bool:
     return any(
         r.get("restore_id") == restore_id and "RestoreTableToPointInTime called" in r["message"]
@@ -83,11 +90,12 @@ def test_a_card_posted_via_one_replica_is_approved_via_the_other(replicas, fake,
     assert doc["state"] == "ACTIVE" and doc["decided_by"] == "U2"
 
 
+@pytest.mark.parametrize("paused_first", [False, True], ids=["straight", "caller paused first"])
 def test_twenty_concurrent_approvals_across_replicas_then_kill_9_of_the_tracker(
-    replicas, fake, sim
+    replicas, fake, sim, paused_first
 ):
     _, a, b = replicas
-    target = "RacedAndTakenOver"
+    target = "RacedAndTakenOver" + ("Paused" if paused_first else "")
     sim.hold_creating(target)  # CREATING until the test says otherwise
     restore_id = request_restore(a, SECRET, fake, target)
     assert len(cards(fake, target)) == 1
@@ -122,11 +130,26 @@ def test_twenty_concurrent_approvals_across_replicas_then_kill_9_of_the_tracker(
     replies = [str(c.args.get("text", "")) for c in fake.calls("response_url")]
     assert not [t for t in replies if "went wrong" in t or "Too many people" in t], replies
 
-    # Kill -9 the replica that made the call (and so holds the lease) while CREATING.
-    (holder,) = [bot for bot in (a, b) if called_restore(bot, restore_id)]
-    survivor = b if holder is a else a
+    (caller,) = [bot for bot in (a, b) if called_restore(bot, restore_id)]
+    if paused_first:
+        # The caller stops (a VM pause, a long GC) past its lease: the other replica takes the
+        # restore over; once resumed, the caller must leave it alone.
+        caller.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(
+                lambda: stored(sim, restore_id)["lease_owner"] not in (None, replica_id(caller)),
+                120,
+                "the other replica to take over from the paused caller",
+            )
+        finally:
+            caller.proc.send_signal(signal.SIGCONT)
+
+    # Kill -9 the replica that holds the lease while CREATING. Usually the caller, but on a
+    # busy machine a late poll lets the other take it over first (as paused_first forces).
     lease_owner = stored(sim, restore_id)["lease_owner"]
     assert lease_owner is not None
+    (holder,) = [bot for bot in (a, b) if replica_id(bot) == lease_owner]
+    survivor = b if holder is a else a
     assert sim.is_creating(target)
     holder.kill()
     killed_at = time.monotonic()
