@@ -44,7 +44,6 @@ class Tracker:
         self._lock = threading.Lock()
         self._stopping = False
         self.stall_seconds = max(STALL_SECONDS, 30 * poll_seconds)
-        self.monotonic = time.monotonic
         self._tick_since: float | None = None  # when the running tick began
         self._tick_thread: int | None = None
 
@@ -69,7 +68,7 @@ class Tracker:
 
     def tick(self) -> None:
         self._tick_thread = threading.get_ident()
-        self._tick_since = self.monotonic()
+        self._tick_since = time.monotonic()
         try:
             self.workflow.track()
         except Exception:  # noqa: BLE001 - one bad tick must not stop tracking
@@ -85,7 +84,7 @@ class Tracker:
         since = self._tick_since
         if since is None:
             return None
-        running = self.monotonic() - since
+        running = time.monotonic() - since
         return running if running >= self.stall_seconds else None
 
     def where_stalled(self) -> str:
