@@ -40,6 +40,7 @@ from commands.items import (
     decision_value,
 )
 from e2e.test_attacks_authz import reuse_name, wait_field
+from e2e.test_attacks_authz import snapshot as refusal_snapshot
 from e2e.test_attacks_http import raw_post, signed_headers
 from e2e.test_batch_e2e import wait_leader
 from e2e.test_copy_back import (
@@ -61,16 +62,13 @@ AWS_READS = ("Scan", "Query", "DescribeTable", "DescribeContinuousBackups", "Lis
 
 
 def snapshot(bot: Any, sim: Any, fake: Any) -> dict[str, Any]:
-    """What a refused click or command must leave as it was.
-    Taken once the bot owes Slack nothing: an edit still on its way is not a side effect."""
-    bot.quiet()
+    """What a refused click or command must leave as it was: the attack tests' snapshot
+    (requests, audit, AWS writes, Slack posts), plus item jobs and drills."""
     store = bot.services.store
     return {
+        **refusal_snapshot(bot, sim, fake),  # waits until the bot owes Slack nothing
         "jobs": sorted((j.id, j.version, j.state) for j in store.job_find(limit=100)),
-        "requests": sorted((r.id, r.version) for r in store.find(limit=100)),
         "drills": len(store.drill_find(limit=100)),
-        "audit": len(store.audit_events()),
-        "slack_posts": len(fake.calls("chat.postMessage")) + len(fake.calls("chat.update")),
     }
 
 
