@@ -224,7 +224,7 @@ def _card_channel_refusal(body: dict, store: Store) -> str | None:
         req = store.get(value)
         if req is not None and req.channel != channel:
             return f"a button of restore {req.id} clicked outside its channel"
-        # Copy back, its approval and undo carry an item job's id (bot/item_jobs.py).
+        # Copy back, its approval and undo carry an item job's id (bot/items/jobs.py).
         job = store.job_get(value) if req is None and value.startswith("j") else None
         if job is not None and job.channel != channel:
             return f"a button of item job {job.id} clicked outside its channel"

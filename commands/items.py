@@ -1,5 +1,5 @@
 """Getting the data back in Slack: **Compare items** / `/pitr-diff`, **Copy back …** with its
-Approve / Deny card, **Undo copy back**. The engine is bot/item_recovery.py.
+Approve / Deny card, **Undo copy back**. The engine is bot/items/recovery.py.
 
 Listeners ack first and hand the work to the bot's work pool; the long jobs run on the
 engine's own threads. What a step owes Slack is an outbox kind (`items_*`, keyed by the job
@@ -22,8 +22,8 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextB
 
 from bot.aftercare_aws import AftercareService
 from bot.blocks import code, esc, fit, md, to_dicts, user
-from bot.item_jobs import ItemJob, JobState
-from bot.item_recovery import ItemRecovery
+from bot.items.jobs import ItemJob, JobState
+from bot.items.recovery import ItemRecovery
 from bot.items.diff import Kind
 from bot.items.engine import ItemsError, Progress
 from bot.items.jobfile import COPY_BACK, UNDO, JobFile

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.drills import Drill, DrillState
-from bot.item_jobs import ItemJob, JobState
+from bot.items.jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State
 from bot.store.records import AuditEvent, Change, OutboxItem, StoreMissing
 
@@ -92,7 +92,7 @@ class Store(Protocol):
         and each drill's `restore_duration`."""
         ...
 
-    # -- item jobs (bot/item_jobs.py): compare / copy back / undo, same compare-and-set ---
+    # -- item jobs (bot/items/jobs.py): compare / copy back / undo, same compare-and-set ---
     def job_add(
         self, job: ItemJob, announce: Sequence[str] = (), audit: Sequence[AuditEvent] = ()
     ) -> bool:

@@ -19,8 +19,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from bot.drills import Drill, DrillState
-from bot.item_jobs import FINAL as JOB_FINAL
-from bot.item_jobs import ItemJob, JobState
+from bot.items.jobs import FINAL as JOB_FINAL
+from bot.items.jobs import ItemJob, JobState
 from bot.restores import utcnow
 from bot.store.records import AuditEvent
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.batch import MAX_RESTORES_PER_ACCOUNT, SlotMove
 from bot.drills import Drill, DrillState
-from bot.item_jobs import ItemJob, JobState
+from bot.items.jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store.codec import SavesThroughSaveAll, from_record, prepare, to_record
 from bot.store.due import check_due_at, split_due

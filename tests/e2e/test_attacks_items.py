@@ -28,7 +28,7 @@ import pytest
 from support.signed import block_action_body
 
 from bot.batches import members_of
-from bot.item_jobs import JobState
+from bot.items.jobs import JobState
 from bot.policy import Policy, Rule
 from commands.items import (
     APPROVE_ACTION,

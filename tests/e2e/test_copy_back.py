@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 
-from bot.item_jobs import JobState
+from bot.items.jobs import JobState
 from bot.policy import Policy
 from commands.items import (
     APPROVE_ACTION,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.item_jobs import ItemJob, JobState
-from bot.item_recovery import ItemRecovery
+from bot.items.jobs import ItemJob, JobState
+from bot.items.recovery import ItemRecovery
 from bot.policy import Policy
 from bot.store.sqlite import SqliteStore
 

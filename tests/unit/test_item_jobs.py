@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.item_jobs import ItemJob, JobState
+from bot.items.jobs import ItemJob, JobState
 from bot.restores import InvalidTransition
 from commands.common import InputError
 from commands.items import approval_blocks, compared_blocks, parse_diff

@@ -1,4 +1,4 @@
-"""bot.item_recovery against moto: a copy back interrupted by a restart is resumed at start,
+"""bot.items.recovery against moto: a copy back interrupted by a restart is resumed at start,
 finishes with the right counts and writes no item twice; a lease another replica holds is
 respected."""
 
@@ -12,8 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bot.item_jobs import ItemJob, JobState
-from bot.item_recovery import ItemRecovery
+from bot.items.jobs import ItemJob, JobState
+from bot.items.recovery import ItemRecovery
 from bot.items.jobfile import COPY_BACK, JobFile
 from bot.items.values import key_text, to_json
 from bot.policy import Policy

@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from bot.drills import Drill, DrillState, slot_drill_id
-from bot.item_jobs import ItemJob, JobState
+from bot.items.jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, Window
 from bot.store import AuditEvent, Change
 from bot.store.dynamodb import DynamoStore

@@ -1,6 +1,6 @@
 """The job files of getting the data back: kept while a job runs or waits, and for a retention
 after its last step (so Undo copy back stays possible), then deleted; files no job owns are
-swept at start-up. A mixin of bot.item_recovery.ItemRecovery (its store, clock, work_dir,
+swept at start-up. A mixin of bot.items.recovery.ItemRecovery (its store, clock, work_dir,
 retention and audit entries).
 """
 
@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.item_jobs import ItemJob, JobState
+from bot.items.jobs import ItemJob, JobState
 
 log = logging.getLogger(__name__)
 

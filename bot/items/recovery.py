@@ -1,7 +1,7 @@
 """Getting the data back: compare a restored table with its live source, copy lost items back
 after an approval, undo after another. The Slack side is commands/items.py.
 
-Each step is a compare-and-set on the job's record (bot/item_jobs.py) with its audit entries
+Each step is a compare-and-set on the job's record (bot/items/jobs.py) with its audit entries
 and the announcements it owes Slack (outbox kinds `items_*`, keyed by the job id), so a double
 click or a second replica never runs a step twice. The long work (reading both tables, writing
 items) runs on this module's own threads, never on the listeners' work pool, under a lease in
@@ -36,8 +36,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.item_files import DEFAULT_RETENTION, JobFiles, days
-from bot.item_jobs import AWAITING, RUNNING, STALE_DECISION, ItemJob, JobState, already
+from bot.items.files import DEFAULT_RETENTION, JobFiles, days
+from bot.items.jobs import AWAITING, RUNNING, STALE_DECISION, ItemJob, JobState, already
 from bot.items.engine import (
     DEFAULT_READ_UNITS_PER_SECOND,
     DEFAULT_WRITE_UNITS_PER_SECOND,
