@@ -22,11 +22,11 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextB
 
 from bot.aftercare_aws import AftercareService
 from bot.blocks import code, esc, fit, md, to_dicts, user
-from bot.items.jobs import ItemJob, JobState
-from bot.items.recovery import ItemRecovery
 from bot.items.diff import Kind
 from bot.items.engine import ItemsError, Progress
 from bot.items.jobfile import COPY_BACK, UNDO, JobFile
+from bot.items.jobs import ItemJob, JobState
+from bot.items.recovery import ItemRecovery
 from bot.items.report import examples
 from bot.pitr import AwsError, PitrService
 from bot.restores import human_duration

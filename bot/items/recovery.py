@@ -36,8 +36,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.items.files import DEFAULT_RETENTION, JobFiles, days
-from bot.items.jobs import AWAITING, RUNNING, STALE_DECISION, ItemJob, JobState, already
 from bot.items.engine import (
     DEFAULT_READ_UNITS_PER_SECOND,
     DEFAULT_WRITE_UNITS_PER_SECOND,
@@ -47,7 +45,9 @@ from bot.items.engine import (
     Progress,
     Stopped,
 )
+from bot.items.files import DEFAULT_RETENTION, JobFiles, days
 from bot.items.jobfile import COPY_BACK, UNDO, JobFile, WriteCounts
+from bot.items.jobs import AWAITING, RUNNING, STALE_DECISION, ItemJob, JobState, already
 from bot.items.report import write_jsonl
 from bot.restores import RestoreRequest, State
 from bot.store import AuditEvent

@@ -12,9 +12,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from bot.items.jobfile import COPY_BACK, JobFile
 from bot.items.jobs import ItemJob, JobState
 from bot.items.recovery import ItemRecovery
-from bot.items.jobfile import COPY_BACK, JobFile
 from bot.items.values import key_text, to_json
 from bot.policy import Policy
 from bot.store.sqlite import SqliteStore
