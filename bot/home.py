@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlo
 from slack_sdk.models.views import View
 
 from bot.blocks import code, esc, eta_line, fit, md, slack_date, subject, user
-from bot.drills import FINAL, LIVE, Drill, report_line
+from bot.drills.model import FINAL, LIVE, Drill, report_line
 from bot.period_change import PERIOD_CHANGE
 from bot.pitr import NOT_FOUND, AwsError, PitrService
 from bot.places import Place, places

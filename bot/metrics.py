@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bot.drills import FINAL as DRILL_FINAL
-from bot.drills import DrillState
+from bot.drills.model import FINAL as DRILL_FINAL
+from bot.drills.model import DrillState
 from bot.restores import State
 from bot.store import Store
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.drills import Schedule, parse_every
+from bot.drills.model import Schedule, parse_every
 from bot.places import matches as place_matches
 from bot.places import parse_pattern
 from bot.tableref import RefError

@@ -11,9 +11,9 @@ import logging
 from slack_bolt import Ack, App, Respond
 
 from bot.blocks import esc
-from bot.drill_engine import DrillEngine
-from bot.drills import report_line
-from bot.drills_aws import DrillService
+from bot.drills.aws import DrillService
+from bot.drills.engine import DrillEngine
+from bot.drills.model import report_line
 from bot.services import Services
 from commands.common import (
     InputError,

@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 
 from bot.blocks import esc, status_blocks, to_dicts
-from bot.drills import drill_status_line
+from bot.drills.model import drill_status_line
 from bot.pitr import AwsError
 from bot.services import Services
 from commands.common import InputError, after_ack, reports_errors, split_args, warn

@@ -10,7 +10,7 @@ the start time at every render).
 from __future__ import annotations
 
 from bot import eta as etas
-from bot.drills import DrillState
+from bot.drills.model import DrillState
 from bot.engine.context import Context
 from bot.period_change import RESTORE
 from bot.restores import State

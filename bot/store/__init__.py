@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from bot.drills import Drill, DrillState
+from bot.drills.model import Drill, DrillState
 from bot.items.jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State
 from bot.store.records import AuditEvent, Change, OutboxItem, StoreMissing
@@ -62,7 +62,7 @@ class Store(Protocol):
         limit: int = 100,
     ) -> list[RestoreRequest]: ...
 
-    # -- restore drills (bot/drills.py): the same compare-and-set on `version` ----------
+    # -- restore drills (bot/drills/model.py): the same compare-and-set on `version` ----------
     def drill_add(
         self, drill: Drill, announce: Sequence[str] = (), audit: Sequence[AuditEvent] = ()
     ) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from bot.drills import Drill, DrillState
+from bot.drills.model import Drill, DrillState
 from bot.items.jobs import FINAL as JOB_FINAL
 from bot.items.jobs import ItemJob, JobState
 from bot.restores import utcnow

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.batch import MAX_RESTORES_PER_ACCOUNT, SlotMove
-from bot.drills import Drill, DrillState
+from bot.drills.model import Drill, DrillState
 from bot.items.jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store.codec import SavesThroughSaveAll, from_record, prepare, to_record

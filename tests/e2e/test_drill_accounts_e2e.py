@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from support.accounts import PROD, make_table, prod_dynamodb
 
-from bot.drills import DrillState
+from bot.drills.model import DrillState
 from bot.policy import Policy
 from e2e.test_drills import reports, wait_until
 

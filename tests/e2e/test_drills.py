@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from bot.aftercare_rules import MARKER_TAG
-from bot.drills import DrillState, slot_drill_id
+from bot.drills.model import DrillState, slot_drill_id
 from bot.policy import Policy
 
 NEVER_DUE = "0 0 1 1 *"  # 1 January 00:00 UTC: never due while these tests run (outside it)

@@ -131,7 +131,7 @@ PURE_CORE = [
     "bot/tableref.py",
     "bot/places.py",
     "bot/batch.py",
-    "bot/drills.py",
+    "bot/drills/model.py",
     "bot/documents.py",
     "bot/items/jobs.py",
     "bot/period_change.py",
@@ -256,7 +256,7 @@ def test_aws_clients_are_built_only_in_the_gateway(path):
 
 # A module past this many lines is usually one class holding several concerns, as the
 # 786-line workflow.py did before it was split into bot/engine/. The longest modules today
-# (bot/console/session.py, bot/drill_engine.py, bot/items/recovery.py) are 543-591 lines:
+# (bot/console/session.py, bot/drills/engine.py, bot/items/recovery.py) are 543-591 lines:
 # one concern each, so the bound sits above them, and a new flow grows a sibling module.
 MAX_MODULE_LINES = 600
 

@@ -13,9 +13,9 @@ from moto import mock_aws
 
 from bot.aftercare_rules import MARKER_TAG
 from bot.aws import Aws
-from bot.drill_engine import DrillEngine
-from bot.drills import DrillState
-from bot.drills_aws import DrillService
+from bot.drills.aws import DrillService
+from bot.drills.engine import DrillEngine
+from bot.drills.model import DrillState
 from bot.pitr import PitrService
 from bot.policy import Policy
 from bot.services import roles_of

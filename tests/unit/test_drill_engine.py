@@ -11,9 +11,9 @@ from moto import mock_aws
 from support.stores import NoLoneAudits
 
 from bot.aftercare_rules import MARKER_TAG
-from bot.drill_engine import DrillEngine
-from bot.drills import DrillState
-from bot.drills_aws import DrillService
+from bot.drills.aws import DrillService
+from bot.drills.engine import DrillEngine
+from bot.drills.model import DrillState
 from bot.policy import Policy
 from bot.store.sqlite import SqliteStore
 

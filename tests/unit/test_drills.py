@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.drills import (
+from bot.drills.model import (
     Drill,
     DrillState,
     InvalidTransition,

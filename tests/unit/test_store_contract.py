@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bot.drills import Drill, DrillState, slot_drill_id
+from bot.drills.model import Drill, DrillState, slot_drill_id
 from bot.items.jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, Window
 from bot.store import AuditEvent, Change

@@ -2,7 +2,7 @@
 
 A drill proves a table's backups restore: it restores the latest restorable time into a table
 of its own, verifies it, records how long the restore took, deletes its table and reports one
-line. `bot.drill_engine` drives it; like a restore, every step is a compare-and-set in the
+line. `bot.drills.engine` drives it; like a restore, every step is a compare-and-set in the
 store, so a double tick or a second replica never runs a step twice.
 
     STARTED -> RESTORING -> VERIFYING -> CLEANING -> PASSED | FAILED

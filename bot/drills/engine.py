@@ -1,4 +1,4 @@
-"""The drill engine: schedule, run, verify and clean up restore drills (bot/drills.py).
+"""The drill engine: schedule, run, verify and clean up restore drills (bot/drills/model.py).
 
 The same shape as the restore workflow: each step reads the drill, acts, and writes the next
 state with compare-and-set; a lost race is dropped, never forced. A scheduled slot is claimed
@@ -25,7 +25,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.drills import (
+from bot.drills.aws import DrillService
+from bot.drills.model import (
     CATCH_UP,
     DRILL_TABLE,
     LIVE,
@@ -34,7 +35,6 @@ from bot.drills import (
     drill_target,
     slot_drill_id,
 )
-from bot.drills_aws import DrillService
 from bot.pitr import AwsError
 from bot.places import is_glob, parse_pattern, pattern_places, place_of
 from bot.policy import DrillRule, Members, Policy, table_name_of
