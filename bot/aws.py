@@ -7,7 +7,7 @@ refresh themselves before they expire (`Aws(roles={"prod": AssumedRole(arn)})`).
 is the one asked for, else AWS_REGION, else AWS_DEFAULT_REGION (boto3 itself reads only the
 latter), else the profile's.
 
-The gateways (`bot.pitr.PitrService` and its sibling `bot.aftercare_aws.AftercareService`) turn
+The gateways (`bot.pitr.PitrService` and its sibling `bot.aftercare.aws.AftercareService`) turn
 what AWS says into messages; this module only knows how to open the door.
 """
 

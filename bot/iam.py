@@ -24,8 +24,8 @@ import fnmatch
 import re
 from typing import Any
 
-from bot.aftercare_rules import MARKER_TAG
-from bot.aftercare_rules import NAMESPACE as AUTOSCALING_NAMESPACE
+from bot.aftercare.rules import MARKER_TAG
+from bot.aftercare.rules import NAMESPACE as AUTOSCALING_NAMESPACE
 from bot.policy import AWS_MANAGED_KEY, Policy
 
 SOURCE_READS = (

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from bot.aftercare import check_identity
-from bot.aftercare_aws import AftercareService
-from bot.aftercare_rules import DeletionRefused
+from bot.aftercare.aws import AftercareService
+from bot.aftercare.rules import DeletionRefused
+from bot.aftercare.steps import check_identity
 from bot.logs import restore_context
 from bot.pitr import AwsError
 from bot.restores import RestoreRequest, State

@@ -130,7 +130,7 @@ class RestoreRequest:
     batch_index: int = 0
     batch_done: bool = False
     batch_members: tuple[str, ...] = ()  # on the leader: every table's request id, in order
-    # After ACTIVE (bot/aftercare.py, bot/reminders.py); every change a compare-and-set.
+    # After ACTIVE (bot/aftercare/steps.py, bot/reminders.py); every change a compare-and-set.
     aftercare: dict | None = None  # comparison with the source, claims and fixes done
     aftercare_ts: str | None = None  # the thread reply listing the differences
     reminded_at: datetime | None = None  # the cleanup reminder was claimed (sent once)

@@ -21,9 +21,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.aftercare import Aftercare
-from bot.aftercare_aws import AftercareService
-from bot.aftercare_rules import BUTTONS, FIXES, LABELS, offered
+from bot.aftercare.aws import AftercareService
+from bot.aftercare.rules import BUTTONS, FIXES, LABELS, offered
+from bot.aftercare.steps import Aftercare
 from bot.blocks import code, esc, fit, md, to_dicts, user
 from bot.reminders import Reminders
 from bot.restores import RestoreRequest, human_duration, human_size

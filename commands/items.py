@@ -20,7 +20,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, SectionBlock
 
-from bot.aftercare_aws import AftercareService
+from bot.aftercare.aws import AftercareService
 from bot.blocks import code, esc, fit, md, to_dicts, user
 from bot.items.diff import Kind
 from bot.items.engine import ItemsError, Progress

@@ -272,8 +272,8 @@ def test_evaluator_wildcards_and_conditions():
 
 
 def test_generator_names_the_tag_and_namespace_the_code_uses():
-    from bot.aftercare_rules import MARKER_TAG as CODE_MARKER
-    from bot.aftercare_rules import NAMESPACE
+    from bot.aftercare.rules import MARKER_TAG as CODE_MARKER
+    from bot.aftercare.rules import NAMESPACE
     from bot.iam import AUTOSCALING_NAMESPACE
 
     assert CODE_MARKER == MARKER_TAG

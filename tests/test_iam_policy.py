@@ -427,7 +427,7 @@ def test_collector_sees_autoscaling_calls_and_rejects_unknown_ones(tmp_path):
 
 
 def test_destructive_actions_only_on_tables_the_bot_restored():
-    from bot.aftercare_rules import MARKER_TAG as CODE_MARKER
+    from bot.aftercare.rules import MARKER_TAG as CODE_MARKER
 
     assert CODE_MARKER == MARKER_TAG  # the tag the code sets is the one the policy checks
     policy = load_policy()
@@ -454,7 +454,7 @@ def test_readme_shows_the_policy_file_as_it_is():
 
 def test_every_autoscaling_call_stays_in_the_dynamodb_namespace():
     """What lets SCALING_CONDITION count as a grant: each call names the dynamodb namespace."""
-    from bot.aftercare_rules import NAMESPACE
+    from bot.aftercare.rules import NAMESPACE
 
     assert NAMESPACE == "dynamodb"
     calls = 0

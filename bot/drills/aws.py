@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.aftercare_rules import MARKER_TAG
+from bot.aftercare.rules import MARKER_TAG
 from bot.pitr import NOT_FOUND, AwsError, PitrService
 
 

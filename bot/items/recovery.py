@@ -14,7 +14,7 @@ while the job runs).
 Tables are checked by identity, not name (bot/table_identity.py): a comparison reads the
 restored table only while it is still the one its restore created, and records the live
 table's identity; a copy back or undo writes only while the live table is still that one.
-`identify` reads an identity (as bot.aftercare_aws does); it raises ItemsError when AWS cannot
+`identify` reads an identity (as bot.aftercare.aws does); it raises ItemsError when AWS cannot
 say, and every check then refuses.
 
 Tables are reached where they live: `route` turns a stored table reference (`prod:orders`,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot.aftercare_rules import MARKER_TAG
+from bot.aftercare.rules import MARKER_TAG
 from bot.drills.model import DrillState, slot_drill_id
 from bot.policy import Policy
 

@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from bot.aftercare_aws import AftercareService
+from bot.aftercare.aws import AftercareService
 from bot.aws import Aws
 from bot.blocks import approval_card
 from bot.pitr import PitrService

@@ -14,9 +14,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bot.aftercare import Aftercare
-from bot.aftercare_aws import AftercareService
-from bot.aftercare_rules import MARKER_TAG, DeletionRefused, offered
+from bot.aftercare.aws import AftercareService
+from bot.aftercare.rules import MARKER_TAG, DeletionRefused, offered
+from bot.aftercare.steps import Aftercare
 from bot.policy import Policy
 from bot.reminders import Reminders
 from bot.restores import RestoreRequest, State

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.aftercare_rules import LABELS, CouldNotCheck, compare
+from bot.aftercare.rules import LABELS, CouldNotCheck, compare
 
 SAME = {
     "pitr": {"enabled": True, "days": 35},

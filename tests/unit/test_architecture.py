@@ -126,7 +126,7 @@ def test_no_import_cycle_among_the_projects_modules():
 PURE_CORE = [
     "bot/restores.py",
     "bot/policy.py",
-    "bot/aftercare_rules.py",
+    "bot/aftercare/rules.py",
     "bot/iam.py",
     "bot/tableref.py",
     "bot/places.py",

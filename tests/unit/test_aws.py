@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from moto import mock_aws
 
-from bot.aftercare_aws import AftercareService
+from bot.aftercare.aws import AftercareService
 from bot.aws import AssumedRole, Aws, UnknownAccount
 from bot.pitr import PitrService
 

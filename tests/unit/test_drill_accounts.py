@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from bot.aftercare_rules import MARKER_TAG
+from bot.aftercare.rules import MARKER_TAG
 from bot.aws import Aws
 from bot.drills.aws import DrillService
 from bot.drills.engine import DrillEngine

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 from support.stores import NoLoneAudits
 
-from bot.aftercare_rules import MARKER_TAG
+from bot.aftercare.rules import MARKER_TAG
 from bot.drills.aws import DrillService
 from bot.drills.engine import DrillEngine
 from bot.drills.model import DrillState

@@ -2,8 +2,8 @@
 
 `Aftercare` records the comparison and every fix on the request with compare-and-set, so a
 double click or a second replica never copies twice. The AWS reads and writes are
-`bot.aftercare_aws.AftercareService`'s; what differs and which fixes are offered,
-`bot.aftercare_rules`'.
+`bot.aftercare.aws.AftercareService`'s; what differs and which fixes are offered,
+`bot.aftercare.rules`'.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.aftercare_aws import AftercareService
-from bot.aftercare_rules import FIXES, LABELS, Aspect, already_fixed, offered
+from bot.aftercare.aws import AftercareService
+from bot.aftercare.rules import FIXES, LABELS, Aspect, already_fixed, offered
 from bot.pitr import AwsError
 from bot.policy import Decision
 from bot.restores import RestoreRequest, State

@@ -4,7 +4,7 @@ A point-in-time restore does not carry over PITR, TTL, tags, stream settings, de
 protection, auto scaling or contributor insights. `AftercareService` reads each of them on both
 tables (with the same DynamoDB client as `PitrService`, plus an Application Auto Scaling client
 from the same account, region and credentials) and copies them on request. How the readings
-compare and what is shown lives in `bot.aftercare_rules` (pure).
+compare and what is shown lives in `bot.aftercare.rules` (pure).
 
 The restored table is tagged `pitr-bot:restore-id = <request id>` as soon as it is ACTIVE. The
 IAM policy (docs/iam-policy.json) only lets the bot change or delete tables carrying that tag,
@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from bot.aftercare_rules import (
+from bot.aftercare.rules import (
     MARKER_TAG,
     NAMESPACE,
     Aspect,

@@ -1,6 +1,6 @@
 """What a restore leaves out, and what each fix copies: the aftercare rules (pure).
 
-No Slack, no boto3: `bot.aftercare_aws.AftercareService` reads each aspect of both tables
+No Slack, no boto3: `bot.aftercare.aws.AftercareService` reads each aspect of both tables
 from AWS and applies fixes; this module says how the readings compare, how they are shown,
 which fix buttons are still offered. `bot.aftercare.Aftercare` records it all on the request.
 """
