@@ -238,14 +238,24 @@ def member_policies(policy: Policy, alias: str, bot_principal: str) -> dict[str,
             "(arn:aws:iam::123456789012:role/NAME): the role the bot runs as"
         )
     account = policy.accounts[alias]
-    trust: dict[str, Any] = {
+    principal = {"AWS": bot_principal}
+    assume: dict[str, Any] = {
         "Sid": "PitrBotAssumesThisRole",
         "Effect": "Allow",
-        "Principal": {"AWS": bot_principal},
-        "Action": list(ASSUME_ACTIONS),
+        "Principal": principal,
+        "Action": ["sts:AssumeRole"],
     }
     if account.external_id:
-        trust["Condition"] = {"StringEquals": {"sts:ExternalId": account.external_id}}
+        assume["Condition"] = {"StringEquals": {"sts:ExternalId": account.external_id}}
+    # A statement of its own: AWS's service authorization reference lists `sts:ExternalId` for
+    # AssumeRole, not for SetSourceIdentity, so the external ID condition must not cover it.
+    # (Only a session the AssumeRole statement let in ever sets a source identity.)
+    name = {
+        "Sid": "PitrBotNamesTheApprover",
+        "Effect": "Allow",
+        "Principal": principal,
+        "Action": ["sts:SetSourceIdentity"],
+    }
     tables = member_tables(policy.tables, alias)
     # The rules too (copy_back: true on `prod:orders` is item writes on `orders` there).
     rules = [
@@ -260,7 +270,7 @@ def member_policies(policy: Policy, alias: str, bot_principal: str) -> dict[str,
     region = account.regions[0] if len(account.regions) == 1 else None
     return {
         "role_arn": account.role_arn,
-        "trust_policy": {"Version": "2012-10-17", "Statement": [trust]},
+        "trust_policy": {"Version": "2012-10-17", "Statement": [assume, name]},
         "permission_policy": iam_policy(member, account.account_id, region),
     }
 

@@ -44,12 +44,31 @@ def test_the_bot_may_assume_each_member_role_and_name_the_approver():
 
 def test_the_member_role_trusts_only_the_bot_with_the_external_id():
     trust = member_policies(POLICY, "prod", BOT_ROLE)["trust_policy"]
-    (statement,) = trust["Statement"]
-    assert statement["Principal"] == {"AWS": BOT_ROLE}
-    assert set(statement["Action"]) == {"sts:AssumeRole", "sts:SetSourceIdentity"}
-    assert statement["Condition"] == {"StringEquals": {"sts:ExternalId": "x-42"}}
+    assume = next(s for s in trust["Statement"] if s["Action"] == ["sts:AssumeRole"])
+    assert assume["Principal"] == {"AWS": BOT_ROLE}
+    assert assume["Condition"] == {"StringEquals": {"sts:ExternalId": "x-42"}}
+    actions = {a for s in trust["Statement"] for a in s["Action"]}
+    assert actions == {"sts:AssumeRole", "sts:SetSourceIdentity"}
     staging = member_policies(POLICY, "staging", BOT_ROLE)["trust_policy"]
-    assert "Condition" not in staging["Statement"][0]  # no external ID configured
+    assert all("Condition" not in s for s in staging["Statement"])  # no external ID configured
+
+
+# AWS's service authorization reference for STS (docs.aws.amazon.com/service-authorization/
+# latest/reference/list_awssecuritytokenservice.html) lists `sts:ExternalId` for AssumeRole and
+# not for SetSourceIdentity: a condition on a key an action does not have never matches there.
+def test_the_external_id_conditions_assume_role_only_never_set_source_identity():
+    trust = member_policies(POLICY, "prod", BOT_ROLE)["trust_policy"]
+    by_action = {tuple(s["Action"]): s for s in trust["Statement"]}
+    assert set(by_action) == {("sts:AssumeRole",), ("sts:SetSourceIdentity",)}
+    for statement in trust["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert statement["Principal"] == {"AWS": BOT_ROLE}
+    assume, name = by_action[("sts:AssumeRole",)], by_action[("sts:SetSourceIdentity",)]
+    assert assume["Condition"] == {"StringEquals": {"sts:ExternalId": "x-42"}}
+    assert "Condition" not in name
+    assert "sts:ExternalId" not in json.dumps(name)
+    staging = member_policies(POLICY, "staging", BOT_ROLE)["trust_policy"]
+    assert all("Condition" not in s for s in staging["Statement"])  # no external ID there
 
 
 def test_the_member_permission_policy_covers_that_accounts_tables_only():
