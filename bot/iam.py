@@ -26,6 +26,7 @@ from typing import Any
 
 from bot.aftercare.rules import MARKER_TAG
 from bot.aftercare.rules import NAMESPACE as AUTOSCALING_NAMESPACE
+from bot.drills.model import DRILL_TAG
 from bot.policy import AWS_MANAGED_KEY, Policy
 
 SOURCE_READS = (
@@ -160,6 +161,20 @@ def iam_policy(
             list(TARGET_CHANGES),
             targets[:1],
             {"Null": {f"aws:ResourceTag/{MARKER_TAG}": "false"}},
+        ),
+        # Drill tables carry a tag of their own (bot/drills/model.py DRILL_TAG), never the
+        # restores' marker: the drill clean-up may delete those, and only those.
+        *(
+            [
+                _allow(
+                    "DeleteOnlyDrillTables",
+                    ["dynamodb:DeleteTable"],
+                    targets[:1],
+                    {"Null": {f"aws:ResourceTag/{DRILL_TAG}": "false"}},
+                )
+            ]
+            if policy.drills
+            else []
         ),
         _allow("ReadAutoScaling", [*SCALING_READS, *ALARM_READS], ["*"]),
         _allow(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.aftercare.rules import MARKER_TAG
+from bot.drills.model import DRILL_TAG
 from bot.pitr import NOT_FOUND, AwsError, PitrService
 
 
@@ -36,18 +36,19 @@ class DrillService(PitrService):
             raise
 
     def mark(self, arn: str, table: str, drill_id: str) -> None:
-        """Tag the drill table as the bot's, with the drill's id."""
+        """Tag the drill table as a drill's, with the drill's id (the drill tag, never the
+        restores' marker)."""
         self._call(
-            "TagResource", table, ResourceArn=arn, Tags=[{"Key": MARKER_TAG, "Value": drill_id}]
+            "TagResource", table, ResourceArn=arn, Tags=[{"Key": DRILL_TAG, "Value": drill_id}]
         )
 
     def marker(self, arn: str, table: str) -> str | None:
-        """The value of the bot's marker tag on a table, None if it has none."""
+        """The value of the drill tag on a table, None if it has none."""
         kwargs: dict[str, Any] = {"ResourceArn": arn}
         while True:
             resp = self._call("ListTagsOfResource", table, **kwargs)
             for tag in resp.get("Tags", []):
-                if tag.get("Key") == MARKER_TAG:
+                if tag.get("Key") == DRILL_TAG:
                     return str(tag.get("Value"))
             if not resp.get("NextToken"):
                 return None

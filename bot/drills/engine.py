@@ -483,8 +483,10 @@ class DrillEngine:
     def sweep(self) -> int:
         """Delete drill tables left without a live drill (a crash, a lost cleanup).
 
-        Only a table named like a drill table AND carrying the bot's marker tag whose drill
-        is finished or unknown to the store; a live drill's table is left to its drill.
+        Only a table the store knows as a finished drill's: named like a drill table, with
+        the drill tag naming that drill, and the very table it recorded (name, ARN, TableId and
+        creation time). Anything else is left alone (an approved restore's table above all); a
+        live drill's table is left to its drill.
         """
         try:
             return self._sweep()
@@ -515,10 +517,8 @@ class DrillEngine:
                 if drill_id is None:
                     continue  # not the bot's
                 drill = self.store.drill_get(drill_id)
-                if drill is not None and not drill.final:
-                    continue  # its drill will clean it up
-                if drill is not None and drill.table_id not in (None, _identity(desc)):
-                    continue
+                if drill is None or not drill.final or not _recorded(drill, name, desc):
+                    continue  # not a known drill's table, or its drill will clean it up
                 self.aws.delete(name)
             except AwsError as exc:
                 log.warning("drills: could not sweep %s: %s", name, exc.message)
@@ -573,6 +573,15 @@ def _identity(desc: dict[str, Any]) -> str:
     except (TypeError, ValueError):
         stamp = str(created)
     return f"{desc.get('TableId') or '-'}@{stamp}"
+
+
+def _recorded(drill: Drill, name: str, desc: dict[str, Any]) -> bool:
+    """`desc` is the very table `drill` made, as the store recorded it."""
+    return (
+        drill.target == name
+        and drill.table_arn == desc.get("TableArn")
+        and drill.table_id == _identity(desc)
+    )
 
 
 def _restored_from(desc: dict[str, Any], source: str) -> bool:

@@ -27,10 +27,12 @@ from bot.restores import InvalidTransition, human_duration, new_id
 
 __all__ = [
     "DRILL_TABLE",
+    "DRILL_TAG",
     "Drill",
     "DrillState",
     "InvalidTransition",
     "Schedule",
+    "drill_name_problem",
     "drill_status_line",
     "drill_target",
     "parse_every",
@@ -60,6 +62,20 @@ LIVE = frozenset(set(DrillState) - FINAL)
 # The names drill tables get (`TABLE-drill-<yyyymmddhhmm>`): the start-up sweep only ever
 # looks at tables named so.
 DRILL_TABLE = re.compile(r"^(?P<source>.+)-drill-(?P<stamp>\d{12})$")
+# The tag a drill table carries, valued with its drill's id: a key of its own, which restored
+# tables (marked with `pitr-bot:restore-id`) never carry, so a drill's clean-up can never take
+# a restore's table for its own.
+DRILL_TAG = "pitr-bot:drill-id"
+
+
+def drill_name_problem(name: str) -> str | None:
+    """Why a restore may not be made into `name`: the drill tables' names are theirs alone."""
+    if DRILL_TABLE.match(name):
+        return (
+            f"`{name}` is named like a restore drill's table (`TABLE-drill-<12 digits>`), and "
+            "those are deleted after their drill. Choose another target name."
+        )
+    return None
 
 
 @dataclass(frozen=True)

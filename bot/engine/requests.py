@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot import eta as etas
+from bot.drills.model import drill_name_problem
 from bot.engine.context import Context, Outcome
 from bot.engine.history import estimate_for
 from bot.logs import restore_context
@@ -175,6 +176,9 @@ class Requests:
         src, tgt = str(source_ref), str(target_ref)
         if src == tgt:
             return "target", "The target must be a new table: it can't be the source table itself."
+        problem = drill_name_problem(target_ref.name)
+        if problem:
+            return "target", problem
         for ref, field in ((source_ref, "source"), (target_ref, "target")):
             decision = self.ctx.policy.place_allowed(ref.account, ref.region)
             if not decision.allowed:

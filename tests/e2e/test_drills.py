@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+from support.drills import leftover_drill
+
 from bot.aftercare.rules import MARKER_TAG
-from bot.drills.model import DrillState, slot_drill_id
+from bot.drills.model import DRILL_TAG, DrillState, slot_drill_id
 from bot.policy import Policy
 
 NEVER_DUE = "0 0 1 1 *"  # 1 January 00:00 UTC: never due while these tests run (outside it)
@@ -60,7 +62,8 @@ def test_pitr_drill_restores_verifies_deletes_and_reports_one_line(make_bot, fak
     # Tracked through CREATING, marked as the bot's with the drill's id, verified.
     assert bot.creating.describe_calls >= 2
     tags = [t for r in sim.requests("TagResource") for t in r["Tags"]]
-    assert {"Key": MARKER_TAG, "Value": drill.id} in tags
+    assert {"Key": DRILL_TAG, "Value": drill.id} in tags
+    assert not [t for t in tags if t["Key"] == MARKER_TAG]  # the restores' marker: never
     assert (drill.items, drill.source_items, drill.sampled, drill.matched) == (5, 5, 5, 5)
     assert drill.restore_duration is not None and drill.restore_duration.total_seconds() >= 1
     # Deleted: its own table only, once.
@@ -139,28 +142,33 @@ def test_scheduled_drills_run_at_their_slot_once_across_two_replicas(make_bot, f
     assert 2 <= len(reports(fake)) <= len(finished)
 
 
-def test_a_leftover_drill_table_is_deleted_at_start_only_if_it_is_the_bots(make_bot, sim):
+def test_a_leftover_drill_table_is_deleted_at_start_only_if_the_store_knows_its_drill(
+    make_bot, sim
+):
     direct = sim.client(direct=True)
+    known = f"{SOURCE}-drill-202612302359"  # a finished drill's table, its cleanup lost
     made = {}
     for name in (
         f"{SOURCE}-drill-202601010000",  # named like a drill table, but not tagged
-        f"{SOURCE}-drill-202612312359",  # tagged with an unknown drill: left behind
+        f"{SOURCE}-drill-202612312359",  # tagged with a drill the store does not know
+        known,
         "orders-archive",  # tagged but not named like a drill table
     ):
         made[name] = sim.create_table(name, pitr=False, items=1)
     for name in (f"{SOURCE}-drill-202612312359", "orders-archive"):
         direct.tag_resource(
-            ResourceArn=made[name]["TableArn"], Tags=[{"Key": MARKER_TAG, "Value": "sgone"}]
+            ResourceArn=made[name]["TableArn"], Tags=[{"Key": DRILL_TAG, "Value": "sgone"}]
         )
+    first = make_bot(policy=drill_policy())
+    leftover_drill(first.services.store, direct, known, known, source=SOURCE)
+    first.stop()
 
-    bot = make_bot(policy=drill_policy())
+    bot = make_bot(policy=drill_policy())  # the restart's sweep has run when it is up
 
-    wait_until(
-        lambda: [e for e in bot.services.store.audit_events() if e.event == "drill_table_swept"],
-        20,
-        "the sweep",
-    )
+    swept = [e for e in bot.services.store.audit_events() if e.event == "drill_table_swept"]
+    assert [e.table for e in swept] == [known]
     left = tables(sim)
-    assert f"{SOURCE}-drill-202612312359" not in left
-    assert f"{SOURCE}-drill-202601010000" in left and "orders-archive" in left
-    assert [r["TableName"] for r in sim.requests("DeleteTable")] == [f"{SOURCE}-drill-202612312359"]
+    assert known not in left
+    assert {f"{SOURCE}-drill-202601010000", f"{SOURCE}-drill-202612312359"} <= set(left)
+    assert "orders-archive" in left
+    assert [r["TableName"] for r in sim.requests("DeleteTable")] == [known]

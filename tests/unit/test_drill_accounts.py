@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from moto import mock_aws
+from support.drills import leftover_drill
 
-from bot.aftercare.rules import MARKER_TAG
 from bot.aws import Aws
 from bot.drills.aws import DrillService
 from bot.drills.engine import DrillEngine
@@ -138,10 +138,14 @@ def test_scheduled_globs_list_the_tables_of_their_own_place(moto, tmp_path):
 def test_the_start_up_sweep_covers_every_place_with_drills_and_no_other(moto, tmp_path):
     env = Env(tmp_path, ["prod:orders@eu-west-1", "orders"])
     leftover = "orders-drill-202611010000"
-    for account, region in (("prod", "eu-west-1"), (None, "us-east-1"), ("staging", "us-east-1")):
+    for account, region, ref in (
+        ("prod", "eu-west-1", f"prod:{leftover}@eu-west-1"),
+        (None, "us-east-1", leftover),
+        ("staging", "us-east-1", f"staging:{leftover}"),
+    ):
         client = env.ddb(account, region)
-        arn = make_table(client, leftover, items=0)
-        client.tag_resource(ResourceArn=arn, Tags=[{"Key": MARKER_TAG, "Value": "sgone"}])
+        make_table(client, leftover, items=0)
+        leftover_drill(env.store, client, ref, leftover)  # a drill the store knows, left behind
 
     assert env.engine.sweep() == 2
     assert leftover not in env.names("prod", "eu-west-1")

@@ -10,10 +10,9 @@ import pytest
 from moto import mock_aws
 from support.stores import NoLoneAudits
 
-from bot.aftercare.rules import MARKER_TAG
 from bot.drills.aws import DrillService
 from bot.drills.engine import DrillEngine
-from bot.drills.model import DrillState
+from bot.drills.model import DRILL_TAG, DrillState
 from bot.policy import Policy
 from bot.store.sqlite import SqliteStore
 
@@ -81,7 +80,7 @@ def test_cleanup_leaves_a_table_that_is_not_the_one_the_drill_made(ddb, tmp_path
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )["TableDescription"]
-    ddb.tag_resource(ResourceArn=other["TableArn"], Tags=[{"Key": MARKER_TAG, "Value": drill.id}])
+    ddb.tag_resource(ResourceArn=other["TableArn"], Tags=[{"Key": DRILL_TAG, "Value": drill.id}])
 
     step_until(engine, drill.id, DrillState.FAILED)
     done = engine.store.drill_get(drill.id)
