@@ -238,8 +238,9 @@ def source_facts(req: RestoreRequest) -> list[str]:
 def override_line(billing: str, encryption: str, overrides: dict) -> str:
     """Billing and encryption, "source → chosen" where an option changes them. `billing` and
     `encryption` are the source's, already escaped (a batch passes a summary of its tables')."""
-    if overrides.get("billing_mode"):
-        billing += f" → {esc(overrides['billing_mode'])}"
+    chosen = esc(str(overrides.get("billing_mode") or ""))
+    if chosen and chosen != billing:  # the same mode again changes nothing: no arrow
+        billing += f" → {chosen}"
     if overrides.get("sse_key"):
         encryption += f" → KMS key {code(clip(str(overrides['sse_key']), 1000))}"
     return f"*Billing:* {billing} · *Encryption:* {encryption}"
