@@ -280,3 +280,87 @@ def test_after_pitr_enable_the_window_starts_now_not_weeks_ago():
     refusal = transcript.split("/pitr-restore Sessions", 1)[1]
     assert "Approval card posted" not in refusal, refusal
     assert "[1] Approve" not in refusal, refusal
+
+
+def screen_lines(raw: bytes) -> list[str]:
+    """The lines a terminal shows for `raw`: carriage returns go back to the line's start,
+    ESC[K clears to its end, other escape sequences (colours, modes) draw nothing."""
+    text = raw.decode("utf-8", "replace")
+    lines, line, cursor = [], [], 0
+    for token in re.findall(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b.|.|\n", text, re.DOTALL):
+        if token == "\n":
+            lines.append("".join(line).rstrip())
+            line, cursor = [], 0
+        elif token == "\r":
+            cursor = 0
+        elif token == "\x1b[K":
+            del line[cursor:]
+        elif token.startswith("\x1b") or token in "\x01\x02\x07":
+            continue
+        else:
+            line[cursor : cursor + 1] = [token]
+            cursor += 1
+    return [*lines, "".join(line).rstrip()]
+
+
+def test_background_output_never_lands_on_the_line_being_typed():
+    """In a terminal, what the bot sends while a person is at the prompt (the restore's
+    progress, its final reply) is drawn above the prompt, which is drawn again below it."""
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT), "TERM": "xterm", "COLUMNS": "200"}
+    proc = subprocess.Popen(  # noqa: S603 - our own command
+        [sys.executable, "-m", "bot", "console"],
+        cwd=ROOT,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
+    os.close(slave)
+    raw = b""
+
+    def until(done, timeout: float = 120) -> None:
+        nonlocal raw
+        deadline = time.monotonic() + timeout
+        while not done("\n".join(screen_lines(raw))):
+            assert time.monotonic() < deadline, screen_lines(raw)
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    raw += os.read(master, 65536)
+                except OSError:  # the console has exited
+                    return
+
+    typed = [
+        "/pitr-restore MusicCollection MusicCollectionTyped latest",
+        "/as bob",
+        "1",
+        "/quit",
+    ]
+    try:
+        until(lambda screen: "alice>" in screen)
+        os.write(master, typed[0].encode() + b"\r")
+        until(lambda screen: screen.count("alice>") >= 2)  # the card is out, the prompt is back
+        os.write(master, typed[1].encode() + b"\r")
+        until(lambda screen: "bob>" in screen)
+        os.write(master, typed[2].encode() + b"\r")
+        # The restore's progress and final reply come from the tracker while bob is at the
+        # prompt; the card's last edit says so.
+        until(lambda screen: "Restored — the table is ACTIVE" in screen)
+        os.write(master, typed[3].encode() + b"\r")
+        assert proc.wait(timeout=60) == 0
+        until(lambda screen: False)  # the rest of the output, up to the end of the terminal
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    lines = screen_lines(raw)
+    prompts = [line for line in lines if line.startswith(("alice>", "bob>"))]
+    assert prompts, lines
+    for line in prompts:
+        assert line.partition("> ")[2] in ["", *typed], lines
+    assert any("is ACTIVE" in line for line in lines), lines
