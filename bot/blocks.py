@@ -421,13 +421,31 @@ def status_blocks(
     blocks: list[Block] = [SectionBlock(text=md(fit("\n".join(lines))))]
     if history:
         recent = "\n".join(
-            f"{e.at.strftime('%Y-%m-%d %H:%M')} UTC · {esc(e.event)}"
+            f"{e.at.strftime('%Y-%m-%d %H:%M')} UTC · {esc(event_words(e.event))}"
             f"{' · ' + user(e.actor) if e.actor else ''}"
             f"{' · ' + esc(clip(e.detail, 120)) if e.detail else ''}"
             for e in history
         )
         blocks.append(ContextBlock(elements=[md(fit(f"*Recent activity*\n{recent}"))]))
     return f"PITR status of {table}", blocks
+
+
+# Audit event names as a person reads them; any other name has its underscores made spaces.
+EVENT_WORDS = {
+    "requested": "restore requested",
+    "denied": "restore denied",
+    "expired": "request expired",
+    "request_refused": "request refused",
+    "pitr_period_requested": "change of PITR recovery period requested",
+    "pitr_period_changed": "PITR recovery period changed",
+    "restore_queued": "restore queued (AWS limit)",
+}
+
+
+def event_words(event: str) -> str:
+    """'pitr_period_requested' -> 'Change of PITR recovery period requested'."""
+    words = EVENT_WORDS.get(event) or event.replace("_", " ").replace("pitr", "PITR")
+    return words[:1].upper() + words[1:]
 
 
 # Slack's documented Block Kit limits (api.slack.com/reference/block-kit/blocks).

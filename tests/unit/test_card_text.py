@@ -18,3 +18,25 @@ def test_a_batch_confirmation_names_each_table_and_its_target():
     text = pairs_text("MusicCollection,Sessions", "-copy")
     assert text == "`MusicCollection` → `MusicCollection-copy`, `Sessions` → `Sessions-copy`"
     assert pairs_text("orders", "orders-copy") == "`orders` → `orders-copy`"
+
+
+def test_pitr_status_names_recent_events_in_words():
+    from datetime import UTC, datetime
+
+    from bot.blocks import status_blocks
+    from bot.pitr import PitrInfo, TableInfo
+    from bot.store import AuditEvent
+
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    history = [
+        AuditEvent(now, "request_refused", None, "U1", "C1", "Orders", "not allowed"),
+        AuditEvent(now, "pitr_period_requested", "r1", "U1", "C1", "Orders"),
+        AuditEvent(now, "copy_back_done", "r2", "U2", "C1", "Orders"),
+    ]
+    info = TableInfo(name="Orders", status="ACTIVE", item_count=1, size_bytes=1)
+    _, blocks = status_blocks("Orders", info, PitrInfo("Orders", "ENABLED"), [], history, now)
+    text = str([b.to_dict() for b in blocks])
+    assert "request_refused" not in text and "pitr_period_requested" not in text
+    assert "Request refused" in text
+    assert "Change of PITR recovery period requested" in text
+    assert "Copy back done" in text
