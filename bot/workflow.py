@@ -127,6 +127,9 @@ class Workflow:
     def in_flight_from(self, source: str) -> list[RestoreRequest]:
         return self.ctx.in_flight_from(source)
 
+    def did_you_mean(self, table: str, user: str, channel: str | None) -> str:
+        return self.ctx.did_you_mean(table, user, channel)
+
     def save(
         self,
         old: RestoreRequest,

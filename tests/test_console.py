@@ -364,3 +364,15 @@ def test_background_output_never_lands_on_the_line_being_typed():
     for line in prompts:
         assert line.partition("> ")[2] in ["", *typed], lines
     assert any("is ACTIVE" in line for line in lines), lines
+
+
+def test_a_mistyped_or_wrongly_cased_table_gets_did_you_mean():
+    transcript = run_console(
+        [
+            "/pitr-status musiccollection",
+            "/pitr-restore MusicColection MusicCollectionCopy latest",
+        ]
+    )
+    status, restore = transcript.split("> /pitr-")[1:]
+    assert "does not exist" in status and "Did you mean MusicCollection?" in status, status
+    assert "does not exist" in restore and "Did you mean MusicCollection?" in restore, restore

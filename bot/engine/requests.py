@@ -202,6 +202,7 @@ class Requests:
                     f"Table `{src}` does not exist in "
                     f"{source_ref.region or self.ctx.pitr.region}. "
                     "Check the name (it is case-sensitive)."
+                    + self.ctx.did_you_mean(src, new.requester, new.channel)
                 )
             pitr = self.ctx.pitr.pitr(src)
             if not pitr.enabled or pitr.window is None:

@@ -40,3 +40,28 @@ def test_pitr_status_names_recent_events_in_words():
     assert "Request refused" in text
     assert "Change of PITR recovery period requested" in text
     assert "Copy back done" in text
+
+
+def test_a_wrongly_cased_or_mistyped_table_the_policy_names_gets_did_you_mean():
+    from bot.policy import Policy
+
+    policy = Policy(tables=["orders", "MusicCollection", "users-*"])
+    no_groups = lambda group: set()  # noqa: E731
+    for typed, meant in (("Orders", "orders"), ("MusicColection", "MusicCollection")):
+        decision = policy.may_request("U1", "C1", typed, no_groups)
+        assert not decision.allowed
+        assert f"Did you mean `{meant}`?" in decision.reason, decision.reason
+    # Never a table outside the policy, even one that exists and is spelled almost alike.
+    decision = Policy(tables=["orders"]).may_see("U1", "C1", "Sessionz", no_groups)
+    assert "Did you mean" not in decision.reason
+
+
+def test_did_you_mean_only_among_the_tables_given():
+    from bot.suggest import did_you_mean
+
+    tables = ["MusicCollection", "Sessions"]
+    assert did_you_mean("musiccollection", tables) == " Did you mean `MusicCollection`?"
+    assert did_you_mean("prod:MusicColection@eu-west-1", tables) == (
+        " Did you mean `prod:MusicCollection@eu-west-1`?"
+    )
+    assert did_you_mean("Payments", tables) == ""
