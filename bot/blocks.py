@@ -180,6 +180,8 @@ def decision_blocks(req: RestoreRequest, status: str) -> list[Block]:
         status += f" (by {user(req.decided_by)})"
     if req.state == State.APPROVED and req.queued_ahead is not None:
         status += f" · queued: {_place_in_queue(req.queued_ahead)}"
+        if req.limit_retries and req.next_check_at is not None:
+            status += f" ({limit_retry_text(req)})"  # why it waits, so nobody thinks it stuck
     if req.state == State.REQUESTED:
         status += f" · expires {slack_date(req.expires_at, format_instant(req.expires_at, 'UTC'))}"
     blocks.append(ContextBlock(elements=[md(status)]))
@@ -255,8 +257,9 @@ def approvals_text(req: RestoreRequest) -> str:
 def queued_text(req: RestoreRequest) -> str:
     if req.limit_retries and req.next_check_at is not None:
         return (
-            f":hourglass: {limit_retry_text(req)}. DynamoDB runs at most 50 restores at once "
-            f"per account; {code(req.target)} starts when AWS has a slot."
+            f":hourglass: Approved and queued: {_place_in_queue(req.queued_ahead or 0)} — "
+            f"{limit_retry_text(req)} (LimitExceededException). DynamoDB runs at most 50 "
+            f"restores at once per account; {code(req.target)} starts when AWS has a slot."
         )
     return (
         f":hourglass: Approved and queued: {_place_in_queue(req.queued_ahead or 0)}. "

@@ -65,3 +65,35 @@ def test_did_you_mean_only_among_the_tables_given():
         " Did you mean `prod:MusicCollection@eu-west-1`?"
     )
     assert did_you_mean("Payments", tables) == ""
+
+
+def test_a_restore_waiting_on_aws_limit_says_queued_and_why_on_card_and_thread():
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from bot.blocks import approval_card, queued_text
+    from bot.restores import RestoreRequest, State
+
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    req = RestoreRequest(
+        id="abc123def456",
+        source="Orders",
+        target="Orders-restored",
+        requester="U1",
+        channel="C1",
+        restore_at=now - timedelta(hours=1),
+        created_at=now - timedelta(minutes=10),
+        expires_at=now + timedelta(minutes=50),
+    )
+    # What tracking saves after AWS answered LimitExceededException.
+    waiting = replace(
+        req,
+        state=State.APPROVED,
+        limit_retries=1,
+        next_check_at=now + timedelta(minutes=1),
+        queued_ahead=0,
+    )
+    card = str([b.to_dict() for b in approval_card(waiting, now)[1]])
+    assert "queued: next in line" in card and "AWS limit reached" in card, card
+    thread = queued_text(waiting)
+    assert "queued: next in line" in thread and "LimitExceededException" in thread, thread
