@@ -90,7 +90,7 @@ class Requests:
         **batch: Any,
     ) -> RestoreRequest:
         """The request for one checked table: what its card shows about the source, fixed
-        now. A batch (bot/batches.py) builds each of its tables this way too."""
+        now. A batch (bot/batches/engine.py) builds each of its tables this way too."""
         now = self.ctx.clock()
         source = checked.source
         eta = self.eta(checked.source_ref, source.size_bytes, source.item_count)

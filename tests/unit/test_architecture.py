@@ -130,7 +130,7 @@ PURE_CORE = [
     "bot/iam.py",
     "bot/tableref.py",
     "bot/places.py",
-    "bot/batch.py",
+    "bot/batches/model.py",
     "bot/drills.py",
     "bot/documents.py",
     "bot/items/jobs.py",
