@@ -20,13 +20,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks
-from bot.batch_blocks import (
+from bot.batches.blocks import (
     batch_card,
     batch_done_blocks,
     batch_progress_text,
     batch_requester_notice,
 )
-from bot.batches import members_of
+from bot.batches.engine import members_of
 from bot.logs import restore_context
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store import OutboxItem, Store

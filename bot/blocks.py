@@ -180,6 +180,8 @@ def decision_blocks(req: RestoreRequest, status: str) -> list[Block]:
         status += f" (by {user(req.decided_by)})"
     if req.state == State.APPROVED and req.queued_ahead is not None:
         status += f" · queued: {_place_in_queue(req.queued_ahead)}"
+        if req.limit_retries and req.next_check_at is not None:
+            status += f" ({limit_retry_text(req)})"  # why it waits, so nobody thinks it stuck
     if req.state == State.REQUESTED:
         status += f" · expires {slack_date(req.expires_at, format_instant(req.expires_at, 'UTC'))}"
     blocks.append(ContextBlock(elements=[md(status)]))
@@ -238,8 +240,9 @@ def source_facts(req: RestoreRequest) -> list[str]:
 def override_line(billing: str, encryption: str, overrides: dict) -> str:
     """Billing and encryption, "source → chosen" where an option changes them. `billing` and
     `encryption` are the source's, already escaped (a batch passes a summary of its tables')."""
-    if overrides.get("billing_mode"):
-        billing += f" → {esc(overrides['billing_mode'])}"
+    chosen = esc(str(overrides.get("billing_mode") or ""))
+    if chosen and chosen != billing:  # the same mode again changes nothing: no arrow
+        billing += f" → {chosen}"
     if overrides.get("sse_key"):
         encryption += f" → KMS key {code(clip(str(overrides['sse_key']), 1000))}"
     return f"*Billing:* {billing} · *Encryption:* {encryption}"
@@ -254,8 +257,9 @@ def approvals_text(req: RestoreRequest) -> str:
 def queued_text(req: RestoreRequest) -> str:
     if req.limit_retries and req.next_check_at is not None:
         return (
-            f":hourglass: {limit_retry_text(req)}. DynamoDB runs at most 50 restores at once "
-            f"per account; {code(req.target)} starts when AWS has a slot."
+            f":hourglass: Approved and queued: {_place_in_queue(req.queued_ahead or 0)} — "
+            f"{limit_retry_text(req)} (LimitExceededException). DynamoDB runs at most 50 "
+            f"restores at once per account; {code(req.target)} starts when AWS has a slot."
         )
     return (
         f":hourglass: Approved and queued: {_place_in_queue(req.queued_ahead or 0)}. "
@@ -420,13 +424,31 @@ def status_blocks(
     blocks: list[Block] = [SectionBlock(text=md(fit("\n".join(lines))))]
     if history:
         recent = "\n".join(
-            f"{e.at.strftime('%Y-%m-%d %H:%M')} UTC · {esc(e.event)}"
+            f"{e.at.strftime('%Y-%m-%d %H:%M')} UTC · {esc(event_words(e.event))}"
             f"{' · ' + user(e.actor) if e.actor else ''}"
             f"{' · ' + esc(clip(e.detail, 120)) if e.detail else ''}"
             for e in history
         )
         blocks.append(ContextBlock(elements=[md(fit(f"*Recent activity*\n{recent}"))]))
     return f"PITR status of {table}", blocks
+
+
+# Audit event names as a person reads them; any other name has its underscores made spaces.
+EVENT_WORDS = {
+    "requested": "restore requested",
+    "denied": "restore denied",
+    "expired": "request expired",
+    "request_refused": "request refused",
+    "pitr_period_requested": "change of PITR recovery period requested",
+    "pitr_period_changed": "PITR recovery period changed",
+    "restore_queued": "restore queued (AWS limit)",
+}
+
+
+def event_words(event: str) -> str:
+    """'pitr_period_requested' -> 'Change of PITR recovery period requested'."""
+    words = EVENT_WORDS.get(event) or event.replace("_", " ").replace("pitr", "PITR")
+    return words[:1].upper() + words[1:]
 
 
 # Slack's documented Block Kit limits (api.slack.com/reference/block-kit/blocks).

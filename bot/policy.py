@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.drills.model import Schedule, parse_every
 from bot.places import matches as place_matches
 from bot.places import parse_pattern
+from bot.suggest import did_you_mean
 from bot.tableref import RefError
 
 # Slack user IDs start with U or W (Enterprise Grid), user-group IDs with S.
@@ -291,6 +292,12 @@ class Policy(BaseModel):
     def table_allowed(self, table: str) -> bool:
         return _matches(table, self.tables)
 
+    def _meant(self, table: str) -> str:
+        """' Did you mean …?' among the tables the policy names outright (no wildcard): a
+        refusal never looks further, so it never names a table outside the policy."""
+        named = [t for t in self.tables if not any(c in t for c in "*?[")]
+        return did_you_mean(table, [t.rsplit("@", 1)[0].rsplit(":", 1)[-1] for t in named])
+
     def target_allowed(self, target: str) -> Decision:
         if fnmatch.fnmatchcase(table_name_of(target), self.target_pattern):
             return Decision.yes()
@@ -356,7 +363,9 @@ class Policy(BaseModel):
         if self.channels and channel not in self.channels:
             return Decision.no("Restores can't be requested in this channel (policy `channels`).")
         if not self.table_allowed(table):
-            return Decision.no(f"`{table}` is not covered by the policy (`tables`).")
+            return Decision.no(
+                f"`{table}` is not covered by the policy (`tables`).{self._meant(table)}"
+            )
         rule = self.for_table(table)
         if rule.requesters and not _is_listed(user, rule.requesters, members):
             return Decision.no("You are not allowed to request restores of this table.")
@@ -370,7 +379,9 @@ class Policy(BaseModel):
         if channel is not None and self.channels and channel not in self.channels:
             return Decision.no("PITR status can't be shown in this channel (policy `channels`).")
         if not self.table_allowed(table):
-            return Decision.no(f"`{table}` is not covered by the policy (`tables`).")
+            return Decision.no(
+                f"`{table}` is not covered by the policy (`tables`).{self._meant(table)}"
+            )
         rule = self.for_table(table)
         # An empty list means anyone may (approvers: anyone but the requester).
         if not rule.requesters or _is_listed(user, rule.requesters, members):

@@ -122,9 +122,9 @@ class RestoreRequest:
     overrides: dict | None = None
     # APPROVED but waiting for one of the account's 50 restore slots: how many wait before it.
     queued_ahead: int | None = None
-    # LimitExceededException from AWS in a row; the next try waits longer (bot/batch.py).
+    # LimitExceededException from AWS in a row; the next try waits longer (bot/batches/model.py).
     limit_retries: int = 0
-    # Several tables to one instant (bot/batches.py): the leader's id (the leader's own for the
+    # Several tables to one instant (bot/batches/): the leader's id (the leader's own for the
     # leader), this table's place in the request, and "the summary was queued" on the leader.
     batch_id: str | None = None
     batch_index: int = 0

@@ -110,7 +110,8 @@ def parse_ref(text: str, aliases: dict[str, str] | None = None) -> TableRef:
             raise RefError(f"`{_short(region)}` is not an AWS region (like `eu-west-1`).")
     if not TABLE_NAME.match(text):
         raise RefError(
-            f"`{_short(text)}` is not a table name: 3 to 255 letters, digits, `_`, `-` or `.`."
+            f"`{_short(text)}` is not a table name: 3 to 255 letters, digits, "
+            "underscores (`_`), hyphens (`-`) or periods (`.`)."
         )
     return TableRef(text, account, region)
 
@@ -151,7 +152,8 @@ def targets_for(sources: list[TableRef], text: str) -> list[TableRef]:
     if not suffix or not re.fullmatch(r"[A-Za-z0-9_.-]+", suffix):
         raise RefError(
             "With several sources the second argument is a suffix added to each name "
-            "(like `-before-incident`): letters, digits, `_`, `-` or `.`."
+            "(like `-before-incident`): letters, digits, underscores (`_`), hyphens (`-`) "
+            "or periods (`.`)."
         )
     targets = []
     for source in sources:

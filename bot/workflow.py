@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot import eta as etas
-from bot.batches import Batches, is_batch
+from bot.batches.engine import Batches, is_batch
 from bot.engine.context import Context, Outcome
 from bot.engine.decisions import Decisions
 from bot.engine.requests import NewRequest, Requests, _Checked
@@ -60,7 +60,7 @@ class Workflow:
         self.requests = Requests(self.ctx)
         self.tracking = Tracking(self.ctx)
         self.decisions = Decisions(self.ctx, start=self.tracking.start)
-        # Several tables to one instant: the members follow their leader (bot/batches.py).
+        # Several tables to one instant: the members follow their leader (bot/batches/engine.py).
         self.batches = Batches(self)
         self.decisions.batches = self.tracking.batches = self.batches
 
@@ -126,6 +126,9 @@ class Workflow:
 
     def in_flight_from(self, source: str) -> list[RestoreRequest]:
         return self.ctx.in_flight_from(source)
+
+    def did_you_mean(self, table: str, user: str, channel: str | None) -> str:
+        return self.ctx.did_you_mean(table, user, channel)
 
     def save(
         self,

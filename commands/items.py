@@ -105,9 +105,23 @@ def progress_text(job: ItemJob, progress: Progress | None) -> str:
     return f"{head}\n{line}"
 
 
+def nothing_found(job: ItemJob) -> bool:
+    """A comparison by `keys:` that found no item with those keys in either table."""
+    found = job.missing + job.changed + job.added + job.unchanged
+    return bool(job.partition_keys) and found == 0
+
+
 def compared_blocks(job: ItemJob, shown: dict[Kind, list[str]]) -> tuple[str, list[Block]]:
     live, copy = code(job.live_table), code(job.restored_table)
     keys = f" (keys: {esc(', '.join(job.partition_keys))})" if job.partition_keys else ""
+    if nothing_found(job):
+        text = f"{job.restored_table} vs {job.live_table}: no item with those keys"
+        line = (
+            f":mag: *Items of {copy} compared with the live table {live}*{keys}: no item with "
+            "those keys in either table. Check the partition-key values (they are exact and "
+            "case-sensitive)."
+        )
+        return text, [SectionBlock(text=md(fit(line)))]
     lines = [
         f":mag: *Items of {copy} compared with the live table {live}*{keys}",
         f"• *{job.missing}* missing from {live} (in the restored copy, gone from live)",
@@ -331,6 +345,8 @@ class ItemsSlack:
         job = self._job(job_id)
         if job is None or not self.engine.report_path(job).is_file():
             return  # its files were removed (retention): nothing left to upload
+        if nothing_found(job):
+            return  # an empty file says nothing the reply does not
         try:
             self.client.files_upload_v2(
                 channel=job.channel,

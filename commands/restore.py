@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from bot.blocks import APPROVE_ACTION, DENY_ACTION, code
 from bot.restores import State
 from bot.services import Services
+from bot.tableref import RefError, parse_sources, targets_for
 from bot.workflow import NewRequest
 from commands import modal
 from commands.common import (
@@ -46,6 +47,21 @@ def parse_restore(text: str) -> tuple[str, str, str, str]:
         raise InputError(f"I need a source and a target table. {USAGE}")
     source, target, *rest = args
     return source, target, " ".join(rest) or "latest", reason
+
+
+def pairs_text(source: str, target: str) -> str:
+    """'`orders` → `orders-copy`'; for several sources each with its own target (the second
+    argument is then a suffix), not the sources as typed and the bare suffix."""
+    if "," not in source:
+        return f"{code(source)} → {code(target)}"
+    try:
+        sources = parse_sources(source)
+        targets = targets_for(sources, target)
+    except RefError:
+        return f"{code(source)} → {code(target)}"
+    return ", ".join(
+        f"{code(str(s))} → {code(str(t))}" for s, t in zip(sources, targets, strict=True)
+    )
 
 
 def register(app: App, services: Services) -> None:
@@ -102,7 +118,7 @@ def register(app: App, services: Services) -> None:
             respond(
                 response_type="ephemeral",
                 replace_original=False,
-                text=f"Approval card posted for {code(source)} → {code(target)}. "
+                text=f"Approval card posted for {pairs_text(source, target)}. "
                 "Someone else has to click *Approve*.",
             )
 

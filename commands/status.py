@@ -47,7 +47,8 @@ def register(app: App, services: Services) -> None:
             info = services.pitr.table(table)
             if info is None:
                 where = "" if "@" in table else f" in {services.pitr.region}"
-                warn(respond, f"Table `{table}` does not exist{where}.")
+                hint = services.workflow.did_you_mean(table, user, channel)
+                warn(respond, f"Table `{table}` does not exist{where}.{hint}")
                 return
             pitr = services.pitr.pitr(table)
         except AwsError as exc:

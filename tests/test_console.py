@@ -134,23 +134,245 @@ def normalise(text: str) -> list[str]:
     return out
 
 
-def test_readme_transcript_is_what_the_command_prints():
-    readme = (ROOT / "README.md").read_text()
-    shown = readme.split("<!-- transcript:start -->")[1].split("<!-- transcript:end -->")[0]
-    shown = shown.strip().removeprefix("```text").removesuffix("```").strip()
+def assert_transcript_is_what_the_script_prints(document: str) -> None:
+    """The transcript `document` shows is what its script prints (docs/update_transcript.py)."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import update_transcript
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    shown = update_transcript.shown(str(ROOT / document))
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "console", "--script", "docs/demo.script"],
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "console",
+            "--script",
+            update_transcript.TRANSCRIPTS[document],
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=180,
         env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT), "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr
     assert normalise(result.stdout) == normalise(shown)
 
 
+def test_readme_transcript_is_what_the_command_prints():
+    assert_transcript_is_what_the_script_prints("README.md")
+
+
+def test_walkthrough_transcript_is_what_the_command_prints():
+    """The user guide's console walk-through: a bad deploy, a restore with approval, Compare
+    items, Copy back (approved), Undo copy back, a drill and the App Home, as written."""
+    assert_transcript_is_what_the_script_prints("docs/console-walkthrough.md")
+
+
 @pytest.mark.parametrize("line", ["/as nobody", "42", "hello"])
 def test_console_explains_what_it_does_not_understand(line):
     transcript = run_console([line])
     assert "unknown person" in transcript or "no button" in transcript or "/help" in transcript
+
+
+# -- every feature, in the console (issue: a newcomer sees every feature in five minutes) ----
+def manifest_commands() -> dict[str, str]:
+    import yaml
+
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    commands = manifest["features"]["slash_commands"]
+    return {c["command"]: str(c.get("usage_hint", "")) for c in commands}
+
+
+def test_help_lists_every_command_the_batch_form_and_table_references():
+    transcript = run_console(["/help"])
+    for command in manifest_commands():
+        assert command in transcript, command
+    assert "/pitr-diff RESTORED_TABLE [keys: K1,K2]" in transcript
+    assert "/pitr-diff LIVE_TABLE WHEN [keys: K1,K2]" in transcript
+    assert "/pitr-restore SOURCE1,SOURCE2 -SUFFIX [WHEN]" in transcript  # a batch
+    for form in ("NAME@REGION", "ALIAS:NAME", "ARN", "/home", "/simulate bad-deploy TABLE"):
+        assert form in transcript, form
+
+
+def test_slacks_usage_hints_name_the_same_forms_as_the_console_help():
+    hints = manifest_commands()
+    assert "RESTORED_TABLE" in hints["/pitr-diff"] and "LIVE_TABLE WHEN" in hints["/pitr-diff"]
+    assert "SOURCE1,SOURCE2 -SUFFIX" in hints["/pitr-restore"]
+
+
+def test_home_draws_the_app_home_in_the_terminal():
+    transcript = run_console(["/home"])
+    home = transcript.split("App Home of @alice", 1)[1]
+    assert "MusicCollection" in home and "Sessions" in home  # PITR coverage of the policy's tables
+    assert "Restore drills" in home  # the console's policy has one
+
+
+def button(session: ConsoleSession, label: str) -> str:
+    """The number of the newest button whose label starts with `label`."""
+    numbers = [n for n, b in session.renderer.buttons.items() if b.label.startswith(label)]
+    assert numbers, f"no button {label!r}"
+    return str(max(numbers))
+
+
+def test_a_bad_deploy_gives_compare_copy_back_and_undo_something_to_show():
+    out = io.StringIO()
+    session = ConsoleSession(Console(file=out, width=200, highlight=False), poll_seconds=0.5)
+    with session.running():
+        session.run_lines(
+            [
+                "/simulate bad-deploy MusicCollection",
+                '/pitr-restore MusicCollection MusicCollectionBefore "10 minutes ago"',
+                "/as bob",
+                "1",
+                "/wait",
+            ],
+            echo=True,
+        )
+        session.run_lines([button(session, "Compare items")], echo=True)
+        session.wait(30)
+        compared = out.getvalue()
+        session.run_lines([button(session, "Copy back"), "/as alice"], echo=True)
+        session.run_lines([button(session, "Approve")], echo=True)
+        session.wait(30)
+        copied = out.getvalue()
+        session.run_lines([button(session, "Undo copy back"), "/as bob"], echo=True)
+        session.run_lines([button(session, "Approve")], echo=True)
+        session.wait(30)
+    transcript = out.getvalue()
+    assert "Simulated a bad deploy on MusicCollection" in transcript
+    assert '/pitr-restore MusicCollection MusicCollection-before-deploy "10 minutes ago"' in (
+        transcript
+    )
+    assert "1 missing from MusicCollection" in compared
+    assert "1 changed since" in compared and "1 added since" in compared
+    assert "Copy back into MusicCollection done" in copied
+    assert "Copy back into MusicCollection undone" in transcript
+
+
+def test_the_console_policy_has_a_drill_and_pitr_drill_runs_it():
+    out = io.StringIO()
+    session = ConsoleSession(Console(file=out, width=200, highlight=False), poll_seconds=0.5)
+    with session.running():
+        session.run_lines(["/pitr-drill MusicCollection"], echo=True)
+        store = session.services.store
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(d.final for d in store.drill_find()):
+            time.sleep(0.1)
+        session.wait(30)
+        drills = store.drill_find()
+    transcript = out.getvalue()
+    assert "no restore drill in the policy" not in transcript, transcript
+    assert "Restoring into" in transcript, transcript
+    assert [d.final for d in drills] == [True], transcript
+
+
+def test_after_pitr_enable_the_window_starts_now_not_weeks_ago():
+    transcript = run_console(
+        [
+            "/pitr-enable Sessions 7",
+            '/pitr-restore Sessions SessionsYesterday "1 day ago"',
+        ]
+    )
+    assert "Restores can reach back from now on" in transcript
+    refusal = transcript.split("/pitr-restore Sessions", 1)[1]
+    assert "Approval card posted" not in refusal, refusal
+    assert "[1] Approve" not in refusal, refusal
+
+
+def screen_lines(raw: bytes) -> list[str]:
+    """The lines a terminal shows for `raw`: carriage returns go back to the line's start,
+    ESC[K clears to its end, other escape sequences (colours, modes) draw nothing."""
+    text = raw.decode("utf-8", "replace")
+    lines, line, cursor = [], [], 0
+    for token in re.findall(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b.|.|\n", text, re.DOTALL):
+        if token == "\n":
+            lines.append("".join(line).rstrip())
+            line, cursor = [], 0
+        elif token == "\r":
+            cursor = 0
+        elif token == "\x1b[K":
+            del line[cursor:]
+        elif token.startswith("\x1b") or token in "\x01\x02\x07":
+            continue
+        else:
+            line[cursor : cursor + 1] = [token]
+            cursor += 1
+    return [*lines, "".join(line).rstrip()]
+
+
+def test_background_output_never_lands_on_the_line_being_typed():
+    """In a terminal, what the bot sends while a person is at the prompt (the restore's
+    progress, its final reply) is drawn above the prompt, which is drawn again below it."""
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT), "TERM": "xterm", "COLUMNS": "200"}
+    proc = subprocess.Popen(  # noqa: S603 - our own command
+        [sys.executable, "-m", "bot", "console"],
+        cwd=ROOT,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
+    os.close(slave)
+    raw = b""
+
+    def until(done, timeout: float = 120) -> None:
+        nonlocal raw
+        deadline = time.monotonic() + timeout
+        while not done("\n".join(screen_lines(raw))):
+            assert time.monotonic() < deadline, screen_lines(raw)
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    raw += os.read(master, 65536)
+                except OSError:  # the console has exited
+                    return
+
+    typed = [
+        "/pitr-restore MusicCollection MusicCollectionTyped latest",
+        "/as bob",
+        "1",
+        "/quit",
+    ]
+    try:
+        until(lambda screen: "alice>" in screen)
+        os.write(master, typed[0].encode() + b"\r")
+        until(lambda screen: screen.count("alice>") >= 2)  # the card is out, the prompt is back
+        os.write(master, typed[1].encode() + b"\r")
+        until(lambda screen: "bob>" in screen)
+        os.write(master, typed[2].encode() + b"\r")
+        # The restore's progress and final reply come from the tracker while bob is at the
+        # prompt; the card's last edit says so.
+        until(lambda screen: "Restored — the table is ACTIVE" in screen)
+        os.write(master, typed[3].encode() + b"\r")
+        assert proc.wait(timeout=60) == 0
+        until(lambda screen: False)  # the rest of the output, up to the end of the terminal
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    lines = screen_lines(raw)
+    prompts = [line for line in lines if line.startswith(("alice>", "bob>"))]
+    assert prompts, lines
+    for line in prompts:
+        assert line.partition("> ")[2] in ["", *typed], lines
+    assert any("is ACTIVE" in line for line in lines), lines
+
+
+def test_a_mistyped_or_wrongly_cased_table_gets_did_you_mean():
+    transcript = run_console(
+        [
+            "/pitr-status musiccollection",
+            "/pitr-restore MusicColection MusicCollectionCopy latest",
+        ]
+    )
+    status, restore = transcript.split("> /pitr-")[1:]
+    assert "does not exist" in status and "Did you mean MusicCollection?" in status, status
+    assert "does not exist" in restore and "Did you mean MusicCollection?" in restore, restore

@@ -9,14 +9,23 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 from rich.text import Text
 
-DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
-MENTION = re.compile(r"<@([A-Z0-9]+)>")
+DATE = re.compile(r"<!date\^(\d+)\^[^|>]*\|([^>]*)>")
+MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+GROUP = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|@?([^>]*))?>")
+CHANNEL_REF = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]*))?>")
+SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
+# A shortcode stands alone (`:rocket: Restore`), unlike the parts of an ARN or a clock time.
+SHORTCODE = re.compile(r"(?<![\w:]):([a-z][a-z0-9_+-]*):(?!\w)")
 STYLE = re.compile(r"(\*[^*\n]+\*|`[^`\n]+`)")
 EMOJI = {
     ":warning:": "⚠️ ",
@@ -34,7 +43,21 @@ EMOJI = {
     ":robot_face:": "🤖",
     ":raised_hand:": "✋",
     ":mag:": "🔍",
+    ":leftwards_arrow_with_hook:": "↩️ ",
+    ":test_tube:": "🧪",
+    ":globe_with_meridians:": "🌐",
+    ":boom:": "💥",
+    ":house:": "🏠",
+    ":information_source:": "ℹ️ ",
+    ":page_facing_up:": "📄",
+    ":paperclip:": "📎",
+    ":bell:": "🔔",
+    ":tada:": "🎉",
 }
+# Words between colons that are not emoji: parts of ARNs (arn:aws:dynamodb:…:table/x) and
+# sqlite's :memory:. Any other shortcode the terminal has no picture for is dropped, as a
+# person would not read it either.
+NOT_EMOJI = {"aws", "dynamodb", "table", "kms", "iam", "cloudwatch", "alarm", "memory", "unknown"}
 CHANNELS = {"C0INCIDENT": "incident"}
 
 
@@ -60,10 +83,21 @@ class Renderer:
         self._next_button = 1
         self.view: dict[str, Any] | None = None  # the form (modal) the bot last opened/updated
         self.view_version = 0
+        # While the person is typing at a prompt: -> the prompt and what they have typed so
+        # far, so that output from background work is drawn above the line, not on it.
+        self.prompt: Callable[[], str] | None = None
+        # Slack draws a date token in the zone of the person looking: the console's person.
+        self.viewer_tz: Callable[[], str] = lambda: "UTC"
 
     def call(self, method: str, args: dict[str, Any]) -> None:
         with self._lock:
+            redraw = self.prompt
+            if redraw is not None:
+                self.console.file.write("\r\x1b[K")  # clear the prompt line, draw, redraw it
             self._call(method, args)
+            if redraw is not None:
+                self.console.file.write(redraw())
+                self.console.file.flush()
 
     def _call(self, method: str, args: dict[str, Any]) -> None:
         channel = CHANNELS.get(str(args.get("channel", "")), str(args.get("channel", "")))
@@ -88,6 +122,9 @@ class Renderer:
         elif method == "chat.postEphemeral":
             who = self.names.get(str(args.get("user")), args.get("user"))
             self._show(f"only @{who} sees this", args, 0, style="italic")
+        elif method == "views.publish":
+            who = self.names.get(str(args.get("user_id")), args.get("user_id"))
+            self._show(f"App Home of @{who} (the bot's Home tab)", args.get("view") or {}, 0)
         elif method in ("views.open", "views.update", "views.push"):
             # A form: the console session asks for its fields as prompts.
             self.view = {**(args.get("view") or {}), "id": args.get("view_id") or "VCONSOLE"}
@@ -111,6 +148,13 @@ class Renderer:
         if body.get("text"):
             with self._lock:
                 self._show(f"only @{self.names.get(user, user)} sees this", body, 0, style="italic")
+
+    def story(self, text: str) -> None:
+        """What the simulated account did (not a Slack message)."""
+        with self._lock:
+            for line in text.splitlines():
+                self.console.print(Text(line, style="yellow"))
+            self.console.print()
 
     def note(self, text: str) -> None:
         with self._lock:
@@ -195,20 +239,55 @@ class Renderer:
         return found
 
     def _mrkdwn(self, line: str, style: str) -> Text:
-        line = DATE.sub(r"\1", line)
-        for code, emoji in EMOJI.items():
-            line = line.replace(code, emoji)
-        line = MENTION.sub(lambda m: "@" + self.names.get(m.group(1), m.group(1)), line)
-        line = line.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        """Slack's mrkdwn as a person reads it: emoji, bold, names instead of IDs, no markup."""
+        line = readable(line, self.names, self.viewer_tz())
         text = Text(style=style)
         for part in STYLE.split(line):
             if part.startswith("*") and part.endswith("*") and len(part) > 1:
-                text.append(part[1:-1], style="bold")
+                text.append(part[1:-1].replace("`", ""), style="bold")
             elif part.startswith("`") and part.endswith("`") and len(part) > 1:
                 text.append(part[1:-1], style="cyan")
             else:
                 text.append(part)
         return text
+
+
+def readable(line: str, names: dict[str, str], tz: str = "UTC") -> str:
+    """Slack's escapes and references replaced by what Slack shows (styles are left); dates
+    in the zone `tz` of the person looking, as Slack does."""
+    line = DATE.sub(lambda m: _date(int(m.group(1)), tz), line)
+    head, mark, tail = line.partition("your time: ")
+    if mark and (f" {tz})" in head or (tz == "UTC" and " UTC" in head)):
+        line = head.rstrip(" ·")  # the time was already shown in this person's zone
+    line = SHORTCODE.sub(_emoji, line)
+    line = MENTION.sub(lambda m: "@" + names.get(m.group(1), m.group(1)), line)
+    line = GROUP.sub(lambda m: "@" + (m.group(2) or names.get(m.group(1), m.group(1))), line)
+    line = CHANNEL_REF.sub(
+        lambda m: "#" + (m.group(2) or CHANNELS.get(m.group(1), m.group(1))), line
+    )
+    line = SPECIAL.sub(r"@\1", line)
+    line = LINK.sub(lambda m: m.group(2) or m.group(1), line)
+    # &amp; last: "&amp;lt;" is the text "&lt;", not "<".
+    return line.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _date(epoch: int, tz: str) -> str:
+    try:
+        zone = ZoneInfo(tz)
+    except (ValueError, ZoneInfoNotFoundError):
+        zone, tz = ZoneInfo("UTC"), "UTC"
+    return datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d %H:%M:%S ") + tz
+
+
+def _channel(channel_id: str) -> str:
+    return CHANNELS.get(channel_id, channel_id)
+
+
+def _emoji(match: re.Match[str]) -> str:
+    word = match.group(1)
+    if word in NOT_EMOJI:
+        return match.group(0)
+    return EMOJI.get(match.group(0), "")
 
 
 def _truthy(value: object) -> bool:

@@ -26,8 +26,12 @@ from rich.console import Console
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
+from bot.console.help import HELP
 from bot.console.render import CHANNELS, Button, Renderer
 from bot.console.slack_double import SlackDouble
+from bot.console.story import CREATING_SECONDS, DEMO_POLICY, BadDeploys, simulated_account
+from bot.drills.model import LIVE as DRILL_LIVE
+from bot.items.jobs import RUNNING as JOB_RUNNING
 from bot.pitr import PitrService
 from bot.policy import load_policy
 from bot.restores import IN_FLIGHT
@@ -41,16 +45,6 @@ PEOPLE = {
     "alice": {"id": "U0ALICE", "tz": "Europe/Berlin", "role": "requester"},
     "bob": {"id": "U0BOB", "tz": "America/New_York", "role": "approver"},
 }
-CREATING_SECONDS = 4.0
-HELP = """\
-Type what you would type in Slack:
-  /pitr-restore MusicCollection MusicCollectionMinutesAgo latest
-  /pitr-restore    (no arguments) the form, as prompts; Enter keeps a default
-  /pitr-status MusicCollection          /pitr-enable Sessions 7
-  1, 2, ...        click the button with that number
-  /as bob          switch person (alice asks, bob approves)
-  /wait [SECONDS]  wait until every restore is finished (or SECONDS)
-  /help   /quit"""
 
 
 class ConsoleSession:
@@ -62,19 +56,26 @@ class ConsoleSession:
         names = {p["id"]: name for name, p in PEOPLE.items()}
         names.update({"UPITRBOT": "pitr-bot"})
         self.renderer = Renderer(console, names)
+        self.renderer.viewer_tz = lambda: str(PEOPLE[self.user]["tz"])
         users = {p["id"]: {"name": name, "tz": p["tz"]} for name, p in PEOPLE.items()}
         self.slack = SlackDouble(self.renderer.call, users)
         self.secret = secrets.token_hex(16)
         self.app: App | None = None
         self.services: Services | None = None
         self._script: Iterator[str] | None = None  # in --script mode, answers to form prompts
+        self.bad_deploys: BadDeploys | None = None  # None with real AWS
 
     # -- lifecycle --------------------------------------------------------------------------
     @contextmanager
     def running(self) -> Iterator[ConsoleSession]:
-        with _aws(self.real_aws) as client, tempfile.TemporaryDirectory() as tmp:
+        with simulated_account(self.real_aws) as aws, tempfile.TemporaryDirectory() as tmp:
+            client, self.bad_deploys = aws
             self.slack.start()
             state = os.environ.get("PITR_BOT_STATE") or f"sqlite:///{Path(tmp) / 'console.db'}"
+            policy_path = os.environ.get("PITR_BOT_POLICY")
+            if not policy_path:
+                policy_path = str(Path(tmp) / "console-policy.yml")
+                Path(policy_path).write_text(DEMO_POLICY, encoding="utf-8")
             settings = Settings(
                 _env_file=None,
                 SLACK_BOT_TOKEN="xoxb-console",  # noqa: S106 - talks only to the local double
@@ -82,7 +83,7 @@ class ConsoleSession:
                 SLACK_API_URL=self.slack.api_url,
                 PITR_BOT_STATE=state,
                 PITR_BOT_POLL_SECONDS=self.poll_seconds,
-                PITR_BOT_POLICY=os.environ.get("PITR_BOT_POLICY") or None,
+                PITR_BOT_POLICY=policy_path,
             )
             policy = load_policy(settings.policy_path)
             store = open_store(settings.state)
@@ -128,7 +129,7 @@ class ConsoleSession:
         if word in {"/quit", "/exit"}:
             return False
         if word == "/help":
-            self.console.print(HELP + "\n")
+            self.console.print(HELP + "\n", markup=False)
         elif word == "/as":
             name = rest.strip().lstrip("@").lower()
             if name in PEOPLE:
@@ -136,6 +137,10 @@ class ConsoleSession:
                 self.renderer.note(f"you are now @{name} ({PEOPLE[name]['role']})")
             else:
                 self.renderer.note(f"unknown person {name!r}; try: {', '.join(PEOPLE)}")
+        elif word == "/home":
+            self.open_home()
+        elif word == "/simulate":
+            self.simulate(rest)
         elif word == "/wait":
             self.wait(float(rest) if rest.strip().replace(".", "", 1).isdigit() else 120)
         elif word.startswith("/pitr-"):
@@ -148,6 +153,20 @@ class ConsoleSession:
         else:
             self.renderer.note("type a /pitr- command, a button number, or /help")
         return True
+
+    def read_line(self, prompt: str) -> str:
+        """One line typed at `prompt`; what the bot sends meanwhile is drawn above the line,
+        which is then drawn again with what was typed so far."""
+        terminal = self.console.is_terminal
+        bold = ("\x1b[1;32m", "\x1b[0m") if terminal else ("", "")
+        # readline needs the prompt's escape codes marked as taking no room (\001 … \002).
+        shown = f"\001{bold[0]}\002{prompt}\001{bold[1]}\002" if terminal else prompt
+        if terminal:
+            self.renderer.prompt = lambda: f"{bold[0]}{prompt}{bold[1]}{_typed()}"
+        try:
+            return input(shown)
+        finally:
+            self.renderer.prompt = None
 
     def command(self, command: str, text: str) -> None:
         user_id = PEOPLE[self.user]["id"]
@@ -165,6 +184,35 @@ class ConsoleSession:
             }
         )
         self._dispatch(body, "application/x-www-form-urlencoded", user_id)
+
+    def open_home(self) -> None:
+        """Open the bot's App Home tab: Slack's app_home_opened event, drawn when published."""
+        user_id = PEOPLE[self.user]["id"]
+        event = {
+            "type": "event_callback",
+            "team_id": "TCONSOLE",
+            "api_app_id": "ACONSOLE",
+            "event": {
+                "type": "app_home_opened",
+                "user": user_id,
+                "channel": "DCONSOLE",
+                "tab": "home",
+                "event_ts": f"{time.time():.6f}",
+            },
+            "event_id": "Ev" + secrets.token_hex(6),
+            "event_time": int(time.time()),
+        }
+        self._dispatch(json.dumps(event), "application/json", user_id)
+
+    def simulate(self, text: str) -> None:
+        """`/simulate bad-deploy TABLE`: something for the bot to get back (simulated AWS only)."""
+        what, _, table = text.strip().partition(" ")
+        if self.bad_deploys is None:
+            self.renderer.note("/simulate works on the simulated account only (not with --aws)")
+        elif what != "bad-deploy" or not table.strip():
+            self.renderer.note("usage: /simulate bad-deploy TABLE   (e.g. MusicCollection)")
+        else:
+            self.renderer.story(self.bad_deploys.run(table.strip()))
 
     def click(self, number: int) -> None:
         button = self.renderer.buttons.get(number)
@@ -273,7 +321,7 @@ class ConsoleSession:
         """One answer: the next script line (blank = Enter) or what the person types."""
         if self._script is None:
             try:
-                line = self.console.input(f"  [bold]{prompt}[/bold]: ").strip()
+                line = self.read_line(f"  {prompt}: ").strip()
             except (EOFError, KeyboardInterrupt):
                 return None
             return None if line.startswith("/") else line
@@ -404,12 +452,17 @@ class ConsoleSession:
             time.sleep(0.05)
 
     def wait(self, limit: float) -> None:
-        """Until no restore is in flight and every announcement is out (or `limit`)."""
+        """Until no restore, drill or item job is running and every announcement is out (or
+        `limit`)."""
         assert self.services is not None
         store = self.services.store
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            busy = store.find(states=list(IN_FLIGHT), limit=1)
+            busy = (
+                store.find(states=list(IN_FLIGHT), limit=1)
+                or store.drill_find(states=DRILL_LIVE, limit=1)
+                or store.job_find(states=JOB_RUNNING, limit=1)
+            )
             pending = store.outbox_due(self.services.clock(), limit=1)
             if not busy and not pending:
                 break
@@ -460,73 +513,17 @@ def _view_ref(view: dict[str, Any]) -> dict[str, Any]:
     return {k: view.get(k, "") for k in keys} | {"id": view.get("id") or "VCONSOLE"}
 
 
+def _typed() -> str:
+    """What the person has typed at the prompt so far (readline's buffer)."""
+    try:
+        import readline
+    except ImportError:  # no readline (Windows): only the prompt is drawn again
+        return ""
+    return readline.get_line_buffer()
+
+
 def _text(obj: Any) -> str:
     return str(obj.get("text", "")) if isinstance(obj, dict) else str(obj or "")
-
-
-@contextmanager
-def _aws(real: bool) -> Iterator[Any]:
-    from bot.aws import Aws, default_aws
-
-    if real:
-        yield default_aws().client("dynamodb")
-        return
-    try:
-        from moto import mock_aws
-    except ImportError:
-        sys.exit(
-            "pitr-bot console needs moto to simulate AWS: pip install 'pitr-bot[console]'"
-            " (or use --aws for your real account)"
-        )
-    from bot.console.simulated_aws import simulate_creating, widen_window
-
-    fake_env = {
-        "AWS_ACCESS_KEY_ID": "console",
-        "AWS_SECRET_ACCESS_KEY": "console",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    saved = {k: os.environ.get(k) for k in [*fake_env, "AWS_ENDPOINT_URL"]}
-    os.environ.update(fake_env)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    try:
-        with mock_aws():
-            client = Aws(region="us-east-1").client("dynamodb")
-            _sample_tables(client)
-            simulate_creating(client, CREATING_SECONDS)
-            widen_window(client)
-            yield client
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _sample_tables(client: Any) -> None:
-    for name, pitr in (("MusicCollection", True), ("Sessions", False)):
-        client.create_table(
-            TableName=name,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        if pitr:
-            client.update_continuous_backups(
-                TableName=name,
-                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-            )
-    for i, (artist, song) in enumerate(
-        [
-            ("No One You Know", "Call Me Today"),
-            ("Acme Band", "Happy Day"),
-            ("Acme Band", "PartiQL Rocks"),
-        ]
-    ):
-        client.put_item(
-            TableName="MusicCollection",
-            Item={"pk": {"S": f"song-{i}"}, "Artist": {"S": artist}, "SongTitle": {"S": song}},
-        )
 
 
 def main(script: str | None, real_aws: bool) -> int:
@@ -534,6 +531,11 @@ def main(script: str | None, real_aws: bool) -> int:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     console = Console(highlight=False, soft_wrap=True, force_terminal=None if not script else False)
+    if not script:
+        try:
+            import readline  # noqa: F401 - line editing for input(), and its buffer to redraw
+        except ImportError:
+            pass
     session = ConsoleSession(console, real_aws=real_aws)
     with session.running():
         if script:
@@ -543,7 +545,7 @@ def main(script: str | None, real_aws: bool) -> int:
             return 0
         while True:
             try:
-                line = console.input(f"[bold green]{session.user}>[/bold green] ")
+                line = session.read_line(f"{session.user}> ")
             except (EOFError, KeyboardInterrupt):
                 console.print()
                 return 0

@@ -87,10 +87,14 @@ def simulate_creating(
 def widen_window(client: Any, latest_lag: timedelta = timedelta(minutes=5)) -> Hook:
     """Rewrite DescribeContinuousBackups to AWS's moving window: now-N days .. now-lag.
 
-    N is RecoveryPeriodInDays (default 35). Values are aware UTC datetimes, as
-    botocore returns.
+    N is RecoveryPeriodInDays (default 35). A table whose PITR is turned on through `client`
+    after this hook is registered starts its window then, as on AWS (nothing before that moment
+    can be restored); tables enabled before it have had PITR for longer than any window.
+    Values are aware UTC datetimes, as botocore returns.
     """
     hook = Hook(client)
+    enabled_at: dict[str, datetime] = {}
+    remember_params(hook)
 
     def handler(http_response: Any, parsed: dict[str, Any], **kwargs: Any) -> None:
         desc = parsed.get("ContinuousBackupsDescription", {}).get("PointInTimeRecoveryDescription")
@@ -98,8 +102,49 @@ def widen_window(client: Any, latest_lag: timedelta = timedelta(minutes=5)) -> H
             return
         days = float(desc.get("RecoveryPeriodInDays") or 35)
         now = datetime.now(UTC)
-        desc["EarliestRestorableDateTime"] = now - timedelta(days=days)
-        desc["LatestRestorableDateTime"] = now - latest_lag
+        earliest = now - timedelta(days=days)
+        since = enabled_at.get(_table(kwargs))
+        if since is not None and since > earliest:
+            earliest = since
+        desc["EarliestRestorableDateTime"] = earliest
+        desc["LatestRestorableDateTime"] = max(earliest, now - latest_lag)
 
+    def enabled(http_response: Any, parsed: dict[str, Any], **kwargs: Any) -> None:
+        desc = parsed.get("ContinuousBackupsDescription", {}).get("PointInTimeRecoveryDescription")
+        table = _table(kwargs)
+        if not isinstance(desc, dict) or desc.get("PointInTimeRecoveryStatus") != "ENABLED":
+            enabled_at.pop(table, None)  # turned off: turned on again later, it starts anew
+            return
+        if not (kwargs.get("context") or {}).get(WAS_ON):  # only a change of period otherwise
+            enabled_at[table] = datetime.now(UTC)
+
+    def before_update(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+        try:
+            desc = client.describe_continuous_backups(TableName=params.get("TableName", ""))
+        except Exception:  # noqa: BLE001 - no such table: the update itself will say so
+            return
+        pitr = desc["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {})
+        context[WAS_ON] = pitr.get("PointInTimeRecoveryStatus") == "ENABLED"
+
+    hook._register("before-parameter-build.dynamodb.UpdateContinuousBackups", before_update)
     hook._register("after-call.dynamodb.DescribeContinuousBackups", handler)
+    hook._register("after-call.dynamodb.UpdateContinuousBackups", enabled)
     return hook
+
+
+WAS_ON = "pitr_sim_was_on"  # PITR was on before this UpdateContinuousBackups
+PARAMS = "pitr_sim_params"  # where remember_params() leaves a call's parameters
+
+
+def remember_params(hook: Hook) -> None:
+    """Keep each DynamoDB call's parameters in its request context, for after-call hooks."""
+
+    def keep(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+        context[PARAMS] = dict(params)
+
+    hook._register("before-parameter-build.dynamodb", keep)
+
+
+def _table(kwargs: dict[str, Any]) -> str:
+    params = (kwargs.get("context") or {}).get(PARAMS, {})
+    return str(params.get("TableName") or params.get("SourceTableName") or "")

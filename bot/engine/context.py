@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from bot.pitr import PitrService
+from bot.pitr import AwsError, PitrService
 from bot.policy import Members, Policy
 from bot.polling import PollLimits
 from bot.restores import IN_FLIGHT, RestoreRequest, State, utcnow
 from bot.store import AuditEvent, Change, Store
+from bot.suggest import did_you_mean
+from bot.tableref import RefError, parse_ref
 
 CAS_ATTEMPTS = 20
 
@@ -63,6 +65,22 @@ class Context:
 
     def in_flight_from(self, source: str) -> list[RestoreRequest]:
         return self.store.find(states=[State.REQUESTED, *IN_FLIGHT], source=source)
+
+    def did_you_mean(self, table: str, user: str, channel: str | None) -> str:
+        """' Did you mean `X`?' for a table that does not exist: X among the tables in its
+        account and region that `user` may see (never one outside the policy), or ''."""
+        try:
+            ref = parse_ref(table)
+            names = self.pitr.list_tables(account=ref.account, region=ref.region)
+        except (RefError, AwsError):
+            return ""
+        place = replace(ref, name="x")
+        visible = [
+            n
+            for n in names
+            if self.policy.may_see(user, channel, str(replace(place, name=n)), self.members).allowed
+        ]
+        return did_you_mean(table, visible)
 
     def save(
         self,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.batches import is_member
+from bot.batches.engine import is_member
 from bot.engine.context import CAS_ATTEMPTS, Context, Outcome
 from bot.logs import restore_context
 from bot.period_change import PERIOD_CHANGE
@@ -25,7 +25,7 @@ class Decisions:
     def __init__(self, ctx: Context, start: Callable[[str], None]):
         self.ctx = ctx
         self.start = start  # tracking's start: APPROVED -> RESTORING and the AWS call
-        self.batches: Any = None  # bot.batches.Batches, set by the Workflow facade
+        self.batches: Any = None  # bot.batches.engine.Batches, set by the Workflow facade
 
     def approve(self, restore_id: str, user: str) -> Outcome:
         with restore_context(restore_id):

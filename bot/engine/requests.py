@@ -91,7 +91,7 @@ class Requests:
         **batch: Any,
     ) -> RestoreRequest:
         """The request for one checked table: what its card shows about the source, fixed
-        now. A batch (bot/batches.py) builds each of its tables this way too."""
+        now. A batch (bot/batches/engine.py) builds each of its tables this way too."""
         now = self.ctx.clock()
         source = checked.source
         eta = self.eta(checked.source_ref, source.size_bytes, source.item_count)
@@ -206,6 +206,7 @@ class Requests:
                     f"Table `{src}` does not exist in "
                     f"{source_ref.region or self.ctx.pitr.region}. "
                     "Check the name (it is case-sensitive)."
+                    + self.ctx.did_you_mean(src, new.requester, new.channel)
                 )
             pitr = self.ctx.pitr.pitr(src)
             if not pitr.enabled or pitr.window is None:

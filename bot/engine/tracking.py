@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import eta as etas
-from bot.batch import limit_backoff, queue_positions
+from bot.batches.model import limit_backoff, queue_positions
 from bot.engine.context import CAS_ATTEMPTS, Context
 from bot.engine.history import estimate_for
 from bot.logs import restore_context
@@ -52,7 +52,7 @@ class Tracking:
         self._busy_lock = threading.Lock()
         self._poll_pool = ThreadPoolExecutor(POLL_THREADS, thread_name_prefix="pitr-poll")
         self._slots_lock = threading.Lock()
-        self.batches: Any = None  # bot.batches.Batches, set by the Workflow facade
+        self.batches: Any = None  # bot.batches.engine.Batches, set by the Workflow facade
 
     def start(self, restore_id: str) -> None:
         """APPROVED -> RESTORING, then the one RestoreTableToPointInTime call; or, when the

@@ -43,7 +43,7 @@ class Store(Protocol):
         still `old.version`; None, and nothing written, if someone won.
 
         A restore entering RESTORING takes one of its account's 50 slots in the same write
-        (leaving RESTORING frees it, see bot/batch.py slot_move): with every slot taken the
+        (leaving RESTORING frees it, see bot/batches/model.py slot_move): with every slot taken the
         write is refused like a lost compare-and-set, whichever replica tries."""
         ...
 

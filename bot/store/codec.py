@@ -6,7 +6,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from bot.batch import SlotMove, slot_move
+from bot.batches.model import SlotMove, slot_move
 from bot.restores import RestoreRequest, State, Window, utcnow
 from bot.store.records import Change
 

@@ -30,7 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bot.aws import default_aws
-from bot.batch import MAX_RESTORES_PER_ACCOUNT, SlotMove
+from bot.batches.model import MAX_RESTORES_PER_ACCOUNT, SlotMove
 from bot.restores import FINAL, RestoreRequest, State, utcnow
 from bot.store.codec import SavesThroughSaveAll, from_record, prepare, to_record
 from bot.store.due import check_due_at, split_due

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.batch import MAX_RESTORES_PER_ACCOUNT, SlotMove
+from bot.batches.model import MAX_RESTORES_PER_ACCOUNT, SlotMove
 from bot.drills.model import Drill, DrillState
 from bot.items.jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, utcnow

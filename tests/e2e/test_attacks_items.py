@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from support.signed import block_action_body
 
-from bot.batches import members_of
+from bot.batches.engine import members_of
 from bot.items.jobs import JobState
 from bot.policy import Policy, Rule
 from commands.items import (

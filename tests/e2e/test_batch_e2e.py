@@ -7,7 +7,7 @@ import time
 
 from support.fake_slack import buttons
 
-from bot.batches import members_of
+from bot.batches.engine import members_of
 
 TABLES = ("MusicCollection", "Payments", "Ledger")
 

@@ -244,3 +244,15 @@ def test_a_copy_back_approval_clicked_from_another_channel_does_nothing(make_bot
     assert resp.status == 200
     assert bot.services.store.job_get(job.id).state == JobState.COPY_REQUESTED
     assert sim.count("PutItem") == 0 and get(direct, 0) is None
+
+
+def test_diff_keys_matching_nothing_says_so_and_attaches_no_file(make_bot, fake, sim):
+    bot, _, _ = restored_then_changed(sim, make_bot)
+    bot.command("/pitr-diff", f"{RESTORED} keys: foo", user="U1")
+    reply = posted(fake, "no item with those keys")
+    assert "0 unchanged" not in str(reply.args)
+    (job,) = bot.services.store.job_find()
+    wait_job(bot, job.id, JobState.COMPARED)
+    bot.quiet()
+    assert fake.calls("files.getUploadURLExternal") == []
+    assert fake.calls("files.completeUploadExternal") == []

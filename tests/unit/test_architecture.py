@@ -130,7 +130,7 @@ PURE_CORE = [
     "bot/iam.py",
     "bot/tableref.py",
     "bot/places.py",
-    "bot/batch.py",
+    "bot/batches/model.py",
     "bot/drills/model.py",
     "bot/documents.py",
     "bot/items/jobs.py",
@@ -143,6 +143,7 @@ PURE_CORE = [
     "bot/items/diff.py",
     "bot/items/conditions.py",
     "bot/items/pacing.py",
+    "bot/suggest.py",
 ]
 
 

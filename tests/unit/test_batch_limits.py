@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from support.slack_limits import balanced_backticks, texts, violations
 
-from bot.batch_blocks import (
+from bot.batches.blocks import (
     batch_card,
     batch_done_blocks,
     batch_progress_text,

@@ -1,4 +1,4 @@
-"""Several tables, one request, one approval, one instant (bot/batches.py), on the engine with a
+"""Several tables, one request, one approval, one instant (bot/batches/), on the engine with a
 real SqliteStore, the fake gateway of test_workflow and a fake clock; and its messages."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from test_workflow import GROUPS, Clock, FakeGateway
 
-from bot.batch_blocks import (
+from bot.batches.blocks import (
     batch_card,
     batch_done_blocks,
     batch_progress_text,
     batch_requester_notice,
 )
-from bot.batches import members_of
+from bot.batches.engine import members_of
 from bot.blocks import to_dicts
 from bot.pitr import AwsError, PitrInfo
 from bot.policy import Policy

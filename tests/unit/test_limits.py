@@ -17,7 +17,7 @@ from moto import mock_aws
 from test_store_contract import store_of
 from test_workflow import GROUPS, Clock, FakeGateway
 
-from bot.batch import limit_backoff
+from bot.batches.model import limit_backoff
 from bot.blocks import approval_card, queued_text, to_dicts
 from bot.pitr import AwsError, PitrService
 from bot.policy import Policy

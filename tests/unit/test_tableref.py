@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.batch import common_window, outside_reason, queue_positions
+from bot.batches.model import common_window, outside_reason, queue_positions
 from bot.restores import Window
 from bot.tableref import RefError, TableRef, parse_ref, parse_sources, targets_for
 

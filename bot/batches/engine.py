@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from bot.batch import common_window, outside_reason
+from bot.batches.model import common_window, outside_reason
 from bot.logs import restore_context
 from bot.restores import InvalidTransition, RestoreRequest, State, new_id
 from bot.store import AuditEvent, Change

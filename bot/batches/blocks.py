@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.batch import common_window
+from bot.batches.model import common_window
 from bot.blocks import (
     STATUS_LINE,
     WITHDRAWN_LINE,
