@@ -121,7 +121,7 @@ class FakeGateway:
         self.pitr_on[name] = True
         return self.pitr(name)
 
-    def list_tables(self, limit: int = 1000) -> list[str]:
+    def list_tables(self, limit: int = 1000, account=None, region=None) -> list[str]:
         return sorted(self.tables)[:limit]
 
 
