@@ -33,7 +33,9 @@ from bot.restores import human_duration
 from bot.services import Services
 from bot.settings import work_dir_of
 from bot.tableref import RefError, parse_ref
+from commands import items_plan
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
+from commands.items_plan import plan_buttons, plan_lines
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +186,7 @@ def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
             f"Writes {job.to_copy} items from {copy} into the live table {live}: {what}. "
             f"Items changed since the comparison are skipped and listed.\nAsked by {asked}."
         )
+        body += "".join(f"\n{line}" for line in plan_lines(job))
         text = f"Copy back {job.to_copy} items into {job.live_table}? Waiting for approval"
     if job.state in (JobState.COPY_REQUESTED, JobState.UNDO_REQUESTED):
         body += f" Someone else who may approve restores of {live} has to approve."
@@ -200,6 +203,7 @@ def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
                         text="Approve", action_id=APPROVE_ACTION, value=value, style="primary"
                     ),
                     ButtonElement(text="Deny", action_id=DENY_ACTION, value=value, style="danger"),
+                    *plan_buttons(job),
                 ],
             ),
         ]
@@ -231,6 +235,8 @@ def result_blocks(job: ItemJob, conflicts: list[tuple[str, str]]) -> tuple[str, 
         f"{written} written · {conflict} skipped (conflict: changed since the comparison, "
         f"left as they are) · {failed} failed",
     ]
+    if counts.get("already"):  # live held them before the copy back: never undone
+        lines.append(f"{counts['already']} already there before (left as they are, not undone)")
     if conflicts:
         lines.append("Skipped:")
         lines += [f"• `{esc(key)}` {esc(detail)}" for key, detail in conflicts[:CONFLICTS_SHOWN]]
@@ -482,6 +488,7 @@ def register(app: App, services: Services) -> None:
     )
     engine.on_items = lambda what, n: items.labels(what).inc(max(0, n))
     services.announcer.item_senders.update(slack.senders())
+    items_plan.register(app, services, engine)
 
     def start() -> None:
         engine.sweep_orphans()

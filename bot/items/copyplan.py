@@ -87,7 +87,8 @@ class CopyPlanning:
             if include_expired is not None:
                 changes["include_expired"] = include_expired
             if leave_out is not None:
-                changes["leave_out"] = tuple(sorted(set(leave_out)))[:MAX_LEAVE_OUT]
+                both = set(job.leave_out) | set(leave_out)  # added to those left out before
+                changes["leave_out"] = tuple(sorted(both))[:MAX_LEAVE_OUT]
             new = self.with_plan(replace(job, **changes))
             if new.to_copy == 0:
                 return Outcome(False, "That would leave nothing to copy back.")
