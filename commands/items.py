@@ -35,7 +35,7 @@ from bot.settings import work_dir_of
 from bot.tableref import RefError, parse_ref
 from commands import items_plan
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
-from commands.items_plan import plan_buttons, plan_lines
+from commands.items_plan import plan_actions, plan_lines
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +203,9 @@ def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
                         text="Approve", action_id=APPROVE_ACTION, value=value, style="primary"
                     ),
                     ButtonElement(text="Deny", action_id=DENY_ACTION, value=value, style="danger"),
-                    *plan_buttons(job),
                 ],
             ),
+            *plan_actions(job),
         ]
     # Decided: the card keeps its words and loses its buttons.
     by = (

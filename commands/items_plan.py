@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     ButtonElement,
     InputBlock,
     PlainTextInputElement,
@@ -79,6 +80,12 @@ def plan_buttons(job: ItemJob) -> list[ButtonElement]:
         buttons.append(ButtonElement(text=label, action_id=EXPIRED_ACTION, value=f"{job.id}:0"))
     buttons.append(ButtonElement(text="Leave out keys…", action_id=LEAVE_OUT_ACTION, value=job.id))
     return buttons
+
+
+def plan_actions(job: ItemJob) -> list[ActionsBlock]:
+    """The adjustments, in a block of their own under Approve / Deny."""
+    buttons = plan_buttons(job)
+    return [ActionsBlock(block_id="items_plan", elements=buttons)] if buttons else []
 
 
 def leave_out_view(job: ItemJob, key_names: tuple[str, ...]) -> View:
