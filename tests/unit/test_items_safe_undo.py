@@ -253,3 +253,41 @@ def test_the_hostile_corpus_round_trips_through_compare_copy_back_and_undo(clien
     for pk, item in live_before.items():
         assert same_item(final[pk], item), pk
     assert refused == []
+
+
+def test_an_item_no_safe_condition_fits_is_counted_before_approval_and_never_sent(
+    client, job, refused
+):
+    """A changed item whose copy back itself writes more than 150 attributes: no condition
+    within 300 operators makes it safe, so it is left out of the plan and counted for the
+    approval card, never sent to fail (or, worse, be written unguarded)."""
+    restored = wide("1", 300)
+    live = {n: ({"S": "other"} if "S" in v else v) for n, v in restored.items()}
+    setup(client, [restored, {**key("2"), "v": {"S": "b"}}], [live], job)
+    plan = job.copy_plan(include_changed=True)
+    assert (plan.missing, plan.changed, plan.too_wide, plan.not_undoable) == (1, 0, 1, 0)
+    counts = write(client, job)
+    assert (counts.planned, counts.written, counts.failed) == (1, 1, 0)
+    assert get(client, "1") == live
+    assert refused == []
+
+
+def test_the_card_tells_the_approver_what_is_left_out_and_why():
+    from datetime import UTC, datetime
+
+    from bot.items.jobs import ItemJob, JobState
+    from commands.items import approval_blocks
+
+    job = ItemJob(
+        "r1", LIVE, RESTORED, "C1", "1.0", "U1", datetime.now(UTC), "/nonexistent",
+        state=JobState.COPY_REQUESTED, include_changed=True, ttl_attribute="expires",
+        plan={"missing": 5, "changed": 2, "expired": 3, "left_out": 1, "too_wide": 4,
+              "not_undoable": 2},
+    )  # fmt: skip
+    text, blocks = approval_blocks(job)
+    body = str([b.to_dict() for b in blocks])
+    assert text.startswith("Copy back 7 items")
+    assert "*3* items whose TTL (`expires`) has passed" in body
+    assert "*1* keys, as asked" in body
+    assert "*4* items whose change writes too many attributes" in body and "300" in body
+    assert "*2* of them cannot be undone" in body
