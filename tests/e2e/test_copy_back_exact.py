@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from bot.policy import Policy
 from commands.items import APPROVE_ACTION, COPY_MISSING_ACTION, UNDO_ACTION, decision_value
 from commands.items_plan import (
     EXPIRED_ACTION,
@@ -152,3 +153,27 @@ def test_a_malformed_key_is_answered_in_the_form_and_changes_nothing(make_bot, f
     bot.quiet()
     after = bot.services.store.job_get(job.id)
     assert after.version == before.version and after.leave_out == ()
+
+
+def test_someone_the_policy_does_not_allow_cannot_change_the_plan(make_bot, fake, sim):
+    policy = Policy(requesters=["U1", "U2"], rules=[{"tables": [LIVE], "copy_back": True}])
+    bot, req, _ = restored_then_changed(sim, make_bot, policy=policy)
+    _, job = compare(bot, fake, req)
+    bot.click(COPY_MISSING_ACTION, job.id, "U1")
+    posted(fake, "Copy back 12 items into orders?")
+    bot.quiet()
+    before = bot.services.store.job_get(job.id)
+    updates, opened = len(fake.calls("chat.update")), len(fake.calls("views.open"))
+
+    bot.click(LEAVE_OUT_ACTION, job.id, "U3")
+    bot.wait_reply("U3", "not allowed")
+    bot.click(EXPIRED_ACTION, f"{job.id}:1", "U3")
+    wait_for(lambda: len(bot.replies_to("U3")) >= 2, "the second refusal")
+    assert all("not allowed" in r for r in bot.replies_to("U3"))
+    leave_out(bot, job.id, "U3", "order-005")  # a forged submit of the form
+    fake.wait_for(lambda c: c.method == "chat.postEphemeral" and c.args.get("user") == "U3")
+
+    bot.quiet()
+    after = bot.services.store.job_get(job.id)
+    assert after.version == before.version and after.leave_out == () and not after.include_expired
+    assert len(fake.calls("chat.update")) == updates and len(fake.calls("views.open")) == opened
