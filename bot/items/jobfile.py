@@ -228,21 +228,33 @@ class JobFile:
         (meta `ttl_attribute`, the live table's) is before `now` (epoch seconds) unless
         `include_expired`, and items no condition within DynamoDB's limits makes safe."""
         kinds = ["missing", "changed"] if include_changed else ["missing"]
-        with self._lock:
-            planned = self._planned(COPY_BACK)
-        if not planned:
-            rows = [
-                (COPY_BACK, d.key, kind, to_json(d.restored), to_json(d.live) if d.live else None)
-                for kind, d, verdict in self._candidates(
-                    include_changed, leave_out, now, include_expired
-                )
-                if verdict in ("write", "not_undoable") and d.restored is not None
-            ]
-            with self._lock, self._db:
-                if not self._planned(COPY_BACK):
-                    self._db.executemany("INSERT INTO writes VALUES (?, ?, ?, ?, ?)", rows)
-                    self._mark_planned(COPY_BACK, kinds)
+        rows = (
+            (COPY_BACK, d.key, kind, to_json(d.restored), to_json(d.live) if d.live else None)
+            for kind, d, verdict in self._candidates(
+                include_changed, leave_out, now, include_expired
+            )
+            if verdict in ("write", "not_undoable") and d.restored is not None
+        )
+        self._insert_plan(COPY_BACK, rows, kinds)
         return self.write_counts(COPY_BACK).planned
+
+    def _insert_plan(self, job: str, rows: Iterable[tuple], kinds: list[str]) -> None:
+        """Store a plan streamed in chunks (memory stays bounded), marked planned once whole:
+        a plan a crash interrupted is made again (INSERT OR REPLACE) on the next run."""
+        with self._lock:
+            if self._planned(job):
+                return
+        chunk: list[tuple] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= 500:
+                with self._lock, self._db:
+                    self._db.executemany("INSERT OR REPLACE INTO writes VALUES (?,?,?,?,?)", chunk)
+                chunk = []
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO writes VALUES (?,?,?,?,?)", chunk)
+            if not self._planned(job):
+                self._mark_planned(job, kinds)
 
     @property
     def ttl_attribute(self) -> str | None:
@@ -269,36 +281,34 @@ class JobFile:
         """Undo what the copy back wrote: put back the item as it was just before the copy
         back (ALL_OLD) where live is still exactly what it left, delete what it inserted where
         live is still exactly that. Items found already there are not in the plan."""
-        with self._lock:
-            planned = self._planned(UNDO)
-            rows = self._db.execute(
+        self._insert_plan(UNDO, self._undo_rows(), ["undo"])
+        return self.write_counts(UNDO).planned
+
+    def _undo_rows(self) -> Iterator[tuple]:
+        reader = sqlite3.connect(self.path)  # streamed: the cursor stays open while we plan
+        try:
+            cursor = reader.execute(
                 "SELECT o.key, w.kind, w.item, w.expected, o.previous FROM outcomes o"
                 " JOIN writes w ON w.job = o.job AND w.key = o.key"
                 " WHERE o.job = ? AND o.result = 'written' ORDER BY o.key",
                 (COPY_BACK,),
-            ).fetchall()
-        if not planned:
-            plan = []
-            for key, kind, item, expected, previous in rows:
-                wrote = from_json(item)
+            )
+            for key, kind, item, expected, previous in cursor:
                 if kind != "changed":
-                    plan.append((UNDO, key, "delete", None, item))
+                    yield (UNDO, key, "delete", None, item)
                     continue
                 if not previous:  # cannot happen for an UpdateItem that wrote: nothing to undo
                     continue
-                before = from_json(previous)
+                wrote, before = from_json(item), from_json(previous)
                 sets, removes = changes(
                     Write(key_of(wrote, self.key_names), wrote, from_json(expected))
                 )
                 # The whole item the copy back left: what was there, with its writes applied.
                 after = {n: v for n, v in before.items() if n not in removes}
                 after.update({n: wrote[n] for n in sets})
-                plan.append((UNDO, key, "put back", previous, to_json(after)))
-            with self._lock, self._db:
-                if not self._planned(UNDO):
-                    self._db.executemany("INSERT INTO writes VALUES (?, ?, ?, ?, ?)", plan)
-                    self._mark_planned(UNDO, ["undo"])
-        return self.write_counts(UNDO).planned
+                yield (UNDO, key, "put back", previous, to_json(after))
+        finally:
+            reader.close()
 
     def _planned(self, job: str) -> bool:
         sql = "SELECT 1 FROM meta WHERE name = ?"
