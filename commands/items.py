@@ -174,11 +174,16 @@ def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
         )
         text = f"Undo copy back into {job.live_table}? Waiting for approval"
     else:
-        what = f"{job.missing} missing items (put only where the key is still absent)"
+        # The plan's counts (what is left out is said below), else the comparison's.
+        missing, changed = (
+            (job.plan.get(k, 0) for k in ("missing", "changed"))
+            if job.plan
+            else (job.missing, job.changed)
+        )
+        what = f"{missing} missing items (put only where the key is still absent)"
         if job.include_changed:
             what += (
-                f" and {job.changed} changed items (overwritten only if unchanged since "
-                "the comparison)"
+                f" and {changed} changed items (overwritten only if unchanged since the comparison)"
             )
         asked = user(job.copy_requested_by or "")
         body = (
