@@ -33,7 +33,9 @@ from bot.restores import human_duration
 from bot.services import Services
 from bot.settings import work_dir_of
 from bot.tableref import RefError, parse_ref
+from commands import items_plan
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
+from commands.items_plan import plan_actions, plan_lines
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +188,16 @@ def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
         )
         text = f"Undo copy back into {job.live_table}? Waiting for approval"
     else:
-        what = f"{job.missing} missing items (put only where the key is still absent)"
+        # The plan's counts (what is left out is said below), else the comparison's.
+        missing, changed = (
+            (job.plan.get(k, 0) for k in ("missing", "changed"))
+            if job.plan
+            else (job.missing, job.changed)
+        )
+        what = f"{missing} missing items (put only where the key is still absent)"
         if job.include_changed:
             what += (
-                f" and {job.changed} changed items (overwritten only if unchanged since "
-                "the comparison)"
+                f" and {changed} changed items (overwritten only if unchanged since the comparison)"
             )
         asked = user(job.copy_requested_by or "")
         body = (
@@ -198,6 +205,7 @@ def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
             f"Writes {job.to_copy} items from {copy} into the live table {live}: {what}. "
             f"Items changed since the comparison are skipped and listed.\nAsked by {asked}."
         )
+        body += "".join(f"\n{line}" for line in plan_lines(job))
         text = f"Copy back {job.to_copy} items into {job.live_table}? Waiting for approval"
     if job.state in (JobState.COPY_REQUESTED, JobState.UNDO_REQUESTED):
         body += f" Someone else who may approve restores of {live} has to approve."
@@ -216,6 +224,7 @@ def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
                     ButtonElement(text="Deny", action_id=DENY_ACTION, value=value, style="danger"),
                 ],
             ),
+            *plan_actions(job),
         ]
     # Decided: the card keeps its words and loses its buttons.
     by = (
@@ -245,6 +254,8 @@ def result_blocks(job: ItemJob, conflicts: list[tuple[str, str]]) -> tuple[str, 
         f"{written} written · {conflict} skipped (conflict: changed since the comparison, "
         f"left as they are) · {failed} failed",
     ]
+    if counts.get("already"):  # live held them before the copy back: never undone
+        lines.append(f"{counts['already']} already there before (left as they are, not undone)")
     if conflicts:
         lines.append("Skipped:")
         lines += [f"• `{esc(key)}` {esc(detail)}" for key, detail in conflicts[:CONFLICTS_SHOWN]]
@@ -498,6 +509,7 @@ def register(app: App, services: Services) -> None:
     )
     engine.on_items = lambda what, n: items.labels(what).inc(max(0, n))
     services.announcer.item_senders.update(slack.senders())
+    items_plan.register(app, services, engine)
 
     def start() -> None:
         engine.sweep_orphans()

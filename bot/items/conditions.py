@@ -4,7 +4,8 @@ One machinery for copy back and undo. A `Write` says: make the live item `item` 
 it), but only if the live item is exactly `expected` now (None: no item with that key).
 - copy back a missing item: item = restored, expected = None -> attribute_not_exists(pk);
 - copy back a changed item: item = restored, expected = the live item the comparison saw;
-- undo an overwrite: item = the live item the comparison saw, expected = what the copy back wrote;
+- undo an overwrite: item = the item just before the copy back (its ALL_OLD), expected = the
+  whole item just after it;
 - undo an insert: item = None (delete), expected = what the copy back wrote.
 
 When both `item` and `expected` are given the write is an UpdateItem that SETs only the
@@ -13,22 +14,50 @@ an attribute the application added after the comparison (in neither version, so 
 see it) is left alone instead of being dropped. Undo of an overwrite touches the same attributes.
 
 "Exactly" is checked as: every attribute of `expected` equals its value, and every attribute that
-`item` has but `expected` has not is absent (the application may have added it since). A
-condition cannot say "no other attributes": an attribute the application added that is in
-neither version is not detected; that is DynamoDB's limit, documented in the README.
+`item` has but `expected` has not is absent. A condition cannot say "no other attributes"; the
+engine closes that gap for deletes by checking what DynamoDB returns as deleted (ALL_OLD) and
+putting it back if it was not exactly what was expected (bot/items/engine.py).
+
+DynamoDB's limits on an expression (AWS: "Expression parameters"): at most 300 operators and
+functions (each `=`, `AND`, `attribute_not_exists(...)` counts) and 4 KB of text. A condition
+over n attributes costs 2n-1 operators, so it fits up to 150 attributes. For a wider item:
+- an insert needs one function (attribute_not_exists) whatever the width;
+- an update conditions on the attributes it writes (each still as seen, or still absent): the
+  others are not written, so nothing the application wrote to them is overwritten. An update
+  that itself writes more than 150 attributes cannot be made safe and is refused
+  (`ConditionTooLong`): the approval card counts such items before anyone approves;
+- a delete conditions on as many attributes as fit (the key first) and the engine checks the
+  deleted item (ALL_OLD) in full, putting it back if it was not what was expected.
+TransactWriteItems does not help: one transaction may not hold two operations on one item, and
+each operation's expression has the same limits.
 Attribute names and values always go through ExpressionAttributeNames/Values placeholders, so
 any name (reserved words, dots, spaces, '#') is safe.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.items.values import Item, same_item, same_value
 
-# DynamoDB's limit on an expression's length; a longer one is refused by AWS.
+# DynamoDB's limits on one expression; AWS refuses more (moto does not check them).
 MAX_EXPRESSION_BYTES = 4096
+MAX_OPERATORS = 300
+# A condition over n attributes: n comparisons or functions and n-1 ANDs.
+MAX_CONDITION_ATTRIBUTES = (MAX_OPERATORS + 1) // 2
+_OPERATOR = re.compile(
+    r"<>|<=|>=|=|<|>|\b(?:AND|OR|NOT|BETWEEN|IN)\b"
+    r"|\b(?:attribute_exists|attribute_not_exists|attribute_type|begins_with|contains|size"
+    r"|if_not_exists|list_append)\s*\(|(?<=\s)[+-](?=\s)"
+)
+
+
+def operator_count(expression: str) -> int:
+    """Operators and functions in an expression as DynamoDB counts them. Names and values are
+    placeholders (#x, :x) in every expression built here, so no word inside one is counted."""
+    return len(_OPERATOR.findall(expression))
 
 
 @dataclass(frozen=True)
@@ -55,18 +84,55 @@ class Condition:
 
 
 class ConditionTooLong(ValueError):
-    """The item has too many attributes for one condition expression (DynamoDB's 4 KB)."""
+    """No safe condition fits DynamoDB's limits (300 operators, 4 KB) for this write."""
+
+
+def fits(expr: Condition) -> bool:
+    text = expr.expression
+    return len(text.encode()) <= MAX_EXPRESSION_BYTES and operator_count(text) <= MAX_OPERATORS
+
+
+def check(expr: Condition, what: str) -> Condition:
+    text = expr.expression
+    if not fits(expr):
+        raise ConditionTooLong(
+            f"{what} needs {operator_count(text)} operators and {len(text.encode())} bytes; "
+            f"DynamoDB allows {MAX_OPERATORS} operators and {MAX_EXPRESSION_BYTES} bytes in "
+            "one expression"
+        )
+    return expr
 
 
 def condition_for(write: Write, partition_key: str) -> Condition:
     if write.expected is None:
         return Condition("attribute_not_exists(#k)", {"#k": partition_key})
     also_absent = sorted((write.item or {}).keys() - write.expected.keys())
-    return exactly(write.expected, also_absent)
+    full = _terms(write.expected, also_absent)
+    if fits(full):
+        return full
+    key = write.key
+    if write.item is None:  # a delete: the key and as many attributes as fit (ALL_OLD checked)
+        room = MAX_CONDITION_ATTRIBUTES - len(key)
+        others = sorted(write.expected.keys() - key.keys())[:room]
+        subset = {n: write.expected[n] for n in (*sorted(key), *others)}
+        # Long names may still exceed 4 KB: drop attributes until the text fits.
+        while not fits(cond := _terms(subset)) and len(subset) > len(key):
+            subset.popitem()
+        return check(cond, "the condition of this delete")
+    sets, removes = changes(write)
+    touched = {n: write.expected[n] for n in (*sets, *removes) if n in write.expected}
+    absent = sorted(n for n in sets if n not in write.expected)
+    return check(
+        _terms({**key, **touched}, absent), f"an update of {len(sets) + len(removes)} attributes"
+    )
 
 
 def exactly(expected: Item, also_absent: list[str] | tuple[str, ...] = ()) -> Condition:
     """Every attribute of `expected` equal, and each of `also_absent` absent."""
+    return check(_terms(expected, also_absent), f"a condition on {len(expected)} attributes")
+
+
+def _terms(expected: Item, also_absent: list[str] | tuple[str, ...] = ()) -> Condition:
     cond = Condition("")
     terms = []
     for i, (name, value) in enumerate(sorted(expected.items())):
@@ -77,20 +143,25 @@ def exactly(expected: Item, also_absent: list[str] | tuple[str, ...] = ()) -> Co
         cond.names[f"#n{j}"] = name
         terms.append(f"attribute_not_exists(#n{j})")
     cond.expression = " AND ".join(terms)
-    if len(cond.expression.encode()) > MAX_EXPRESSION_BYTES:
-        raise ConditionTooLong(f"{len(terms)} attributes to check exceed one condition")
     return cond
 
 
-def update_expression(write: Write) -> Condition:
-    """SET the attributes of `item` whose value differs from `expected`, REMOVE those only
-    `expected` has; key attributes are never touched (they are equal by construction)."""
+def changes(write: Write) -> tuple[list[str], list[str]]:
+    """(attributes an update SETs, attributes it REMOVEs): only what differs, never the key."""
     assert write.item is not None and write.expected is not None
     item, expected = write.item, write.expected
     sets = sorted(
         n for n in item.keys() - write.key.keys() if not same_value(item[n], expected.get(n))
     )
     removes = sorted(expected.keys() - item.keys() - write.key.keys())
+    return sets, removes
+
+
+def update_expression(write: Write) -> Condition:
+    """SET the attributes of `item` whose value differs from `expected`, REMOVE those only
+    `expected` has; key attributes are never touched (they are equal by construction)."""
+    item = write.item or {}
+    sets, removes = changes(write)
     expr = Condition("")
     clauses = []
     if sets:
@@ -103,9 +174,25 @@ def update_expression(write: Write) -> Condition:
             expr.names[f"#r{j}"] = name
         clauses.append("REMOVE " + ", ".join(f"#r{j}" for j in range(len(removes))))
     expr.expression = " ".join(clauses)
-    if len(expr.expression.encode()) > MAX_EXPRESSION_BYTES:
-        raise ConditionTooLong(f"{len(sets) + len(removes)} attributes to update exceed one update")
-    return expr
+    # AWS documents the limits for every expression; SET's `=` are counted too, to be safe.
+    return check(expr, f"an update of {len(sets) + len(removes)} attributes")
+
+
+def writable(key: Item, restored: Item, live: Item | None) -> str:
+    """Can the copy back of `restored` (over `live`, None: missing) be made, and undone,
+    within DynamoDB's limits? "write", "not_undoable" or "too_wide"."""
+    try:
+        request("-", Write(key, restored, live), next(iter(key)))
+    except ConditionTooLong:
+        return "too_wide"
+    # The undo is the same write the other way round (the item left after the copy back is
+    # at least `restored`); a delete always has a condition that fits (the key first).
+    undo = Write(key, live, restored)
+    try:
+        request("-", undo, next(iter(key)))
+    except ConditionTooLong:
+        return "not_undoable"
+    return "write"
 
 
 def holds(write: Write, current: Item | None) -> bool:

@@ -24,11 +24,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.items.conditions import ConditionTooLong, Write, holds, request
 from bot.items.diff import attribute_diff
-from bot.items.jobfile import COPY_BACK, DiffCounts, JobFile, WriteCounts
+from bot.items.jobfile import COPY_BACK, UNDO, DiffCounts, JobFile, WriteCounts
 from bot.items.pacing import TokenBucket
 from bot.items.rawpages import install as install_raw_pages
 from bot.items.rawpages import raw_items
-from bot.items.values import Item, index_row, to_json
+from bot.items.values import Item, index_row, item_size, same_item, to_json
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,15 @@ class ItemCompare:
                 "their items cannot be compared."
             )
         self.job.set_meta(
-            key_names=list(keys), restored_table=restored_table, live_table=live_table
+            key_names=list(keys),
+            key_types={
+                a["AttributeName"]: a["AttributeType"]
+                for a in restored.get("AttributeDefinitions", [])
+                if a["AttributeName"] in keys
+            },
+            restored_table=restored_table,
+            live_table=live_table,
+            ttl_attribute=self._ttl_attribute(live_table),
         )
         total = (restored.get("ItemCount") or 0) + (live.get("ItemCount") or 0)
         if partition_keys is not None:
@@ -183,6 +191,18 @@ class ItemCompare:
         except ClientError as exc:
             raise _explain("read", table, exc) from exc
 
+    def _ttl_attribute(self, table: str) -> str | None:
+        """The live table's TTL attribute while TTL is on: items whose TTL has passed were
+        removed on purpose, and a copy back leaves them out unless asked."""
+        try:
+            resp = self.live_client.describe_time_to_live(TableName=table)
+        except ClientError as exc:
+            raise _explain("read the TTL setting of", table, exc) from exc
+        desc = resp.get("TimeToLiveDescription") or {}
+        if desc.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            return desc.get("AttributeName") or None
+        return None
+
     def _scan(self, side: str, table: str, segment: int, keys: tuple[str, ...], meter) -> None:
         kwargs: dict[str, Any] = {
             "TableName": table,
@@ -205,10 +225,10 @@ class ItemCompare:
                     resp = getattr(client, operation)(**kwargs)
             except ClientError as exc:
                 raise _explain("read", table, exc) from exc
-            rows = [index_row(item, keys) for item in resp.get("Items", [])]
-            size = sum(len(row[2]) for row in rows)
-            # Eventually consistent reads: 0.5 unit per 4 KB.
-            self.bucket.spend(_consumed(resp) or max(0.5, size / 8192))
+            items = resp.get("Items", [])
+            rows = [index_row(item, keys) for item in items]
+            # Eventually consistent reads: 0.5 unit per 4 KB (sized as DynamoDB sizes items).
+            self.bucket.spend(_consumed(resp) or max(0.5, sum(item_size(i) for i in items) / 8192))
             self.job.add_items(side, rows)
             meter.add(len(rows))
             start = resp.get("LastEvaluatedKey")
@@ -279,52 +299,125 @@ class ItemWriter:
         self, name: str, table: str, partition_key: str, key: str, write: Write, meter
     ) -> None:
         try:
+            self._write_one(name, table, partition_key, key, write)
+        finally:
+            meter.add(1)
+
+    def _write_one(self, name: str, table: str, partition_key: str, key: str, write: Write) -> None:
+        try:
             operation, kwargs = request(table, write, partition_key)
         except ConditionTooLong as exc:
-            self.job.record(name, key, "failed", detail=str(exc))
-            meter.add(1)
+            self.job.record(name, key, "failed", detail=f"not written: {exc}")
             return
-        units = math.ceil(len(to_json(write.item or write.key)) / 1024)
-        self.bucket.take(units)
+        sent_before = self.job.attempt(name, key)
+        if name == UNDO:
+            # Undo: the *whole* live item must be exactly what the copy back left, on a
+            # consistent read. A condition checks the attributes it names only (an attribute
+            # added since is in neither version) and, for an item of more than 150
+            # attributes, only some of them (300 operators); this read sees them all.
+            current, problem = self._read(table, write.key)
+            if problem:
+                self.job.record(name, key, "failed", detail=problem)
+                return
+            if not same_item(current, write.expected):
+                self._conflict_or_ours(name, table, key, write, current, sent_before)
+                return
+        self.bucket.take(max(1, math.ceil(item_size(write.item or write.expected or {}) / 1024)))
         try:
             resp = getattr(self.client, operation)(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                self._conflict_or_ours(name, table, key, write, exc.response.get("Item"))
+                current = exc.response.get("Item")
+                if current is None:  # not every DynamoDB-compatible API returns it: ask
+                    current, problem = self._read(table, write.key)
+                    if problem:
+                        self.job.record(name, key, "failed", detail=problem)
+                        return
+                self._conflict_or_ours(name, table, key, write, current, sent_before)
             else:
                 log.warning("item write on %s failed: %s", table, code)
-                self.job.record(name, key, "failed", detail=code or "error")
-            meter.add(1)
+                self.job.record(name, key, "failed", detail=aws_message(exc))
             return
         except BotoCoreError as exc:  # network, timeouts: after botocore's own retries
-            self.job.record(name, key, "failed", detail=type(exc).__name__)
-            meter.add(1)
+            self.job.record(name, key, "failed", detail=f"{type(exc).__name__}: {exc}"[:300])
             return
         old = resp.get("Attributes")
+        if write.item is None and old is not None and not same_item(old, write.expected):
+            # The delete's condition held but what it deleted was not exactly what we expected
+            # (the application added an attribute between our read and the delete): put it
+            # back as it was, unless someone wrote that key again meanwhile.
+            self._put_back(name, table, partition_key, key, write, old)
+            return
         self.job.record(name, key, "written", previous=to_json(old) if old else None)
-        meter.add(1)
+
+    def _read(self, table: str, key: Item) -> tuple[Item | None, str]:
+        try:
+            resp = self.client.get_item(TableName=table, Key=key, ConsistentRead=True)
+        except ClientError as exc:
+            return None, f"re-read failed: {aws_message(exc)}"
+        except BotoCoreError as exc:
+            return None, f"re-read failed: {type(exc).__name__}"
+        return resp.get("Item"), ""
+
+    def _put_back(
+        self, name: str, table: str, partition_key: str, key: str, write: Write, old: Item
+    ) -> None:
+        what = attribute_diff(write.expected, old).summary()
+        try:
+            self.client.put_item(
+                TableName=table,
+                Item=old,
+                ConditionExpression="attribute_not_exists(#k)",
+                ExpressionAttributeNames={"#k": partition_key},
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code != "ConditionalCheckFailedException":
+                log.error("item %s of %s deleted and not put back: %s", key, table, code)
+                self.job.record(
+                    name,
+                    key,
+                    "failed",
+                    detail=f"changed since ({what}); deleted, and putting "
+                    f"it back failed: {aws_message(exc)}",
+                )
+                return
+            detail = f"changed since ({what}); written again by someone meanwhile"
+        else:
+            detail = f"changed since ({what}); put back as it was"
+        self.job.record(name, key, "conflict", detail=detail)
 
     def _conflict_or_ours(
-        self, name: str, table: str, key: str, write: Write, current: Item | None
+        self,
+        name: str,
+        table: str,
+        key: str,
+        write: Write,
+        current: Item | None,
+        sent_before: bool = False,
     ) -> None:
-        if current is None:
-            # Not every DynamoDB-compatible API returns the item with the failure: ask.
-            try:
-                resp = self.client.get_item(TableName=table, Key=write.key, ConsistentRead=True)
-            except (ClientError, BotoCoreError) as exc:
-                self.job.record(name, key, "failed", detail=f"re-read failed: {type(exc).__name__}")
-                return
-            current = resp.get("Item")
         if holds(write, current):
-            # Live already holds exactly what we write: our own write before a crash (or an
-            # identical one). Either way the item is as intended: count it once, as written.
-            # The overwritten version is the one the comparison saw (its checked attributes).
-            previous = to_json(write.expected) if write.expected else None
-            self.job.record(name, key, "written", previous=previous, detail="already there")
+            if sent_before:
+                # Our own write, sent before a crash lost its outcome: counted once, as
+                # written. The overwritten version is the one the condition checked.
+                previous = to_json(write.expected) if write.expected else None
+                self.job.record(name, key, "written", previous=previous, detail="already there")
+            else:
+                # Live held exactly this before we ever wrote it (a person put it back):
+                # not ours, so never in the undo plan.
+                self.job.record(name, key, "already", detail="already there before")
             return
+        since = "the copy back" if name == UNDO else "the comparison"
         detail = attribute_diff(write.expected, current).summary() if current else "deleted"
-        self.job.record(name, key, "conflict", detail=f"changed since the comparison: {detail}")
+        self.job.record(name, key, "conflict", detail=f"changed since {since}: {detail}")
+
+
+def aws_message(exc: ClientError) -> str:
+    """AWS's own code and message, kept with every failure a person reads."""
+    error = exc.response.get("Error", {})
+    code, message = error.get("Code", "Error"), error.get("Message", "")
+    return f"{code}: {message}"[:300] if message else code
 
 
 def _key_names(desc: dict[str, Any]) -> tuple[str, ...]:
@@ -361,5 +454,7 @@ def _explain(verb: str, table: str, exc: ClientError) -> ItemsError:
     if code in {"ResourceNotFoundException", "TableNotFoundException"}:
         return ItemsError(f"Table `{table}` does not exist.")
     if code in {"AccessDeniedException", "UnrecognizedClientException"}:
-        return ItemsError(f"The bot may not {verb} `{table}` ({code}); see docs/iam-policy.json.")
-    return ItemsError(f"DynamoDB refused to {verb} `{table}`: {code}.")
+        return ItemsError(
+            f"The bot may not {verb} `{table}` ({aws_message(exc)}); see docs/iam-policy.json."
+        )
+    return ItemsError(f"DynamoDB refused to {verb} `{table}`: {aws_message(exc)}.")

@@ -14,10 +14,12 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from bot.items.conditions import Write, changes, writable
 from bot.items.diff import Kind
-from bot.items.values import Item, from_json, key_of
+from bot.items.values import Item, from_json, key_of, to_json
 
 SIDES = ("restored", "live")
 COPY_BACK = "copy_back"
@@ -32,7 +34,11 @@ CREATE TABLE IF NOT EXISTS live (key TEXT PRIMARY KEY, hash BLOB NOT NULL, item 
 -- planned writes of a job: make live `item` (NULL: delete) if live is exactly `expected`
 CREATE TABLE IF NOT EXISTS writes (job TEXT, key TEXT, kind TEXT NOT NULL, item TEXT,
     expected TEXT, PRIMARY KEY (job, key)) WITHOUT ROWID;
--- what happened to each planned write: written | conflict | failed
+-- writes sent to DynamoDB (before the call): after a crash, an item found as we would leave it
+-- is ours only if we had sent its write; otherwise it was there before (never undone)
+CREATE TABLE IF NOT EXISTS attempts (job TEXT, key TEXT, PRIMARY KEY (job, key)) WITHOUT ROWID;
+-- what happened to each planned write: written | already (live held it before: never undone)
+-- | conflict | failed
 CREATE TABLE IF NOT EXISTS outcomes (job TEXT, key TEXT, result TEXT NOT NULL, previous TEXT,
     detail TEXT, PRIMARY KEY (job, key)) WITHOUT ROWID;
 """
@@ -56,10 +62,29 @@ class WriteCounts:
     written: int = 0
     conflict: int = 0
     failed: int = 0
+    already: int = 0  # live already held exactly this: not written, never undone
 
     @property
     def pending(self) -> int:
-        return self.planned - self.written - self.conflict - self.failed
+        return self.planned - self.written - self.conflict - self.failed - self.already
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    """What a copy back would write, counted before anyone approves (the approval card)."""
+
+    missing: int = 0  # inserted where the key is absent
+    changed: int = 0  # overwritten where unchanged since the comparison
+    expired: int = 0  # left out: their TTL attribute has passed (DynamoDB removed them)
+    left_out: int = 0  # left out by the approver's list of keys
+    too_wide: int = 0  # left out: no condition within DynamoDB's limits makes the write safe
+    not_undoable: int = 0  # written, but no undo within DynamoDB's limits
+    ttl_attribute: str | None = None
+    include_expired: bool = False
+
+    @property
+    def to_write(self) -> int:
+        return self.missing + self.changed
 
 
 @dataclass(frozen=True)
@@ -170,44 +195,120 @@ class JobFile:
             reader.close()
 
     # -- write jobs ----------------------------------------------------------------------
-    def plan_copy_back(self, include_changed: bool = False) -> int:
-        """Plan the copy back once (a second call keeps the first plan); returns its size."""
+    def copy_plan(
+        self,
+        include_changed: bool = False,
+        leave_out: Iterable[str] = (),
+        now: float | None = None,
+        include_expired: bool = False,
+    ) -> CopyPlan:
+        """Count what `plan_copy_back` with these arguments would write and leave out."""
+        counts = dict.fromkeys(("missing", "changed", "expired", "left_out", "too_wide"), 0)
+        counts["not_undoable"] = 0
+        for kind, _diff, verdict in self._candidates(
+            include_changed, leave_out, now, include_expired
+        ):
+            if verdict in ("write", "not_undoable"):
+                counts[kind] += 1
+                counts["not_undoable"] += verdict == "not_undoable"
+            else:
+                counts[verdict] += 1
+        return CopyPlan(**counts, ttl_attribute=self.ttl_attribute, include_expired=include_expired)
+
+    def plan_copy_back(
+        self,
+        include_changed: bool = False,
+        leave_out: Iterable[str] = (),
+        now: float | None = None,
+        include_expired: bool = False,
+    ) -> int:
+        """Plan the copy back once (a second call keeps the first plan); returns its size.
+
+        Left out: the keys in `leave_out` (canonical key texts), items whose TTL attribute
+        (meta `ttl_attribute`, the live table's) is before `now` (epoch seconds) unless
+        `include_expired`, and items no condition within DynamoDB's limits makes safe."""
         kinds = ["missing", "changed"] if include_changed else ["missing"]
-        with self._lock, self._db:
-            if not self._planned(COPY_BACK):
-                self._db.execute(
-                    "INSERT INTO writes SELECT ?, r.key, 'missing', r.item, NULL FROM restored r"
-                    " WHERE NOT EXISTS (SELECT 1 FROM live l WHERE l.key = r.key)",
-                    (COPY_BACK,),
-                )
-                if include_changed:
-                    self._db.execute(
-                        "INSERT INTO writes SELECT ?, r.key, 'changed', r.item, l.item"
-                        " FROM restored r JOIN live l ON l.key = r.key WHERE l.hash != r.hash",
-                        (COPY_BACK,),
-                    )
-                self._mark_planned(COPY_BACK, kinds)
+        rows = (
+            (COPY_BACK, d.key, kind, to_json(d.restored), to_json(d.live) if d.live else None)
+            for kind, d, verdict in self._candidates(
+                include_changed, leave_out, now, include_expired
+            )
+            if verdict in ("write", "not_undoable") and d.restored is not None
+        )
+        self._insert_plan(COPY_BACK, rows, kinds)
         return self.write_counts(COPY_BACK).planned
 
-    def plan_undo(self) -> int:
-        """Undo what the copy back wrote: put back the overwritten attributes, delete what it
-        inserted."""
+    def _insert_plan(self, job: str, rows: Iterable[tuple], kinds: list[str]) -> None:
+        """Store a plan streamed in chunks (memory stays bounded), marked planned once whole:
+        a plan a crash interrupted is made again (INSERT OR REPLACE) on the next run."""
+        with self._lock:
+            if self._planned(job):
+                return
+        chunk: list[tuple] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= 500:
+                with self._lock, self._db:
+                    self._db.executemany("INSERT OR REPLACE INTO writes VALUES (?,?,?,?,?)", chunk)
+                chunk = []
         with self._lock, self._db:
-            if not self._planned(UNDO):
-                self._db.execute(
-                    "INSERT INTO writes SELECT ?, o.key,"
-                    " CASE WHEN w.kind = 'changed' THEN 'put back' ELSE 'delete' END,"
-                    # A changed item goes back to the version the comparison saw (only the
-                    # attributes the copy back changed are touched: an UpdateItem); the full
-                    # overwritten version stays in outcomes.previous.
-                    " CASE WHEN w.kind = 'changed' THEN w.expected ELSE NULL END,"
-                    " w.item FROM outcomes o JOIN writes w"
-                    " ON w.job = o.job AND w.key = o.key"
-                    " WHERE o.job = ? AND o.result = 'written'",
-                    (UNDO, COPY_BACK),
-                )
-                self._mark_planned(UNDO, ["undo"])
+            self._db.executemany("INSERT OR REPLACE INTO writes VALUES (?,?,?,?,?)", chunk)
+            if not self._planned(job):
+                self._mark_planned(job, kinds)
+
+    @property
+    def ttl_attribute(self) -> str | None:
+        value = self.meta("ttl_attribute")
+        return str(value) if value else None
+
+    def _candidates(self, include_changed, leave_out, now, include_expired):
+        """(kind, difference, verdict) of every item a copy back considers, streamed;
+        verdict: write | not_undoable | expired | left_out | too_wide."""
+        skip, ttl = set(leave_out), self.ttl_attribute
+        kinds = [Kind.MISSING, Kind.CHANGED] if include_changed else [Kind.MISSING]
+        for diff in self.differences(kinds):
+            kind = diff.kind.value
+            assert diff.restored is not None
+            if diff.key in skip:
+                yield kind, diff, "left_out"
+            elif not include_expired and expired(diff.restored, ttl, now):
+                yield kind, diff, "expired"
+            else:
+                key = key_of(diff.restored, self.key_names)
+                yield kind, diff, writable(key, diff.restored, diff.live)
+
+    def plan_undo(self) -> int:
+        """Undo what the copy back wrote: put back the item as it was just before the copy
+        back (ALL_OLD) where live is still exactly what it left, delete what it inserted where
+        live is still exactly that. Items found already there are not in the plan."""
+        self._insert_plan(UNDO, self._undo_rows(), ["undo"])
         return self.write_counts(UNDO).planned
+
+    def _undo_rows(self) -> Iterator[tuple]:
+        reader = sqlite3.connect(self.path)  # streamed: the cursor stays open while we plan
+        try:
+            cursor = reader.execute(
+                "SELECT o.key, w.kind, w.item, w.expected, o.previous FROM outcomes o"
+                " JOIN writes w ON w.job = o.job AND w.key = o.key"
+                " WHERE o.job = ? AND o.result = 'written' ORDER BY o.key",
+                (COPY_BACK,),
+            )
+            for key, kind, item, expected, previous in cursor:
+                if kind != "changed":
+                    yield (UNDO, key, "delete", None, item)
+                    continue
+                if not previous:  # cannot happen for an UpdateItem that wrote: nothing to undo
+                    continue
+                wrote, before = from_json(item), from_json(previous)
+                sets, removes = changes(
+                    Write(key_of(wrote, self.key_names), wrote, from_json(expected))
+                )
+                # The whole item the copy back left: what was there, with its writes applied.
+                after = {n: v for n, v in before.items() if n not in removes}
+                after.update({n: wrote[n] for n in sets})
+                yield (UNDO, key, "put back", previous, to_json(after))
+        finally:
+            reader.close()
 
     def _planned(self, job: str) -> bool:
         sql = "SELECT 1 FROM meta WHERE name = ?"
@@ -256,6 +357,13 @@ class JobFile:
             )
         return cur.rowcount == 1
 
+    def attempt(self, job: str, key: str) -> bool:
+        """Record that the write of `key` is being sent; True if it had been sent before
+        (a run a crash interrupted), so a write found done is ours."""
+        with self._lock, self._db:
+            cur = self._db.execute("INSERT OR IGNORE INTO attempts VALUES (?, ?)", (job, key))
+        return cur.rowcount == 0
+
     def retry_failed(self, job: str) -> int:
         """Forget 'failed' outcomes so the next run tries those keys again."""
         with self._lock, self._db:
@@ -274,7 +382,11 @@ class JobFile:
             ).fetchall()
         by = dict(rows)
         return WriteCounts(
-            planned, by.get("written", 0), by.get("conflict", 0), by.get("failed", 0)
+            planned,
+            by.get("written", 0),
+            by.get("conflict", 0),
+            by.get("failed", 0),
+            by.get("already", 0),
         )
 
     def outcomes(self, job: str, result: str) -> list[tuple[str, str]]:
@@ -284,6 +396,20 @@ class JobFile:
                 "SELECT key, detail FROM outcomes WHERE job = ? AND result = ? ORDER BY key",
                 (job, result),
             ).fetchall()
+
+
+def expired(item: Item, ttl_attribute: str | None, now: float | None) -> bool:
+    """Has the item's TTL passed? DynamoDB deletes such items itself (a TTL attribute holds
+    epoch seconds as a number; any other type never expires)."""
+    if not ttl_attribute or now is None:
+        return False
+    value = item.get(ttl_attribute) or {}
+    if "N" not in value:
+        return False
+    try:
+        return Decimal(value["N"]) < Decimal(repr(now))
+    except InvalidOperation:
+        return False
 
 
 def _side(side: str) -> str:

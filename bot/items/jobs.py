@@ -82,6 +82,13 @@ class ItemJob:
     progress_text: str = ""
     # The copy back: what was asked, by whom, who decided; then the counts.
     include_changed: bool = False
+    # What the copy back leaves out, decided before approval: items whose TTL has passed
+    # (unless include_expired) and the keys in leave_out (canonical key texts); `plan` counts
+    # what it would write and leave out (bot/items/jobfile.CopyPlan), for the card.
+    include_expired: bool = False
+    leave_out: tuple[str, ...] = ()
+    plan: dict[str, int] = field(default_factory=dict)
+    ttl_attribute: str = ""
     copy_requested_by: str | None = None
     copy_decided_by: str | None = None
     copy_counts: dict[str, int] = field(default_factory=dict)
@@ -110,6 +117,8 @@ class ItemJob:
 
     @property
     def to_copy(self) -> int:
+        if self.plan:
+            return self.plan.get("missing", 0) + self.plan.get("changed", 0)
         return self.missing + (self.changed if self.include_changed else 0)
 
     @property
@@ -127,7 +136,16 @@ class ItemJob:
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> ItemJob:
-        return load(cls, data, state=JobState, approvals=tuple)
+        return load(cls, data, state=JobState, approvals=tuple, leave_out=tuple)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a step of the engine (bot/items/recovery.py) tells the person who asked."""
+
+    ok: bool
+    message: str = ""
+    job: ItemJob | None = None
 
 
 STALE_DECISION = (

@@ -31,11 +31,12 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.items.copyplan import CopyPlanning
 from bot.items.engine import (
     DEFAULT_READ_UNITS_PER_SECOND,
     DEFAULT_WRITE_UNITS_PER_SECOND,
@@ -47,7 +48,7 @@ from bot.items.engine import (
 )
 from bot.items.files import DEFAULT_RETENTION, JobFiles, days
 from bot.items.jobfile import COPY_BACK, UNDO, JobFile, WriteCounts
-from bot.items.jobs import AWAITING, RUNNING, STALE_DECISION, ItemJob, JobState, already
+from bot.items.jobs import AWAITING, RUNNING, STALE_DECISION, ItemJob, JobState, Outcome, already
 from bot.items.report import write_jsonl
 from bot.restores import RestoreRequest, State
 from bot.store import AuditEvent
@@ -62,14 +63,7 @@ Route = Callable[[str], tuple[Any, str]]
 Identify = Callable[[str], dict[str, Any] | None]
 
 
-@dataclass(frozen=True)
-class Outcome:
-    ok: bool
-    message: str = ""
-    job: ItemJob | None = None
-
-
-class ItemRecovery(JobFiles):
+class ItemRecovery(JobFiles, CopyPlanning):
     def __init__(
         self,
         store: Any,
@@ -274,11 +268,10 @@ class ItemRecovery(JobFiles):
                     note="",
                     **fresh,
                 )
-                if new.to_copy == 0:
+                new = self.with_plan(new)  # counted for the card: what is written, left out
+                if new.to_copy == 0 and not new.plan.get("expired"):
                     return Outcome(False, "There is nothing to copy back.")
-                detail = f"{new.missing} missing" + (
-                    f" + {new.changed} changed" if include_changed else ""
-                )
+                detail = f"{new.plan}"
             event = "undo_requested" if undo else "copy_back_requested"
             saved = self.store.job_save(
                 job, new, ["items_approval"], [self._entry(event, job, user, detail)]
@@ -410,7 +403,7 @@ class ItemRecovery(JobFiles):
         files = JobFile(job.job_path)
         try:
             if name == COPY_BACK:
-                files.plan_copy_back(include_changed=job.include_changed)
+                files.plan_copy_back(**self.plan_args(job))
             else:
                 files.plan_undo()
             before = files.write_counts(name)
@@ -592,9 +585,4 @@ class ItemRecovery(JobFiles):
 
 
 def _counts(counts: WriteCounts) -> dict[str, int]:
-    return {
-        "planned": counts.planned,
-        "written": counts.written,
-        "conflict": counts.conflict,
-        "failed": counts.failed,
-    }
+    return {k: getattr(counts, k) for k in ("planned", "written", "conflict", "failed", "already")}

@@ -3,7 +3,9 @@
 Items are compared as DynamoDB JSON, so types matter: N "1" is not S "1". Decisions:
 - numbers compare numerically (N "1.0" == N "1"): DynamoDB itself stores numbers without
   leading/trailing zeros and compares them numerically in conditions, so "1.0" and "1" are the
-  same stored value;
+  same stored value. Exactly: DynamoDB keeps up to 38 significant digits (magnitude 1E-130 to
+  9.9999999999999999999999999999999999999E+125), so the canonical form never rounds (Python's
+  default decimal context keeps 28 digits: numbers differing in digits 29-38 would collapse);
 - sets (SS, NS, BS) compare as sets (order never matters); lists in order; maps by key.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 Item = dict[str, dict[str, Any]]  # boto3 low-level shape: {"name": {"S": "x"}, ...}
@@ -107,9 +109,61 @@ def _number(raw: str) -> str:
         number = Decimal(raw)
     except InvalidOperation as exc:
         raise ValueError(f"not a DynamoDB number: {raw!r}") from exc
+    if not number.is_finite():
+        raise ValueError(f"not a DynamoDB number: {raw!r}")
     if number == 0:
         return "0"
-    return format(number.normalize(), "f")  # plain digits, as DynamoDB shows numbers
+    # normalize() rounds to its context's precision: an exact context, never the default 28.
+    return format(number.normalize(_EXACT), "f")  # plain digits, as DynamoDB shows numbers
+
+
+# Wide enough that normalize() never rounds a number DynamoDB accepts (38 digits, exponents
+# -130..125), nor one it would refuse: two different numbers never share a canonical form.
+_EXACT = Context(prec=1000, Emax=999_999, Emin=-999_999)
+
+
+def item_size(item: Item) -> int:
+    """The item's size in bytes as DynamoDB counts it (the 400 KB limit, capacity units):
+    each attribute's UTF-8 name plus its value, binary as its raw bytes (never base64, which
+    is a third bigger). AWS's documented rules ("Item sizes and formats")."""
+    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
+
+
+def value_size(value: dict[str, Any]) -> int:
+    ((kind, raw),) = value.items()
+    if kind == "S":
+        return len(raw.encode())
+    if kind == "N":
+        return _number_size(raw)
+    if kind == "B":
+        return len(_raw_bytes(raw))
+    if kind == "SS":
+        return sum(len(s.encode()) for s in raw)
+    if kind == "NS":
+        return sum(_number_size(n) for n in raw)
+    if kind == "BS":
+        return sum(len(_raw_bytes(b)) for b in raw)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":  # 3 bytes of overhead, 1 byte per element
+        return 3 + sum(1 + value_size(v) for v in raw)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + value_size(v) for k, v in raw.items())
+    raise ValueError(f"unknown DynamoDB type {kind!r}")
+
+
+def _number_size(raw: str) -> int:
+    """1 byte per two significant digits, plus 1 (plus 1 more for a negative number): AWS's
+    "approximately" made exact the way the service is observed to count."""
+    number = Decimal(raw)
+    if number == 0:
+        return 1
+    digits = len(number.normalize(_EXACT).as_tuple().digits)
+    return (digits + 1) // 2 + 1 + (1 if number < 0 else 0)
+
+
+def _raw_bytes(raw: bytes | str) -> bytes:
+    return base64.b64decode(raw) if isinstance(raw, str) else raw
 
 
 def _b64(raw: bytes | str) -> str:

@@ -154,7 +154,13 @@ def test_kill_9_in_the_middle_of_a_copy_back_of_5000_items_finishes_after_restar
         30,
         "the job to be COPIED",
     )
-    assert job["copy_counts"] == {"planned": n, "written": n, "conflict": 0, "failed": 0}
+    assert job["copy_counts"] == {
+        "planned": n,
+        "written": n,
+        "conflict": 0,
+        "failed": 0,
+        "already": 0,
+    }
     assert_each_key_put_once(sim, n)
     time.sleep(3 * POLL + 1)  # room for a second final reply (if there were one) to show up
     finals = [
@@ -198,7 +204,13 @@ def test_sigterm_in_the_middle_of_a_copy_back_stops_at_a_checkpoint_and_the_next
         30,
         "the job to be COPIED",
     )
-    assert job["copy_counts"] == {"planned": n, "written": n, "conflict": 0, "failed": 0}
+    assert job["copy_counts"] == {
+        "planned": n,
+        "written": n,
+        "conflict": 0,
+        "failed": 0,
+        "already": 0,
+    }
     assert_each_key_put_once(sim, n)
     assert second.terminate() == 0, second.stderr()
     assert "Traceback" not in first.stderr() + second.stderr()

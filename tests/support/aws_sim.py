@@ -25,6 +25,7 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from support.dynamodb_limits import limit_error
 from support.gates import Gates
 
 __all__ = ["AwsSimulator"]
@@ -76,6 +77,7 @@ class AwsSimulator:
         self.creating_seconds: float = 0.0
         self.creating_for: dict[str, float] = {}
         self.widen_window: bool = True
+        self.expression_limits: bool = True  # refuse what AWS refuses (support.dynamodb_limits)
         self._lock = threading.Lock()
         self._counts: dict[str, int] = defaultdict(int)
         self._requests: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -324,6 +326,10 @@ class AwsSimulator:
         with self._lock:
             self._counts[op] += 1
             self._requests[op].append(body)
+            # DynamoDB's expression limits (300 operators, 4 KB), which moto does not check.
+            refused = limit_error(op, body) if self.expression_limits else None
+            if refused is not None:
+                return _Fault(1, refused[0], 400, refused[1]), 0.0
             fault = self._faults.get(op)
             if fault is not None:
                 fault.times -= 1

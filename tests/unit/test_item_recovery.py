@@ -118,6 +118,7 @@ def approved_copy_back(store, client, tmp_path) -> ItemJob:
     files = JobFile(job.job_path)
     files.plan_copy_back()
     for i in range(5):
+        files.attempt(COPY_BACK, key_text(item(i), ("pk",)))  # sent, then written
         client.put_item(TableName=LIVE, Item=item(i))
         if i < 4:
             files.record(COPY_BACK, key_text(item(i), ("pk",)), "written", previous=None)
@@ -132,7 +133,13 @@ def test_an_interrupted_copy_back_is_resumed_at_start_with_right_counts(client, 
     after_restart = recovery(store, counting, tmp_path, "new")
     assert after_restart.resume() == 1
     done = wait_state(store, job.id, JobState.COPIED)
-    assert done.copy_counts == {"planned": 10, "written": 10, "conflict": 0, "failed": 0}
+    assert done.copy_counts == {
+        "planned": 10,
+        "written": 10,
+        "conflict": 0,
+        "failed": 0,
+        "already": 0,
+    }
     assert counting.puts == 5  # items 5..9 only: nothing written twice
     for i in range(10):
         got = client.get_item(TableName=LIVE, Key={"pk": item(i)["pk"]})["Item"]
@@ -177,7 +184,13 @@ def test_stop_checkpoints_a_copy_back_and_gives_the_lease_back(client, tmp_path)
     after = recovery(store, counting, tmp_path, "new")
     assert after.resume() == 1  # at once: no lease to wait for
     done = wait_state(store, job.id, JobState.COPIED)
-    assert done.copy_counts == {"planned": 10, "written": 10, "conflict": 0, "failed": 0}
+    assert done.copy_counts == {
+        "planned": 10,
+        "written": 10,
+        "conflict": 0,
+        "failed": 0,
+        "already": 0,
+    }
     assert counting.puts == 5  # items 5..9, each once
 
 

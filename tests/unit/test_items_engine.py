@@ -211,7 +211,9 @@ def test_an_attribute_the_app_added_after_the_comparison_survives_copy_back_and_
 def test_a_resumed_overwrite_already_done_counts_once_as_written(tables, job):
     compare(tables, job)
     job.plan_copy_back(include_changed=True)
-    # The copy back had updated order-014 (which the app then extended) before the crash.
+    # The copy back had sent its update of order-014 (which the app then extended) before
+    # the crash lost its outcome.
+    job.attempt(COPY_BACK, '[{"S":"order-014"}]')
     tables.put_item(TableName=LIVE, Item={**order(14), "shipped": {"S": "yes"}})
     counts = ItemWriter(tables, job, write_units_per_second=None).run()
     assert (counts.written, counts.conflict, counts.failed) == (20, 0, 0)
@@ -234,6 +236,7 @@ def test_a_write_whose_outcome_was_lost_in_a_crash_counts_once_as_written(tables
     compare(tables, job)
     job.plan_copy_back()
     # The copy back had put order-000 when the process died, before recording it.
+    job.attempt(COPY_BACK, '[{"S":"order-000"}]')
     tables.put_item(TableName=LIVE, Item=order(0))
     counts = ItemWriter(tables, job, write_units_per_second=None).run()
     assert (counts.written, counts.conflict, counts.failed) == (12, 0, 0)

@@ -141,10 +141,13 @@ def test_any_attribute_name_goes_through_placeholders(name):
     assert name in cond.names.values()
 
 
-def test_too_many_attributes_for_one_condition_is_refused_not_truncated():
-    seen = {f"attribute_{i}": N(str(i)) for i in range(400)}
+def test_an_update_of_too_many_attributes_for_one_condition_is_refused_not_truncated():
+    # Wide items condition on the attributes the update writes (conditions.py); an update
+    # that writes 400 attributes has no condition within DynamoDB's 300 operators.
+    seen = {"pk": S("a"), **{f"attribute_{i}": N(str(i)) for i in range(400)}}
+    restored = {"pk": S("a"), **{f"attribute_{i}": N(str(i + 1)) for i in range(400)}}
     with pytest.raises(ConditionTooLong):
-        condition_for(Write({"pk": S("a")}, seen, seen), "pk")
+        condition_for(Write({"pk": S("a")}, restored, seen), "pk")
 
 
 # -- pacing ------------------------------------------------------------------------------------
