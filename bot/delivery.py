@@ -101,6 +101,34 @@ def readers_text(policy: Policy, table: str) -> str:
     return ", ".join(shown) + more + channel
 
 
+Record = Callable[[Destination, "str | None", "UploadRefused | None"], None]
+
+
+def deliver(
+    client: Any,
+    places: list[Destination],
+    path: Path,
+    filename: str,
+    title: str,
+    comment: str,
+    done: tuple[str, ...] | set[str],
+    record: Record,
+) -> None:
+    """Share the file at `path` (with `comment`: examples, a summary) in each place not yet
+    `done` (their keys). `record(place, file_id, None)` after each delivery, `record(place,
+    None, refusal)` after a refusal no retry fixes: the caller stores it (with its audit entry)
+    so a retry of the rest never sends one twice. Other errors propagate, for a retry."""
+    for place in places:
+        if place.key in done:
+            continue
+        try:
+            file_id = upload(client, path, open_place(client, place), filename, title, comment)
+        except UploadRefused as refused:
+            record(place, None, refused)
+            continue
+        record(place, file_id, None)
+
+
 def open_place(client: Any, dest: Destination) -> str:
     """The channel ID to share into: a DM is opened first (conversations.open, `im:write`)."""
     if dest.kind != "dm":

@@ -25,11 +25,10 @@ from bot.blocks import code, esc, fit, md, to_dicts, user
 from bot.delivery import (
     Destination,
     UploadRefused,
+    deliver,
     destinations,
-    open_place,
     readers_text,
     unshare,
-    upload,
 )
 from bot.items.diff import Kind
 from bot.items.engine import ItemsError, Progress
@@ -359,24 +358,11 @@ class ItemsSlack:
         job = self._job(job_id)
         if job is None or not self.engine.report_path(job).is_file():
             return  # its files were removed (retention): nothing left to deliver
-        policy, members = self.engine.policy, self.engine.members
-        for place in destinations(policy, job.live_table, job.requested_by, members):
-            if place.key in job.delivered:
-                continue
-            try:
-                file_id = self._deliver(job, place)
-            except UploadRefused as exc:
-                log.warning("item job %s: not delivered to %s (%s)", job.id, place.key, exc.error)
-                self._delivered(job_id, place, None, f"refused: {exc.error}")
-                self._reply(
-                    job,
-                    f":warning: The item data could not go to {place.label} "
-                    f"(`{esc(exc.error)}`): {exc.advice}. The counts above stay.",
-                )
-                continue
-            job = self._delivered(job_id, place, file_id, "diff file and examples") or job
-
-    def _deliver(self, job: ItemJob, place: Destination) -> str:
+        places = destinations(
+            self.engine.policy, job.live_table, job.requested_by, self.engine.members
+        )
+        if not places:
+            return
         files = JobFile(job.job_path)
         try:
             shown = examples(files)
@@ -387,20 +373,31 @@ class ItemsSlack:
             f"{code(job.live_table)}: {job.missing} missing, {job.changed} changed, "
             f"{job.added} added, {job.unchanged} unchanged. For the item readers only."
         ]
-        for kind, label in (
-            (Kind.MISSING, "Missing"),
-            (Kind.CHANGED, "Changed"),
-            (Kind.ADDED, "Added"),
-        ):
+        for kind, label in KINDS:
             if shown.get(kind):
                 lines.append(f"{label}, e.g.: " + "; ".join(code(e) for e in shown[kind]))
-        return upload(
+
+        def record(place: Destination, file_id: str | None, refused: UploadRefused | None) -> None:
+            if refused is None:
+                self._delivered(job_id, place, file_id, "diff file and examples")
+                return
+            log.warning("item job %s: not delivered to %s (%s)", job_id, place.key, refused.error)
+            self._delivered(job_id, place, None, f"refused: {refused.error}")
+            self._reply(
+                job,
+                f":warning: The item data could not go to {place.label} "
+                f"(`{esc(refused.error)}`): {refused.advice}. The counts above stay.",
+            )
+
+        deliver(
             self.client,
+            places,
             self.engine.report_path(job),
-            open_place(self.client, place),
             filename=f"{job.restored_table}-vs-{job.live_table}.jsonl",
             title=f"Differences: {job.restored_table} vs {job.live_table} (JSON Lines)",
-            initial_comment=fit("\n".join(lines), 3900),
+            comment=fit("\n".join(lines), 3900),
+            done=job.delivered,
+            record=record,
         )
 
     def _delivered(
