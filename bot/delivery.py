@@ -74,7 +74,7 @@ class Destination:
 
     @property
     def label(self) -> str:
-        return "a direct message" if self.kind == "dm" else f"<#{self.id}>"
+        return "a direct message to the person who asked" if self.kind == "dm" else f"<#{self.id}>"
 
 
 def destinations(policy: Policy, table: str, asker: str, members: Members) -> list[Destination]:

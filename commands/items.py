@@ -341,11 +341,8 @@ class ItemsSlack:
         if places:
             where = ", ".join(d.label for d in places)
             note = f"The items themselves go only to their readers: {where}."
-        else:
-            note = (
-                f"Item values go only to their readers ({readers_text(policy, job.live_table)}); "
-                "ask one of them."
-            )
+        else:  # (the readers are named to the asker only: naming them here would ping them)
+            note = "Item values go only to the table's item readers (policy `item_readers`)."
         if job.progress_ts:
             self._finish_progress(job, ":white_check_mark: Comparison done.")
         text, blocks = compared_blocks(job, shown, note)
