@@ -247,7 +247,7 @@ def result_blocks(job: ItemJob, conflicts: list[tuple[str, str]]) -> tuple[str, 
     ]
     if conflicts:
         lines.append("Skipped:")
-        lines += [f"• `{esc(key)}` {esc(detail)}" for key, detail in conflicts[:CONFLICTS_SHOWN]]
+        lines += [f"• {code(key)} {esc(detail)}" for key, detail in conflicts[:CONFLICTS_SHOWN]]
         if conflict > CONFLICTS_SHOWN:
             lines.append(f"…and {conflict - CONFLICTS_SHOWN} more.")
     blocks: list[Block] = [SectionBlock(text=md(fit("\n".join(lines))))]
@@ -485,7 +485,9 @@ class ItemsSlack:
             return
         name = UNDO if job.state == JobState.UNDONE else COPY_BACK
         conflicts: list[tuple[str, str]] = []
-        if job.files_removed_at is None:
+        # The skipped items' keys are item data: listed only where keys are not secret.
+        keys_visible = self.engine.policy.item_keys_visible_for(job.live_table)
+        if job.files_removed_at is None and keys_visible:
             files = JobFile(job.job_path)
             try:
                 conflicts = files.outcomes(name, "conflict")

@@ -146,7 +146,9 @@ def test_compare_then_copy_back_the_12_missing_with_another_persons_approval(mak
 
 
 def test_conflicts_are_skipped_and_reported_and_undo_restores_the_overwritten(make_bot, fake, sim):
-    bot, req, direct = restored_then_changed(sim, make_bot)
+    # Keys not secret here: the skipped items are listed by key in the thread.
+    keys_shown = Policy(rules=[{"tables": [LIVE], "copy_back": True, "item_keys_visible": True}])
+    bot, req, direct = restored_then_changed(sim, make_bot, policy=keys_shown)
     _, job = compare(bot, fake, req)
     live_before = {i: get(direct, i) for i in CHANGED}
     # Between the comparison and the approval, the application writes:

@@ -187,3 +187,21 @@ def test_reasons_are_verbatim_and_inert_and_no_message_unfurls(make_bot, fake, s
     for call in sent:
         assert call.args.get("unfurl_links") in (False, "false", "0"), call
         assert call.args.get("unfurl_media") in (False, "false", "0"), call
+
+
+def test_skipped_items_are_counted_not_listed_where_keys_are_secret(make_bot, fake, sim):
+    from commands.items import APPROVE_ACTION, COPY_MISSING_ACTION
+
+    policy = Policy(approvers=["U1", "U2"], rules=[{"tables": [LIVE], "copy_back": True}])
+    bot, req, direct = restored_then_changed(sim, make_bot, policy=policy)
+    bot.click(COMPARE_ACTION, req.id, "U1")
+    posted(fake, COUNTS)
+    (job,) = bot.services.store.job_find()
+    direct.put_item(TableName=LIVE, Item={"pk": {"S": "order-003"}, "status": {"S": "new"}})
+    bot.click(COPY_MISSING_ACTION, job.id, "U1")
+    posted(fake, "Copy back 12 items into orders?")
+    bot.click(APPROVE_ACTION, job.id, "U2")
+    final = posted(fake, "11 written, 1 skipped (conflict)")
+    bot.quiet()
+    assert item_values_shown([str(final.args)]) == []
+    assert item_values_shown(in_channel(fake)) == []
