@@ -195,14 +195,25 @@ class _Chunks:
         return self.handle.read(min(size if size > 0 else CHUNK, CHUNK))
 
 
-def unshare(client: Any, file_ids: tuple[str, ...] | list[str]) -> None:
-    """Delete files the bot shared (files.delete); one already gone is fine."""
+GONE = {"file_not_found", "file_deleted"}
+# files.delete refusals no retry fixes: logged for the operator, never retried forever.
+CANT_DELETE = {"cant_delete_file", "missing_scope", "not_allowed_token_type", "no_permission"}
+
+
+def unshare(client: Any, file_ids: tuple[str, ...] | list[str]) -> list[str]:
+    """Delete files the bot shared (files.delete); one already gone is fine. Returns the IDs
+    Slack refused to delete for good (to log); other errors propagate, for a retry."""
+    refused = []
     for file_id in file_ids:
         try:
             client.files_delete(file=file_id)
         except SlackApiError as exc:
-            if str(exc.response.get("error", "")) not in {"file_not_found", "file_deleted"}:
+            error = str(exc.response.get("error", ""))
+            if error in CANT_DELETE:
+                refused.append(f"{file_id} ({error})")
+            elif error not in GONE:
                 raise
+    return refused
 
 
 def _refused_or_raise(exc: SlackApiError) -> Exception:

@@ -429,7 +429,9 @@ class ItemsSlack:
         job = self._job(job_id)
         if job is None or not job.slack_files:
             return
-        unshare(self.client, job.slack_files)
+        refused = unshare(self.client, job.slack_files)
+        if refused:
+            log.error("item job %s: Slack files not deleted: %s", job.id, ", ".join(refused))
         for _ in range(20):
             fresh = self.store.job_get(job_id)
             if fresh is None:

@@ -109,3 +109,12 @@ def test_keys_shown_in_the_thread_are_code_spans_that_cannot_forge_a_line():
     assert text["verbatim"] is True
     line = next(line for line in text["text"].split("\n") if line.startswith("Missing"))
     assert "\\n:white_check_mark:" in line and "&lt;@U2&gt;" in line
+
+
+def test_deleting_shared_files_tolerates_gone_ones_and_reports_refusals(fake):
+    client = WebClient(base_url=fake.api_url, token="xoxb-test")
+    fake.fail("files.delete", times=1, status=200, error="file_not_found")
+    assert delivery.unshare(client, ["F1", "F2"]) == []
+    fake.fail("files.delete", times=1, status=200, error="cant_delete_file")
+    assert delivery.unshare(client, ["F3"]) == ["F3 (cant_delete_file)"]
+    assert [c.args["file"] for c in fake.calls("files.delete")] == ["F1", "F2", "F3"]
