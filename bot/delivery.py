@@ -16,6 +16,7 @@ is raised as is, for the outbox to retry.
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -55,9 +56,11 @@ Members = Callable[[str], Any]
 class UploadRefused(Exception):
     """Slack refused for good: never retried; `advice` says what to do."""
 
-    def __init__(self, error: str):
+    def __init__(self, error: str, needed: str = ""):
         self.error = error
         self.advice = ADVICE.get(error, "Slack refused it")
+        if error == "missing_scope" and needed:  # Slack names the scope it wanted
+            self.advice = f"add the `{needed}` scope to the app (manifest.yml) and reinstall it"
         super().__init__(f"{error}: {self.advice}")
 
 
@@ -218,4 +221,5 @@ def unshare(client: Any, file_ids: tuple[str, ...] | list[str]) -> list[str]:
 
 def _refused_or_raise(exc: SlackApiError) -> Exception:
     error = str(exc.response.get("error", ""))
-    return UploadRefused(error) if error in ADVICE else exc
+    needed = re.sub(r"[^a-z:._,-]", "", str(exc.response.get("needed") or ""))[:60]
+    return UploadRefused(error, needed) if error in ADVICE else exc

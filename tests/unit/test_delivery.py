@@ -118,3 +118,15 @@ def test_deleting_shared_files_tolerates_gone_ones_and_reports_refusals(fake):
     fake.fail("files.delete", times=1, status=200, error="cant_delete_file")
     assert delivery.unshare(client, ["F3"]) == ["F3 (cant_delete_file)"]
     assert [c.args["file"] for c in fake.calls("files.delete")] == ["F1", "F2", "F3"]
+
+
+def test_a_missing_scope_is_named_as_slack_names_it():
+    from slack_sdk.errors import SlackApiError
+
+    class Refusing:
+        def conversations_open(self, users):
+            raise SlackApiError("no", {"ok": False, "error": "missing_scope", "needed": "im:write"})
+
+    with pytest.raises(delivery.UploadRefused) as refused:
+        delivery.open_place(Refusing(), delivery.Destination("dm", "U1"))
+    assert "`im:write`" in refused.value.advice
