@@ -7,6 +7,7 @@ Slack's size limits, which the tests exercise.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -40,13 +41,26 @@ DENY_ACTION = "pitr_deny"
 DECISION_BLOCK = "decision"
 
 
+BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
+CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+
+
 def esc(text: object) -> str:
-    """Escape Slack's three control characters so user text stays plain text."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape Slack's three control characters so user text stays plain text, and break a
+    plain `@here`/`@channel`/`@everyone` with a word joiner so it can never notify anyone."""
+    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return BROADCAST.sub("@\u2060\\1", text)
+
+
+def visible(text: str) -> str:
+    """Control characters shown as escapes (`\\n`, `\\t`, `\\x1b`): a key with a newline
+    can't forge a line of its own."""
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return CONTROL.sub(lambda m: named.get(m[0]) or f"\\x{ord(m[0]):02x}", text)
 
 
 def code(text: object) -> str:
-    inner = esc(text).replace("`", "'")
+    inner = esc(visible(str(text))).replace("`", "'")
     return f"`{inner}`"
 
 
@@ -62,7 +76,9 @@ def slack_date(instant: datetime, fallback: str) -> str:
 
 
 def md(text: str) -> MarkdownTextObject:
-    return MarkdownTextObject(text=text)
+    # verbatim: Slack makes no links, channel names or mentions out of plain text (a URL in a
+    # reason stays text); the markup the builders write (<@U…>, <!date…>) still renders.
+    return MarkdownTextObject(text=text, verbatim=True)
 
 
 def instant_text(req: RestoreRequest, now: datetime) -> str:

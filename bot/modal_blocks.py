@@ -219,7 +219,7 @@ def restore_modal(channel: str, picked: Picked | None = None) -> View:
         blocks.append(
             ContextBlock(
                 block_id=SOURCE_INFO_BLOCK,
-                elements=[MarkdownTextObject(text=several_info_text(picked))],
+                elements=[MarkdownTextObject(text=several_info_text(picked), verbatim=True)],
             )
         )
     elif picked and picked.described:
@@ -228,7 +228,7 @@ def restore_modal(channel: str, picked: Picked | None = None) -> View:
         blocks.append(
             ContextBlock(
                 block_id=SOURCE_INFO_BLOCK,
-                elements=[MarkdownTextObject(text=prefix + info)],
+                elements=[MarkdownTextObject(text=prefix + info, verbatim=True)],
             )
         )
     blocks += [

@@ -291,6 +291,17 @@ class PitrService:
             raise self._explain("GetCallerIdentity", "*", exc) from exc
         return f"{resp['Arn']} (account {resp['Account']})"
 
+    def own_account_id(self) -> str | None:
+        """The bot's own AWS account ID (sts:GetCallerIdentity), asked once; None if AWS can't
+        say now (asked again next time)."""
+        if getattr(self, "_own_account", None) is None:
+            try:
+                self._own_account = str(self.sibling("sts").get_caller_identity()["Account"])
+            except (ClientError, BotoCoreError) as exc:
+                log.warning("own AWS account unknown (%s); table ARNs refused", exc)
+                return None
+        return self._own_account
+
     def identity_in(self, account: str) -> str:
         """Who the bot is in another account (policy `accounts`), through its role."""
         try:

@@ -112,11 +112,20 @@ class Rule(BaseModel):
     remind_after_days: float | None = Field(default=None, gt=0, le=365)
     # May the bot write restored items back into these (live) tables? None: the default.
     copy_back: bool | None = None
+    # Item data (bot/delivery.py): who may read it, whether keys are secret, where it goes.
+    item_readers: list[str] | None = None
+    item_keys_visible: bool | None = None
+    item_channel: str | None = None
 
-    @field_validator("approvers", "requesters")
+    @field_validator("approvers", "requesters", "item_readers")
     @classmethod
     def _ids(cls, v: list[str] | None) -> list[str] | None:
         return _check_ids(v, SLACK_ID, "Slack user or user-group IDs (U…, W…, S…)")
+
+    @field_validator("item_channel")
+    @classmethod
+    def _item_channel(cls, v: str | None) -> str | None:
+        return v if v is None else _check_ids([v], CHANNEL_ID, "a Slack channel ID (C…, G…)")[0]
 
 
 class DrillRule(BaseModel):
@@ -194,11 +203,21 @@ class Policy(BaseModel):
     drills: list[DrillRule] = Field(default_factory=list)
     # Copy back: writing restored items into a live table. Off unless a rule (or this) says so.
     copy_back: bool = False
+    # Item data: readers (None: each table's approvers), keys not secret, a restricted channel.
+    item_readers: list[str] | None = None
+    item_keys_visible: bool = False
+    item_channel: str | None = None
 
-    @field_validator("approvers", "requesters")
+    @field_validator("approvers", "requesters", "item_readers")
     @classmethod
-    def _ids(cls, v: list[str]) -> list[str]:
-        return _check_ids(v, SLACK_ID, "Slack user or user-group IDs (U…, W…, S…)") or []
+    def _ids(cls, v: list[str] | None) -> list[str] | None:
+        found = _check_ids(v, SLACK_ID, "Slack user or user-group IDs (U…, W…, S…)")
+        return found if v is not None else None
+
+    @field_validator("item_channel")
+    @classmethod
+    def _item_channel(cls, v: str | None) -> str | None:
+        return v if v is None else _check_ids([v], CHANNEL_ID, "a Slack channel ID (C…, G…)")[0]
 
     @field_validator("target_pattern")
     @classmethod
@@ -269,6 +288,36 @@ class Policy(BaseModel):
             if _matches(table, rule.tables):
                 return self.copy_back if rule.copy_back is None else rule.copy_back
         return self.copy_back
+
+    def _item_rule(self, table: str) -> Rule | None:
+        return next((r for r in self.rules if _matches(table, r.tables)), None)
+
+    def item_readers_for(self, table: str) -> tuple[str, ...]:
+        """Who may read `table`'s item values: `item_readers` (rule, else default), else the
+        table's approvers. Empty: anyone who may request or approve the table."""
+        rule = self._item_rule(table)
+        if rule is not None and rule.item_readers is not None:
+            return tuple(rule.item_readers)
+        if self.item_readers is not None:
+            return tuple(self.item_readers)
+        return self.for_table(table).approvers
+
+    def item_keys_visible_for(self, table: str) -> bool:
+        rule = self._item_rule(table)
+        keys = None if rule is None else rule.item_keys_visible
+        return self.item_keys_visible if keys is None else keys
+
+    def item_channel_for(self, table: str) -> str | None:
+        rule = self._item_rule(table)
+        return (rule.item_channel if rule is not None else None) or self.item_channel
+
+    def may_read_items(self, user: str, table: str, members: Members) -> Decision:
+        readers = self.item_readers_for(table)
+        if not readers:
+            return self.may_see(user, None, table, members)
+        if self.table_allowed(table) and _is_listed(user, readers, members):
+            return Decision.yes()
+        return Decision.no("You may not read this table's items (policy `item_readers`).")
 
     def may_copy_back(self, table: str) -> Decision:
         if self.table_allowed(table) and self.copy_back_for(table):

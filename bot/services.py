@@ -131,9 +131,27 @@ def roles_of(policy: Policy) -> dict[str, AssumedRole]:
     }
 
 
+class QuietWebClient(WebClient):
+    """The bot's one Slack client: every message it posts or edits sets `unfurl_links` and
+    `unfurl_media` off, so no text from a person or an item becomes a preview."""
+
+    def chat_postMessage(self, **kwargs: Any) -> Any:  # noqa: N802 - slack_sdk's name
+        return super().chat_postMessage(**quiet(kwargs))
+
+    def chat_postEphemeral(self, **kwargs: Any) -> Any:  # noqa: N802
+        return super().chat_postEphemeral(**quiet(kwargs))
+
+    def chat_update(self, **kwargs: Any) -> Any:
+        return super().chat_update(**quiet(kwargs))
+
+
+def quiet(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {"unfurl_links": False, "unfurl_media": False, **kwargs}
+
+
 def slack_client(settings: Settings) -> WebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return WebClient(
+    return QuietWebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=10,

@@ -87,7 +87,8 @@ def region_crossing(source: str, target: str) -> str | None:
 
 
 def parse_ref(text: str, aliases: dict[str, str] | None = None) -> TableRef:
-    """One table reference. `aliases` maps account IDs to policy aliases (for ARNs)."""
+    """One table reference. `aliases` maps account IDs to policy aliases ("" for the bot's
+    own); given, an ARN of any other account is refused."""
     text = text.strip()
     if not text:
         raise RefError(f"A table is missing. Write it as {FORMS}.")
@@ -96,7 +97,13 @@ def parse_ref(text: str, aliases: dict[str, str] | None = None) -> TableRef:
         if not match:
             raise RefError(f"`{_short(text)}` is not a DynamoDB table ARN.")
         account_id = match["account"]
-        alias = (aliases or {}).get(account_id)
+        if aliases is not None and account_id not in aliases:
+            # Never read as the bot's own: that would be another table of the same name.
+            raise RefError(
+                f"Account {account_id} is neither the bot's own nor one of the policy's "
+                f"`accounts`, so I can't reach `{match['name']}` there."
+            )
+        alias = (aliases or {}).get(account_id) or None
         return TableRef(match["name"], alias, match["region"], account_id)
     account: str | None = None
     if ":" in text:

@@ -22,6 +22,14 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextB
 
 from bot.aftercare.aws import AftercareService
 from bot.blocks import code, esc, fit, md, to_dicts, user
+from bot.delivery import (
+    Destination,
+    UploadRefused,
+    deliver,
+    destinations,
+    readers_text,
+    unshare,
+)
 from bot.items.diff import Kind
 from bot.items.engine import ItemsError, Progress
 from bot.items.jobfile import COPY_BACK, UNDO, JobFile
@@ -32,6 +40,7 @@ from bot.pitr import AwsError, PitrService
 from bot.restores import human_duration
 from bot.services import Services
 from bot.settings import work_dir_of
+from bot.store import AuditEvent
 from bot.tableref import RefError, parse_ref
 from commands import items_plan
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
@@ -53,11 +62,10 @@ def decision_value(job_id: str, undo: bool) -> str:
 
 
 UNDO_ACTION = "pitr_undo_copy_back"
+KINDS = ((Kind.MISSING, "Missing"), (Kind.CHANGED, "Changed"), (Kind.ADDED, "Added"))
 MAX_KEYS = 100
 KEYS = re.compile(r"\bkeys:\s*", re.IGNORECASE)
 CONFLICTS_SHOWN = 10
-# Upload errors no retry fixes: said in the thread instead.
-NO_UPLOAD = {"missing_scope", "not_allowed_token_type", "file_uploads_disabled", "not_in_channel"}
 
 
 def compare_button(restore_id: str) -> ActionsBlock:
@@ -113,9 +121,13 @@ def nothing_found(job: ItemJob) -> bool:
     return bool(job.partition_keys) and found == 0
 
 
-def compared_blocks(job: ItemJob, shown: dict[Kind, list[str]]) -> tuple[str, list[Block]]:
+def compared_blocks(
+    job: ItemJob, shown: dict[Kind, list[str]], where: str = ""
+) -> tuple[str, list[Block]]:
+    """The thread's reply: counts. `shown`: example *keys*, only when the policy says keys are
+    not secret (`item_keys_visible`); `where`: where the item data went (never here)."""
     live, copy = code(job.live_table), code(job.restored_table)
-    keys = f" (keys: {esc(', '.join(job.partition_keys))})" if job.partition_keys else ""
+    keys = f" ({len(job.partition_keys)} keys asked)" if job.partition_keys else ""
     if nothing_found(job):
         text = f"{job.restored_table} vs {job.live_table}: no item with those keys"
         line = (
@@ -137,7 +149,9 @@ def compared_blocks(job: ItemJob, shown: dict[Kind, list[str]]) -> tuple[str, li
         (Kind.ADDED, "Added"),
     ):
         if shown.get(kind):
-            lines.append(f"{label}, e.g.: " + "; ".join(esc(s) for s in shown[kind]))
+            lines.append(f"{label}, e.g.: " + "; ".join(code(s) for s in shown[kind]))
+    if where:
+        lines.append(where)
     blocks: list[Block] = [SectionBlock(text=md(fit("\n".join(lines))))]
     buttons = []
     if job.missing:
@@ -258,7 +272,7 @@ def result_blocks(job: ItemJob, conflicts: list[tuple[str, str]]) -> tuple[str, 
         lines.append(f"{counts['already']} already there before (left as they are, not undone)")
     if conflicts:
         lines.append("Skipped:")
-        lines += [f"• `{esc(key)}` {esc(detail)}" for key, detail in conflicts[:CONFLICTS_SHOWN]]
+        lines += [f"• {code(key)} {esc(detail)}" for key, detail in conflicts[:CONFLICTS_SHOWN]]
         if conflict > CONFLICTS_SHOWN:
             lines.append(f"…and {conflict - CONFLICTS_SHOWN} more.")
     blocks: list[Block] = [SectionBlock(text=md(fit("\n".join(lines))))]
@@ -305,6 +319,7 @@ class ItemsSlack:
             "items_copied": self.send_result,
             "items_undone": self.send_result,
             "items_failed": self.send_failed,
+            "items_unshare": self.send_unshare,
         }
 
     def _job(self, job_id: str) -> ItemJob | None:
@@ -339,43 +354,126 @@ class ItemsSlack:
         job = self._job(job_id)
         if job is None:
             return
+        policy, members = self.engine.policy, self.engine.members
         shown: dict[Kind, list[str]] = {}
-        if job.files_removed_at is None:  # opening a removed file would create it again
-            files = JobFile(job.job_path)
+        if job.files_removed_at is None and policy.item_keys_visible_for(job.live_table):
+            files = JobFile(job.job_path)  # opening a removed file would create it again
             try:
-                shown = examples(files)
+                shown = examples(files, keys_only=True)
             finally:
                 files.close()
+        places = destinations(policy, job.live_table, job.requested_by, members)
+        if places:
+            where = ", ".join(d.label for d in places)
+            note = f"The items themselves go only to their readers: {where}."
+        else:  # (the readers are named to the asker only: naming them here would ping them)
+            note = "Item values go only to the table's item readers (policy `item_readers`)."
         if job.progress_ts:
             self._finish_progress(job, ":white_check_mark: Comparison done.")
-        text, blocks = compared_blocks(job, shown)
+        text, blocks = compared_blocks(job, shown, note)
         self._reply(job, text, blocks)
 
     def send_report(self, job_id: str) -> None:
-        """The full diff as a JSON Lines file in the thread (files_upload_v2: files:write)."""
+        """The full diff (JSON Lines) and examples, to each allowed place once (bot/delivery.py):
+        the asker's DM if they may read the items, the table's `item_channel`. Never the
+        thread. Each delivery is recorded with an audit entry naming the reader."""
         job = self._job(job_id)
         if job is None or not self.engine.report_path(job).is_file():
-            return  # its files were removed (retention): nothing left to upload
+            return  # its files were removed (retention): nothing left to deliver
         if nothing_found(job):
             return  # an empty file says nothing the reply does not
+        places = destinations(
+            self.engine.policy, job.live_table, job.requested_by, self.engine.members
+        )
+        if not places:
+            return
+        files = JobFile(job.job_path)
         try:
-            self.client.files_upload_v2(
-                channel=job.channel,
-                thread_ts=job.thread_ts,
-                file=str(self.engine.report_path(job)),
-                filename=f"{job.restored_table}-vs-{job.live_table}.jsonl",
-                title=f"Differences: {job.restored_table} vs {job.live_table} (JSON Lines)",
-            )
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", ""))
-            if error not in NO_UPLOAD:
-                raise  # retried by the Announcer
-            log.warning("item job %s: diff file not uploaded (%s)", job.id, error)
+            shown = examples(files)
+        finally:
+            files.close()
+        lines = [
+            f":mag: Items of {code(job.restored_table)} compared with the live table "
+            f"{code(job.live_table)}: {job.missing} missing, {job.changed} changed, "
+            f"{job.added} added, {job.unchanged} unchanged. For the item readers only."
+        ]
+        for kind, label in KINDS:
+            if shown.get(kind):
+                lines.append(f"{label}, e.g.: " + "; ".join(code(e) for e in shown[kind]))
+
+        def record(place: Destination, file_id: str | None, refused: UploadRefused | None) -> None:
+            if refused is None:
+                self._delivered(job_id, place, file_id, "diff file and examples")
+                return
+            log.warning("item job %s: not delivered to %s (%s)", job_id, place.key, refused.error)
+            self._delivered(job_id, place, None, f"refused: {refused.error}")
             self._reply(
                 job,
-                f":warning: I could not upload the full diff here (`{esc(error)}`): the app "
-                "needs the `files:write` scope (see manifest.yml), and file uploads allowed.",
+                f":warning: The item data could not go to {place.label} "
+                f"(`{esc(refused.error)}`): {refused.advice}. The counts above stay.",
             )
+
+        deliver(
+            self.client,
+            places,
+            self.engine.report_path(job),
+            filename=f"{job.restored_table}-vs-{job.live_table}.jsonl",
+            title=f"Differences: {job.restored_table} vs {job.live_table} (JSON Lines)",
+            comment=fit("\n".join(lines), 3900),
+            done=job.delivered,
+            record=record,
+        )
+
+    def _delivered(
+        self, job_id: str, place: Destination, file_id: str | None, detail: str
+    ) -> ItemJob | None:
+        """Record a delivery (or a refusal for good) with its audit entry, in one write."""
+        for _ in range(20):
+            fresh = self.store.job_get(job_id)
+            if fresh is None:
+                return None
+            files = (*fresh.slack_files, file_id) if file_id else fresh.slack_files
+            new = replace(fresh, delivered=(*fresh.delivered, place.key), slack_files=files)
+            reader = place.id if place.kind == "dm" else None
+            event = "items_read" if file_id else "items_delivery_refused"
+            entry = AuditEvent(
+                self.services.clock(),
+                event,
+                fresh.id,
+                reader,
+                place.id if place.kind == "channel" else fresh.channel,
+                fresh.live_table,
+                f"{detail} ({place.kind} {place.id}; file {file_id or '-'})",
+            )
+            saved = self.store.job_save(fresh, new, (), [entry])
+            if saved is not None:
+                return saved
+        log.error("item job %s: could not record the delivery to %s", job_id, place.key)
+        return None
+
+    def send_unshare(self, job_id: str) -> None:
+        """The job's local files expired: the Slack files it shared are deleted too."""
+        job = self._job(job_id)
+        if job is None or not job.slack_files:
+            return
+        refused = unshare(self.client, job.slack_files)
+        if refused:
+            log.error("item job %s: Slack files not deleted: %s", job.id, ", ".join(refused))
+        for _ in range(20):
+            fresh = self.store.job_get(job_id)
+            if fresh is None:
+                return
+            entry = AuditEvent(
+                self.services.clock(),
+                "slack_files_deleted",
+                fresh.id,
+                None,
+                fresh.channel,
+                fresh.live_table,
+                f"{len(fresh.slack_files)} files (retention)",
+            )
+            if self.store.job_save(fresh, replace(fresh, slack_files=()), (), [entry]):
+                return
 
     def send_approval(self, job_id: str) -> None:
         job = self._job(job_id)
@@ -416,7 +514,9 @@ class ItemsSlack:
             return
         name = UNDO if job.state == JobState.UNDONE else COPY_BACK
         conflicts: list[tuple[str, str]] = []
-        if job.files_removed_at is None:
+        # The skipped items' keys are item data: listed only where keys are not secret.
+        keys_visible = self.engine.policy.item_keys_visible_for(job.live_table)
+        if job.files_removed_at is None and keys_visible:
             files = JobFile(job.job_path)
             try:
                 conflicts = files.outcomes(name, "conflict")
@@ -525,6 +625,13 @@ def register(app: App, services: Services) -> None:
     services.on_start.append(start)
     services.on_stop.append(engine.stop)
 
+    def reading_note(user_id: str, table: str) -> str:
+        """What the asker will get: the items by DM, or counts only and who can read them."""
+        if engine.policy.may_read_items(user_id, table, engine.members).allowed:
+            return "The diff file and examples come to you by direct message."
+        readers = readers_text(engine.policy, table)
+        return f"You get counts only: the items of {code(table)} are for {readers}."
+
     def tell(respond: Respond, text: str) -> None:
         respond(response_type="ephemeral", replace_original=False, text=text)
 
@@ -547,7 +654,8 @@ def register(app: App, services: Services) -> None:
                 return
             tell(
                 respond,
-                f"Comparing {code(table)} with {code(req.source)}; see the restore's thread.",
+                f"Comparing {code(table)} with {code(req.source)}; the counts go to the "
+                f"restore's thread. {reading_note(user_id, req.source)}",
             )
 
         after_ack(services, respond, start)
@@ -564,6 +672,11 @@ def register(app: App, services: Services) -> None:
             outcome = engine.start_compare(req, user_id, channel or (req.channel if req else ""))
             if not outcome.ok:
                 warn(respond, outcome.message)
+                return
+            tell(
+                respond,
+                f"Comparing; the counts go to the thread. {reading_note(user_id, req.source)}",
+            )
 
         after_ack(services, respond, start)
 

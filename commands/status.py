@@ -60,5 +60,7 @@ def register(app: App, services: Services) -> None:
         drills = drill_status_line(services.store.drill_find(source=table, limit=50))
         if drills:
             text += "\n" + drills
-            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=esc(drills))]))
+            blocks.append(
+                ContextBlock(elements=[MarkdownTextObject(text=esc(drills), verbatim=True)])
+            )
         respond(response_type="ephemeral", text=text, blocks=to_dicts(blocks))

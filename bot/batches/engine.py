@@ -71,7 +71,7 @@ class Batches:
         -> the leader; or (field, why not); or the refusing table's own Outcome."""
         flow = self.flow
         try:
-            sources = parse_sources(new.source, flow.policy.account_aliases())
+            sources = parse_sources(new.source, flow.ctx.known_accounts(new.source))
         except RefError as exc:
             return self._refuse(new, "source", str(exc))
         try:

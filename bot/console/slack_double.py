@@ -74,6 +74,8 @@ class SlackDouble:
             reply.update(users=[])
         elif method.startswith("views."):
             reply.update(view={**(args.get("view") or {}), "id": "VCONSOLE"})
+        elif method == "conversations.open":  # a DM (item data goes to its readers)
+            reply.update(channel={"id": "D" + str(args.get("users", ""))})
         elif method == "files.getUploadURLExternal":  # files_upload_v2: upload here, then done
             file_id = "F" + self.next_ts().replace(".", "")
             reply.update(file_id=file_id, upload_url=f"{self.base}/upload/{file_id}")

@@ -63,6 +63,18 @@ class Context:
         self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
         self.on_event: Callable[[str], None] = lambda event: None  # metrics
 
+    def known_accounts(self, text: str = "arn:") -> dict[str, str]:
+        """Account ID -> policy alias ("" for the bot's own): the accounts a table ARN in
+        `text` may name. The bot's own is asked of AWS once (bot.pitr), and only when `text`
+        holds an ARN; unknown, ARNs of it are refused."""
+        known = dict(self.policy.account_aliases())
+        if "arn:" not in text:
+            return known
+        own = getattr(self.pitr, "own_account_id", lambda: None)()
+        if own:
+            known[own] = ""
+        return known
+
     def in_flight_from(self, source: str) -> list[RestoreRequest]:
         return self.store.find(states=[State.REQUESTED, *IN_FLIGHT], source=source)
 

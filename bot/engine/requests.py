@@ -245,7 +245,7 @@ class Requests:
             if problem:
                 return field, problem
         try:
-            source = parse_ref(new.source, self.ctx.policy.account_aliases())
+            source = parse_ref(new.source, self.ctx.known_accounts(new.source))
         except RefError as exc:
             return "source", str(exc)
         problem = table_name_problem(source.name, "Source table")
@@ -268,7 +268,7 @@ class Requests:
             problem = table_name_problem(text)
             return (None, problem) if problem else (text, "")
         try:
-            ref = parse_ref(text, self.ctx.policy.account_aliases())
+            ref = parse_ref(text, self.ctx.known_accounts(text))
         except RefError as exc:
             return None, str(exc)
         ref = canonical(ref, getattr(self.ctx.pitr, "region", None))

@@ -61,7 +61,8 @@ class JobFiles:
             saved = self.store.job_save(
                 job,
                 replace(job, files_removed_at=now, updated_at=job.updated_at),
-                (),
+                # The Slack files it shared go too (once: an outbox item, commands/items.py).
+                ("items_unshare",) if job.slack_files else (),
                 [self._entry("job_files_removed", job, None, f"after {days(self.retention)}")],
             )
             if saved is None:

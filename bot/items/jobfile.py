@@ -10,6 +10,7 @@ the keys with an outcome, and the counts are a GROUP BY over those rows.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -103,11 +104,24 @@ class PlannedWrite:
     expected: Item | None
 
 
+def private_file(path: Path) -> None:
+    """Create `path` readable by this user only (0600), or make it so: it holds item data."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+
+
+def private_dir(path: Path) -> None:
+    """Create the job directory readable by this user only (0700), or make it so."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
 class JobFile:
     """One comparison and its copy-back/undo jobs, in one SQLite file. Thread-safe."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        private_file(self.path)  # item data: SQLite gives its -wal/-shm the same mode
         self._db = sqlite3.connect(self.path, check_same_thread=False)
         self._lock = threading.Lock()
         with self._lock:

@@ -106,6 +106,10 @@ class ItemJob:
     note: str = ""  # the last refusal/denial or failure, in plain words
     # When the job files were deleted (retention over): no copy back or undo after that.
     files_removed_at: datetime | None = None
+    # Item data delivered to its readers (bot/delivery.py): the places done ("dm:U1",
+    # "channel:C9"), and the Slack files shared, deleted with the job's files.
+    delivered: tuple[str, ...] = ()
+    slack_files: tuple[str, ...] = ()
 
     @property
     def final(self) -> bool:
@@ -136,7 +140,15 @@ class ItemJob:
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> ItemJob:
-        return load(cls, data, state=JobState, approvals=tuple, leave_out=tuple)
+        return load(
+            cls,
+            data,
+            state=JobState,
+            approvals=tuple,
+            leave_out=tuple,
+            delivered=tuple,
+            slack_files=tuple,
+        )
 
 
 @dataclass(frozen=True)

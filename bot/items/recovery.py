@@ -47,7 +47,7 @@ from bot.items.engine import (
     Stopped,
 )
 from bot.items.files import DEFAULT_RETENTION, JobFiles, days
-from bot.items.jobfile import COPY_BACK, UNDO, JobFile, WriteCounts
+from bot.items.jobfile import COPY_BACK, UNDO, JobFile, WriteCounts, private_dir
 from bot.items.jobs import AWAITING, RUNNING, STALE_DECISION, ItemJob, JobState, Outcome, already
 from bot.items.report import write_jsonl
 from bot.restores import RestoreRequest, State
@@ -139,7 +139,7 @@ class ItemRecovery(JobFiles, CopyPlanning):
             self._audit("compare_refused", None, user, channel, req.source, problem)
             return Outcome(False, problem)
         now = self.clock()
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.work_dir)
         job = ItemJob(
             restore_id=req.id,
             live_table=req.source,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import IO
 
 from bot.items.diff import Kind, attribute_diff
-from bot.items.jobfile import Difference, JobFile
+from bot.items.jobfile import Difference, JobFile, private_file
 from bot.items.values import key_of, to_json
 
 
@@ -18,6 +18,7 @@ def write_jsonl(job: JobFile, out: IO[str] | str | Path) -> int:
     "restored", "live"}; items and the key in DynamoDB JSON (binary as base64).
     """
     if isinstance(out, (str, Path)):
+        private_file(Path(out))
         with Path(out).open("w", encoding="utf-8") as handle:
             return write_jsonl(job, handle)
     count = 0
@@ -44,8 +45,9 @@ def line(diff: Difference, key_names: tuple[str, ...]) -> dict:
     }
 
 
-def examples(job: JobFile, per_kind: int = 3) -> dict[Kind, list[str]]:
-    """A few examples of each kind in plain words: `pk=order-7: status changed`."""
+def examples(job: JobFile, per_kind: int = 3, keys_only: bool = False) -> dict[Kind, list[str]]:
+    """A few examples of each kind in plain words: `pk=order-7: status changed` (or only
+    `pk=order-7` with `keys_only`, for a thread that may show keys but not attributes)."""
     out: dict[Kind, list[str]] = {}
     for kind in (Kind.MISSING, Kind.CHANGED, Kind.ADDED):
         shown = []
@@ -53,7 +55,7 @@ def examples(job: JobFile, per_kind: int = 3) -> dict[Kind, list[str]]:
             source = diff.restored or diff.live
             assert source is not None
             key = ", ".join(f"{name}={next(iter(source[name].values()))}" for name in job.key_names)
-            if kind is Kind.CHANGED:
+            if kind is Kind.CHANGED and not keys_only:
                 shown.append(f"{key}: {attribute_diff(diff.restored, diff.live).summary()}")
             else:
                 shown.append(key)

@@ -95,12 +95,12 @@ def test_compare_then_copy_back_the_12_missing_with_another_persons_approval(mak
     text = str(reply.args["blocks"])
     assert "*12* missing" in text and "*8* changed" in text and "*5* added" in text
     assert "180 unchanged" in text
-    assert "pk=order-012: status changed" in text  # an example with the differing attribute
+    assert "order-0" not in text  # item data never goes to the thread (issue 20)
     assert button_labels(reply.args) == [
         "Copy back 12 missing items",
         "Copy back 12 missing + 8 changed",
     ]
-    # The full diff, uploaded as JSON Lines in the thread.
+    # The full diff, as JSON Lines, and examples: by DM to the asker, an item reader.
     (upload,) = fake.wait_for(lambda c: c.method == "file_upload", timeout=30)
     lines = [json.loads(line) for line in upload.args["content"].splitlines()]
     kinds = {}
@@ -113,7 +113,9 @@ def test_compare_then_copy_back_the_12_missing_with_another_persons_approval(mak
         "added": {f"order-{i:03d}" for i in ADDED},
     }
     (complete,) = fake.wait_for(lambda c: c.method == "files.completeUploadExternal")
-    assert complete.args["thread_ts"] == card_ts and complete.args["channel_id"] == "C1"
+    assert complete.args["channel_id"] == "DU1" and "thread_ts" not in complete.args
+    # an example with the differing attribute
+    assert "pk=order-012: status changed" in complete.args["initial_comment"]
 
     untouched = {i: get(direct, i) for i in [*CHANGED, *ADDED]}
     bot.click(COPY_MISSING_ACTION, job.id, "U1")
@@ -145,7 +147,9 @@ def test_compare_then_copy_back_the_12_missing_with_another_persons_approval(mak
 
 
 def test_conflicts_are_skipped_and_reported_and_undo_restores_the_overwritten(make_bot, fake, sim):
-    bot, req, direct = restored_then_changed(sim, make_bot)
+    # Keys not secret here: the skipped items are listed by key in the thread.
+    keys_shown = Policy(rules=[{"tables": [LIVE], "copy_back": True, "item_keys_visible": True}])
+    bot, req, direct = restored_then_changed(sim, make_bot, policy=keys_shown)
     _, job = compare(bot, fake, req)
     live_before = {i: get(direct, i) for i in CHANGED}
     # Between the comparison and the approval, the application writes:

@@ -93,6 +93,9 @@ class FakeSlack:
     def __init__(self) -> None:
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, list[str]] = {}
+        # Channels the bot was not invited to: chat:write.public lets it post there, but a
+        # file shared there answers not_in_channel (as Slack does).
+        self.not_member: set[str] = set()
         self._state = _State()
         self._cond = threading.Condition()
         self.gates = Gates()
@@ -334,7 +337,12 @@ class FakeSlack:
             file_id = "F" + self._next_ts().replace(".", "")
             url = f"http://127.0.0.1:{self.port}/upload/{file_id}"
             return {"ok": True, "upload_url": url, "file_id": file_id}
+        if method == "conversations.open":
+            # A DM with one person (im:write); its ID is D + the user's ID.
+            return {"ok": True, "channel": {"id": "D" + str(args.get("users", ""))}}
         if method == "files.completeUploadExternal":
+            if str(args.get("channel_id", "")) in self.not_member:
+                return {"ok": False, "error": "not_in_channel"}
             files = args.get("files")
             if isinstance(files, str):
                 files = json.loads(files)
@@ -407,12 +415,21 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             path = parts.path
             if path.startswith("/upload/"):
                 # files_upload_v2 step 2: the file's bytes, recorded as call "file_upload".
+                # Read in chunks, keeping the content of small files only: a test may measure
+                # the bot's memory while a big file goes through this same process.
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                content = raw.decode("utf-8", "replace")
-                args = {"file_id": path.rsplit("/", 1)[-1], "content": content}
+                kept, left = [], length
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 64 * 1024))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+                    if length <= 2 * 1024 * 1024:
+                        kept.append(chunk)
+                content = b"".join(kept).decode("utf-8", "replace")
+                args = {"file_id": path.rsplit("/", 1)[-1], "content": content, "length": length}
                 fake._record(Call("file_upload", args, time.time()))
-                self._send(200, b"OK - " + str(len(raw)).encode(), "text/plain")
+                self._send(200, b"OK - " + str(length - left).encode(), "text/plain")
                 return
             args = self._read_args(parts.query)
             auth = self.headers.get("Authorization") or ""

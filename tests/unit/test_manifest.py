@@ -39,3 +39,13 @@ def test_restore_usage_hint_examples_are_accepted() -> None:
     now = datetime(2027, 1, 1, tzinfo=UTC)
     for example in examples:
         parse_when(example, "UTC", now)  # raises WhenError if one is not a WHEN we take
+
+
+def test_the_item_data_delivery_has_its_scopes() -> None:
+    # Item data goes by direct message (conversations.open: im:write) as a file (files:write);
+    # chat:write.public posts cards without an invitation but shares no file.
+    scopes = yaml.safe_load(MANIFEST.read_text())["oauth_config"]["scopes"]["bot"]
+    assert {"files:write", "im:write", "chat:write.public"} <= set(scopes)
+    from bot.delivery import ADVICE
+
+    assert "im:write" in ADVICE["missing_scope"] and "/invite" in ADVICE["not_in_channel"]

@@ -111,3 +111,12 @@ def test_fifty_five_restores_in_one_account_start_fifty_and_queue_five():
     assert sum(1 for v in ahead.values() if v is None) == 51  # 50 in prod + 1 in staging
     assert [ahead[f"r{i}"] for i in range(50, 55)] == [0, 1, 2, 3, 4]
     assert queue_positions([("x", "prod")], {"prod": 50}) == {"x": 0}
+
+
+def test_an_arn_of_an_account_neither_the_bots_nor_in_accounts_is_refused():
+    known = {"123456789012": "", "111111111111": "prod"}  # the bot's own, and `prod`
+    arn = "arn:aws:dynamodb:us-east-1:{}:table/orders"
+    assert parse_ref(arn.format("123456789012"), known).account is None
+    assert parse_ref(arn.format("111111111111"), known).account == "prod"
+    with pytest.raises(RefError, match="999999999999.*accounts"):
+        parse_ref(arn.format("999999999999"), known)
