@@ -295,7 +295,8 @@ class Announcer:
         if leader is None:
             return True  # nowhere to say it
         members = members_of(self.store, leader.id)
-        if kind in {"card", "card_update"} and req is leader:
+        # A member's change updates the leader's card too: the card counts every table.
+        if kind == "card_update" or (kind == "card" and req is leader):
             text, card = batch_card(members, now)
             if kind == "card" and not leader.card_ts:
                 resp = self.client.chat_postMessage(

@@ -166,7 +166,10 @@ def period_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
         md(f"*Requested by*\n{user(req.requester)}"),
         md(f"*Approvals*\n{approvals_text(req)}"),
     ]
-    if req.state == State.ACTIVE:
+    if req.state == State.ACTIVE:  # the window as the change left it, not as it was asked
+        earliest = max(lost, req.window.earliest) if req.window is not None else lost
+        shown = esc(format_instant(earliest, "UTC"))
+        fields[2] = md(f"*Restorable window now*\n{shown} → now (was {window_text(req.window)})")
         warning = f":warning: Restore history before {lost_text} is gone."
     elif req.state in {State.DENIED, State.EXPIRED, State.CANCELLED}:
         warning = f"Restore history before {lost_text} would have been lost; it is kept."

@@ -13,9 +13,9 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.blocks import esc
+from bot.blocks import code, esc
 from bot.restores import table_name_problem
-from bot.tableref import RefError, parse_ref
+from bot.tableref import RefError, parse_ref, parse_sources, targets_for
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +123,18 @@ def ref_problem(text: str, label: str) -> str | None:
     except RefError as exc:
         return str(exc)
     return None
+
+
+def pairs_text(source: str, target: str) -> str:
+    """'`orders` → `orders-copy`'; for several sources each with its own target (the second
+    argument is then a suffix), not the sources as typed and the bare suffix."""
+    if "," not in source:
+        return f"{code(source)} → {code(target)}"
+    try:
+        sources = parse_sources(source)
+        targets = targets_for(sources, target)
+    except RefError:
+        return f"{code(source)} → {code(target)}"
+    return ", ".join(
+        f"{code(str(s))} → {code(str(t))}" for s, t in zip(sources, targets, strict=True)
+    )

@@ -31,7 +31,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.blocks import code, esc
+from bot.blocks import esc
 from bot.modal_blocks import (
     BILLING_ON_DEMAND,
     CALLBACK_ID,
@@ -60,7 +60,7 @@ from bot.restores import State, table_name_problem
 from bot.services import Services
 from bot.tableref import RefError, parse_sources, targets_for
 from bot.workflow import NewRequest, Outcome
-from commands.common import after_ack, reports_errors, user_tz
+from commands.common import after_ack, pairs_text, reports_errors, user_tz
 
 log = logging.getLogger(__name__)
 
@@ -511,7 +511,7 @@ def register(app: App, services: Services) -> None:
             client,
             channel,
             user,
-            f"Approval card posted for {code(form.source)} → {code(form.target)}. "
+            f"Approval card posted for {pairs_text(form.source, form.target)}. "
             "Someone else has to click *Approve*.",
         )
 

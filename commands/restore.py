@@ -8,16 +8,16 @@ import threading
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.blocks import APPROVE_ACTION, DENY_ACTION, code
+from bot.blocks import APPROVE_ACTION, DENY_ACTION
 from bot.restores import State
 from bot.services import Services
-from bot.tableref import RefError, parse_sources, targets_for
 from bot.workflow import NewRequest
 from commands import modal
 from commands.common import (
     MAX_TEXT,
     InputError,
     after_ack,
+    pairs_text,
     ref_problem,
     reports_errors,
     split_args,
@@ -49,21 +49,6 @@ def parse_restore(text: str) -> tuple[str, str, str, str]:
     return source, target, " ".join(rest) or "latest", reason
 
 
-def pairs_text(source: str, target: str) -> str:
-    """'`orders` → `orders-copy`'; for several sources each with its own target (the second
-    argument is then a suffix), not the sources as typed and the bare suffix."""
-    if "," not in source:
-        return f"{code(source)} → {code(target)}"
-    try:
-        sources = parse_sources(source)
-        targets = targets_for(sources, target)
-    except RefError:
-        return f"{code(source)} → {code(target)}"
-    return ", ".join(
-        f"{code(str(s))} → {code(str(t))}" for s, t in zip(sources, targets, strict=True)
-    )
-
-
 def register(app: App, services: Services) -> None:
     def restore_command(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
         text = (command.get("text") or "").strip()
@@ -92,7 +77,7 @@ def register(app: App, services: Services) -> None:
             ack()
             warn(respond, problem)
             return
-        ack(response_type="ephemeral", text=f"Checking {code(source)} → {code(target)}…")
+        ack(response_type="ephemeral", text=f"Checking {pairs_text(source, target)}…")
         requester = command["user_id"]
 
         def check_and_post() -> None:

@@ -376,3 +376,9 @@ def test_a_mistyped_or_wrongly_cased_table_gets_did_you_mean():
     status, restore = transcript.split("> /pitr-")[1:]
     assert "does not exist" in status and "Did you mean MusicCollection?" in status, status
     assert "does not exist" in restore and "Did you mean MusicCollection?" in restore, restore
+
+
+def test_a_drill_of_a_table_without_one_says_how_to_add_it():
+    transcript = run_console(["/pitr-drill Sessions"])
+    assert "no restore drill in the policy" in transcript, transcript
+    assert "drills:" in transcript and 'tables: ["Sessions"]' in transcript, transcript

@@ -71,7 +71,7 @@ def batch_card(members: list[RestoreRequest], now: datetime) -> tuple[str, list[
     if leader.reason:
         reason = esc_clip(leader.reason, SECTION - len("*Reason*\n"))
         top.append(SectionBlock(text=md(f"*Reason*\n{reason}")))
-    status = WITHDRAWN_LINE if leader.withdrawn else STATUS_LINE[leader.state]
+    status = batch_status(members)
     # The status and the buttons are reserved first: the table list never pushes them out.
     decision = decision_blocks(leader, status)
     lines = [f"*Tables ({len(members)})*"] + [
@@ -81,6 +81,27 @@ def batch_card(members: list[RestoreRequest], now: datetime) -> tuple[str, list[
     room = MESSAGE_BLOCKS - len(top) - len(decision)
     tables = packed(lines, room, lambda rest: f"…and {rest} more tables")
     return f"{title}: {status}", [*top, *(SectionBlock(text=md(t)) for t in tables), *decision]
+
+
+def batch_status(members: Sequence[RestoreRequest]) -> str:
+    """The card's status line: once approved, it counts every table, not the leader's alone
+    ("1 of 2 tables ACTIVE" while another is still CREATING)."""
+    leader = members[0]
+    if leader.withdrawn:
+        return WITHDRAWN_LINE
+    if leader.state not in {State.APPROVED, State.RESTORING, State.ACTIVE, State.FAILED}:
+        return STATUS_LINE[leader.state]  # undecided, denied, expired, cancelled: all alike
+    total = len(members)
+    active = sum(m.state == State.ACTIVE for m in members)
+    failed = sum(m.final and m.state != State.ACTIVE for m in members)
+    if active == total:
+        return f":white_check_mark: Restored — all {total} tables are ACTIVE"
+    if active + failed == total:
+        return f":x: {active} of {total} tables ACTIVE, {failed} failed — see the thread"
+    return (
+        f":hourglass_flowing_sand: Approved — {active} of {total} tables ACTIVE, "
+        "progress in the thread"
+    )
 
 
 def batch_facts(members: Sequence[RestoreRequest]) -> list[str]:

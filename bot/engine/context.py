@@ -83,9 +83,12 @@ class Context:
         account and region that `user` may see (never one outside the policy), or ''."""
         try:
             ref = parse_ref(table)
-            names = self.pitr.list_tables(account=ref.account, region=ref.region)
+            if ref.account is None and ref.region is None:
+                names = self.pitr.list_tables()
+            else:
+                names = self.pitr.list_tables(account=ref.account, region=ref.region)
         except (RefError, AwsError):
-            return ""
+            return ""  # a hint is best effort: the refusal stands without it
         place = replace(ref, name="x")
         visible = [
             n

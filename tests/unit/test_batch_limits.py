@@ -20,8 +20,9 @@ from bot.batches.blocks import (
     batch_done_blocks,
     batch_progress_text,
     batch_requester_notice,
+    batch_status,
 )
-from bot.blocks import STATUS_LINE, to_dicts
+from bot.blocks import to_dicts
 from bot.restores import RestoreRequest, State, Window
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -126,7 +127,7 @@ def test_the_batch_card_at_the_extremes_keeps_every_fact(state: State, n: int) -
     # The status line always; the buttons exactly while undecided, last.
     status = data[-2 if state == State.REQUESTED else -1]
     assert status["type"] == "context"
-    assert status["elements"][0]["text"].startswith(STATUS_LINE[state])
+    assert status["elements"][0]["text"].startswith(batch_status(members))
     buttons = [b for b in data if b["type"] == "actions"]
     if state == State.REQUESTED:
         assert data[-1]["type"] == "actions" and len(buttons) == 1

@@ -97,3 +97,72 @@ def test_a_restore_waiting_on_aws_limit_says_queued_and_why_on_card_and_thread()
     assert "queued: next in line" in card and "AWS limit reached" in card, card
     thread = queued_text(waiting)
     assert "queued: next in line" in thread and "LimitExceededException" in thread, thread
+
+
+def test_a_batch_card_counts_its_tables_not_the_leaders_state_alone():
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from bot.batches.blocks import batch_card
+    from bot.restores import RestoreRequest, State
+
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    ids = ("r1", "r2")
+    members = [
+        RestoreRequest(
+            id=ids[i],
+            source=name,
+            target=f"{name}-copy",
+            requester="U1",
+            channel="C1",
+            restore_at=now - timedelta(hours=1),
+            created_at=now - timedelta(minutes=10),
+            expires_at=now + timedelta(minutes=50),
+            approvals=("U2",),
+            batch_id="r1",
+            batch_index=i,
+            batch_members=ids if i == 0 else (),
+        )
+        for i, name in enumerate(("MusicCollection", "Sessions"))
+    ]
+
+    def status(*states: State) -> str:
+        card = batch_card([replace(m, state=s) for m, s in zip(members, states, strict=True)], now)
+        return card[0]
+
+    creating = status(State.ACTIVE, State.RESTORING)
+    assert "the table is ACTIVE" not in creating
+    assert "1 of 2 tables ACTIVE" in creating
+    assert "all 2 tables are ACTIVE" in status(State.ACTIVE, State.ACTIVE)
+    assert "1 of 2 tables ACTIVE, 1 failed" in status(State.ACTIVE, State.FAILED)
+
+
+def test_an_approved_shorter_period_card_shows_the_new_window():
+    from datetime import UTC, datetime, timedelta
+
+    from bot.blocks import period_card
+    from bot.period_change import PERIOD_CHANGE
+    from bot.restores import RestoreRequest, State, Window
+
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    old_window = Window(now - timedelta(days=35), now - timedelta(minutes=5))
+    req = RestoreRequest(
+        id="p1",
+        source="Orders",
+        target="Orders",
+        requester="U1",
+        channel="C1",
+        restore_at=None,
+        created_at=now - timedelta(minutes=10),
+        expires_at=now + timedelta(minutes=50),
+        kind=PERIOD_CHANGE,
+        recovery_days=7,
+        previous_days=35,
+        window=old_window,
+        state=State.ACTIVE,
+        decided_at=now,
+    )
+    text = str([b.to_dict() for b in period_card(req, now)[1]])
+    window_field = text.split("Restorable window now", 1)[1].split("'}", 1)[0]
+    assert "2026-11-19" in window_field, window_field  # 7 days before the approval
+    assert window_field.index("2026-11-19") < window_field.index("2026-10-22")
