@@ -10,6 +10,7 @@ import time
 from bot.items.jobs import JobState
 from bot.settings import work_dir_of
 from commands.items import APPROVE_ACTION, COMPARE_ACTION, COPY_MISSING_ACTION
+from e2e.test_attacks_authz import snapshot as refusal_snapshot
 from e2e.test_copy_back import RESTORED, compare, posted, restored_then_changed, wait_job
 
 
@@ -84,3 +85,29 @@ def test_an_approved_copy_back_runs_while_comparisons_are_running(make_bot, fake
         assert len(running) == 2
     finally:
         sim.release("Scan")
+
+
+def cards_waiting(bot) -> list:
+    return [r for r in bot.services.store.find(limit=100) if r.card_ts]
+
+
+def test_caps_on_requests_waiting_for_a_decision_refuse_past_the_limit(make_bot, fake, sim):
+    bot = make_bot(PITR_BOT_MAX_OPEN_REQUESTS_PER_USER=2, PITR_BOT_MAX_OPEN_REQUESTS=3)
+    for i in range(2):
+        bot.command("/pitr-restore", f"MusicCollection flood-{i} latest")
+        wait_for(lambda n=i: len(cards_waiting(bot)) == n + 1, 30, f"card {i + 1}")
+
+    before = refusal_snapshot(bot, sim, fake)
+    bot.command("/pitr-restore", "MusicCollection flood-2 latest")
+    reply = bot.wait_reply("U1", "waiting for a decision")
+    assert "You already have 2 requests waiting" in reply
+    assert "PITR_BOT_MAX_OPEN_REQUESTS_PER_USER" in reply
+    # No card, no AWS write, no post; only the audit entry every refused request gets.
+    assert refusal_snapshot(bot, sim, fake) == before | {"audit": before["audit"] + 1}
+
+    bot.command("/pitr-restore", "MusicCollection flood-3 latest", user="U3")  # 3 in all
+    wait_for(lambda: len(cards_waiting(bot)) == 3, 30, "the third card")
+    bot.command("/pitr-restore", "MusicCollection flood-4 latest", user="U2")
+    reply = bot.wait_reply("U2", "waiting for a decision")
+    assert "3 requests are waiting" in reply and "PITR_BOT_MAX_OPEN_REQUESTS)" in reply
+    assert len(bot.services.store.find(limit=100)) == 3
