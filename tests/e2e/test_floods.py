@@ -8,10 +8,12 @@ from __future__ import annotations
 import time
 
 from bot.items.jobs import JobState
+from bot.policy import Policy
 from bot.settings import work_dir_of
 from commands.items import APPROVE_ACTION, COMPARE_ACTION, COPY_MISSING_ACTION
 from e2e.test_attacks_authz import snapshot as refusal_snapshot
 from e2e.test_copy_back import RESTORED, compare, posted, restored_then_changed, wait_job
+from e2e.test_drills import NEVER_DUE, drill_policy
 
 
 def wait_for(check, timeout: float, what: str):
@@ -60,6 +62,13 @@ def test_ten_identical_pitr_diff_start_one_comparison_and_refuse_nine(make_bot, 
     wait_job(bot, job.id, JobState.COMPARED)
 
 
+def restore_into(bot, target: str):
+    """The restore into `target`, once its card is posted (BotUnderTest.wait_card returns the
+    newest restore, whichever it is)."""
+    found = [r for r in bot.services.store.find(limit=100) if r.target == target and r.card_ts]
+    return found[0] if found else None
+
+
 def test_an_approved_copy_back_runs_while_comparisons_are_running(make_bot, fake, sim):
     bot, req, _ = restored_then_changed(sim, make_bot)
     _, job = compare(bot, fake, req)
@@ -68,21 +77,31 @@ def test_an_approved_copy_back_runs_while_comparisons_are_running(make_bot, fake
     others = []
     for name, user in (("ledger", "U1"), ("payments", "U3")):
         sim.create_table(name, items=3)
-        others.append((bot.restore_to_active(name, f"{name}-restored"), user))
+        bot.command("/pitr-restore", f"{name} {name}-restored latest")
+        other = wait_for(lambda n=name: restore_into(bot, f"{n}-restored"), 30, "the card")
+        bot.approve(other.id, "U2")
+        others.append((bot.wait_state(other.id, "ACTIVE"), user))
     sim.hold("Scan")
     try:
         for other, user in others:
             bot.click(COMPARE_ACTION, other.id, user)
-        wait_for(lambda: sim.gates.waiting("Scan") >= 2, 30, "two comparisons at work")
+        comparing = {"ledger", "payments"}
+        wait_for(
+            lambda: (
+                {j.live_table for j in bot.services.store.job_find(states=[JobState.COMPARING])}
+                == comparing
+            ),
+            30,
+            "two comparisons at work",
+        )
 
         bot.click(COPY_MISSING_ACTION, job.id, "U1")
         posted(fake, "Copy back 12 items into orders?")
         bot.click(APPROVE_ACTION, job.id, "U2")
 
         posted(fake, "Copy back into orders: 12 written, 0 skipped (conflict), 0 failed")
-        assert sim.gates.waiting("Scan") >= 2  # the comparisons were still running
         running = bot.services.store.job_find(states=[JobState.COMPARING])
-        assert len(running) == 2
+        assert {j.live_table for j in running} == comparing  # still running, Scans held
     finally:
         sim.release("Scan")
 
@@ -111,3 +130,46 @@ def test_caps_on_requests_waiting_for_a_decision_refuse_past_the_limit(make_bot,
     reply = bot.wait_reply("U2", "waiting for a decision")
     assert "3 requests are waiting" in reply and "PITR_BOT_MAX_OPEN_REQUESTS)" in reply
     assert len(bot.services.store.find(limit=100)) == 3
+
+
+def test_drills_are_refused_when_the_accounts_restore_slots_are_short(make_bot, fake, sim):
+    # 49 of the account's 50 slots kept for restores: one restore running leaves drills none.
+    bot = make_bot(policy=drill_policy(), PITR_BOT_DRILL_RESERVED_SLOTS=49)
+    sim.hold_creating("incident-copy")
+    bot.command("/pitr-restore", "MusicCollection incident-copy latest")
+    req = bot.wait_card()
+    bot.approve(req.id, "U2")
+    bot.wait_state(req.id, "RESTORING")
+    wait_for(lambda: sim.count("RestoreTableToPointInTime") == 1, 30, "the restore call")
+    audit = len(bot.services.store.audit_events())
+
+    bot.command("/pitr-drill", "MusicCollection")
+
+    reply = bot.wait_reply("U1", "slots are short")
+    assert "PITR_BOT_DRILL_RESERVED_SLOTS" in reply
+    assert bot.services.store.drill_find(limit=10) == []
+    assert sim.count("RestoreTableToPointInTime") == 1  # the incident's: no drill restore
+    assert sim.count("TagResource") == 0 and sim.count("DeleteTable") == 0
+    drill_events = [e for e in bot.services.store.audit_events()[audit:] if "drill" in e.event]
+    assert drill_events == []
+    assert not [c for c in fake.calls("chat.postMessage") if c.args.get("channel") == "C9"]
+    sim.finish_creating("incident-copy")
+
+
+def test_drills_per_person_are_capped(make_bot, fake, sim):
+    sim.create_table("Ledger", pitr=True, items=2)
+    policy = Policy(
+        drills=[{"tables": ["MusicCollection", "Ledger"], "every": NEVER_DUE, "channel": "C9"}]
+    )
+    bot = make_bot(policy=policy, PITR_BOT_MAX_DRILLS_PER_USER=1, creating_seconds=600)
+    bot.command("/pitr-drill", "MusicCollection")
+    bot.wait_reply("U1", "drill of")
+    wait_for(lambda: sim.count("RestoreTableToPointInTime") == 1, 30, "the first drill's restore")
+    before = refusal_snapshot(bot, sim, fake)
+
+    bot.command("/pitr-drill", "Ledger")
+
+    reply = bot.wait_reply("U1", "You already have 1 drills running")
+    assert "PITR_BOT_MAX_DRILLS_PER_USER" in reply
+    assert [d.source for d in bot.services.store.drill_find(limit=10)] == ["MusicCollection"]
+    assert refusal_snapshot(bot, sim, fake) == before
