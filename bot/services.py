@@ -191,6 +191,7 @@ def build_services(
         client, store, clock=clock, poll_seconds=settings.poll_seconds, owner=workflow.owner
     )
     workflow.on_change = announcer.kick
+    workflow.ctx.open_caps = (settings.max_open_requests_per_user, settings.max_open_requests)
     tracker = Tracker(workflow, announcer, settings.poll_seconds)
     metrics = Metrics(store, clock)
     workflow.on_event = lambda event: metrics.events.labels(event).inc()

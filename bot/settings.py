@@ -51,6 +51,32 @@ class Settings(BaseSettings):
         default=7, gt=0, le=3650, alias="PITR_BOT_ITEMS_RETENTION_DAYS"
     )
 
+    # Limits on floods (issue 20): each refusal is ephemeral and changes nothing.
+    # Restore requests waiting for a decision (approval cards): per requester, and in all.
+    max_open_requests_per_user: int = Field(
+        default=10, ge=1, le=10_000, alias="PITR_BOT_MAX_OPEN_REQUESTS_PER_USER"
+    )
+    max_open_requests: int = Field(
+        default=100, ge=1, le=100_000, alias="PITR_BOT_MAX_OPEN_REQUESTS"
+    )
+    # Item comparisons running at once: per person, and in all (one per table always).
+    max_item_jobs_per_user: int = Field(
+        default=2, ge=1, le=1000, alias="PITR_BOT_MAX_ITEM_JOBS_PER_USER"
+    )
+    max_item_jobs: int = Field(default=4, ge=1, le=1000, alias="PITR_BOT_MAX_ITEM_JOBS")
+    # An item job starts only with this much free space where its files go (PITR_BOT_WORK_DIR).
+    min_free_disk_mb: int = Field(
+        default=1024, ge=0, le=10_000_000, alias="PITR_BOT_MIN_FREE_DISK_MB"
+    )
+    # Drills running at once: started by one person (/pitr-drill), and in all.
+    max_drills_per_user: int = Field(default=2, ge=1, le=1000, alias="PITR_BOT_MAX_DRILLS_PER_USER")
+    max_drills: int = Field(default=5, ge=1, le=50, alias="PITR_BOT_MAX_DRILLS")
+    # Of an account's 50 concurrent restores, this many are kept for approved restores: a drill
+    # starts only while restores and drills running there leave them free.
+    drill_reserved_slots: int = Field(
+        default=10, ge=0, le=49, alias="PITR_BOT_DRILL_RESERVED_SLOTS"
+    )
+
     @field_validator("state")
     @classmethod
     def _state(cls, v: str) -> str:

@@ -13,6 +13,7 @@ from slack_bolt import Ack, App, Respond
 from bot.blocks import esc
 from bot.drills.aws import DrillService
 from bot.drills.engine import DrillEngine
+from bot.drills.limits import DrillLimits
 from bot.drills.model import report_line
 from bot.services import Services
 from commands.common import (
@@ -52,6 +53,10 @@ def build_engine(services: Services) -> DrillEngine:
         clock=services.clock,
         poll_seconds=services.settings.poll_seconds,
         owner=services.workflow.owner,
+    )
+    settings = services.settings
+    engine.limits = DrillLimits(
+        settings.max_drills_per_user, settings.max_drills, settings.drill_reserved_slots
     )
     engine.on_change = services.announcer.kick
     engine.on_event = lambda event: services.metrics.events.labels(event).inc()

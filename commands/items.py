@@ -34,6 +34,7 @@ from bot.items.diff import Kind
 from bot.items.engine import ItemsError, Progress
 from bot.items.jobfile import COPY_BACK, UNDO, JobFile
 from bot.items.jobs import ItemJob, JobState
+from bot.items.limits import ItemLimits, JobGate
 from bot.items.recovery import ItemRecovery
 from bot.items.report import examples
 from bot.pitr import AwsError, PitrService
@@ -598,6 +599,12 @@ def register(app: App, services: Services) -> None:
         retention=timedelta(days=settings.items_retention_days),
         identify=identifier(AftercareService.from_pitr(services.pitr)),
     )
+    limits = ItemLimits(
+        settings.max_item_jobs_per_user,
+        settings.max_item_jobs,
+        settings.min_free_disk_mb * 1024 * 1024,
+    )
+    engine.admit = JobGate(services.store, work_dir_of(settings), limits).admit
     slack = ItemsSlack(services, engine)
     engine.on_change = services.announcer.kick
     engine.on_progress = slack.on_progress

@@ -29,6 +29,7 @@ from bot.aftercare.rules import (
     compare,
     dimension,
     protected,
+    split_reserved,
     streams,
     summary,
 )
@@ -269,14 +270,17 @@ class AftercareService(PitrService):
                 return f"TTL enabled on attribute `{want['attribute']}`"
             return "TTL disabled"
         if aspect == "tags":
-            tags = self._read_tags(source, self.describe(source))
+            tags, reserved = split_reserved(self._read_tags(source, self.describe(source)))
+            left_out = (
+                f"; left out {', '.join(reserved)} (`aws:` keys are AWS's)" if reserved else ""
+            )
             if not tags:
-                return "no tags to copy"
+                return "no tags to copy" + left_out
             arn = self.describe(target)["TableArn"]
             items = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
             for start in range(0, len(items), 50):  # TagResource takes at most 50 at once
                 self._call("TagResource", target, ResourceArn=arn, Tags=items[start : start + 50])
-            return f"{len(tags)} tag(s) copied"
+            return f"{len(tags)} tag(s) copied" + left_out
         if aspect == "streams":
             want = streams(self.describe(source))
             have = streams(self.describe(target))

@@ -89,9 +89,21 @@ def streams(desc: dict[str, Any]) -> dict[str, Any]:
     return {"enabled": enabled, "view": spec.get("StreamViewType") if enabled else None}
 
 
+# AWS refuses a whole TagResource call naming a key with this prefix (CloudFormation's and
+# CDK's own tags carry it; moto accepts it): such tags are never copied, nor count as missing.
+RESERVED_TAG_PREFIX = "aws:"
+
+
+def split_reserved(tags: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The tags a TagResource call may carry, and the sorted `aws:` keys left out."""
+    reserved = sorted(k for k in tags if k.lower().startswith(RESERVED_TAG_PREFIX))
+    return {k: v for k, v in tags.items() if k not in reserved}, reserved
+
+
 def differs(name: str, source: Any, target: Any) -> bool:
     if name == "tags":
-        return any(target.get(k) != v for k, v in source.items())
+        copyable, _ = split_reserved(source)
+        return any(target.get(k) != v for k, v in copyable.items())
     if name == "pitr":
         # Only "the source is protected and the copy is not" matters; days follow the source.
         return bool(source["enabled"]) and not target["enabled"]

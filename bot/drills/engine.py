@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.drills.aws import DrillService
+from bot.drills.limits import DrillLimits, drill_limit_problem
 from bot.drills.model import (
     CATCH_UP,
     DRILL_TABLE,
@@ -78,6 +79,7 @@ class DrillEngine:
         self.aws = aws
         self.policy = policy
         self.swept = threading.Event()  # the start-up sweep is done
+        self.limits = DrillLimits()  # caps and the restore slots kept free (bot/settings.py)
         self.members = members
         self.clock = clock
         self.poll_seconds = poll_seconds
@@ -109,7 +111,7 @@ class DrillEngine:
             return decision.reason
         if self.store.drill_find(states=LIVE, source=table, limit=1):
             return f"A drill of `{table}` is already running; its result will be posted."
-        return None
+        return drill_limit_problem(self.store, self.limits, table, user)
 
     def start_now(self, table: str, user: str, channel: str) -> DrillOutcome:
         """/pitr-drill: a drill of `table` now, if allowed (a refusal writes nothing)."""
@@ -188,6 +190,9 @@ class DrillEngine:
                     continue  # an earlier entry drills it
                 if self.store.drill_find(states=LIVE, source=table, limit=1):
                     log.info("drill slot %s of %s skipped: a drill is still running", slot, table)
+                    continue
+                if problem := drill_limit_problem(self.store, self.limits, table):
+                    log.info("drill slot %s of %s skipped: %s", slot, table, problem)
                     continue
                 drill = self._new_drill(table, rule, slot, now, drill_id=slot_drill_id(table, slot))
                 if isinstance(drill, str):

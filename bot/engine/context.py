@@ -60,6 +60,8 @@ class Context:
         self.min_restore_minutes = min_restore_minutes
         self.next_due: datetime | None = None  # when the next restore falls due (the tracker)
         self.owner = owner or uuid.uuid4().hex[:8]
+        # Requests waiting for a decision: at most (per requester, in all); bot/settings.py.
+        self.open_caps: tuple[int, int] = (10, 100)
         self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
         self.on_event: Callable[[str], None] = lambda event: None  # metrics
 

@@ -186,6 +186,9 @@ class Requests:
         decision = self.ctx.policy.may_request(new.requester, new.channel, src, self.ctx.members)
         if not decision.allowed:
             return "source", decision.reason
+        problem = self._open_problem(new.requester)
+        if problem:
+            return None, problem
         for field, decision in _target_and_key(self.ctx.policy, tgt, new.overrides):
             if not decision.allowed:
                 return field, decision.reason
@@ -234,6 +237,23 @@ class Requests:
                 "Choose another target name."
             )
         return _Checked(instant, pitr.window, source, src, tgt)
+
+    def _open_problem(self, requester: str) -> str | None:
+        """A flood of approval cards is refused: caps on requests waiting for a decision."""
+        per_user, total = self.ctx.open_caps
+        waiting = self.ctx.store.find(states=[State.REQUESTED], limit=total + 1)
+        mine = sum(1 for r in waiting if r.requester == requester)
+        if mine >= per_user:
+            return (
+                f"You already have {mine} requests waiting for a decision (at most {per_user}, "
+                "PITR_BOT_MAX_OPEN_REQUESTS_PER_USER); wait for a decision or let one expire."
+            )
+        if len(waiting) >= total:
+            return (
+                f"{len(waiting)} requests are waiting for a decision (at most {total}, "
+                "PITR_BOT_MAX_OPEN_REQUESTS); try again when some are decided."
+            )
+        return None
 
     def _places(self, new: NewRequest) -> tuple[TableRef, TableRef] | tuple[str, str]:
         """The source and target as canonical references, or (field, why not)."""

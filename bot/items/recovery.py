@@ -31,7 +31,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ from bot.items.engine import (
     Stopped,
 )
 from bot.items.files import DEFAULT_RETENTION, JobFiles, days
-from bot.items.jobfile import COPY_BACK, UNDO, JobFile, WriteCounts, private_dir
+from bot.items.jobfile import COPY_BACK, UNDO, JobFile, private_dir
 from bot.items.jobs import AWAITING, RUNNING, STALE_DECISION, ItemJob, JobState, Outcome, already
 from bot.items.report import write_jsonl
 from bot.restores import RestoreRequest, State
@@ -98,6 +98,10 @@ class ItemRecovery(JobFiles, CopyPlanning):
         self.read_units = read_units_per_second
         self.write_units = write_units_per_second
         self.pool = ThreadPoolExecutor(JOB_THREADS, thread_name_prefix="items-job")
+        # Copy back and undo (approved, small) never wait behind comparisons: threads of their own.
+        self.writes = ThreadPoolExecutor(JOB_THREADS, thread_name_prefix="items-write")
+        # Inserts a new comparison unless a limit refuses it (bot/items/limits.py): why, or None.
+        self.admit: Callable[[ItemJob, Callable], str | None] = lambda job, add: add() and None
         self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
         # Progress of a running job, for the message edited in place (Slack side).
         self.on_progress: Callable[[ItemJob, Progress], None] = lambda job, p: None
@@ -157,7 +161,9 @@ class ItemRecovery(JobFiles, CopyPlanning):
         job = replace(job, job_path=str(self.work_dir / f"{job.id}.sqlite"))
         detail = f"{req.target} vs {req.source}" + (f", keys: {len(keys)}" if keys else "")
         entry = self._entry("compare_started", job, user, detail)
-        self.store.job_add(job, announce=["items_progress"], audit=[entry])
+        problem = self.admit(job, lambda: self.store.job_add(job, ["items_progress"], [entry]))
+        if problem:
+            return Outcome(False, problem)
         self.on_change()
         self._submit(self.run_compare, job.id)
         return Outcome(True, "", job)
@@ -422,7 +428,7 @@ class ItemRecovery(JobFiles, CopyPlanning):
             files.close()
         for what in ("written", "conflict", "failed"):
             self.on_items(what, getattr(counts, what) - getattr(before, what))
-        done = _counts(counts)
+        done = asdict(counts)  # planned, written, conflict, failed, already
         words = (
             f"written {counts.written}, skipped (conflict) {counts.conflict}, "
             f"failed {counts.failed}"
@@ -519,7 +525,8 @@ class ItemRecovery(JobFiles, CopyPlanning):
         """Run `work(job_id)` on the job threads; False once they are shut down (the job stays
         in the store, resumed by the next process)."""
         try:
-            self.pool.submit(self._guard, work, job_id)
+            writing = work in (self.run_copy, self.run_undo)
+            (self.writes if writing else self.pool).submit(self._guard, work, job_id)
         except RuntimeError:  # submit after shutdown: stop() raced a click or a tick
             log.info("item job %s left for the next process (shutting down)", job_id)
             return False
@@ -551,6 +558,7 @@ class ItemRecovery(JobFiles, CopyPlanning):
         next process); jobs not started yet stay for it too."""
         self.stopping.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.writes.shutdown(wait=True, cancel_futures=True)
 
     def _release(self, job_id: str) -> None:
         try:
@@ -582,7 +590,3 @@ class ItemRecovery(JobFiles, CopyPlanning):
         self.renew_leases()
         if not self.stopping.is_set():
             self.resume()
-
-
-def _counts(counts: WriteCounts) -> dict[str, int]:
-    return {k: getattr(counts, k) for k in ("planned", "written", "conflict", "failed", "already")}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+from botocore.exceptions import ClientError
+
 from bot.policy import Policy
 from e2e.harness import button_labels
 
@@ -130,3 +132,54 @@ def test_after_restore_policy_copies_without_a_click(make_bot, fake, sim):
         "tags": {"team": "music", "cost": "42"},
         "pitr": "ENABLED",
     }
+
+
+def refuse_reserved_tag_keys(client) -> list[list[str]]:
+    """AWS refuses a whole TagResource call that names an `aws:` key (reserved for AWS's own
+    tags, e.g. CloudFormation's); moto accepts it. This hook answers like AWS does."""
+    seen: list[list[str]] = []
+
+    def check(params, **_):  # noqa: ANN001, ANN003, ANN202 - a botocore event handler
+        keys = [str(t.get("Key", "")) for t in params.get("Tags", [])]
+        seen.append(keys)
+        if any(k.lower().startswith("aws:") for k in keys):
+            error = {
+                "Code": "ValidationException",
+                "Message": "Tag keys starting with 'aws:' are reserved for system use",
+            }
+            raise ClientError({"Error": error}, "TagResource")
+
+    client.meta.events.register("before-parameter-build.dynamodb.TagResource", check)
+    return seen
+
+
+def test_copy_tags_leaves_out_aws_reserved_keys_and_says_which(make_bot, fake, sim):
+    prepare_source(sim)
+    direct = sim.client(direct=True)
+    arn = direct.describe_table(TableName=SOURCE)["Table"]["TableArn"]
+    stack = {"Key": "aws:cloudformation:stack-name", "Value": "music-stack"}
+    direct.tag_resource(ResourceArn=arn, Tags=[stack])  # moto lets a test set it
+    bot = make_bot(policy=Policy(approvers=["U2"]))
+    seen = refuse_reserved_tag_keys(bot.services.pitr.client)
+    req = bot.restore_to_active(SOURCE, "MusicRestored")
+    reply = aftercare_reply(fake, "MusicRestored")
+    assert button_labels(reply.args) == ["Enable PITR", "Copy TTL and tags", "Compare items"]
+    deadline = time.monotonic() + 30
+    while (ts := bot.services.store.get(req.id).aftercare_ts) is None:  # the reply's ts, stored
+        assert time.monotonic() < deadline, "the aftercare reply's ts was never stored"
+        time.sleep(0.05)
+
+    bot.click("pitr_fix_ttl_tags", req.id, "U1")
+
+    wait_buttons(fake, ts, ["Enable PITR", "Compare items"])
+    assert target_state(sim, "MusicRestored")["tags"] == {"team": "music", "cost": "42"}
+    assert not [k for keys in seen for k in keys if k.startswith("aws:")]  # never sent
+    (done,) = fake.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and "Copy TTL and tags done" in str(c.args.get("text", ""))
+        )
+    )
+    text = str(done.args.get("text", ""))
+    assert "2 tag(s) copied" in text
+    assert "aws:cloudformation:stack-name" in text and "left out" in text
