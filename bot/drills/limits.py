@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.batch import MAX_RESTORES_PER_ACCOUNT
+from bot.batches.model import MAX_RESTORES_PER_ACCOUNT
 from bot.drills.model import LIVE
 from bot.period_change import RESTORE
 from bot.restores import State
