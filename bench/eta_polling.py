@@ -37,6 +37,7 @@ is replaced). Nothing here asserts timings.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import random
 import re
@@ -103,12 +104,22 @@ def plan(args: argparse.Namespace, scale: float = 1.0, accounts: int = 1):
 
 
 def virtual(args: argparse.Namespace) -> dict[str, float]:
-    _, history, jobs = plan(args)
+    _, history, jobs = plan(args, accounts=accounts_for(args.restores))
     bot = VirtualBot(LIMITS)
     try:
         if history:
             bot.run(history)
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
+        if profiler:
+            bot.run_polls_inline()
+        cpu_before = time.process_time()
+        if profiler:
+            profiler.enable()
         ours = bot.run(jobs)
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+        tracking_cpu = time.process_time() - cpu_before
     finally:
         bot.close()
     theirs = [waiter_run(seconds) for _, _, seconds in jobs]
@@ -150,7 +161,12 @@ def virtual(args: argparse.Namespace) -> dict[str, float]:
             "bot / waiter",
         ],
     )
+    print(
+        f"bot CPU tracking the {len(jobs)} restores (virtual clock, this process): "
+        f"{tracking_cpu:.2f} s, {1000 * tracking_cpu / len(jobs):.1f} ms per restore"
+    )
     return {
+        "tracking_cpu_seconds": tracking_cpu,
         "bot_lag_median": statistics.median(bot_lag),
         "waiter_lag_median": statistics.median(waiter_lag),
         "lag_ratio": statistics.median(bot_lag) / statistics.median(waiter_lag),
@@ -296,6 +312,7 @@ def main() -> int:
     parser.add_argument("--cpu", action="store_true", help="real bot, compressed: CPU only")
     parser.add_argument("--compress", type=float, default=10, help="--cpu time compression")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--profile", metavar="FILE", help="virtual: cProfile of the bot's run")
     parser.add_argument(
         "--doc", metavar="FILE", help="--cpu: put the result row into FILE's CPU table"
     )

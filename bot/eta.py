@@ -44,10 +44,14 @@ class Eta:
     high: float  # seconds: median + MAD
     longest: float  # seconds: the longest duration among the samples used
     count: int
-    basis: str  # OWN, SIMILAR or FLOOR
+    basis: str  # OWN, SIMILAR, BORROWED or FLOOR
+    # The durations the estimate stands on, sorted (seconds): the polling plan's distribution
+    # (bot/poll_plan.py). Empty in estimates stored by earlier versions.
+    samples: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "samples": list(self.samples),
             "typical": self.typical,
             "low": self.low,
             "high": self.high,
@@ -68,6 +72,7 @@ class Eta:
                 longest=float(data["longest"]),
                 count=int(data["count"]),
                 basis=str(data["basis"]),
+                samples=tuple(float(x) for x in data.get("samples") or ()),
             )
         except (KeyError, TypeError, ValueError):
             return None  # written by another version: no estimate rather than a crash
@@ -105,6 +110,7 @@ def _from(seconds: list[float], basis: str) -> Eta:
         longest=max(seconds),
         count=len(seconds),
         basis=basis,
+        samples=tuple(sorted(seconds)),
     )
 
 

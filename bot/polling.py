@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot import poll_plan
 from bot.eta import FLOOR, Eta
 
 APPROACH = 3  # each wait is this fraction of the distance to (or past) the typical range
@@ -57,6 +58,11 @@ def next_delay(eta: Eta | None, elapsed: float, limits: PollLimits) -> float:
 
     if eta is None:
         return limits.poll_seconds
+    if eta.samples and eta.basis != FLOOR:
+        # The planned instants: expected lag smallest within the waiter's calls (issue 22).
+        plan_limits = poll_plan.PlanLimits(limits.poll_seconds, lo, hi)
+        return poll_plan.next_check(elapsed, poll_plan.plan(eta.samples, plan_limits), plan_limits)
+    # An estimate stored by an earlier version (no samples): the schedule of issue 15.
     if eta.basis == FLOOR:
         if elapsed < eta.typical:
             return clamp((eta.typical - elapsed) / APPROACH)

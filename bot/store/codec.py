@@ -13,6 +13,7 @@ from bot.store.records import Change
 _DATETIMES = {f.name for f in dataclasses.fields(RestoreRequest) if "datetime" in str(f.type)}
 
 
+_KNOWN = frozenset(f.name for f in dataclasses.fields(RestoreRequest))
 TUPLES = {"approvals", "source_indexes", "batch_members"}
 
 
@@ -33,10 +34,9 @@ def to_record(req: RestoreRequest) -> dict[str, Any]:
 
 
 def from_record(data: dict[str, Any]) -> RestoreRequest:
-    known = {f.name for f in dataclasses.fields(RestoreRequest)}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in known:
+        if key not in _KNOWN:
             continue  # written by a newer version; ignore rather than crash
         if key in _DATETIMES and isinstance(value, str):
             value = datetime.fromisoformat(value)
