@@ -288,3 +288,31 @@ def test_the_progress_reply_is_edited_about_once_a_minute(store, aws, clock: Clo
     assert later and all(55 <= g <= 125 for g in later), later
     assert 20 <= len(later) <= 42
     assert all(g >= 10 for g in gaps)  # never more often than the plain poll
+
+
+def test_the_progress_reply_says_overdue_within_one_poll_of_the_longest(store, aws, clock) -> None:
+    """Issue 22: passing the longest earlier restore of the table is news for the thread; the
+    progress reply says so at the next poll, not at the next minute's edit (or at ACTIVE)."""
+    flow, req = started(store, aws, clock)  # earlier restores took 35, 40 and 50 min
+    longest = timedelta(minutes=50)
+    begin = req.restore_called_at
+    said: list[tuple[timedelta, str]] = []  # (elapsed, progress text) of every edit sent
+
+    def send_progress() -> None:
+        """What the announcer does with a progress item: render, send, stamp progress_at."""
+        for item in store.outbox_due(clock.now, limit=50):
+            if item.kind == "progress":
+                current = store.get(item.restore_id)
+                said.append((clock.now - begin, progress_text(current, clock.now)))
+                store.save(current, replace(current, progress_at=clock.now))
+            store.outbox_done(item.id)
+
+    while clock.now - begin < longest + timedelta(seconds=60):
+        clock.advance(seconds=1)
+        flow.track()
+        send_progress()
+    overdue = [at for at, text in said if "taking longer than any earlier restore" in text]
+    assert overdue, "the thread never heard that the restore is overdue"
+    assert all(at > longest for at in overdue)
+    assert overdue[0] <= longest + timedelta(seconds=10)  # within one PITR_BOT_POLL_SECONDS
+    assert store.get(req.id).state == State.RESTORING  # said before ACTIVE
