@@ -316,3 +316,22 @@ def test_the_progress_reply_says_overdue_within_one_poll_of_the_longest(store, a
     assert all(at > longest for at in overdue)
     assert overdue[0] <= longest + timedelta(seconds=10)  # within one PITR_BOT_POLL_SECONDS
     assert store.get(req.id).state == State.RESTORING  # said before ACTIVE
+
+
+def test_a_first_restore_borrows_the_accounts_history_and_the_card_says_so(
+    store, aws, clock
+) -> None:
+    # Orders was never restored; three other tables of the account were, at Orders' size.
+    for n, (source, minutes) in enumerate((("Users", 20), ("Carts", 24), ("Events", 22))):
+        finished(store, minutes, source=source, n=n)
+    flow = make_flow(store, aws, clock)
+    req = requested(flow)
+    assert req.estimate == (
+        "typical 20–24 min (median 22 min; borrowed: estimated from 3 restores of other "
+        "tables in this account, by size)"
+    )
+    assert flow.approve(req.id, "U2").ok
+    running = store.get(req.id)
+    assert "other tables in this account (borrowed, by size)" in progress_text(
+        running, clock.now + timedelta(minutes=5)
+    )
