@@ -70,7 +70,8 @@ from bot.polling import PollLimits  # noqa: E402
 
 CPU_HEADER = "| run | announced | CPU measured"
 TARGET_RE = re.compile(r"(?:Hist\d{2}x\d{2}|BotRestore\d{3})")
-LIMITS = PollLimits(poll_seconds=10, min_seconds=2, max_seconds=60)  # the settings' defaults
+# The settings' defaults.
+LIMITS = PollLimits(poll_seconds=10, min_seconds=2, max_seconds=60, budget_seconds=20)
 
 
 def plan(args: argparse.Namespace, scale: float = 1.0, accounts: int = 1):
@@ -196,6 +197,9 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
     env = {
         "PITR_BOT_POLL_MIN_SECONDS": f"{LIMITS.min_seconds / c:.4f}",
         "PITR_BOT_POLL_MAX_SECONDS": f"{LIMITS.max_seconds / c:.4f}",
+        # The planner's budget is the waiter's Delay: compressed too, so the bot spends at
+        # compressed scale what it would spend at real scale (issue 22).
+        "PITR_BOT_POLL_BUDGET_SECONDS": f"{LIMITS.budget_seconds / c:.4f}",
     }
     bot = start_bot(
         fake,
@@ -226,6 +230,14 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
     load_after = os.getloadavg()[0]
     announced = len(told.keys() & set(cards))
     lag = [(told[t] - sim.active_at(t)) * c for _, t, _ in jobs]
+    # Calls: the bot's on each new table up to its notice; the waiter's at real scale (the
+    # virtual waiter on the uncompressed duration): every poll setting was compressed alike.
+    bot_calls = sum(
+        1 for at, table in sim.describes if table in told and at <= told[table] and table in cards
+    )
+    real = [seconds * c for _, _, seconds in jobs]
+    waiter_calls_total = sum(waiter_run(seconds).calls for seconds in real)
+    calls_ratio = bot_calls / waiter_calls_total
     mode = "no history" if args.fresh else f"history: {args.history} earlier restores per table"
     where = f"{accounts} accounts × {len(jobs) // accounts}" if accounts > 1 else "one account"
     print_table(
@@ -242,6 +254,10 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
             [
                 "notice lag median (x C, load-dependent: see the virtual run)",
                 f"{median(lag):.1f} s",
+            ],
+            [
+                "DescribeTable calls, bot / waiter (real scale, poll settings ÷ C)",
+                f"{bot_calls} / {waiter_calls_total} = {calls_ratio:.2f}",
             ],
         ],
         ["", "value"],
@@ -278,6 +294,8 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         "cpu_share_measured": sampler.cpu_share,
         "cpu_share_real_estimate": sampler.cpu_share / c,
         "wall_seconds": sampler.wall,
+        "calls_ratio": calls_ratio,
+        "lag_median_scaled": median(lag),
     }
 
 
