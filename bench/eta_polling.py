@@ -104,19 +104,28 @@ def plan(args: argparse.Namespace, scale: float = 1.0, accounts: int = 1):
     return sources, history, measured_jobs
 
 
-def virtual(args: argparse.Namespace) -> dict[str, float]:
-    _, history, jobs = plan(args, accounts=accounts_for(args.restores))
+def virtual(args: argparse.Namespace, quiet: bool = False) -> dict[str, float]:
+    sources, history, jobs = plan(args, accounts=accounts_for(args.restores))
+    sizes = None
+    if args.borrow:
+        # A table never restored: its typical time lies between the others' (35 min when they
+        # are 20/30/40), sizes grow as time squared (a restore ~ sqrt(size), any power would
+        # do); its restores get a borrowed estimate fitted on the others' history.
+        rng = random.Random(args.seed + 1000)
+        sizes = {s: int(1e9 * (20 + 10 * (n % args.tables)) ** 2) for n, s in enumerate(sources)}
+        sizes["NewTable"] = int(1e9 * 35**2)
+        jobs = [("NewTable", t, 35 * 60 * rng.lognormvariate(0, args.spread)) for _, t, _ in jobs]
     bot = VirtualBot(LIMITS)
     try:
         if history:
-            bot.run(history)
+            bot.run(history, sizes)
         profiler = cProfile.Profile(time.process_time) if args.profile else None
         if profiler:
             bot.run_polls_inline()
         cpu_before = time.process_time()
         if profiler:
             profiler.enable()
-        ours = bot.run(jobs)
+        ours = bot.run(jobs, sizes)
         if profiler:
             profiler.disable()
             profiler.dump_stats(args.profile)
@@ -131,6 +140,19 @@ def virtual(args: argparse.Namespace) -> dict[str, float]:
     waiter_rate = sum(o.calls for o in theirs) / hours
     config = waiter_config()
     mode = "no history" if args.fresh else f"history: {args.history} earlier restores per table"
+    if args.borrow:
+        mode += ", measured on a table without history (borrowed estimate)"
+    numbers = {
+        "tracking_cpu_seconds": tracking_cpu,
+        "bot_lag_median": statistics.median(bot_lag),
+        "waiter_lag_median": statistics.median(waiter_lag),
+        "lag_ratio": statistics.median(bot_lag) / statistics.median(waiter_lag),
+        "bot_calls_per_restore_hour": bot_rate,
+        "waiter_calls_per_restore_hour": waiter_rate,
+        "calls_ratio": bot_rate / waiter_rate,
+    }
+    if quiet:
+        return numbers
     print_table(
         f"{args.restores} restores, {mode}, spread {args.spread:.0%}, virtual clock, real time",
         [
@@ -175,6 +197,35 @@ def virtual(args: argparse.Namespace) -> dict[str, float]:
         "waiter_calls_per_restore_hour": waiter_rate,
         "calls_ratio": bot_rate / waiter_rate,
     }
+
+
+def sweep(args: argparse.Namespace) -> dict[str, float]:
+    """--sweep: the virtual run for --seeds seeds at each spread; median and worst ratios."""
+    rows, numbers = [], {}
+    for spread in (0.05, 0.10, 0.20, 0.30):
+        runs = []
+        for seed in range(1, args.seeds + 1):
+            one = argparse.Namespace(**{**vars(args), "spread": spread, "seed": seed})
+            runs.append(virtual(one, quiet=True))
+        lag = [r["lag_ratio"] for r in runs]
+        calls = [r["calls_ratio"] for r in runs]
+        rows.append(
+            [
+                f"{spread:.0%}",
+                f"{statistics.median(lag):.2f} / {max(lag):.2f}",
+                f"{statistics.median(calls):.2f} / {max(calls):.2f}",
+            ]
+        )
+        numbers[f"spread_{spread:.2f}"] = {"lag": lag, "calls": calls}
+        print(" | ".join(rows[-1]), flush=True)
+    mode = "no history" if args.fresh else f"{args.history} earlier restores per table"
+    mode += ", a table without history (borrowed)" if args.borrow else ""
+    print_table(
+        f"{args.restores} restores, {mode}, seeds 1–{args.seeds} per spread, virtual clock",
+        rows,
+        ["spread", "notice lag bot/waiter, median / worst", "calls bot/waiter, median / worst"],
+    )
+    return numbers
 
 
 def cpu(args: argparse.Namespace) -> dict[str, float]:
@@ -330,12 +381,15 @@ def main() -> int:
     parser.add_argument("--cpu", action="store_true", help="real bot, compressed: CPU only")
     parser.add_argument("--compress", type=float, default=10, help="--cpu time compression")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--borrow", action="store_true", help="virtual: a new table, borrowed")
+    parser.add_argument("--sweep", action="store_true", help="virtual: spreads 5-30 %% x seeds")
+    parser.add_argument("--seeds", type=int, default=10, help="--sweep: seeds per spread (10)")
     parser.add_argument("--profile", metavar="FILE", help="virtual: cProfile of the bot's run")
     parser.add_argument(
         "--doc", metavar="FILE", help="--cpu: put the result row into FILE's CPU table"
     )
     args = parser.parse_args()
-    numbers = cpu(args) if args.cpu else virtual(args)
+    numbers = cpu(args) if args.cpu else sweep(args) if args.sweep else virtual(args)
     dump_json(
         args.json,
         {"restores": args.restores, "fresh": args.fresh, "spread": args.spread, **numbers},

@@ -136,7 +136,9 @@ class VirtualBot:
         # Only its wake_at is used: when the real tracker would set its next alarm.
         self.tracker = Tracker(self.flow, announcer=None, poll_seconds=limits.poll_seconds)  # type: ignore[arg-type]
 
-    def run(self, jobs: list[tuple[str, str, float]]) -> dict[str, Outcome]:
+    def run(
+        self, jobs: list[tuple[str, str, float]], sizes: dict[str, int] | None = None
+    ) -> dict[str, Outcome]:
         """Approve every (source, target, duration) now; tick until all are ACTIVE."""
         now = self.clock()
         ids: dict[str, str] = {}
@@ -156,7 +158,7 @@ class VirtualBot:
                 decided_by="U2",
                 approvals=("U2",),
                 source_items=5,
-                source_bytes=1024,
+                source_bytes=(sizes or {}).get(source, 1024),
             )
             self.store.add(req)
             ids[target] = req.id
