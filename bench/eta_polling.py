@@ -37,6 +37,7 @@ is replaced). Nothing here asserts timings.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import random
 import re
@@ -69,7 +70,8 @@ from bot.polling import PollLimits  # noqa: E402
 
 CPU_HEADER = "| run | announced | CPU measured"
 TARGET_RE = re.compile(r"(?:Hist\d{2}x\d{2}|BotRestore\d{3})")
-LIMITS = PollLimits(poll_seconds=10, min_seconds=2, max_seconds=60)  # the settings' defaults
+# The settings' defaults.
+LIMITS = PollLimits(poll_seconds=10, min_seconds=2, max_seconds=60, budget_seconds=20)
 
 
 def plan(args: argparse.Namespace, scale: float = 1.0, accounts: int = 1):
@@ -102,13 +104,32 @@ def plan(args: argparse.Namespace, scale: float = 1.0, accounts: int = 1):
     return sources, history, measured_jobs
 
 
-def virtual(args: argparse.Namespace) -> dict[str, float]:
-    _, history, jobs = plan(args)
+def virtual(args: argparse.Namespace, quiet: bool = False) -> dict[str, float]:
+    sources, history, jobs = plan(args, accounts=accounts_for(args.restores))
+    sizes = None
+    if args.borrow:
+        # A table never restored: its typical time lies between the others' (35 min when they
+        # are 20/30/40), sizes grow as time squared (a restore ~ sqrt(size), any power would
+        # do); its restores get a borrowed estimate fitted on the others' history.
+        rng = random.Random(args.seed + 1000)
+        sizes = {s: int(1e9 * (20 + 10 * (n % args.tables)) ** 2) for n, s in enumerate(sources)}
+        sizes["NewTable"] = int(1e9 * 35**2)
+        jobs = [("NewTable", t, 35 * 60 * rng.lognormvariate(0, args.spread)) for _, t, _ in jobs]
     bot = VirtualBot(LIMITS)
     try:
         if history:
-            bot.run(history)
-        ours = bot.run(jobs)
+            bot.run(history, sizes)
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
+        if profiler:
+            bot.run_polls_inline()
+        cpu_before = time.process_time()
+        if profiler:
+            profiler.enable()
+        ours = bot.run(jobs, sizes)
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+        tracking_cpu = time.process_time() - cpu_before
     finally:
         bot.close()
     theirs = [waiter_run(seconds) for _, _, seconds in jobs]
@@ -119,6 +140,19 @@ def virtual(args: argparse.Namespace) -> dict[str, float]:
     waiter_rate = sum(o.calls for o in theirs) / hours
     config = waiter_config()
     mode = "no history" if args.fresh else f"history: {args.history} earlier restores per table"
+    if args.borrow:
+        mode += ", measured on a table without history (borrowed estimate)"
+    numbers = {
+        "tracking_cpu_seconds": tracking_cpu,
+        "bot_lag_median": statistics.median(bot_lag),
+        "waiter_lag_median": statistics.median(waiter_lag),
+        "lag_ratio": statistics.median(bot_lag) / statistics.median(waiter_lag),
+        "bot_calls_per_restore_hour": bot_rate,
+        "waiter_calls_per_restore_hour": waiter_rate,
+        "calls_ratio": bot_rate / waiter_rate,
+    }
+    if quiet:
+        return numbers
     print_table(
         f"{args.restores} restores, {mode}, spread {args.spread:.0%}, virtual clock, real time",
         [
@@ -150,7 +184,12 @@ def virtual(args: argparse.Namespace) -> dict[str, float]:
             "bot / waiter",
         ],
     )
+    print(
+        f"bot CPU tracking the {len(jobs)} restores (virtual clock, this process): "
+        f"{tracking_cpu:.2f} s, {1000 * tracking_cpu / len(jobs):.1f} ms per restore"
+    )
     return {
+        "tracking_cpu_seconds": tracking_cpu,
         "bot_lag_median": statistics.median(bot_lag),
         "waiter_lag_median": statistics.median(waiter_lag),
         "lag_ratio": statistics.median(bot_lag) / statistics.median(waiter_lag),
@@ -158,6 +197,35 @@ def virtual(args: argparse.Namespace) -> dict[str, float]:
         "waiter_calls_per_restore_hour": waiter_rate,
         "calls_ratio": bot_rate / waiter_rate,
     }
+
+
+def sweep(args: argparse.Namespace) -> dict[str, float]:
+    """--sweep: the virtual run for --seeds seeds at each spread; median and worst ratios."""
+    rows, numbers = [], {}
+    for spread in (0.05, 0.10, 0.20, 0.30):
+        runs = []
+        for seed in range(1, args.seeds + 1):
+            one = argparse.Namespace(**{**vars(args), "spread": spread, "seed": seed})
+            runs.append(virtual(one, quiet=True))
+        lag = [r["lag_ratio"] for r in runs]
+        calls = [r["calls_ratio"] for r in runs]
+        rows.append(
+            [
+                f"{spread:.0%}",
+                f"{statistics.median(lag):.2f} / {max(lag):.2f}",
+                f"{statistics.median(calls):.2f} / {max(calls):.2f}",
+            ]
+        )
+        numbers[f"spread_{spread:.2f}"] = {"lag": lag, "calls": calls}
+        print(" | ".join(rows[-1]), flush=True)
+    mode = "no history" if args.fresh else f"{args.history} earlier restores per table"
+    mode += ", a table without history (borrowed)" if args.borrow else ""
+    print_table(
+        f"{args.restores} restores, {mode}, seeds 1–{args.seeds} per spread, virtual clock",
+        rows,
+        ["spread", "notice lag bot/waiter, median / worst", "calls bot/waiter, median / worst"],
+    )
+    return numbers
 
 
 def cpu(args: argparse.Namespace) -> dict[str, float]:
@@ -180,6 +248,9 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
     env = {
         "PITR_BOT_POLL_MIN_SECONDS": f"{LIMITS.min_seconds / c:.4f}",
         "PITR_BOT_POLL_MAX_SECONDS": f"{LIMITS.max_seconds / c:.4f}",
+        # The planner's budget is the waiter's Delay: compressed too, so the bot spends at
+        # compressed scale what it would spend at real scale (issue 22).
+        "PITR_BOT_POLL_BUDGET_SECONDS": f"{LIMITS.budget_seconds / c:.4f}",
     }
     bot = start_bot(
         fake,
@@ -210,6 +281,14 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
     load_after = os.getloadavg()[0]
     announced = len(told.keys() & set(cards))
     lag = [(told[t] - sim.active_at(t)) * c for _, t, _ in jobs]
+    # Calls: the bot's on each new table up to its notice; the waiter's at real scale (the
+    # virtual waiter on the uncompressed duration): every poll setting was compressed alike.
+    bot_calls = sum(
+        1 for at, table in sim.describes if table in told and at <= told[table] and table in cards
+    )
+    real = [seconds * c for _, _, seconds in jobs]
+    waiter_calls_total = sum(waiter_run(seconds).calls for seconds in real)
+    calls_ratio = bot_calls / waiter_calls_total
     mode = "no history" if args.fresh else f"history: {args.history} earlier restores per table"
     where = f"{accounts} accounts × {len(jobs) // accounts}" if accounts > 1 else "one account"
     print_table(
@@ -226,6 +305,10 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
             [
                 "notice lag median (x C, load-dependent: see the virtual run)",
                 f"{median(lag):.1f} s",
+            ],
+            [
+                "DescribeTable calls, bot / waiter (real scale, poll settings ÷ C)",
+                f"{bot_calls} / {waiter_calls_total} = {calls_ratio:.2f}",
             ],
         ],
         ["", "value"],
@@ -262,6 +345,8 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         "cpu_share_measured": sampler.cpu_share,
         "cpu_share_real_estimate": sampler.cpu_share / c,
         "wall_seconds": sampler.wall,
+        "calls_ratio": calls_ratio,
+        "lag_median_scaled": median(lag),
     }
 
 
@@ -296,11 +381,15 @@ def main() -> int:
     parser.add_argument("--cpu", action="store_true", help="real bot, compressed: CPU only")
     parser.add_argument("--compress", type=float, default=10, help="--cpu time compression")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--borrow", action="store_true", help="virtual: a new table, borrowed")
+    parser.add_argument("--sweep", action="store_true", help="virtual: spreads 5-30 %% x seeds")
+    parser.add_argument("--seeds", type=int, default=10, help="--sweep: seeds per spread (10)")
+    parser.add_argument("--profile", metavar="FILE", help="virtual: cProfile of the bot's run")
     parser.add_argument(
         "--doc", metavar="FILE", help="--cpu: put the result row into FILE's CPU table"
     )
     args = parser.parse_args()
-    numbers = cpu(args) if args.cpu else virtual(args)
+    numbers = cpu(args) if args.cpu else sweep(args) if args.sweep else virtual(args)
     dump_json(
         args.json,
         {"restores": args.restores, "fresh": args.fresh, "spread": args.spread, **numbers},

@@ -7,24 +7,34 @@ durations median ± MAD is the same central half an interquartile range gives; u
 or a mean ± stddev it is not dragged by one freak restore in three (its breakdown point is
 50 %), and it already works with two or three samples, which is what a team usually has.
 
-Where the table has no history, restores of tables of similar size (source bytes, else items,
-within a factor of 2) stand in. Where there is none either, PITR_BOT_MIN_RESTORE_MINUTES gives
-a floor ("at least N min"), or there is no estimate at all.
+Where the table has no history, the account's other restores stand in, BORROWED (issue 22):
+restore time grows with table size, so log(duration) is fitted to log(source size) by least
+squares over them (bytes, else items; the slope kept within 0..MAX_SLOPE, and 0 when their
+sizes are alike), and their durations, each moved along the fit to this table's size, are the
+estimate's samples. The card says it is borrowed and from how many restores. Where there is
+none either, PITR_BOT_MIN_RESTORE_MINUTES gives a floor ("at least N min"), or no estimate.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.tableref import account_of
+
 OWN = "own"  # earlier restores of this very table
-SIMILAR = "similar"  # restores of tables of similar size
+SIMILAR = "similar"  # restores of tables of similar size (estimates stored by earlier versions)
+BORROWED = "borrowed"  # the account's other tables' restores, fitted by size
 FLOOR = "floor"  # no history: only the configured minimum
 
 HISTORY = 20  # the most recent restores that count; older ones describe an older table
-SIMILAR_FACTOR = 2.0
+BORROW_MIN = 3  # fewer restores of other tables than this: no borrowed estimate
+BORROW_HISTORY = 50  # the most recent restores of other tables that count
+MAX_SLOPE = 1.5  # duration grows at most as size^1.5 in the fit (a wild fit on few points)
+ALIKE = math.log(2)  # sizes within a factor of 2 of each other: no slope, the plain durations
 
 
 @dataclass(frozen=True)
@@ -44,10 +54,14 @@ class Eta:
     high: float  # seconds: median + MAD
     longest: float  # seconds: the longest duration among the samples used
     count: int
-    basis: str  # OWN, SIMILAR or FLOOR
+    basis: str  # OWN, SIMILAR, BORROWED or FLOOR
+    # The durations the estimate stands on, sorted (seconds): the polling plan's distribution
+    # (bot/poll_plan.py). Empty in estimates stored by earlier versions.
+    samples: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "samples": list(self.samples),
             "typical": self.typical,
             "low": self.low,
             "high": self.high,
@@ -68,6 +82,7 @@ class Eta:
                 longest=float(data["longest"]),
                 count=int(data["count"]),
                 basis=str(data["basis"]),
+                samples=tuple(float(x) for x in data.get("samples") or ()),
             )
         except (KeyError, TypeError, ValueError):
             return None  # written by another version: no estimate rather than a crash
@@ -84,11 +99,9 @@ def estimate(
     own = [s.seconds for s in history if s.source == table][:HISTORY]
     if own:
         return _from(own, OWN)
-    similar = [
-        s.seconds for s in history if s.source != table and _similar(s, source_bytes, source_items)
-    ][:HISTORY]
-    if similar:
-        return _from(similar, SIMILAR)
+    borrowed = _borrow(table, history, source_bytes, source_items)
+    if borrowed is not None:
+        return borrowed
     if min_minutes > 0:
         floor = min_minutes * 60
         return Eta(floor, floor, floor, floor, 0, FLOOR)
@@ -105,22 +118,38 @@ def _from(seconds: list[float], basis: str) -> Eta:
         longest=max(seconds),
         count=len(seconds),
         basis=basis,
+        samples=tuple(sorted(seconds)),
     )
 
 
-def _similar(sample: Sample, size_bytes: int | None, items: int | None) -> bool:
-    """Same order of size: bytes within a factor of 2 (or items, when bytes are unknown)."""
-    if size_bytes is not None and sample.source_bytes is not None:
-        return _close(sample.source_bytes, size_bytes)
-    if items is not None and sample.source_items is not None:
-        return _close(sample.source_items, items)
-    return False
-
-
-def _close(a: int, b: int) -> bool:
-    if a <= 0 or b <= 0:
-        return a == b  # both empty tables: alike; one empty, one not: not
-    return max(a, b) / min(a, b) <= SIMILAR_FACTOR
+def _borrow(
+    table: str, history: list[Sample], size_bytes: int | None, items: int | None
+) -> Eta | None:
+    """From the account's restores of other tables, fitted by size (see the module doc)."""
+    use_bytes = size_bytes is not None
+    size = size_bytes if use_bytes else items
+    if size is None:
+        return None
+    account = account_of(table)
+    points = []
+    for s in history:
+        other = s.source_bytes if use_bytes else s.source_items
+        if s.source != table and account_of(s.source) == account and other is not None:
+            if s.seconds > 0:
+                points.append((math.log(max(other, 1)), math.log(s.seconds)))
+    points = points[:BORROW_HISTORY]
+    if len(points) < BORROW_MIN:
+        return None
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = 0.0
+    if max(xs) - min(xs) > ALIKE:
+        var = sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in points) / var
+        slope = min(max(slope, 0.0), MAX_SLOPE)
+    at = math.log(max(size, 1))
+    moved = [math.exp(y + slope * (at - x)) for x, y in points]
+    return _from(moved, BORROWED)
 
 
 # -- words -------------------------------------------------------------------------------------
@@ -146,6 +175,12 @@ def card_text(eta: Eta | None, table: str) -> str:
     if eta.basis == FLOOR:
         return f"at least {_minutes(eta.typical)} min (no history; configured minimum)"
     noun = "restore" if eta.count == 1 else "restores"
+    if eta.basis == BORROWED:
+        return (
+            f"typical {typical_range(eta)} (median {_amount(eta.typical, eta.high < 120)}; "
+            f"borrowed: estimated from {eta.count} {noun} of other tables in this account, "
+            "by size)"
+        )
     whose = f"of `{table}`" if eta.basis == OWN else "of tables of similar size"
     return (
         f"typical {typical_range(eta)} (median {_amount(eta.typical, eta.high < 120)}, "
@@ -166,7 +201,8 @@ def progress_text(eta: Eta | None, table: str, started: datetime, now: datetime)
     span = _clock(start, fine)
     if _clock(end, fine) != span:
         span += f"–{_clock(end, fine)}"
-    whose = f"`{table}`" if eta.basis == OWN else "tables of similar size"
+    names = {OWN: f"`{table}`", BORROWED: "other tables in this account (borrowed, by size)"}
+    whose = names.get(eta.basis, "tables of similar size")
     share = round(100 * elapsed / eta.typical) if eta.typical > 0 else 100
     text = f"expected {span} UTC, typical {typical_range(eta)} for {whose} · {share} % of typical"
     if overdue(eta, elapsed):

@@ -1,5 +1,10 @@
 """When to look at a restore next, from what its ETA says. Pure: no Slack, no boto3.
 
+An estimate that carries its samples (the durations it stands on: the table's own restores,
+or the account's other tables' fitted by size) is polled as bot/poll_plan.py plans it: the
+least expected notice lag within boto3's waiter's calls (issue 22). What follows is the
+schedule of issue 15, kept for estimates stored without samples by earlier versions.
+
 Each DescribeTable is worth most where the restore is likely to end. With an estimate:
 
 - before the typical range: a third of the remaining distance to it each time (between the
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot import poll_plan
 from bot.eta import FLOOR, Eta
 
 APPROACH = 3  # each wait is this fraction of the distance to (or past) the typical range
@@ -44,6 +50,7 @@ class PollLimits:
     poll_seconds: float = 10  # PITR_BOT_POLL_SECONDS: no history, and past the longest known
     min_seconds: float = 2  # PITR_BOT_POLL_MIN_SECONDS: densest, around the expected end
     max_seconds: float = 60  # PITR_BOT_POLL_MAX_SECONDS: sparsest, while the end is unlikely
+    budget_seconds: float = 20  # PITR_BOT_POLL_BUDGET_SECONDS: the waiter's Delay (the budget)
 
 
 def next_delay(eta: Eta | None, elapsed: float, limits: PollLimits) -> float:
@@ -57,6 +64,11 @@ def next_delay(eta: Eta | None, elapsed: float, limits: PollLimits) -> float:
 
     if eta is None:
         return limits.poll_seconds
+    if eta.samples and eta.basis != FLOOR:
+        # The planned instants: expected lag smallest within the waiter's calls (issue 22).
+        plan_limits = poll_plan.PlanLimits(limits.poll_seconds, lo, hi, limits.budget_seconds)
+        return poll_plan.next_check(elapsed, poll_plan.plan(eta.samples, plan_limits), plan_limits)
+    # An estimate stored by an earlier version (no samples): the schedule of issue 15.
     if eta.basis == FLOOR:
         if elapsed < eta.typical:
             return clamp((eta.typical - elapsed) / APPROACH)

@@ -183,7 +183,10 @@ def build_services(
         clock=clock,
         poll_seconds=settings.poll_seconds,
         limits=PollLimits(
-            settings.poll_seconds, settings.poll_min_seconds, settings.poll_max_seconds
+            settings.poll_seconds,
+            settings.poll_min_seconds,
+            settings.poll_max_seconds,
+            settings.poll_budget_seconds,
         ),
         min_restore_minutes=settings.min_restore_minutes,
     )

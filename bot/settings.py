@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     # Polling that follows the ETA (bot/polling.py): densest / sparsest interval.
     poll_min_seconds: float = Field(default=2, gt=0, le=3600, alias="PITR_BOT_POLL_MIN_SECONDS")
     poll_max_seconds: float = Field(default=60, gt=0, le=3600, alias="PITR_BOT_POLL_MAX_SECONDS")
+    # The call budget of planned polling (bot/poll_plan.py): no more DescribeTable calls than
+    # boto3's table_exists waiter (a call every 20 s) would make. Benchmarks scale it with time.
+    poll_budget_seconds: float = Field(
+        default=20, gt=0, le=3600, alias="PITR_BOT_POLL_BUDGET_SECONDS"
+    )
     # The expected duration of a restore of a table with no history at all (0: no estimate).
     min_restore_minutes: float = Field(
         default=0, ge=0, le=7 * 24 * 60, alias="PITR_BOT_MIN_RESTORE_MINUTES"

@@ -21,7 +21,10 @@ def estimate_for(
 ) -> etas.Eta | None:
     """The expected duration of a restore of `source`, from the store's finished restores."""
     own = ctx.store.find(states=[State.ACTIVE], source=source, limit=etas.HISTORY)
-    others = ctx.store.find(states=[State.ACTIVE], limit=200)
+    # Other tables' restores only stand in when this table has none of its own: reading
+    # (and parsing) up to 200 finished restores at every start made starting N restores cost
+    # N x 200 document reads (issue 22's profile of 500 restores in flight).
+    others = [] if own else ctx.store.find(states=[State.ACTIVE], limit=200)
     history = [
         etas.Sample(
             r.source,

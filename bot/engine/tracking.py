@@ -444,12 +444,19 @@ class Tracking:
     def _progress_due(self, req: RestoreRequest, now: datetime) -> bool:
         """Edit the progress reply as time passes (elapsed, share of typical, overdue), at
         most about once a minute: every third poll early on, then every elapsed/5, capped at
-        PROGRESS_EDIT_SECONDS. Its text is rendered at send time from the start and the ETA.
+        PROGRESS_EDIT_SECONDS; and at the first poll past the longest earlier restore of the
+        table (issue 22). Its text is rendered at send time from the start and the ETA.
         (Not every poll: chat.update is rate-limited per workspace, and 50 restores started
         together would otherwise edit 300 times in their first minute.)"""
         if req.progress_at is None:
             return True
         elapsed = req.elapsed(now).total_seconds()
+        eta = etas.Eta.from_dict(req.eta)
+        if etas.overdue(eta, elapsed) and not etas.overdue(
+            eta, req.elapsed(req.progress_at).total_seconds()
+        ):
+            return True  # just passed every earlier restore of the table: news, tell it now
+
         interval = min(max(elapsed / 5, 3 * self.ctx.poll_seconds), PROGRESS_EDIT_SECONDS)
         return (now - req.progress_at).total_seconds() >= interval
 

@@ -76,3 +76,28 @@ def test_after_three_restores_the_card_and_progress_show_the_expected_end(make_b
     assert "elapsed" in progress(late) and late.args.get("ts") == reply_ts
     bot.creating.seconds = 0  # ACTIVE at the next poll
     bot.wait_state(req.id, "ACTIVE", timeout=30)
+
+
+def test_a_first_restore_of_a_table_borrows_the_accounts_history_on_its_card(make_bot, sim):
+    """Issue 22: no restore of MusicCollection yet, three of another table of the account:
+    the card's expected duration is borrowed, and says from what."""
+    sim.create_table("Playlists", pitr=True, items=5)
+    bot = make_bot(creating_seconds=0.5)
+    for n in range(3):
+        bot.command("/pitr-restore", f"Playlists Playlists-copy-{n} latest")
+        bot.fake.wait_for(
+            lambda c, n=n: (
+                c.method == "chat.postMessage" and f"Playlists-copy-{n}" in str(c.args.get("text"))
+            ),
+            timeout=20,
+        )
+        req = next(r for r in bot.services.store.find() if r.target == f"Playlists-copy-{n}")
+        bot.wait_state(req.id, "REQUESTED", timeout=20)
+        bot.approve(req.id, "U2")
+        bot.wait_state(req.id, "ACTIVE", timeout=30)
+
+    req = restore(bot, "First-copy")
+    card = next(c for c in bot.cards() if "First-copy" in str(c.args.get("text")))
+    blocks = str(card.args["blocks"])
+    assert "borrowed: estimated from 3 restores of other tables in this account, by size" in blocks
+    assert Eta.from_dict(bot.services.store.get(req.id).eta).basis == "borrowed"

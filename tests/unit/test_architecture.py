@@ -139,6 +139,7 @@ PURE_CORE = [
     "bot/overrides.py",
     "bot/eta.py",
     "bot/polling.py",
+    "bot/poll_plan.py",
     "bot/items/values.py",
     "bot/items/diff.py",
     "bot/items/conditions.py",

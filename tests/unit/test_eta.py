@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.eta import FLOOR, OWN, SIMILAR, Eta, Sample, card_text, estimate, overdue, progress_text
+import pytest
+
+from bot.eta import (
+    BORROWED,
+    FLOOR,
+    OWN,
+    SIMILAR,
+    Eta,
+    Sample,
+    card_text,
+    estimate,
+    overdue,
+    progress_text,
+)
 
 MIN = 60.0
 START = datetime(2026, 11, 29, 10, 45, tzinfo=UTC)
@@ -39,16 +52,45 @@ def test_one_outlier_in_three_does_not_drag_the_estimate() -> None:
     assert wild.longest == 300 * MIN  # "longer than any earlier" still knows the outlier
 
 
-def test_no_history_of_the_table_uses_tables_of_similar_size() -> None:
+def test_no_history_of_the_table_borrows_the_accounts_other_restores_by_size() -> None:
+    # Duration grows as the square root of size in this account: 10, 20 and 40 min for
+    # 1, 4 and 16 GB; a 64 GB table should take about 80 min.
+    gb = 1 << 30
     history = [
-        Sample("payments", 20 * MIN, source_bytes=15_000),  # 1.5x the size: similar
-        Sample("payments", 24 * MIN, source_bytes=15_000),
-        Sample("events", 300 * MIN, source_bytes=10_000_000),  # 1000x: not similar
+        Sample("small", 10 * MIN, source_bytes=gb),
+        Sample("mid", 20 * MIN, source_bytes=4 * gb),
+        Sample("big", 40 * MIN, source_bytes=16 * gb),
+        Sample("big", 40 * MIN, source_bytes=16 * gb),
+        Sample("acc1:huge", 900 * MIN, source_bytes=64 * gb),  # another account: not counted
     ]
-    eta = estimate("orders", history, source_bytes=10_000)
-    assert eta is not None and eta.basis == SIMILAR
-    assert eta.typical == 22 * MIN
-    assert "of tables of similar size" in card_text(eta, "orders")
+    eta = estimate("orders", history, source_bytes=64 * gb)
+    assert eta is not None and eta.basis == BORROWED and eta.count == 4
+    assert eta.typical == pytest.approx(80 * MIN, rel=0.01)
+    text = card_text(eta, "orders")
+    assert "borrowed: estimated from 4 restores of other tables in this account, by size" in text
+    # Borrowed is a guess, not this table's record: never called overdue.
+    assert not overdue(eta, 10 * eta.longest)
+
+
+def test_borrowing_fits_a_slope_only_where_sizes_differ_and_keeps_it_sane() -> None:
+    alike = [Sample(f"t{i}", m * MIN, source_bytes=10_000 + i) for i, m in enumerate((18, 20, 22))]
+    eta = estimate("orders", alike, source_bytes=10_000_000)  # 1000x bigger, but no slope known
+    assert eta is not None and eta.typical == pytest.approx(20 * MIN)
+    # Bigger tables restoring faster (noise on few points): the slope is kept at 0, not < 0.
+    odd = [Sample("a", 30 * MIN, source_bytes=1_000), Sample("b", 10 * MIN, source_bytes=10**9)]
+    odd.append(Sample("c", 20 * MIN, source_bytes=10**6))
+    eta = estimate("orders", odd, source_bytes=10**12)
+    assert eta is not None and eta.typical == pytest.approx(20 * MIN)
+    # Fewer than three restores of other tables, or no size: nothing borrowed.
+    assert estimate("orders", odd[:2], source_bytes=10**6) is None
+    assert estimate("orders", odd) is None
+    # By items when the size in bytes is unknown.
+    items = [
+        Sample(f"t{i}", m * MIN, source_items=n)
+        for i, (m, n) in enumerate(((10, 100), (20, 10_000), (40, 1_000_000)))
+    ]
+    eta = estimate("orders", items, source_items=100_000_000)
+    assert eta is not None and eta.typical == pytest.approx(80 * MIN, rel=0.01)
 
 
 def test_no_history_at_all_gives_no_estimate_or_the_configured_floor() -> None:

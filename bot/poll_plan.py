@@ -1,0 +1,226 @@
+"""When to check a restore, planned as what it is: a budget of DescribeTable calls spent
+where the restore is likely to end. Pure: no Slack, no boto3.
+
+The problem: choose check instants t1 < t2 < ... (seconds since the restore call) so that
+the expected notice lag (the first check at or after the end, minus the end) is smallest,
+given the distribution of the end (the table's earlier durations), without ever having made
+more calls than boto3's `table_exists` waiter would have made by the same instant.
+
+- **The distribution.** The earlier durations, smoothed: a mixture of log-normal kernels, one
+  per earlier restore (restore times are positive and vary by a factor, so the smoothing is
+  on their logarithm). The kernel width is Silverman's rule on the log-durations, never under
+  KERNEL_FLOOR (three alike durations must not make the plan bet on one second).
+- **The allocation.** For expected lag the classic answer is a check density proportional to
+  the square root of the density of the end: an end in a stretch checked every h seconds
+  waits h/2 on average, so the lag is the integral of f(x) h(x) / 2, and with a fixed number
+  of checks (the integral of 1/h) it is smallest for h proportional to 1/sqrt(f). The gaps are
+  kept within PITR_BOT_POLL_MIN_SECONDS and PITR_BOT_POLL_MAX_SECONDS.
+- **The budget.** What boto3's waiter would spend on the same restore (botocore's DynamoDB
+  `TableExists`: a call at once, then one every Delay seconds, MaxAttempts per wait(), called
+  again at once after a WaiterError, as a script that must see the end does; `waiter_calls`),
+  in expectation over the same smoothed distribution, as bench/eta_polling.py counts "the
+  waiter's calls" (calls until the end is seen, summed over restores). The density's scale is
+  the largest whose expected calls (after the plan: the plain interval) stay within
+  BUDGET_SHARE of that (bisection). Where even the sparsest plan is over (a history so wide
+  that much of its weight lies past the longest restore, where the plain interval applies),
+  the plan is the sparsest: a check every PITR_BOT_POLL_MAX_SECONDS.
+- **Past the plan.** The plan covers the known durations, up to the longest; after its last
+  instant the plain PITR_BOT_POLL_SECONDS, forever (a restore may take longer than any before).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+# botocore's DynamoDB waiter model, "TableExists" (botocore/data/dynamodb/2012-08-10/
+# waiters-2.json); tests/unit/test_poll_plan.py checks these against the installed botocore.
+WAITER_DELAY = 20.0
+WAITER_MAX_ATTEMPTS = 25
+KERNEL_FLOOR = 0.03  # the smallest kernel width, on log-duration (about ±3 %)
+GRID = 1.0  # seconds: the density is tabulated at this step
+BISECTIONS = 30
+# Spend at most this share of the waiter's expected calls: five earlier restores describe the
+# next one only roughly, and the calls goal is "no more than the waiter" (bench/eta_polling.py).
+BUDGET_SHARE = 0.95
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    poll_seconds: float = 10  # after the plan, for as long as it takes
+    min_seconds: float = 2  # never two checks closer than this
+    max_seconds: float = 60  # never two checks further apart than this
+    waiter_delay: float = WAITER_DELAY
+    waiter_max_attempts: int = WAITER_MAX_ATTEMPTS
+
+
+def waiter_calls(t: float, delay: float = WAITER_DELAY, attempts: int = WAITER_MAX_ATTEMPTS) -> int:
+    """DescribeTable calls the re-armed `table_exists` waiter has made by `t` (inclusive).
+
+    One wait() calls at 0, delay, ..., (attempts - 1) x delay and raises after the last call
+    without sleeping; the script calls wait() again at once, so a new round starts there.
+    """
+    if t < 0:
+        return 0
+    cycle = (attempts - 1) * delay
+    rounds = math.floor(t / cycle) if cycle > 0 else 0
+    within = t - rounds * cycle
+    return rounds * attempts + min(attempts, math.floor(within / delay + 1e-9) + 1)
+
+
+def plan(durations: tuple[float, ...], limits: PlanLimits) -> tuple[float, ...]:
+    """Check instants (seconds since the restore call), strictly increasing, up to the longest
+    earlier duration, within the waiter's expected calls. Empty without durations."""
+    return _plan(tuple(sorted(d for d in durations if d > 0)), limits)
+
+
+def next_check(elapsed: float, instants: tuple[float, ...], limits: PlanLimits) -> float:
+    """Seconds until the next check of a restore `elapsed` seconds in: the next planned
+    instant (not closer than half the minimum gap: a late tick skips one, it doesn't crowd
+    two), or past the plan the plain interval, never giving up."""
+    i = bisect.bisect_right(instants, elapsed + limits.min_seconds / 2)
+    if i < len(instants):
+        return instants[i] - elapsed
+    return limits.poll_seconds
+
+
+@lru_cache(maxsize=512)
+def _plan(durations: tuple[float, ...], limits: PlanLimits) -> tuple[float, ...]:
+    if not durations:
+        return ()
+    lo = min(limits.min_seconds, limits.poll_seconds)
+    hi = max(lo, limits.max_seconds)
+    horizon = durations[-1]
+    width = _kernel_width(durations)
+    root = _root_density(durations, width, horizon)
+    cumulative = [0.0]  # integral of sqrt(f) at every grid point
+    for value in root:
+        cumulative.append(cumulative[-1] + value * GRID)
+    survival = _survival(durations, width)
+    waiter = _waiter_instants(horizon, limits)
+    budget = BUDGET_SHARE * _expected_calls(waiter, survival, limits.waiter_delay)
+
+    def build(scale: float) -> tuple[float, ...]:
+        """Instants for a check density of scale x sqrt(f), within the gap bounds."""
+        out: list[float] = []
+        t = 0.0
+        while True:
+            step = _invert(cumulative, _at(cumulative, t) + 1 / scale) - t
+            t += min(max(step, lo), hi)
+            if t > horizon:
+                return tuple(out)
+            out.append(t)
+
+    low, high = 1e-6, 1e6
+    best = build(low)
+    for _ in range(BISECTIONS):
+        mid = math.sqrt(low * high)
+        built = build(mid)
+        if _expected_calls(built, survival, limits.poll_seconds) > budget:
+            high = mid
+        else:
+            low, best = mid, built
+    return best
+
+
+def expected_calls(
+    instants: tuple[float, ...], durations: tuple[float, ...], limits: PlanLimits
+) -> tuple[float, float]:
+    """(the plan's, the waiter's) expected DescribeTable calls per restore, if restores last
+    as the smoothed `durations` say: the budget the plan keeps to."""
+    ordered = tuple(sorted(durations))
+    survival = _survival(ordered, _kernel_width(ordered))
+    waiter = _waiter_instants(ordered[-1], limits)
+    return (
+        _expected_calls(instants, survival, limits.poll_seconds),
+        _expected_calls(waiter, survival, limits.waiter_delay),
+    )
+
+
+def _expected_calls(instants: Any, survival: Callable[[float], float], then: float) -> float:
+    """Expected DescribeTable calls until the end is seen: check k is made if the restore
+    has not ended by check k-1; after the last instant, one every `then` seconds."""
+    total, before = 0.0, 0.0
+    for t in instants:
+        total += survival(before)
+        before = t
+    t = before
+    while True:
+        alive = survival(t)
+        if alive < 1e-4:
+            return total
+        total += alive
+        t += then
+
+
+def _waiter_instants(horizon: float, limits: PlanLimits) -> list[float]:
+    """The re-armed waiter's call instants up to the horizon (its first call at 0)."""
+    out, k = [], 0
+    cycle = (limits.waiter_max_attempts - 1) * limits.waiter_delay
+    while True:
+        rounds, j = divmod(k, limits.waiter_max_attempts)
+        t = rounds * cycle + j * limits.waiter_delay
+        if t > horizon:
+            return out
+        out.append(t)
+        k += 1
+
+
+def _kernel_width(durations: tuple[float, ...]) -> float:
+    logs = [math.log(d) for d in durations]
+    n = len(logs)
+    mean = sum(logs) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (n - 1)) if n > 1 else 0.0
+    return max(1.06 * sd * n ** (-0.2), KERNEL_FLOOR)
+
+
+def _survival(durations: tuple[float, ...], width: float) -> Callable[[float], float]:
+    """P(the restore has not ended by t) under the smoothed distribution."""
+    logs = [math.log(d) for d in durations]
+    scale = width * math.sqrt(2)
+
+    def alive(t: float) -> float:
+        if t <= 0:
+            return 1.0
+        lt = math.log(t)
+        return sum(0.5 * math.erfc((lt - m) / scale) for m in logs) / len(logs)
+
+    return alive
+
+
+def _root_density(durations: tuple[float, ...], width: float, horizon: float) -> list[float]:
+    """sqrt of the smoothed density of the end, at GRID steps over [0, horizon]."""
+    logs = [math.log(d) for d in durations]
+    n = len(logs)
+    norm = 1 / (n * width * math.sqrt(2 * math.pi))
+    out = []
+    steps = int(horizon / GRID) + 2
+    for k in range(steps):
+        x = (k + 0.5) * GRID
+        lx = math.log(x)
+        density = norm / x * sum(math.exp(-0.5 * ((lx - m) / width) ** 2) for m in logs)
+        out.append(math.sqrt(density))
+    return out
+
+
+def _at(cumulative: list[float], t: float) -> float:
+    """The integral of sqrt(f) from 0 to t (linear between grid points)."""
+    k = min(int(t / GRID), len(cumulative) - 2)
+    frac = t / GRID - k
+    return cumulative[k] + (cumulative[k + 1] - cumulative[k]) * min(frac, 1.0)
+
+
+def _invert(cumulative: list[float], value: float) -> float:
+    """The t at which the integral of sqrt(f) reaches `value` (past the grid: far away)."""
+    k = bisect.bisect_left(cumulative, value)
+    if k >= len(cumulative):
+        return math.inf
+    if k == 0:
+        return 0.0
+    below, above = cumulative[k - 1], cumulative[k]
+    frac = (value - below) / (above - below) if above > below else 1.0
+    return (k - 1 + frac) * GRID

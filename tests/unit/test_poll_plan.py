@@ -1,0 +1,115 @@
+"""The polling planner (bot/poll_plan.py): check instants under the waiter's call budget."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+from unittest import mock
+
+import botocore.session
+import botocore.waiter
+import pytest
+
+from bot import poll_plan
+from bot.poll_plan import PlanLimits, expected_calls, next_check, plan, waiter_calls
+
+LIMITS = PlanLimits(poll_seconds=10, min_seconds=2, max_seconds=60)
+
+
+def histories():
+    rng = random.Random(3)
+    out = [(1800.0,), (1800.0, 1800.0, 1800.0), (600.0, 3600.0)]
+    for spread in (0.02, 0.05, 0.1, 0.2, 0.3):
+        for typical in (120.0, 1200.0, 2400.0):
+            out.append(tuple(typical * rng.lognormvariate(0, spread) for _ in range(5)))
+    return out
+
+
+@pytest.mark.parametrize("durations", histories())
+def test_instants_increase_within_the_gap_bounds_and_stop_at_the_longest(durations) -> None:
+    instants = plan(durations, LIMITS)
+    assert instants, "a history gives a plan"
+    gaps = [b - a for a, b in zip((0.0, *instants), instants, strict=False)]
+    assert all(g >= LIMITS.min_seconds - 1e-9 for g in gaps)  # strictly increasing, too
+    assert all(g <= LIMITS.max_seconds + 1e-9 for g in gaps)
+    assert instants[-1] <= max(durations)
+
+
+@pytest.mark.parametrize("durations", histories()[:2] + histories()[3:])
+def test_the_plan_keeps_within_the_waiters_expected_calls(durations) -> None:
+    ours, waiter = expected_calls(plan(durations, LIMITS), durations, LIMITS)
+    assert ours <= waiter
+
+
+def test_when_no_plan_fits_the_budget_it_is_the_sparsest() -> None:
+    # 10 min and 60 min: much of the smoothed weight lies past the longest, where the plain
+    # interval (10 s, twice the waiter's pace) applies; no plan fits, so it checks rarely.
+    instants = plan((600.0, 3600.0), LIMITS)
+    gaps = {round(b - a, 6) for a, b in zip((0.0, *instants), instants, strict=False)}
+    assert gaps == {LIMITS.max_seconds}
+
+
+def test_checks_are_densest_where_earlier_restores_ended() -> None:
+    durations = (1700.0, 1750.0, 1800.0, 1850.0, 1900.0)
+    instants = plan(durations, LIMITS)
+    near = [t for t in instants if 1650 <= t <= 1950]
+    early = [t for t in instants if t < 1200]
+    assert len(near) > len(early)  # 300 s near the end hold more checks than the first 20 min
+    assert len(early) <= 1200 / 60 + 1  # early on: about one a minute at most
+
+
+def test_past_the_plan_it_polls_at_the_plain_interval_forever() -> None:
+    durations = (1700.0, 1800.0, 1900.0)
+    instants = plan(durations, LIMITS)
+    for elapsed in (instants[-1], 1900.0, 1950.0, 5000.0, 10 * 86400.0):
+        assert next_check(elapsed, instants, LIMITS) == LIMITS.poll_seconds
+    # Walking the schedule from the start: every check past the longest earlier restore is
+    # followed by the next within the plain interval, and the checks never stop.
+    t, checks = 0.0, []
+    while t < 4000:
+        t += next_check(t, instants, LIMITS)
+        checks.append(t)
+    past = [c for c in checks if c > max(durations)]
+    assert len(past) >= (4000 - 1900) / LIMITS.poll_seconds - 1
+    assert all(b - a <= LIMITS.poll_seconds + 1e-9 for a, b in zip(past, past[1:], strict=False))
+
+
+def test_a_late_tick_takes_the_next_planned_instant_not_a_crowded_one() -> None:
+    instants = (60.0, 120.0, 124.0, 128.0)
+    assert next_check(0.0, instants, LIMITS) == 60.0
+    assert next_check(123.5, instants, LIMITS) == pytest.approx(4.5)  # 128, not 124 (0.5 s)
+    assert next_check(60.0, instants, LIMITS) == 60.0
+
+
+def test_no_history_no_plan() -> None:
+    assert plan((), LIMITS) == ()
+    assert next_check(30.0, (), LIMITS) == LIMITS.poll_seconds
+
+
+def test_the_budget_is_botocores_own_table_exists_waiter() -> None:
+    model = botocore.session.get_session().get_waiter_model("dynamodb")
+    config = model.get_waiter("TableExists")
+    assert (config.delay, config.max_attempts) == (
+        poll_plan.WAITER_DELAY,
+        poll_plan.WAITER_MAX_ATTEMPTS,
+    )
+    # Count the calls the real waiter makes (re-armed after WaiterError) on a fake clock.
+    now, calls = [0.0], []
+
+    def describe_table(**_):
+        calls.append(now[0])
+        return {"Table": {"TableStatus": "ACTIVE" if now[0] >= 1300 else "CREATING"}}
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    waiter = botocore.waiter.Waiter("TableExists", config, describe_table)
+    with mock.patch.object(botocore.waiter, "time", SimpleNamespace(sleep=sleep)):
+        while True:
+            try:
+                waiter.wait(TableName="t")
+                break
+            except botocore.waiter.WaiterError:
+                continue
+    for t in (0, 19.9, 20, 479, 480, 500, 960, 1299):
+        assert waiter_calls(t) == sum(1 for c in calls if c <= t), t
