@@ -15,6 +15,7 @@ from datetime import datetime
 from bot.pitr import PitrService
 from bot.policy import Members, Policy
 from bot.polling import PollLimits
+from bot.restore_events import bus_kind
 from bot.restores import IN_FLIGHT, RestoreRequest, State, utcnow
 from bot.store import AuditEvent, Change, Store
 
@@ -60,9 +61,21 @@ class Context:
         self.owner = owner or uuid.uuid4().hex[:8]
         self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
         self.on_event: Callable[[str], None] = lambda event: None  # metrics
+        # PITR_BOT_EVENT_BUS set: each new state also owes an EventBridge event (outbox).
+        self.bus_events = False
 
     def in_flight_from(self, source: str) -> list[RestoreRequest]:
         return self.store.find(states=[State.REQUESTED, *IN_FLIGHT], source=source)
+
+    def owed(
+        self, old: RestoreRequest | None, new: RestoreRequest, announce: Sequence[str] = ()
+    ) -> list[str]:
+        """The outbox kinds a write owes: its Slack messages and, with an event bus, the
+        event of the state it enters (in the same write: sent once, never lost)."""
+        kinds = list(announce)
+        if self.bus_events and (old is None or old.state != new.state):
+            kinds.append(bus_kind(new.state))
+        return kinds
 
     def save(
         self,
@@ -72,7 +85,7 @@ class Context:
         audit: Sequence[AuditEvent] = (),
     ) -> RestoreRequest | None:
         """A transition with its announcements and audit entries, in one write (all or none)."""
-        saved = self.store.save(old, new, announce=announce, audit=audit)
+        saved = self.store.save(old, new, announce=self.owed(old, new, announce), audit=audit)
         if saved is not None:
             for entry in audit:
                 self.on_event(entry.event)
@@ -82,6 +95,7 @@ class Context:
         self, changes: Sequence[Change], audit: Sequence[AuditEvent] = ()
     ) -> list[RestoreRequest] | None:
         """Several transitions (a batch's leader and members) in one write: all or none."""
+        changes = [Change(c.old, c.new, self.owed(c.old, c.new, c.announce)) for c in changes]
         saved = self.store.save_all(changes, audit)
         if saved is not None:
             for entry in audit:

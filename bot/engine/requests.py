@@ -73,7 +73,7 @@ class Requests:
         entry = self.ctx.audit_entry(
             "requested", req, new.requester, detail=f"{req.target} at {when}"
         )
-        self.ctx.store.add(req, announce=["card"], audit=[entry])
+        self.ctx.store.add(req, announce=self.ctx.owed(None, req, ["card"]), audit=[entry])
         self.ctx.on_event(entry.event)
         with restore_context(req.id):
             log.info("restore %s requested: %s -> %s at %s", req.id, req.source, req.target, when)
@@ -147,7 +147,7 @@ class Requests:
         )
         detail = f"recovery period {req.previous_days} -> {days} days"
         entry = self.ctx.audit_entry("pitr_period_requested", req, requester, detail=detail)
-        self.ctx.store.add(req, announce=["card"], audit=[entry])
+        self.ctx.store.add(req, announce=self.ctx.owed(None, req, ["card"]), audit=[entry])
         self.ctx.on_event(entry.event)
         self.ctx.on_change()
         return Outcome(True, "", req)
