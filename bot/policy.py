@@ -111,6 +111,8 @@ class Rule(BaseModel):
     remind_after_days: float | None = Field(default=None, gt=0, le=365)
     # May the bot write restored items back into these (live) tables? None: the default.
     copy_back: bool | None = None
+    # May the requester approve their own *restore* (after a reason)? None: the default.
+    break_glass: bool | None = None
 
     @field_validator("approvers", "requesters")
     @classmethod
@@ -193,6 +195,16 @@ class Policy(BaseModel):
     drills: list[DrillRule] = Field(default_factory=list)
     # Copy back: writing restored items into a live table. Off unless a rule (or this) says so.
     copy_back: bool = False
+    # Break-glass: the requester may approve their own restore (never anything else), after
+    # typing a reason; reviewed afterwards. Off unless a rule (or this) says so.
+    break_glass: bool = False
+
+    def break_glass_for(self, table: str) -> bool:
+        """`break_glass` for `table`: the first matching rule's, else the default."""
+        for rule in self.rules:
+            if _matches(table, rule.tables):
+                return self.break_glass if rule.break_glass is None else rule.break_glass
+        return self.break_glass
 
     @field_validator("approvers", "requesters")
     @classmethod
