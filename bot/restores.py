@@ -153,6 +153,8 @@ class RestoreRequest:
     review_ts: str | None = None
     reviewed_by: str | None = None
     review_reminded_at: datetime | None = None
+    # Started by a Workflow Builder step: its run, completed (success or error) once final.
+    function_execution_id: str | None = None
 
     @property
     def final(self) -> bool:

@@ -16,10 +16,12 @@ from bot.pitr import PitrService
 from bot.policy import Members, Policy
 from bot.polling import PollLimits
 from bot.restore_events import bus_kind
-from bot.restores import IN_FLIGHT, RestoreRequest, State, utcnow
+from bot.restores import FINAL, IN_FLIGHT, RestoreRequest, State, utcnow
 from bot.store import AuditEvent, Change, Store
 
 CAS_ATTEMPTS = 20
+# Outbox kind: complete the Workflow Builder step of a request (commands/workflow_step.py).
+STEP_DONE = "workflow_step_done"
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,11 @@ class Context:
         """The outbox kinds a write owes: its Slack messages and, with an event bus, the
         event of the state it enters (in the same write: sent once, never lost)."""
         kinds = list(announce)
-        if self.bus_events and (old is None or old.state != new.state):
+        entered = old is None or old.state != new.state
+        if self.bus_events and entered:
             kinds.append(bus_kind(new.state))
+        if new.function_execution_id and entered and new.state in FINAL:
+            kinds.append(STEP_DONE)  # the Workflow Builder step ends with the restore
         return kinds
 
     def save(

@@ -43,6 +43,8 @@ class NewRequest:
     requester_tz: str = "UTC"
     reason: str = ""
     overrides: dict | None = None
+    # A Workflow Builder step's run (commands/workflow_step.py): completed when it ends.
+    function_execution_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class Requests:
             expires_at=expiry(now, ttl_minutes),
             requester_tz=new.requester_tz,
             reason=new.reason,
+            function_execution_id=new.function_execution_id,
             window=checked.window,
             required_approvals=required_approvals,
             source_items=source.item_count,
