@@ -5,14 +5,26 @@ fails when the restore is denied."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
+from support.signed import SlackSender
+
 from e2e.harness import BotUnderTest
+from e2e.process import approve, sqlite_request, wait_until
 
 TABLE = "MusicCollection"
+TOKEN = "xoxb-workflow-step-e2e-token-7d21"  # noqa: S105 - a test secret
+SECRET = "workflow-step-signing-secret-5e0a"  # noqa: S105
 
 
 def run_step(bot: BotUnderTest, execution: str, target: str, **inputs: str) -> None:
+    resp = bot.sender.post(step_body(execution, target, **inputs), content_type="application/json")
+    assert resp.status == 200, resp.body
+
+
+def step_body(execution: str, target: str, **inputs: str) -> bytes:
+    """The signed-to-be `function_executed` event of a workflow run of the step."""
     body = {
         "token": "legacy-verification-token",
         "team_id": "T1",
@@ -43,8 +55,7 @@ def run_step(bot: BotUnderTest, execution: str, target: str, **inputs: str) -> N
             "bot_access_token": "xwfp-test-token",
         },
     }
-    resp = bot.sender.post(json.dumps(body).encode(), content_type="application/json")
-    assert resp.status == 200, resp.body
+    return json.dumps(body).encode()
 
 
 def request_for(bot: BotUnderTest, execution: str):
@@ -111,3 +122,49 @@ def test_bad_inputs_fail_the_step_at_once_and_post_nothing(make_bot, fake, sim):
     (failed,) = fake.wait_for(lambda c: c.method == "functions.completeError")
     assert failed.args["function_execution_id"] == "Fx3"
     assert bot.cards() == [] and bot.services.store.find() == []
+
+
+def owed(path) -> int:
+    """Outbox items not yet sent, read from the processes' SQLite state."""
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+
+
+def test_kill_9_while_creating_completes_the_step_after_restart_once(bots, fake, sim):
+    target = "StepKilledWhileCreating"
+    sim.hold_creating(target)
+    first = bots.start("first", poll_seconds=0.3)
+    sent = SlackSender(first.url, SECRET).post(
+        step_body("Fx9", target), content_type="application/json"
+    )
+    assert sent.status == 200, sent.body
+    card = wait_until(
+        lambda: [c for c in fake.calls("chat.postMessage") if target in json.dumps(c.args)],
+        30,
+        "the step's approval card",
+    )[0]
+    (restore_id,) = {
+        el.get("value", "")
+        for block in card.args.get("blocks", [])
+        if block["type"] == "actions"
+        for el in block["elements"]
+    }
+    assert approve(first, SECRET, fake, restore_id, "U2").status == 200
+    wait_until(
+        lambda: (
+            (doc := sqlite_request(bots.sqlite_path, restore_id))["table_arn"] and doc["polls"] >= 1
+        ),
+        60,
+        "the first process to poll the restore",
+    )
+    first.kill()  # SIGKILL while CREATING
+    assert completions(fake, "Fx9") == []
+
+    second = bots.start("second", poll_seconds=0.3)
+    sim.finish_creating(target)
+    wait_until(lambda: completions(fake, "Fx9"), 60, "the step's completion")
+    wait_until(lambda: owed(bots.sqlite_path) == 0, 30, "every owed message sent")
+    (done,) = completions(fake, "Fx9")
+    assert done.method == "functions.completeSuccess"
+    assert sqlite_request(bots.sqlite_path, restore_id)["state"] == "ACTIVE"
+    assert second.terminate() == 0, second.stderr()
