@@ -28,6 +28,7 @@ from bot.batches.blocks import (
 )
 from bot.batches.engine import members_of
 from bot.logs import restore_context
+from bot.restore_events import event_type, slack_metadata
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store import OutboxItem, Store
 
@@ -256,7 +257,10 @@ class Announcer:
                 return  # already posted before a crash
             text, card = blocks.approval_card(req, now)
             resp = self.client.chat_postMessage(
-                channel=req.channel, text=text, blocks=blocks.to_dicts(card)
+                channel=req.channel,
+                text=text,
+                blocks=blocks.to_dicts(card),
+                metadata=slack_metadata(req, event_type(req, State.REQUESTED)),
             )
             ts = resp["ts"]
             self._update(req, lambda r: replace(r, card_ts=ts))
@@ -265,7 +269,11 @@ class Announcer:
                 return
             text, card = blocks.approval_card(req, now)
             self.client.chat_update(
-                channel=req.channel, ts=req.card_ts, text=text, blocks=blocks.to_dicts(card)
+                channel=req.channel,
+                ts=req.card_ts,
+                text=text,
+                blocks=blocks.to_dicts(card),
+                metadata=slack_metadata(req),
             )
         elif kind == "notify_requester":
             self.client.chat_postEphemeral(
@@ -277,12 +285,28 @@ class Announcer:
             # The broadcast is what people wait for: it goes first, and the progress reply's
             # last edit can never hold it back (that reply may have been deleted, say).
             text, done = blocks.done_blocks(req, now)
-            self._reply(req, text=text, blocks=blocks.to_dicts(done), reply_broadcast=True)
+            self._reply(
+                req,
+                text=text,
+                blocks=blocks.to_dicts(done),
+                reply_broadcast=True,
+                metadata=slack_metadata(req, event_type(req, State.ACTIVE)),
+            )
             self._last_progress_edit(req, now)
         elif kind == "period_changed":
-            self._reply(req, text=blocks.period_changed_text(req), reply_broadcast=True)
+            self._reply(
+                req,
+                text=blocks.period_changed_text(req),
+                reply_broadcast=True,
+                metadata=slack_metadata(req),
+            )
         elif kind == "failed":
-            self._reply(req, text=blocks.failed_text(req), reply_broadcast=True)
+            self._reply(
+                req,
+                text=blocks.failed_text(req),
+                reply_broadcast=True,
+                metadata=slack_metadata(req, event_type(req, State.FAILED)),
+            )
         elif kind in self.senders:
             self.senders[kind](req)
         else:
@@ -300,7 +324,10 @@ class Announcer:
             text, card = batch_card(members, now)
             if kind == "card" and not leader.card_ts:
                 resp = self.client.chat_postMessage(
-                    channel=leader.channel, text=text, blocks=blocks.to_dicts(card)
+                    channel=leader.channel,
+                    text=text,
+                    blocks=blocks.to_dicts(card),
+                    metadata=slack_metadata(leader, event_type(leader, State.REQUESTED)),
                 )
                 ts = resp["ts"]
                 # Every table's thread is the card's: its aftercare and reminder go there.
@@ -312,23 +339,33 @@ class Announcer:
                     ts=leader.card_ts,
                     text=text,
                     blocks=blocks.to_dicts(card),
+                    metadata=slack_metadata(leader),
                 )
             return True
         if kind in {"card", "card_update"}:
             return True  # a member has no card of its own
         if kind in {"started", "progress", "queued", "done", "failed"}:
             text = batch_progress_text(members, now)
+            meta = slack_metadata(req)
             if leader.progress_ts:
-                self.client.chat_update(channel=leader.channel, ts=leader.progress_ts, text=text)
+                self.client.chat_update(
+                    channel=leader.channel, ts=leader.progress_ts, text=text, metadata=meta
+                )
             else:
-                resp = self._reply(leader, text=text)
+                resp = self._reply(leader, text=text, metadata=meta)
                 if resp is not None:
                     ts = resp["ts"]
                     self._update(leader, lambda r: replace(r, progress_ts=ts, progress_at=now))
             return True
         if kind == "batch_done":
             text, done = batch_done_blocks(members, now)
-            self._reply(leader, text=text, blocks=blocks.to_dicts(done), reply_broadcast=True)
+            self._reply(
+                leader,
+                text=text,
+                blocks=blocks.to_dicts(done),
+                reply_broadcast=True,
+                metadata=slack_metadata(leader, "pitr_batch_done"),
+            )
             return True
         if kind == "notify_requester":
             if req is leader:  # the leader tells the requester once, naming every table
@@ -346,11 +383,14 @@ class Announcer:
             text = blocks.queued_text(req)
         else:
             text = blocks.started_text(req) + "\n" + self._status_line(req, now)
+        meta = slack_metadata(req)
         if req.progress_ts:
-            self.client.chat_update(channel=req.channel, ts=req.progress_ts, text=text)
+            self.client.chat_update(
+                channel=req.channel, ts=req.progress_ts, text=text, metadata=meta
+            )
             self._update(req, lambda r: replace(r, progress_at=now))
             return
-        resp = self._reply(req, text=text)
+        resp = self._reply(req, text=text, metadata=meta)
         if resp is not None:
             ts = resp["ts"]
             self._update(req, lambda r: replace(r, progress_ts=ts, progress_at=now))

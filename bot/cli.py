@@ -40,8 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--script", metavar="FILE", help="run the lines of FILE, print the transcript"
     )
     console.add_argument("--aws", action="store_true", help="use your real AWS account, not moto")
-    audit = sub.add_parser("audit", help="print the audit trail as JSON lines")
+    audit = sub.add_parser(
+        "audit", help="export the audit trail (JSON Lines, or CSV for spreadsheets), streaming"
+    )
+    audit.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     audit.add_argument("--since", help="ISO 8601 date or time (UTC unless it has an offset)")
+    audit.add_argument("--until", help="entries before this ISO 8601 date or time")
     audit.add_argument("--table", help="only events for this source table")
     iam = sub.add_parser(
         "iam-policy", help="print the least-privilege IAM policy for the bot's role (JSON)"
@@ -74,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"pitr-bot: {problem}", file=sys.stderr)
             return 2
         return console_main(args.script, args.aws)
-    return print_audit(args.since, args.table)
+    return print_audit(args.since, args.table, args.until, args.format)
 
 
 def _configuration(for_serving: bool) -> tuple[Settings | None, Policy | None, list[str]]:
@@ -197,7 +201,9 @@ def print_iam_policy(account: str | None, region: str | None) -> int:
             print(f"pitr-bot: {problem}", file=sys.stderr)
         return 2
     try:
-        document = iam_policy(policy, account, region, state_table_of(settings.state))
+        document = iam_policy(
+            policy, account, region, state_table_of(settings.state), settings.event_bus
+        )
     except IamPolicyError as exc:
         print(f"pitr-bot: {exc}", file=sys.stderr)
         return 2
@@ -231,36 +237,48 @@ def print_member_policies(alias: str, bot_role: str) -> int:
     return 0
 
 
-def print_audit(since: str | None, table: str | None) -> int:
+def _instant(flag: str, text: str | None) -> datetime | None:
+    """--since/--until: ISO 8601, UTC unless it has an offset; ValueError names the flag."""
+    if not text:
+        return None
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r} is not an ISO 8601 date or time") from None
+    return (instant if instant.tzinfo else instant.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def print_audit(
+    since: str | None, table: str | None, until: str | None = None, fmt: str = "jsonl"
+) -> int:
     settings, problems = load_settings()
     if settings is None or problems:
         for problem in problems:
             print(f"pitr-bot: {problem}", file=sys.stderr)
         return 2
-    start = None
-    if since:
-        try:
-            start = datetime.fromisoformat(since)
-        except ValueError:
-            print(f"pitr-bot: --since {since!r} is not an ISO 8601 date or time", file=sys.stderr)
-            return 2
-        start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        start, end = _instant("--since", since), _instant("--until", until)
+    except ValueError as exc:
+        print(f"pitr-bot: {exc}", file=sys.stderr)
+        return 2
+    from bot.audit_export import rows, write
     from bot.store import StoreMissing, open_store
 
     try:  # read-only: never create a store, say where we looked
         store = open_store(settings.state, create=False)
-        events = store.audit_events(since=start, table=table)
+        write(sys.stdout, fmt, rows(store, since=start, until=end, table=table))
     except StoreMissing as exc:
         print(f"pitr-bot: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `pitr-bot audit | head`: the reader has what it wanted
+        return 0
     except Exception as exc:  # noqa: BLE001 - one clear line, never a traceback
         print(
             f"pitr-bot: cannot read the audit trail: {explain(exc, settings.state)}",
             file=sys.stderr,
         )
         return 2
-    for event in events:
-        print(json.dumps(event.to_json()))
+    sys.stdout.flush()
     return 0
 
 

@@ -295,9 +295,19 @@ def _open_line(req: RestoreRequest, data: HomeData) -> str:
         f"for {human_duration(req.elapsed(data.now))}",
         eta_line(req, data.now),
         f"asked by {user(req.requester)}",
+        _review(req),
         _thread(req, data),
     ]
     return "• " + " · ".join(p for p in parts if p)
+
+
+def _review(req: RestoreRequest) -> str:
+    """A break-glass self-approval stays visible until another approver reviewed it."""
+    if not req.break_glass_reason:
+        return ""
+    if req.reviewed_by:
+        return f"break-glass, reviewed by {user(req.reviewed_by)}"
+    return ":rotating_light: break-glass, *review pending*"
 
 
 def _done_line(req: RestoreRequest, data: HomeData) -> str:
@@ -315,6 +325,7 @@ def _done_line(req: RestoreRequest, data: HomeData) -> str:
         else DONE_LABEL.get(req.state, esc(req.state.value)),
         took,
         f"asked by {user(req.requester)}",
+        _review(req),
         slack_date(end, format_instant(end, "UTC")),
         _thread(req, data),
     ]

@@ -135,8 +135,9 @@ def iam_policy(
     account: str | None = None,
     region: str | None = None,
     state_table: str | None = None,
+    event_bus: str | None = None,
 ) -> dict[str, Any]:
-    """The IAM policy document for a bot running with `policy`."""
+    """The IAM policy document for a bot running with `policy` (and PITR_BOT_EVENT_BUS)."""
     if account is not None and not ACCOUNT.match(account):
         raise IamPolicyError(f"--account {account!r} is not a 12-digit AWS account ID")
     if region is not None and not REGION.match(region):
@@ -213,6 +214,10 @@ def iam_policy(
                 [arn.table(state_table), arn.table(f"{state_table}/index/*")],
             )
         )
+    if event_bus:
+        # Restore events (bot/restore_events.py): that bus only.
+        bus = event_bus if event_bus.startswith("arn:") else arn.event_bus(event_bus)
+        statements.append(_allow("PutRestoreEventsOnTheBus", ["events:PutEvents"], [bus]))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -317,6 +322,9 @@ class _Arns:
 
     def table(self, name: str) -> str:
         return f"arn:{self.part}:dynamodb:{self.region}:{self.account}:table/{name}"
+
+    def event_bus(self, name: str) -> str:
+        return f"arn:{self.part}:events:{self.region}:{self.account}:event-bus/{name}"
 
     def alarm(self, prefix: str) -> str:
         # CloudWatch alarm ARNs: arn:aws:cloudwatch:REGION:ACCOUNT:alarm:NAME

@@ -117,6 +117,9 @@ class Rule(BaseModel):
     item_keys_visible: bool | None = None
     item_channel: str | None = None
 
+    # May the requester approve their own *restore* (after a reason)? None: the default.
+    break_glass: bool | None = None
+
     @field_validator("approvers", "requesters", "item_readers")
     @classmethod
     def _ids(cls, v: list[str] | None) -> list[str] | None:
@@ -207,6 +210,17 @@ class Policy(BaseModel):
     item_readers: list[str] | None = None
     item_keys_visible: bool = False
     item_channel: str | None = None
+
+    # Break-glass: the requester may approve their own restore (never anything else), after
+    # typing a reason; reviewed afterwards. Off unless a rule (or this) says so.
+    break_glass: bool = False
+
+    def break_glass_for(self, table: str) -> bool:
+        """`break_glass` for `table`: the first matching rule's, else the default."""
+        for rule in self.rules:
+            if _matches(table, rule.tables):
+                return self.break_glass if rule.break_glass is None else rule.break_glass
+        return self.break_glass
 
     @field_validator("approvers", "requesters", "item_readers")
     @classmethod

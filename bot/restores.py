@@ -147,6 +147,14 @@ class RestoreRequest:
     # The restored table as it was at ACTIVE (TableArn, TableId, RestoreSummary, marker tag):
     # destructive follow-ups act only on that table, never on a later one with its name.
     identity: dict | None = None
+    # Break-glass (policy `break_glass`): the requester approved their own restore with this
+    # reason; a review card stays open until another approver clicks Reviewed.
+    break_glass_reason: str = ""
+    review_ts: str | None = None
+    reviewed_by: str | None = None
+    review_reminded_at: datetime | None = None
+    # Started by a Workflow Builder step: its run, completed (success or error) once final.
+    function_execution_id: str | None = None
 
     @property
     def final(self) -> bool:

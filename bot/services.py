@@ -19,11 +19,13 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.announcer import Announcer
 from bot.aws import AssumedRole
+from bot.events_aws import EventBus
 from bot.guards import ResponseSender
 from bot.metrics import Metrics
 from bot.pitr import PitrService
 from bot.policy import Policy
 from bot.polling import PollLimits
+from bot.restore_events import BUS_KINDS, bus_entry
 from bot.restores import utcnow
 from bot.settings import Settings
 from bot.slack_groups import GroupResolver
@@ -163,6 +165,13 @@ def slack_client(settings: Settings) -> WebClient:
     )
 
 
+def use_event_bus(workflow: Workflow, announcer: Announcer, bus: EventBus) -> None:
+    """Each transition owes an event (Context.owed); the announcer's other lane sends it."""
+    workflow.ctx.bus_events = True
+    for kind in BUS_KINDS:
+        announcer.senders[kind] = lambda req, kind=kind: bus.put(bus_entry(req, kind, bus.bus))
+
+
 def build_services(
     settings: Settings,
     policy: Policy,
@@ -195,6 +204,9 @@ def build_services(
     )
     workflow.on_change = announcer.kick
     workflow.ctx.open_caps = (settings.max_open_requests_per_user, settings.max_open_requests)
+
+    if settings.event_bus:
+        use_event_bus(workflow, announcer, EventBus(pitr.sibling("events"), settings.event_bus))
     tracker = Tracker(workflow, announcer, settings.poll_seconds)
     metrics = Metrics(store, clock)
     workflow.on_event = lambda event: metrics.events.labels(event).inc()

@@ -9,6 +9,10 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_URL = re.compile(r"^(sqlite:///.+|dynamodb://[A-Za-z0-9_.-]{3,255})$")
+# An EventBridge bus: its name (1-256 of these characters) or its ARN.
+EVENT_BUS = re.compile(
+    r"^([A-Za-z0-9._/-]{1,256}|arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[A-Za-z0-9._/-]{1,256})$"
+)
 
 
 class Settings(BaseSettings):
@@ -81,6 +85,18 @@ class Settings(BaseSettings):
     drill_reserved_slots: int = Field(
         default=10, ge=0, le=49, alias="PITR_BOT_DRILL_RESERVED_SLOTS"
     )
+
+    # EventBridge bus for restore events (bot/restore_events.py); unset = none.
+    event_bus: str | None = Field(default=None, alias="PITR_BOT_EVENT_BUS")
+
+    @field_validator("event_bus")
+    @classmethod
+    def _event_bus(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if not EVENT_BUS.match(v):
+            raise ValueError("must be an EventBridge bus name (e.g. incidents) or its ARN")
+        return v
 
     @field_validator("state")
     @classmethod

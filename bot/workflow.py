@@ -17,6 +17,7 @@ from typing import Any
 
 from bot import eta as etas
 from bot.batches.engine import Batches, is_batch
+from bot.engine.break_glass import BreakGlass
 from bot.engine.context import Context, Outcome
 from bot.engine.decisions import Decisions
 from bot.engine.requests import NewRequest, Requests, _Checked
@@ -63,6 +64,7 @@ class Workflow:
         # Several tables to one instant: the members follow their leader (bot/batches/engine.py).
         self.batches = Batches(self)
         self.decisions.batches = self.tracking.batches = self.batches
+        self.break_glass = BreakGlass(self.ctx, start=self.tracking.start)
 
     # -- request (bot/engine/requests.py) ---------------------------------------------------
     def request(self, new: NewRequest) -> Outcome:

@@ -26,6 +26,7 @@ from bot.aftercare.rules import BUTTONS, FIXES, LABELS, offered
 from bot.aftercare.steps import Aftercare
 from bot.blocks import code, esc, fit, md, to_dicts, user
 from bot.reminders import Reminders
+from bot.restore_events import slack_metadata
 from bot.restores import RestoreRequest, human_duration, human_size
 from bot.services import Services
 from commands.common import after_ack, reports_errors, warn
@@ -242,7 +243,11 @@ class AftercareSlack:
             return
         text, blocks = aftercare_blocks(req)
         resp = self.client.chat_postMessage(
-            channel=req.channel, thread_ts=req.card_ts, text=text, blocks=to_dicts(blocks)
+            channel=req.channel,
+            thread_ts=req.card_ts,
+            text=text,
+            blocks=to_dicts(blocks),
+            metadata=slack_metadata(req, "pitr_restore_aftercare"),
         )
         self._remember(req.id, aftercare_ts=resp["ts"])
 
@@ -251,14 +256,21 @@ class AftercareSlack:
             return
         text, blocks = aftercare_blocks(req)
         self.client.chat_update(
-            channel=req.channel, ts=req.aftercare_ts, text=text, blocks=to_dicts(blocks)
+            channel=req.channel,
+            ts=req.aftercare_ts,
+            text=text,
+            blocks=to_dicts(blocks),
+            metadata=slack_metadata(req, "pitr_restore_aftercare"),
         )
 
     def _fixed_sender(self, group: str) -> Callable[[RestoreRequest], None]:
         def send(req: RestoreRequest) -> None:
             if req.card_ts:
                 self.client.chat_postMessage(
-                    channel=req.channel, thread_ts=req.card_ts, text=fixed_text(req, group)
+                    channel=req.channel,
+                    thread_ts=req.card_ts,
+                    text=fixed_text(req, group),
+                    metadata=slack_metadata(req, "pitr_restore_fixed"),
                 )
 
         return send
@@ -273,7 +285,11 @@ class AftercareSlack:
             return
         text, blocks = reminder_blocks(req, facts, self.services.clock())
         resp = self.client.chat_postMessage(
-            channel=req.channel, thread_ts=req.card_ts, text=text, blocks=to_dicts(blocks)
+            channel=req.channel,
+            thread_ts=req.card_ts,
+            text=text,
+            blocks=to_dicts(blocks),
+            metadata=slack_metadata(req, "pitr_cleanup_reminder"),
         )
         self._remember(req.id, reminder_ts=resp["ts"])
 
@@ -285,13 +301,20 @@ class AftercareSlack:
             _, facts = self.reminders.table_facts(req)
         text, blocks = reminder_blocks(req, facts, self.services.clock())
         self.client.chat_update(
-            channel=req.channel, ts=req.reminder_ts, text=text, blocks=to_dicts(blocks)
+            channel=req.channel,
+            ts=req.reminder_ts,
+            text=text,
+            blocks=to_dicts(blocks),
+            metadata=slack_metadata(req, "pitr_cleanup_reminder"),
         )
 
     def send_delete_result(self, req: RestoreRequest) -> None:
         if req.card_ts:
             self.client.chat_postMessage(
-                channel=req.channel, thread_ts=req.card_ts, text=delete_result_text(req)
+                channel=req.channel,
+                thread_ts=req.card_ts,
+                text=delete_result_text(req),
+                metadata=slack_metadata(req, f"pitr_table_delete_{req.delete_state or ''}".lower()),
             )
 
     def _remember(self, restore_id: str, **changes: Any) -> None:

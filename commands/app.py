@@ -16,7 +16,18 @@ from bot.guards import SafeRespond, request_guard
 from bot.services import Services
 from bot.settings import Settings
 from bot.workspace import Workspace
-from commands import aftercare, drill, enable, home, items, modal, restore, status
+from commands import (
+    aftercare,
+    break_glass,
+    drill,
+    enable,
+    home,
+    items,
+    modal,
+    restore,
+    status,
+    workflow_step,
+)
 from commands.common import report_error
 
 
@@ -60,6 +71,8 @@ def create_app(settings: Settings, services: Services, **app_kwargs: Any) -> App
         next()
 
     restore.register(app, services)
+    break_glass.register(app, services)
+    workflow_step.register(app, services)
     modal.register(app, services)
     status.register(app, services)
     enable.register(app, services)

@@ -38,6 +38,7 @@ from bot.items.limits import ItemLimits, JobGate
 from bot.items.recovery import ItemRecovery
 from bot.items.report import examples
 from bot.pitr import AwsError, PitrService
+from bot.restore_events import job_metadata
 from bot.restores import human_duration
 from bot.services import Services
 from bot.settings import work_dir_of
@@ -526,7 +527,8 @@ class ItemsSlack:
         if job.progress_ts:
             self._finish_progress(job, ":white_check_mark: Done.")
         text, blocks = result_blocks(job, conflicts)
-        self._reply(job, text, blocks, reply_broadcast=True)
+        meta = job_metadata(job, undone=job.state == JobState.UNDONE)
+        self._reply(job, text, blocks, reply_broadcast=True, metadata=meta)
 
     def send_failed(self, job_id: str) -> None:
         job = self._job(job_id)

@@ -12,7 +12,7 @@ from bot.blocks import APPROVE_ACTION, DENY_ACTION
 from bot.restores import State
 from bot.services import Services
 from bot.workflow import NewRequest
-from commands import modal
+from commands import break_glass, modal
 from commands.common import (
     MAX_TEXT,
     InputError,
@@ -114,6 +114,11 @@ def register(app: App, services: Services) -> None:
             ack()
             user = body["user"]["id"]
             restore_id = str(action.get("value", ""))[:64]
+            if approve and break_glass.offers_dialog(services, restore_id, user):
+                # The requester, where the policy allows break-glass: ask why first.
+                trigger = str(body.get("trigger_id") or "")
+                break_glass.open_dialog(services.client, trigger, restore_id, respond)
+                return
 
             def decide() -> None:
                 workflow = services.workflow

@@ -295,3 +295,22 @@ def test_cli_prints_nothing_on_stderr_for_a_policy_that_fits(monkeypatch, capsys
     monkeypatch.setenv("PITR_BOT_POLICY", str(EXAMPLE))
     assert main(["iam-policy"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_put_events_only_on_the_configured_bus(monkeypatch, capsys):
+    bus = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/incidents"
+    other = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
+    without = iam_policy(load_policy(EXAMPLE), ACCOUNT, REGION)
+    assert not allowed(without, "events:PutEvents", bus)
+    document = iam_policy(load_policy(EXAMPLE), ACCOUNT, REGION, event_bus="incidents")
+    assert allowed(document, "events:PutEvents", bus)
+    assert not allowed(document, "events:PutEvents", other)
+    assert not allowed(document, "events:PutRule", bus)
+    # The CLI reads PITR_BOT_EVENT_BUS; a bus ARN is granted as it is.
+    monkeypatch.setenv("PITR_BOT_POLICY", str(EXAMPLE))
+    monkeypatch.setenv("PITR_BOT_STATE", "sqlite:///x.db")
+    monkeypatch.setenv("PITR_BOT_EVENT_BUS", bus)
+    assert main(["iam-policy"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert allowed(printed, "events:PutEvents", bus)
+    assert not allowed(printed, "events:PutEvents", other)

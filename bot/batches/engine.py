@@ -131,7 +131,8 @@ class Batches:
             req = table.checked
             detail = f"{req.target} at {when} (batch {leader.id})"  # type: ignore[attr-defined]
             entry = flow.audit_entry("requested", req, new.requester, detail=detail)
-            flow.store.add(req, announce=["card"] if req is leader else [], audit=[entry])
+            owed = flow.ctx.owed(None, req, ["card"] if req is leader else [])
+            flow.store.add(req, announce=owed, audit=[entry])
             flow.on_event(entry.event)
         log.info("batch %s requested: %d tables at %s", leader.id, len(tables), when)
         flow.on_change()

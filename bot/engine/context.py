@@ -15,12 +15,15 @@ from datetime import datetime
 from bot.pitr import AwsError, PitrService
 from bot.policy import Members, Policy
 from bot.polling import PollLimits
-from bot.restores import IN_FLIGHT, RestoreRequest, State, utcnow
+from bot.restore_events import bus_kind
+from bot.restores import FINAL, IN_FLIGHT, RestoreRequest, State, utcnow
 from bot.store import AuditEvent, Change, Store
 from bot.suggest import did_you_mean
 from bot.tableref import RefError, parse_ref
 
 CAS_ATTEMPTS = 20
+# Outbox kind: complete the Workflow Builder step of a request (commands/workflow_step.py).
+STEP_DONE = "workflow_step_done"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class Context:
         self.open_caps: tuple[int, int] = (10, 100)
         self.on_change: Callable[[], None] = lambda: None  # the announcer's kick
         self.on_event: Callable[[str], None] = lambda event: None  # metrics
+        # PITR_BOT_EVENT_BUS set: each new state also owes an EventBridge event (outbox).
+        self.bus_events = False
 
     def known_accounts(self, text: str = "arn:") -> dict[str, str]:
         """Account ID -> policy alias ("" for the bot's own): the accounts a table ARN in
@@ -99,6 +104,19 @@ class Context:
         ]
         return did_you_mean(table, visible)
 
+    def owed(
+        self, old: RestoreRequest | None, new: RestoreRequest, announce: Sequence[str] = ()
+    ) -> list[str]:
+        """The outbox kinds a write owes: its Slack messages and, with an event bus, the
+        event of the state it enters (in the same write: sent once, never lost)."""
+        kinds = list(announce)
+        entered = old is None or old.state != new.state
+        if self.bus_events and entered:
+            kinds.append(bus_kind(new.state))
+        if new.function_execution_id and entered and new.state in FINAL:
+            kinds.append(STEP_DONE)  # the Workflow Builder step ends with the restore
+        return kinds
+
     def save(
         self,
         old: RestoreRequest,
@@ -107,7 +125,7 @@ class Context:
         audit: Sequence[AuditEvent] = (),
     ) -> RestoreRequest | None:
         """A transition with its announcements and audit entries, in one write (all or none)."""
-        saved = self.store.save(old, new, announce=announce, audit=audit)
+        saved = self.store.save(old, new, announce=self.owed(old, new, announce), audit=audit)
         if saved is not None:
             for entry in audit:
                 self.on_event(entry.event)
@@ -117,6 +135,7 @@ class Context:
         self, changes: Sequence[Change], audit: Sequence[AuditEvent] = ()
     ) -> list[RestoreRequest] | None:
         """Several transitions (a batch's leader and members) in one write: all or none."""
+        changes = [Change(c.old, c.new, self.owed(c.old, c.new, c.announce)) for c in changes]
         saved = self.store.save_all(changes, audit)
         if saved is not None:
             for entry in audit:

@@ -44,6 +44,8 @@ class NewRequest:
     requester_tz: str = "UTC"
     reason: str = ""
     overrides: dict | None = None
+    # A Workflow Builder step's run (commands/workflow_step.py): completed when it ends.
+    function_execution_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class Requests:
         entry = self.ctx.audit_entry(
             "requested", req, new.requester, detail=f"{req.target} at {when}"
         )
-        self.ctx.store.add(req, announce=["card"], audit=[entry])
+        self.ctx.store.add(req, announce=self.ctx.owed(None, req, ["card"]), audit=[entry])
         self.ctx.on_event(entry.event)
         with restore_context(req.id):
             log.info("restore %s requested: %s -> %s at %s", req.id, req.source, req.target, when)
@@ -106,6 +108,7 @@ class Requests:
             expires_at=expiry(now, ttl_minutes),
             requester_tz=new.requester_tz,
             reason=new.reason,
+            function_execution_id=new.function_execution_id,
             window=checked.window,
             required_approvals=required_approvals,
             source_items=source.item_count,
@@ -148,7 +151,7 @@ class Requests:
         )
         detail = f"recovery period {req.previous_days} -> {days} days"
         entry = self.ctx.audit_entry("pitr_period_requested", req, requester, detail=detail)
-        self.ctx.store.add(req, announce=["card"], audit=[entry])
+        self.ctx.store.add(req, announce=self.ctx.owed(None, req, ["card"]), audit=[entry])
         self.ctx.on_event(entry.event)
         self.ctx.on_change()
         return Outcome(True, "", req)

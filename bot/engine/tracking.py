@@ -73,16 +73,14 @@ class Tracking:
                 if ahead is not None:
                     self._mark_queued(req, ahead)
                     return
-                claimed = self.ctx.store.save(
-                    req,
-                    req.advance(
-                        State.RESTORING,
-                        now,
-                        restore_called_at=now,
-                        lease_owner=self.ctx.owner,
-                        lease_until=now + self._lease(),
-                    ),
+                started = req.advance(
+                    State.RESTORING,
+                    now,
+                    restore_called_at=now,
+                    lease_owner=self.ctx.owner,
+                    lease_until=now + self._lease(),
                 )
+                claimed = self.ctx.store.save(req, started, announce=self.ctx.owed(req, started))
             if claimed is None:
                 fresh = self.ctx.store.get(restore_id)
                 if fresh is not None and fresh.version == req.version:

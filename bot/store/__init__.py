@@ -9,7 +9,7 @@ sees the new state also sees its audit entry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -140,6 +140,16 @@ class Store(Protocol):
     def audit_events(
         self, since: datetime | None = None, table: str | None = None, limit: int | None = None
     ) -> list[AuditEvent]: ...
+
+    def audit_pages(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[list[AuditEvent]]:
+        """Every entry with since <= at < until, oldest first, one page (at most `page_size`)
+        at a time: an export of years of entries holds one page in memory, never the trail."""
+        ...
 
     def first_use(self, key: str, until: datetime) -> bool:
         """Remember `key` until `until`: True the first time, False while it is remembered.

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -292,25 +292,48 @@ class DynamoStore(SiblingDocs, SavesThroughSaveAll):
         events: list[AuditEvent] = []
         while limit is None or len(events) < limit:
             resp = self.client.query(**kwargs)
-            for raw in resp.get("Items", []):
-                data = _plain(raw)
-                events.append(
-                    AuditEvent(
-                        at=datetime.fromisoformat(data["at"]),
-                        event=data["event"],
-                        restore_id=data.get("restore_id"),
-                        actor=data.get("actor"),
-                        channel=data.get("channel"),
-                        table=data.get("tbl"),
-                        detail=data.get("detail", ""),
-                    )
-                )
+            events += [_audit_event(raw) for raw in resp.get("Items", [])]
             if "LastEvaluatedKey" not in resp:
                 break
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
         if limit is not None:
             events = sorted(events[:limit], key=lambda e: e.at)
         return events
+
+    def audit_pages(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[list[AuditEvent]]:
+        # The sort key starts with the entry's ISO time, so a range on it is a time range:
+        # `sk < until` excludes an entry at `until` itself (its key is longer, so greater).
+        values: dict[str, str] = {":a": "A"}
+        condition = "pk = :a"
+        if since is not None and until is not None:
+            condition += " AND sk BETWEEN :since AND :until"
+        elif since is not None:
+            condition += " AND sk >= :since"
+        elif until is not None:
+            condition += " AND sk < :until"
+        if since is not None:
+            values[":since"] = since.isoformat()
+        if until is not None:
+            values[":until"] = until.isoformat()
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": _item(values),
+            "Limit": page_size,
+        }
+        while True:
+            resp = self.client.query(**kwargs)
+            page = [_audit_event(raw) for raw in resp.get("Items", [])]
+            if page:
+                yield page
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     # -- lifecycle --------------------------------------------------------------------------
     def first_use(self, key: str, until: datetime) -> bool:
@@ -395,6 +418,19 @@ class DynamoStore(SiblingDocs, SavesThroughSaveAll):
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceInUseException":
                 raise  # another replica creating it at the same moment is fine
+
+
+def _audit_event(raw: dict[str, Any]) -> AuditEvent:
+    data = _plain(raw)
+    return AuditEvent(
+        at=datetime.fromisoformat(data["at"]),
+        event=data["event"],
+        restore_id=data.get("restore_id"),
+        actor=data.get("actor"),
+        channel=data.get("channel"),
+        table=data.get("tbl"),
+        detail=data.get("detail", ""),
+    )
 
 
 def _index(name: str, key: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -416,6 +416,38 @@ class SqliteStore(SavesThroughSaveAll):
             AuditEvent(datetime.fromisoformat(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
             for r in rows
         ]
+
+    def audit_pages(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[list[AuditEvent]]:
+        # Keyset paging on the row id: each page is one short read under the lock, so the
+        # bot keeps writing while an export runs, and no OFFSET rescans earlier rows.
+        sql = "SELECT at, event, restore_id, actor, channel, tbl, detail, id FROM audit "
+        sql += "WHERE id > ?"
+        args: list[str] = []
+        if since is not None:
+            sql += " AND at >= ?"
+            args.append(since.isoformat())
+        if until is not None:
+            sql += " AND at < ?"
+            args.append(until.isoformat())
+        sql += " ORDER BY id LIMIT ?"
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(sql, [last, *args, page_size]).fetchall()
+            if not rows:
+                return
+            last = rows[-1][7]
+            yield [
+                AuditEvent(datetime.fromisoformat(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
+                for r in rows
+            ]
+            if len(rows) < page_size:
+                return
 
     # -- replay protection ------------------------------------------------------------------
     def first_use(self, key: str, until: datetime) -> bool:

@@ -125,6 +125,7 @@ def test_no_import_cycle_among_the_projects_modules():
 
 PURE_CORE = [
     "bot/restores.py",
+    "bot/restore_events.py",
     "bot/policy.py",
     "bot/aftercare/rules.py",
     "bot/iam.py",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 from bot.when import parse_when
@@ -49,3 +50,101 @@ def test_the_item_data_delivery_has_its_scopes() -> None:
     from bot.delivery import ADVICE
 
     assert "im:write" in ADVICE["missing_scope"] and "/invite" in ADVICE["not_in_channel"]
+
+
+# The parts of Slack's app manifest schema (github.com/slackapi/manifest-schema,
+# manifest.schema.1.0.0.json) that the Workflow Builder step touches, restated.
+PARAMETERS = {
+    "type": "object",
+    "maxProperties": 50,
+    "additionalProperties": {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "is_required": {"type": "boolean"},
+            "is_hidden": {"type": "boolean"},
+            "hint": {"type": "string"},
+        },
+    },
+}
+FUNCTIONS = {
+    "type": "object",
+    "maxProperties": 50,
+    "additionalProperties": {
+        "type": "object",
+        "required": ["title", "description", "input_parameters", "output_parameters"],
+        "additionalProperties": False,
+        "properties": {
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "input_parameters": PARAMETERS,
+            "output_parameters": PARAMETERS,
+        },
+    },
+}
+SETTINGS = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        key: {"type": "boolean"}
+        for key in (
+            "org_deploy_enabled",
+            "socket_mode_enabled",
+            "is_hosted",
+            "token_rotation_enabled",
+        )
+    }
+    | {
+        "function_runtime": {"type": "string"},
+        "event_subscriptions": {"type": "object"},
+        "interactivity": {"type": "object", "required": ["is_enabled"]},
+        "allowed_ip_address_ranges": {"type": "array"},
+        "incoming_webhooks": {"type": "object"},
+    },
+}
+TOP = {
+    "type": "object",
+    "required": ["display_information"],
+    "additionalProperties": False,
+    "properties": {
+        key: {"type": "object"}
+        for key in ("_metadata", "display_information", "features", "oauth_config")
+    }
+    | {"settings": SETTINGS, "functions": FUNCTIONS},
+}
+# Slack's own parameter types (schema: slack-functions.parameter).
+PARAMETER_TYPES = {"string", "integer", "number", "boolean", "object", "array"} | {
+    f"slack#/types/{t}" for t in ("user_id", "channel_id", "usergroup_id", "timestamp", "date")
+}
+
+
+def test_manifest_with_the_workflow_step_validates_against_slacks_schema() -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    jsonschema.validate(manifest, TOP)
+    step = manifest["functions"]["restore_table"]
+    assert set(step["input_parameters"]) == {
+        "source_table",
+        "new_table",
+        "instant",
+        "reason",
+        "channel",
+        "requested_by",
+    }
+    assert set(step["output_parameters"]) == {
+        "restore_id",
+        "new_table",
+        "final_status",
+        "restored_instant",
+        "approved_by",
+    }
+    for parameter in [*step["input_parameters"].values(), *step["output_parameters"].values()]:
+        assert parameter["type"] in PARAMETER_TYPES
+    assert "function_executed" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert manifest["settings"]["function_runtime"] == "remote"
+    # The callback id the app listens on.
+    from commands.workflow_step import CALLBACK_ID
+
+    assert CALLBACK_ID in manifest["functions"]

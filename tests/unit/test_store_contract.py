@@ -494,3 +494,21 @@ def test_job_find_by_state_never_mixes_with_restores_or_drills(store):
     assert [j.id for j in store.job_find([JobState.COMPARING])] == [a.id]
     assert [j.id for j in store.job_find()] == [b.id, a.id]
     assert store.find(states=[State.REQUESTED]) != [] and store.drill_find() != []
+
+
+def test_audit_pages_stream_a_time_range_oldest_first(store):
+    for minute in range(1, 8):
+        table = "orders" if minute % 2 else "users"
+        at = NOW + timedelta(minutes=minute)
+        store.audit(AuditEvent(at, f"e{minute}", None, "U1", "C1", table))
+    pages = list(store.audit_pages(page_size=3))
+    assert all(1 <= len(page) <= 3 for page in pages) and len(pages) >= 3
+    assert [e.event for page in pages for e in page] == [f"e{m}" for m in range(1, 8)]
+    ranged = store.audit_pages(
+        since=NOW + timedelta(minutes=2), until=NOW + timedelta(minutes=5), page_size=2
+    )
+    # since is included, until is not
+    assert [e.event for page in ranged for e in page] == ["e2", "e3", "e4"]
+    until_only = store.audit_pages(until=NOW + timedelta(minutes=3))
+    assert [e.event for page in until_only for e in page] == ["e1", "e2"]
+    assert list(store.audit_pages(since=NOW + timedelta(hours=1))) == []

@@ -100,6 +100,11 @@ def full() -> RestoreRequest:
         recovery_days=7,
         previous_days=35,
         identity={"arn": "arn:aws:dynamodb:us-east-1:123456789012:table/Orders-restored"},
+        break_glass_reason="nobody else awake at 3 a.m., orders lost",
+        review_ts="1700000000.000500",
+        reviewed_by="U9",
+        review_reminded_at=NOW + timedelta(hours=5),
+        function_execution_id="Fx123",
     )
 
 
