@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
@@ -24,6 +24,7 @@ from bot.aftercare_aws import AftercareService
 from bot.blocks import code, esc, fit, md, to_dicts, user
 from bot.items.diff import Kind
 from bot.items.engine import ItemsError, Progress
+from bot.items.export_flow import ExportRecovery
 from bot.items.jobfile import COPY_BACK, UNDO, JobFile
 from bot.items.jobs import ItemJob, JobState
 from bot.items.recovery import ItemRecovery
@@ -33,6 +34,7 @@ from bot.restores import human_duration
 from bot.services import Services
 from bot.settings import work_dir_of
 from bot.tableref import RefError, parse_ref
+from commands import export_diff
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ def parse_diff(text: str) -> tuple[str, list[str] | None]:
 
 # -- rendering (pure) --------------------------------------------------------------------------
 def progress_text(job: ItemJob, progress: Progress | None) -> str:
+    if job.export and job.state == JobState.COMPARING:  # the export path's own words
+        return export_diff.progress_text(job, progress, datetime.now(UTC))
     verb = {
         JobState.COPYING: "Copying back into",
         JobState.UNDOING: "Undoing the copy back into",
@@ -115,6 +119,8 @@ def compared_blocks(job: ItemJob, shown: dict[Kind, list[str]]) -> tuple[str, li
         f"• *{job.added}* added since (only in live)",
         f"• {job.unchanged} unchanged",
     ]
+    if job.export:  # the export path: what changed since the instant
+        lines = [export_diff.head(job, datetime.now(UTC)), *export_diff.compared_lines(job)]
     for kind, label in (
         (Kind.MISSING, "Missing"),
         (Kind.CHANGED, "Changed"),
@@ -187,6 +193,7 @@ def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
         text = f"Copy back {job.to_copy} items into {job.live_table}? Waiting for approval"
     if job.state in (JobState.COPY_REQUESTED, JobState.UNDO_REQUESTED):
         body += f" Someone else who may approve restores of {live} has to approve."
+        body += export_diff.approval_note(job)
         if job.required_approvals > 1:
             who = ", ".join(user(u) for u in job.approvals) or "none yet"
             body += f"\nApprovals {len(job.approvals)} of {job.required_approvals}: {who}"
@@ -298,7 +305,9 @@ class ItemsSlack:
         if job is None or job.progress_ts:
             return
         resp = self._reply(job, progress_text(job, None))
-        self._remember(job_id, progress_ts=resp["ts"])
+        # A /pitr-diff on a live table has no restore thread: this message starts its own.
+        own = {} if job.thread_ts else {"thread_ts": resp["ts"]}
+        self._remember(job_id, progress_ts=resp["ts"], **own)
 
     def on_progress(self, job: ItemJob, progress: Progress) -> None:
         if not job.progress_ts:
@@ -322,7 +331,8 @@ class ItemsSlack:
             finally:
                 files.close()
         if job.progress_ts:
-            self._finish_progress(job, ":white_check_mark: Comparison done.")
+            done = export_diff.head(job, datetime.now(UTC)) + "\n" if job.export else ""
+            self._finish_progress(job, done + ":white_check_mark: Comparison done.")
         text, blocks = compared_blocks(job, shown)
         self._reply(job, text, blocks)
 
@@ -456,7 +466,7 @@ def identifier(aws: AftercareService) -> Any:
 def register(app: App, services: Services) -> None:
     settings = services.settings
     lease = item_lease(settings.poll_seconds)
-    engine = ItemRecovery(
+    engine = ExportRecovery(
         services.store,
         services.pitr.client,
         services.policy,
@@ -471,6 +481,7 @@ def register(app: App, services: Services) -> None:
         retention=timedelta(days=settings.items_retention_days),
         identify=identifier(AftercareService.from_pitr(services.pitr)),
     )
+    engine.export_route = export_diff.export_router(services)
     slack = ItemsSlack(services, engine)
     engine.on_change = services.announcer.kick
     engine.on_progress = slack.on_progress
@@ -506,9 +517,14 @@ def register(app: App, services: Services) -> None:
         ack()
         user_id, channel = command["user_id"], command["channel_id"]
         try:
-            table, keys = parse_diff(str(command.get("text") or ""))
+            export = export_diff.parse_export_diff(str(command.get("text") or ""))
+            table, keys = export[::2] if export else parse_diff(str(command.get("text") or ""))
         except InputError as exc:
             warn(respond, str(exc))
+            return
+        if export:  # `/pitr-diff LIVE_TABLE WHEN`: through an incremental export
+            args = (services, engine, respond, user_id, channel, *export)
+            after_ack(services, respond, lambda: export_diff.start_export_diff(*args))
             return
 
         def start() -> None:

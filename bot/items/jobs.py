@@ -99,6 +99,9 @@ class ItemJob:
     note: str = ""  # the last refusal/denial or failure, in plain words
     # When the job files were deleted (retention over): no copy back or undo after that.
     files_removed_at: datetime | None = None
+    # The export path (bot/items/export_flow.py): instant, periods, export ARNs; None for a
+    # comparison with a restored table.
+    export: dict | None = None
 
     @property
     def final(self) -> bool:

@@ -25,6 +25,7 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from support.export_sim import ExportSimulator
 from support.gates import Gates
 
 __all__ = ["AwsSimulator"]
@@ -91,6 +92,13 @@ class AwsSimulator:
         self._moto_port = 0
         self._proxy: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # The simulator's clock (`now()`): time.time() moved by `offset` seconds, so a test can
+        # make writes happen "hours ago" or reach a moment in the future (exports, PITR window).
+        self.offset = 0.0
+        self.exports = ExportSimulator(self)
+
+    def now(self) -> float:
+        return time.time() + self.offset
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -135,6 +143,8 @@ class AwsSimulator:
         self.creating_for = {}
         self.widen_window = True
         self.serialize = False
+        self.offset = 0.0
+        self.exports.reset()
         self._reset_moto()
 
     def _reset_moto(self) -> None:
@@ -371,7 +381,7 @@ class AwsSimulator:
             if not isinstance(desc, dict) or desc.get("PointInTimeRecoveryStatus") != "ENABLED":
                 return False
             days = float(desc.get("RecoveryPeriodInDays") or 35)
-            now = time.time()
+            now = self.now()
             desc["EarliestRestorableDateTime"] = now - days * 86400
             desc["LatestRestorableDateTime"] = now - 300.0
             return True
@@ -457,6 +467,16 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
                     ]
                     self._reply(fault.status, headers, body)
                     return
+                answer = sim.exports.answer(op, req)  # incremental exports: simulated here
+                if answer is not None:
+                    body = json.dumps(answer[1]).encode()
+                    headers = [
+                        ("Content-Type", "application/x-amz-json-1.0"),
+                        ("x-amzn-RequestId", f"sim-{time.monotonic_ns()}"),
+                        ("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF)),
+                    ]
+                    self._reply(answer[0], headers, body)
+                    return
 
             fwd_headers = {
                 k: v
@@ -465,11 +485,18 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
             }
             fwd_headers["Host"] = f"127.0.0.1:{sim._moto_port}"
             fwd_headers["Content-Length"] = str(len(raw))
+
+            def upstream() -> tuple[int, list[tuple[str, str]], bytes]:
+                # Writes are logged (with their time) for the export simulator.
+                return sim.exports.around_write(
+                    op, req, lambda: self._upstream(op, req, raw, fwd_headers)
+                )
+
             if sim.serialize:
                 with sim._serial:  # one request at a time, as if DynamoDB were linearizable
-                    status, resp_headers, body = self._upstream(op, req, raw, fwd_headers)
+                    status, resp_headers, body = upstream()
             else:
-                status, resp_headers, body = self._upstream(op, req, raw, fwd_headers)
+                status, resp_headers, body = upstream()
             out = [
                 (k, v)
                 for k, v in resp_headers

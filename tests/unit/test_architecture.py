@@ -143,6 +143,7 @@ PURE_CORE = [
     "bot/items/diff.py",
     "bot/items/conditions.py",
     "bot/items/pacing.py",
+    "bot/items/export_plan.py",
 ]
 
 
