@@ -168,6 +168,19 @@ def compared_lines(job: ItemJob) -> list[str]:
     return lines
 
 
+def compared_text(job: ItemJob) -> str:
+    since = datetime.fromisoformat((job.export or {})["instant"])
+    return (
+        f"{job.live_table} since {since:%Y-%m-%d %H:%M:%S} UTC: {job.missing} deleted, "
+        f"{job.changed} changed, {job.added} added"
+    )
+
+
+def report_name(job: ItemJob) -> str:
+    since = datetime.fromisoformat((job.export or {})["instant"])
+    return f"{job.live_table}-changed-since-{since:%Y%m%dT%H%M%SZ}.jsonl"
+
+
 def approval_note(job: ItemJob) -> str:
     near = int((job.export or {}).get("near") or 0)
     if not near:

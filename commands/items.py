@@ -162,6 +162,8 @@ def compared_blocks(job: ItemJob, shown: dict[Kind, list[str]]) -> tuple[str, li
         f"{job.restored_table} vs {job.live_table}: {job.missing} missing, "
         f"{job.changed} changed, {job.added} added, {job.unchanged} unchanged"
     )
+    if job.export:
+        text = export_diff.compared_text(job)
     return text, blocks
 
 
@@ -346,7 +348,9 @@ class ItemsSlack:
                 channel=job.channel,
                 thread_ts=job.thread_ts,
                 file=str(self.engine.report_path(job)),
-                filename=f"{job.restored_table}-vs-{job.live_table}.jsonl",
+                filename=export_diff.report_name(job)
+                if job.export
+                else f"{job.restored_table}-vs-{job.live_table}.jsonl",
                 title=f"Differences: {job.restored_table} vs {job.live_table} (JSON Lines)",
             )
         except SlackApiError as exc:

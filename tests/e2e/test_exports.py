@@ -85,7 +85,8 @@ def test_items_changed_since_t_come_back_without_a_restore_or_a_scan(make_bot, f
     assert sim.count("Scan") == sim.count("Query") == 0
     assert len(sim.exports.started()) == 1
     # The thread: its own (no restore card), saying what is read and what it costs.
-    assert reply.args["thread_ts"] == job.thread_ts or bot.services.store.job_get(job.id).thread_ts
+    job = bot.services.store.job_get(job.id)
+    assert job.thread_ts and reply.args["thread_ts"] == job.thread_ts == job.progress_ts
     head = str(reply.args["blocks"])
     assert "point-in-time log" in head and "not from the table" in head
     assert "size of the changed data" in head
@@ -128,6 +129,8 @@ def test_thirty_hours_ago_is_two_consecutive_exports_merged_per_key(make_bot, fa
     direct = live_table(sim, items=50)
     t = instant(sim, 30)
     app = sim.client()
+    sim.offset = t.timestamp() + 30 - sim.now()  # 30 s after T: flagged on the approval card
+    app.put_item(TableName=LIVE, Item=changed(4))
     sim.offset = -28 * HOUR  # in the first period
     app.put_item(TableName=LIVE, Item={**order(1), "status": {"S": "early"}})
     app.delete_item(TableName=LIVE, Key=key(2))
@@ -141,7 +144,7 @@ def test_thirty_hours_ago_is_two_consecutive_exports_merged_per_key(make_bot, fa
     bot = make_bot(policy=COPY_BACK_ON, PITR_BOT_EXPORT_S3=EXPORT_S3)
 
     bot.command("/pitr-diff", f"{LIVE} {int(t.timestamp())}")
-    posted(fake, "1 deleted, 1 changed, 1 added")
+    posted(fake, "1 deleted, 2 changed, 1 added")
     requests = sim.requests("ExportTableToPointInTime")
     assert len(requests) == 2
     first, second = (r["IncrementalExportSpecification"] for r in requests)
@@ -149,8 +152,11 @@ def test_thirty_hours_ago_is_two_consecutive_exports_merged_per_key(make_bot, fa
     assert float(first["ExportToTime"]) == float(second["ExportFromTime"])
     (job,) = bot.services.store.job_find()
     bot.click(COPY_ALL_ACTION, job.id, "U1")
+    card = posted(fake, "Copy back 3 items into orders?")
+    assert "1 item(s) changed within a minute of the instant" in str(card.args["blocks"])
     bot.click(APPROVE_ACTION, job.id, "U2")
-    posted(fake, "Copy back into orders: 2 written, 0 skipped (conflict), 0 failed")
+    posted(fake, "Copy back into orders: 3 written, 0 skipped (conflict), 0 failed")
+    assert get(direct, 4) == order(4)
     assert get(direct, 1) == order(1) and get(direct, 3) == order(3)  # images at T
     assert get(direct, 2) == order(2)
 
@@ -184,6 +190,7 @@ def test_a_failed_export_says_why_and_offers_the_restore_path(make_bot, fake, si
     sim.exports.fail_next("S3_ACCESS_DENIED", "DynamoDB could not write to the bucket")
     bot = make_bot(policy=COPY_BACK_ON, PITR_BOT_EXPORT_S3=EXPORT_S3)
     before = {i: get(direct, i) for i in range(25)}
+    sim.clear()
     bot.command("/pitr-diff", f'{LIVE} "{t.isoformat()}"')
     failed = posted(fake, "S3_ACCESS_DENIED")
     text = str(failed.args["text"])
