@@ -96,6 +96,9 @@ class AwsSimulator:
         # make writes happen "hours ago" or reach a moment in the future (exports, PITR window).
         self.offset = 0.0
         self.exports = ExportSimulator(self)
+        # S3 object reads (GET paths, e.g. an export's data files), each delayed by this.
+        self.s3_get_delay = 0.0
+        self.s3_gets: list[str] = []
 
     def now(self) -> float:
         return time.time() + self.offset
@@ -145,6 +148,8 @@ class AwsSimulator:
         self.serialize = False
         self.offset = 0.0
         self.exports.reset()
+        self.s3_get_delay = 0.0
+        self.s3_gets = []
         self._reset_moto()
 
     def _reset_moto(self) -> None:
@@ -443,6 +448,11 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
             target = self.headers.get("X-Amz-Target") or ""
             op = target[len(_TARGET_PREFIX) :] if target.startswith(_TARGET_PREFIX) else ""
             req: dict[str, Any] = {}
+            if not op and self.command == "GET":  # an S3 read (moto serves every service)
+                with sim._lock:
+                    sim.s3_gets.append(self.path)
+                if sim.s3_get_delay:
+                    time.sleep(sim.s3_get_delay)
             if op:
                 try:
                     parsed = json.loads(raw or b"{}")
