@@ -197,7 +197,9 @@ def print_iam_policy(account: str | None, region: str | None) -> int:
             print(f"pitr-bot: {problem}", file=sys.stderr)
         return 2
     try:
-        document = iam_policy(policy, account, region, state_table_of(settings.state))
+        document = iam_policy(
+            policy, account, region, state_table_of(settings.state), export_s3=settings.export_s3
+        )
     except IamPolicyError as exc:
         print(f"pitr-bot: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,11 +42,13 @@ class ExportGateway:
         self.dynamodb, self.s3 = dynamodb, s3
 
     def table(self, name: str) -> dict[str, Any]:
-        return dict(self._call("read", name, self.dynamodb.describe_table, TableName=name)["Table"])
+        with _errors("read", name):
+            return dict(self.dynamodb.describe_table(TableName=name)["Table"])
 
     def window(self, name: str) -> Window | None:
         """The PITR window now; None when PITR is off."""
-        resp = self._call("read", name, self.dynamodb.describe_continuous_backups, TableName=name)
+        with _errors("read", name):
+            resp = self.dynamodb.describe_continuous_backups(TableName=name)
         desc = resp["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription") or {}
         if desc.get("PointInTimeRecoveryStatus") != "ENABLED":
             return None
@@ -80,16 +83,14 @@ class ExportGateway:
         if owner:
             kwargs["S3BucketOwner"] = owner
         name = table_arn.rsplit("/", 1)[-1]
-        resp = self._call("export", name, self.dynamodb.export_table_to_point_in_time, **kwargs)
+        with _errors("export", name):
+            resp = self.dynamodb.export_table_to_point_in_time(**kwargs)
         return dict(resp["ExportDescription"])
 
     def describe(self, arn: str) -> dict[str, Any]:
         name = arn.split("/")[1] if "/" in arn else arn
-        return dict(
-            self._call("read", name, self.dynamodb.describe_export, ExportArn=arn)[
-                "ExportDescription"
-            ]
-        )
+        with _errors("read", name):
+            return dict(self.dynamodb.describe_export(ExportArn=arn)["ExportDescription"])
 
     # -- the files -------------------------------------------------------------------------
     def data_files(self, bucket: str, summary_key: str) -> Iterator[str]:
@@ -122,21 +123,24 @@ class ExportGateway:
                 f"I could not read the export's files ({type(exc).__name__})."
             ) from exc
 
-    def _call(self, verb: str, table: str, method: Any, **kwargs: Any) -> Any:
-        try:
-            return method(**kwargs)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code, message = error.get("Code", "Unknown"), error.get("Message", "")
-            if code in {"ResourceNotFoundException", "TableNotFoundException"}:
-                raise ItemsError(f"Table `{table}` does not exist.") from exc
-            if code in {"AccessDeniedException", "UnrecognizedClientException"}:
-                raise ItemsError(
-                    f"The bot may not {verb} `{table}` ({code}); see `pitr-bot iam-policy`."
-                ) from exc
-            raise ItemsError(f"DynamoDB refused to {verb} `{table}`: {code} ({message}).") from exc
-        except BotoCoreError as exc:
-            raise ItemsError(f"DynamoDB could not be reached ({type(exc).__name__}).") from exc
+
+@contextmanager
+def _errors(verb: str, table: str) -> Iterator[None]:
+    """AWS's errors as ItemsError in plain words."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", "Unknown"), error.get("Message", "")
+        if code in {"ResourceNotFoundException", "TableNotFoundException"}:
+            raise ItemsError(f"Table `{table}` does not exist.") from exc
+        if code in {"AccessDeniedException", "UnrecognizedClientException"}:
+            raise ItemsError(
+                f"The bot may not {verb} `{table}` ({code}); see `pitr-bot iam-policy`."
+            ) from exc
+        raise ItemsError(f"DynamoDB refused to {verb} `{table}`: {code} ({message}).") from exc
+    except BotoCoreError as exc:
+        raise ItemsError(f"DynamoDB could not be reached ({type(exc).__name__}).") from exc
 
 
 def _utc(value: Any) -> datetime:
