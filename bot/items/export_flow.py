@@ -264,7 +264,7 @@ class ExportRecovery(ItemRecovery):
         for _ in range(CAS_ATTEMPTS):
             fresh = self.store.job_get(job.id)
             if fresh is None or fresh.lease_owner != self.owner:
-                raise ItemsError("This comparison was taken over by another process.")
+                raise Stopped  # another process holds it now: it goes on from the store
             saved = self.store.job_save(
                 fresh, replace(fresh, export=dict(export), updated_at=self.clock())
             )

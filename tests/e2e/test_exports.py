@@ -213,3 +213,22 @@ def test_without_a_bucket_one_clear_message_and_nothing_changes(make_bot, fake, 
     assert bot.services.store.job_find() == []
     assert sim.requests("ExportTableToPointInTime") == []
     assert len(fake.calls("chat.postMessage")) == posts
+
+
+def test_refusals_say_why_and_start_nothing(make_bot, fake, sim):
+    live_table(sim, items=5)
+    policy = Policy(requesters=["U1"], rules=[{"tables": [LIVE], "copy_back": True}])
+    bot = make_bot(policy=policy, PITR_BOT_EXPORT_S3=EXPORT_S3)
+    sim.clear()
+    posts = len(fake.calls("chat.postMessage"))
+    bot.command("/pitr-diff", f'{LIVE} "2 hours ago"', user="U3")  # may not ask
+    bot.wait_reply("U3", "not allowed")
+    old = instant(sim, 36 * 24)  # before the 35-day PITR window
+    bot.command("/pitr-diff", f"{LIVE} {int(old.timestamp())}", user="U1")
+    said = bot.wait_reply("U1", "outside the table's point-in-time recovery window")
+    assert "earliest instant" in said
+    bot.command("/pitr-diff", "NoPitrTable '2 hours ago'", user="U1")
+    bot.wait_reply("U1", "Point-in-time recovery is off")
+    assert bot.services.store.job_find() == []
+    assert sim.requests("ExportTableToPointInTime") == []
+    assert len(fake.calls("chat.postMessage")) == posts

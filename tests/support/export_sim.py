@@ -20,7 +20,8 @@ the period inside the PITR window (InvalidExportTimeException, whose documented 
 "The specified ExportTime is outside of the point in time recovery window."), 15 minutes <=
 period <= 24 hours (ValidationException: AWS documents the rule, not its message; ours is
 worded plainly), ClientToken idempotency (the same token and request -> the same export; the
-same token with another request -> IdempotentParameterMismatchException).
+same token with another request -> ImportConflictException, as the API reference's
+ClientToken paragraph says).
 """
 
 from __future__ import annotations
@@ -226,8 +227,9 @@ class ExportSimulator:
             if token and token in self.tokens:
                 export = self.exports[self.tokens[token]]
                 if export.request != same:
+                    # The API reference's ClientToken paragraph names this exception.
                     raise SimError(
-                        "IdempotentParameterMismatchException",
+                        "ImportConflictException",
                         "The ClientToken was used before with different parameters.",
                     )
                 return self.describe(export.arn)

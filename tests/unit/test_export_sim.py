@@ -180,4 +180,4 @@ def test_a_client_token_returns_the_same_export(sim):
     assert len(sim.exports.started()) == 1
     with pytest.raises(ClientError) as err:
         export(sim, start + 60, ClientToken="tok-1")
-    assert err.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+    assert err.value.response["Error"]["Code"] == "ImportConflictException"
