@@ -73,7 +73,10 @@ def parse_diff(text: str) -> tuple[str, list[str] | None]:
     parts = KEYS.split(text, maxsplit=1)
     args = split_args(parts[0])
     if len(args) != 1:
-        raise InputError("Usage: `/pitr-diff RESTORED_TABLE [keys: K1,K2,…]`")
+        raise InputError(
+            "Usage: `/pitr-diff RESTORED_TABLE [keys: K1,K2,…]` or "
+            "`/pitr-diff LIVE_TABLE WHEN [keys: …]`"
+        )
     keys = None
     if len(parts) == 2:
         keys = [k.strip() for k in parts[1].split(",") if k.strip()]
