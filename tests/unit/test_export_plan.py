@@ -106,3 +106,26 @@ def test_consecutive_exports_merge_per_key(tmp_path):
     assert diffs['[{"S":"deleted-later"}]'].restored["v"] == {"S": "t"}
     assert diffs['[{"S":"born-then-changed"}]'].restored is None  # did not exist at the instant
     files.close()
+
+
+def test_a_large_share_of_the_table_changed_says_a_restore_may_fit_better():
+    from bot.items.export_flow import large_share_note
+    from bot.items.jobs import ItemJob
+
+    def job(missing: int, changed: int) -> ItemJob:
+        return ItemJob(
+            restore_id="",
+            live_table="orders",
+            restored_table="orders at …",
+            channel="C1",
+            thread_ts=None,
+            requested_by="U1",
+            created_at=NOW,
+            job_path="x",
+            missing=missing,
+            changed=changed,
+            export={"item_count": 1000},
+        )
+
+    assert "restore to a new table and a switch of tables" in large_share_note(job(400, 200))
+    assert large_share_note(job(10, 20)) == ""
