@@ -129,3 +129,18 @@ def test_a_large_share_of_the_table_changed_says_a_restore_may_fit_better():
 
     assert "restore to a new table and a switch of tables" in large_share_note(job(400, 200))
     assert large_share_note(job(10, 20)) == ""
+
+
+def test_an_export_job_keeps_its_periods_and_arns_through_the_store_record():
+    import json
+
+    from bot.items.jobs import ItemJob
+
+    export = {
+        "instant": NOW.isoformat(),
+        "periods": [{"start": NOW.isoformat(), "end": LATEST.isoformat(), "arn": "arn:x"}],
+        "wait_until": None,
+    }
+    job = ItemJob("", "orders", "orders at …", "C1", None, "U1", NOW, "x", export=export)
+    again = ItemJob.from_record(json.loads(json.dumps(job.to_record())))
+    assert again == job and again.export["periods"][0]["arn"] == "arn:x"
