@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 RESTORE_PATH = (
     "You can take the restore path instead: `/pitr-restore TABLE NEW_TABLE WHEN`, then "
-    "**Compare items** on the restored table."
+    "*Compare items* on the restored table."
 )
 # A table reference -> its export gateway (clients of its account and region), the bare name,
 # and where its exports go (None: not set up), with the bucket's owner account if given.

@@ -25,7 +25,7 @@ from bot.items.export_plan import Bucket
 NOT_SET_UP = (
     "Exports are not set up: set PITR_BOT_EXPORT_S3 (`s3://bucket/prefix`, or `export_s3` on the "
     "policy's account), so the bot can read what changed without a restore. Meanwhile, take "
-    "the restore path: `/pitr-restore TABLE NEW_TABLE WHEN`, then **Compare items**."
+    "the restore path: `/pitr-restore TABLE NEW_TABLE WHEN`, then *Compare items*."
 )
 
 

@@ -144,3 +144,14 @@ def test_an_export_job_keeps_its_periods_and_arns_through_the_store_record():
     job = ItemJob("", "orders", "orders at …", "C1", None, "U1", NOW, "x", export=export)
     again = ItemJob.from_record(json.loads(json.dumps(job.to_record())))
     assert again == job and again.export["periods"][0]["arn"] == "arn:x"
+
+
+def test_keys_limit_the_records_to_those_partition_key_values():
+    from bot.items.export_flow import _key_filter
+
+    keep = _key_filter(["order-1", " 7 "], "pk")
+    assert keep({"Keys": {"pk": {"S": "order-1"}}})
+    assert keep({"Keys": {"pk": {"N": "7.0"}}})  # numbers compare as DynamoDB stores them
+    assert not keep({"Keys": {"pk": {"S": "order-2"}}})
+    assert not keep({"Keys": {"pk": {"B": "b3JkZXItMQ=="}}})
+    assert _key_filter(None, "pk")({"Keys": {}})
