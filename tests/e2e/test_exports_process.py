@@ -129,3 +129,25 @@ def test_kill_9_while_the_files_are_read_neither_skips_nor_repeats_a_file(bots, 
     assert fetched_again == []
     assert second.terminate() == 0, second.stderr()
     assert "Traceback" not in first.stderr() + second.stderr()
+
+
+def test_kill_9_while_waiting_for_15_minutes_of_log_the_next_process_starts_the_export(
+    bots, fake, sim
+):
+    live_table(sim, items=5)
+    t = instant(sim, 5 / 60)  # 5 minutes ago: the export can start in about 15 minutes
+    first = start(bots, "first")
+    diff(first, fake, t)
+    job = wait_until(lambda: the_job(bots), 60, "the job")
+    posted(fake, "it can start at", timeout=60)
+    first.kill()
+    assert sim.count("ExportTableToPointInTime") == 0
+    sim.client().put_item(TableName=LIVE, Item={"pk": {"S": "order-001"}, "status": {"S": "x"}})
+    sim.offset = 20 * 60  # the clock reaches T + 15 minutes of log
+
+    second = start(bots, "second")
+    posted(fake, "0 deleted, 1 changed, 0 added", timeout=120)
+    assert sim.count("ExportTableToPointInTime") == 1 and len(sim.exports.started()) == 1
+    assert stored_job(bots.sqlite_path, job["id"])["state"] == "COMPARED"
+    assert second.terminate() == 0, second.stderr()
+    assert "Traceback" not in first.stderr() + second.stderr()
