@@ -202,7 +202,12 @@ def print_iam_policy(account: str | None, region: str | None) -> int:
         return 2
     try:
         document = iam_policy(
-            policy, account, region, state_table_of(settings.state), settings.event_bus
+            policy,
+            account,
+            region,
+            state_table_of(settings.state),
+            settings.event_bus,
+            export_s3=settings.export_s3,
         )
     except IamPolicyError as exc:
         print(f"pitr-bot: {exc}", file=sys.stderr)

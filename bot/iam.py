@@ -13,7 +13,11 @@ is for:
 - comparing items (**Compare items**, `/pitr-diff`): Scan and Query on the sources;
 - copying items back: item writes on the live tables a rule enables with `copy_back: true`,
   and only those (a separate statement, absent when no table enables it);
-- the state table, when PITR_BOT_STATE is dynamodb://TABLE.
+- the state table, when PITR_BOT_STATE is dynamodb://TABLE;
+- the export path (`/pitr-diff LIVE_TABLE WHEN`), when PITR_BOT_EXPORT_S3 (or an account's
+  `export_s3`) is set: ExportTableToPointInTime on the sources, DescribeExport on their exports,
+  what DynamoDB's export writes with the caller's permissions on the bucket prefix, and the
+  bot's own reads of the files there.
 
 ARNs name the account and region when given, else `*`.
 """
@@ -27,6 +31,7 @@ from typing import Any
 from bot.aftercare.rules import MARKER_TAG
 from bot.aftercare.rules import NAMESPACE as AUTOSCALING_NAMESPACE
 from bot.drills.model import DRILL_TAG
+from bot.items.export_plan import parse_s3
 from bot.policy import AWS_MANAGED_KEY, Policy
 
 SOURCE_READS = (
@@ -96,6 +101,15 @@ COPY_BACK_WRITES = (
     "dynamodb:DeleteItem",
     "dynamodb:GetItem",
 )
+# "Requesting a table export in DynamoDB" (Developer Guide), its example policy: the export
+# writes to S3 with the caller's permissions (s3:AbortMultipartUpload, s3:PutObject,
+# s3:PutObjectAcl); DescribeExport is on the export's ARN (table/NAME/export/ID).
+EXPORT_START = ("dynamodb:ExportTableToPointInTime",)
+EXPORT_DESCRIBE = ("dynamodb:DescribeExport",)
+EXPORT_S3_WRITES = ("s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectAcl")
+# The bot reads the manifests and data files (never lists a folder; ListBucket, limited to the
+# prefix, only so a missing key is a 404 rather than a 403).
+EXPORT_S3_READS = ("s3:GetObject",)
 STATE_TABLE_ACTIONS = (
     "dynamodb:CreateTable",
     "dynamodb:DescribeTable",
@@ -136,8 +150,10 @@ def iam_policy(
     region: str | None = None,
     state_table: str | None = None,
     event_bus: str | None = None,
+    export_s3: str | None = None,
 ) -> dict[str, Any]:
-    """The IAM policy document for a bot running with `policy` (and PITR_BOT_EVENT_BUS)."""
+    """The IAM policy document for a bot running with `policy` (`event_bus`:
+    PITR_BOT_EVENT_BUS; `export_s3`: where its incremental exports go, PITR_BOT_EXPORT_S3)."""
     if account is not None and not ACCOUNT.match(account):
         raise IamPolicyError(f"--account {account!r} is not a 12-digit AWS account ID")
     if region is not None and not REGION.match(region):
@@ -191,6 +207,10 @@ def iam_policy(
         ),
     ]
     statements.append(_allow("CompareItemsWithSources", list(COMPARE_READS), sources))
+    # The export path reads PITR's log of a source (harmless without the S3 grants below).
+    statements.append(_allow("ExportChangesOfSources", list(EXPORT_START), sources))
+    exports = [f"{s}/export/*" for s in sources]
+    statements.append(_allow("DescribeExportsOfSources", list(EXPORT_DESCRIBE), exports))
     # `prod:orders`-style patterns are other accounts' tables: granted there (member_policies).
     writable = [t for t in copy_back_tables(policy) if ":" not in t]
     if writable:
@@ -202,6 +222,8 @@ def iam_policy(
             )
         )
     statements += _kms_statements(policy.kms_keys, arn)
+    if export_s3:
+        statements += _export_statements(export_s3, sources, arn.part)
     if policy.accounts:
         # Reach the member accounts; SetSourceIdentity names the approver in their CloudTrail.
         roles = [account.role_arn for account in policy.accounts.values()]
@@ -291,7 +313,9 @@ def member_policies(policy: Policy, alias: str, bot_principal: str) -> dict[str,
     return {
         "role_arn": account.role_arn,
         "trust_policy": {"Version": "2012-10-17", "Statement": [assume, name]},
-        "permission_policy": iam_policy(member, account.account_id, region),
+        "permission_policy": iam_policy(
+            member, account.account_id, region, export_s3=account.export_s3
+        ),
     }
 
 
@@ -308,6 +332,23 @@ def member_tables(patterns: list[str], alias: str) -> list[str]:
         elif pattern.startswith("*"):
             out.append(pattern)
     return list(dict.fromkeys(out))
+
+
+def _export_statements(export_s3: str, sources: list[str], part: str) -> list[dict[str, Any]]:
+    bucket = parse_s3(export_s3)
+    prefix = f"{bucket.prefix}/" if bucket.prefix else ""
+    objects = [f"arn:{part}:s3:::{bucket.name}/{prefix}*"]
+    listing = {"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None
+    return [
+        _allow("ExportWritesToTheExportPrefix", list(EXPORT_S3_WRITES), objects),
+        _allow("ReadExportFiles", list(EXPORT_S3_READS), objects),
+        _allow(
+            "ListOnlyTheExportPrefix",
+            ["s3:ListBucket"],
+            [f"arn:{part}:s3:::{bucket.name}"],
+            listing,
+        ),
+    ]
 
 
 def state_table_of(state: str) -> str | None:

@@ -68,6 +68,16 @@ class Account(BaseModel):
     role_arn: str
     external_id: str | None = None
     regions: list[str] = Field(default_factory=list)  # empty = any region
+    # Where this account's incremental exports go (`s3://bucket/prefix`); absent = not set up.
+    export_s3: str | None = None
+    export_s3_owner: str | None = None  # the bucket owner's account id, if another account
+
+    @field_validator("export_s3")
+    @classmethod
+    def _export_s3(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?", v):
+            raise ValueError("s3://BUCKET or s3://BUCKET/PREFIX")
+        return v
 
     @field_validator("role_arn")
     @classmethod

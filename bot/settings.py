@@ -59,6 +59,17 @@ class Settings(BaseSettings):
     items_retention_days: float = Field(
         default=7, gt=0, le=3650, alias="PITR_BOT_ITEMS_RETENTION_DAYS"
     )
+    # Where incremental exports go (`s3://bucket/prefix`): /pitr-diff LIVE_TABLE WHEN.
+    export_s3: str | None = Field(default=None, alias="PITR_BOT_EXPORT_S3")
+
+    @field_validator("export_s3")
+    @classmethod
+    def _export_s3(cls, v: str | None) -> str | None:
+        from bot.items.export_plan import parse_s3  # noqa: PLC0415 - a pure helper
+
+        if v:
+            parse_s3(v)
+        return v or None
 
     # Limits on floods (issue 20): each refusal is ephemeral and changes nothing.
     # Restore requests waiting for a decision (approval cards): per requester, and in all.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
@@ -32,6 +32,7 @@ from bot.delivery import (
 )
 from bot.items.diff import Kind
 from bot.items.engine import ItemsError, Progress
+from bot.items.export_flow import ExportRecovery
 from bot.items.jobfile import COPY_BACK, UNDO, JobFile
 from bot.items.jobs import ItemJob, JobState
 from bot.items.limits import ItemLimits, JobGate
@@ -44,7 +45,7 @@ from bot.services import Services
 from bot.settings import work_dir_of
 from bot.store import AuditEvent
 from bot.tableref import RefError, parse_ref
-from commands import items_plan
+from commands import export_diff, items_plan
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
 from commands.items_plan import plan_actions, plan_lines
 
@@ -83,7 +84,10 @@ def parse_diff(text: str) -> tuple[str, list[str] | None]:
     parts = KEYS.split(text, maxsplit=1)
     args = split_args(parts[0])
     if len(args) != 1:
-        raise InputError("Usage: `/pitr-diff RESTORED_TABLE [keys: K1,K2,…]`")
+        raise InputError(
+            "Usage: `/pitr-diff RESTORED_TABLE [keys: K1,K2,…]` or "
+            "`/pitr-diff LIVE_TABLE WHEN [keys: …]`"
+        )
     keys = None
     if len(parts) == 2:
         keys = [k.strip() for k in parts[1].split(",") if k.strip()]
@@ -96,6 +100,8 @@ def parse_diff(text: str) -> tuple[str, list[str] | None]:
 
 # -- rendering (pure) --------------------------------------------------------------------------
 def progress_text(job: ItemJob, progress: Progress | None) -> str:
+    if job.export and job.state == JobState.COMPARING:  # the export path's own words
+        return export_diff.progress_text(job, progress, datetime.now(UTC))
     verb = {
         JobState.COPYING: "Copying back into",
         JobState.UNDOING: "Undoing the copy back into",
@@ -145,6 +151,8 @@ def compared_blocks(
         f"• *{job.added}* added since (only in live)",
         f"• {job.unchanged} unchanged",
     ]
+    if job.export:  # the export path: what changed since the instant
+        lines = [export_diff.head(job, datetime.now(UTC)), *export_diff.compared_lines(job)]
     for kind, label in (
         (Kind.MISSING, "Missing"),
         (Kind.CHANGED, "Changed"),
@@ -188,6 +196,8 @@ def compared_blocks(
         f"{job.restored_table} vs {job.live_table}: {job.missing} missing, "
         f"{job.changed} changed, {job.added} added, {job.unchanged} unchanged"
     )
+    if job.export:
+        text = export_diff.compared_text(job)
     return text, blocks
 
 
@@ -225,6 +235,7 @@ def approval_blocks(job: ItemJob) -> tuple[str, list[Block]]:
         text = f"Copy back {job.to_copy} items into {job.live_table}? Waiting for approval"
     if job.state in (JobState.COPY_REQUESTED, JobState.UNDO_REQUESTED):
         body += f" Someone else who may approve restores of {live} has to approve."
+        body += export_diff.approval_note(job)
         if job.required_approvals > 1:
             who = ", ".join(user(u) for u in job.approvals) or "none yet"
             body += f"\nApprovals {len(job.approvals)} of {job.required_approvals}: {who}"
@@ -340,7 +351,9 @@ class ItemsSlack:
         if job is None or job.progress_ts:
             return
         resp = self._reply(job, progress_text(job, None))
-        self._remember(job_id, progress_ts=resp["ts"])
+        # A /pitr-diff on a live table has no restore thread: this message starts its own.
+        own = {} if job.thread_ts else {"thread_ts": resp["ts"]}
+        self._remember(job_id, progress_ts=resp["ts"], **own)
 
     def on_progress(self, job: ItemJob, progress: Progress) -> None:
         if not job.progress_ts:
@@ -371,7 +384,8 @@ class ItemsSlack:
         else:  # (the readers are named to the asker only: naming them here would ping them)
             note = "Item values go only to the table's item readers (policy `item_readers`)."
         if job.progress_ts:
-            self._finish_progress(job, ":white_check_mark: Comparison done.")
+            done = export_diff.head(job, datetime.now(UTC)) + "\n" if job.export else ""
+            self._finish_progress(job, done + ":white_check_mark: Comparison done.")
         text, blocks = compared_blocks(job, shown, note)
         self._reply(job, text, blocks)
 
@@ -419,7 +433,9 @@ class ItemsSlack:
             self.client,
             places,
             self.engine.report_path(job),
-            filename=f"{job.restored_table}-vs-{job.live_table}.jsonl",
+            filename=export_diff.report_name(job)
+            if job.export
+            else f"{job.restored_table}-vs-{job.live_table}.jsonl",
             title=f"Differences: {job.restored_table} vs {job.live_table} (JSON Lines)",
             comment=fit("\n".join(lines), 3900),
             done=job.delivered,
@@ -586,7 +602,7 @@ def identifier(aws: AftercareService) -> Any:
 def register(app: App, services: Services) -> None:
     settings = services.settings
     lease = item_lease(settings.poll_seconds)
-    engine = ItemRecovery(
+    engine = ExportRecovery(
         services.store,
         services.pitr.client,
         services.policy,
@@ -607,6 +623,8 @@ def register(app: App, services: Services) -> None:
         settings.min_free_disk_mb * 1024 * 1024,
     )
     engine.admit = JobGate(services.store, work_dir_of(settings), limits).admit
+
+    engine.export_route = export_diff.export_router(services)
     slack = ItemsSlack(services, engine)
     engine.on_change = services.announcer.kick
     engine.on_progress = slack.on_progress
@@ -650,9 +668,14 @@ def register(app: App, services: Services) -> None:
         ack()
         user_id, channel = command["user_id"], command["channel_id"]
         try:
-            table, keys = parse_diff(str(command.get("text") or ""))
+            export = export_diff.parse_export_diff(str(command.get("text") or ""))
+            table, keys = export[::2] if export else parse_diff(str(command.get("text") or ""))
         except InputError as exc:
             warn(respond, str(exc))
+            return
+        if export:  # `/pitr-diff LIVE_TABLE WHEN`: through an incremental export
+            args = (services, engine, respond, user_id, channel, *export)
+            after_ack(services, respond, lambda: export_diff.start_export_diff(*args))
             return
 
         def start() -> None:

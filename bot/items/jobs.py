@@ -111,6 +111,10 @@ class ItemJob:
     delivered: tuple[str, ...] = ()
     slack_files: tuple[str, ...] = ()
 
+    # The export path (bot/items/export_flow.py): instant, periods, export ARNs; None for a
+    # comparison with a restored table.
+    export: dict | None = None
+
     @property
     def final(self) -> bool:
         return self.state in FINAL

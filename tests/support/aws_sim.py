@@ -26,6 +26,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from support.dynamodb_limits import limit_error
+from support.export_sim import ExportSimulator
 from support.gates import Gates
 
 __all__ = ["AwsSimulator"]
@@ -93,6 +94,16 @@ class AwsSimulator:
         self._moto_port = 0
         self._proxy: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # The simulator's clock (`now()`): time.time() moved by `offset` seconds, so a test can
+        # make writes happen "hours ago" or reach a moment in the future (exports, PITR window).
+        self.offset = 0.0
+        self.exports = ExportSimulator(self)
+        # S3 object reads (GET paths, e.g. an export's data files), each delayed by this.
+        self.s3_get_delay = 0.0
+        self.s3_gets: list[str] = []
+
+    def now(self) -> float:
+        return time.time() + self.offset
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -137,6 +148,10 @@ class AwsSimulator:
         self.creating_for = {}
         self.widen_window = True
         self.serialize = False
+        self.offset = 0.0
+        self.exports.reset()
+        self.s3_get_delay = 0.0
+        self.s3_gets = []
         self._reset_moto()
 
     def _reset_moto(self) -> None:
@@ -377,7 +392,7 @@ class AwsSimulator:
             if not isinstance(desc, dict) or desc.get("PointInTimeRecoveryStatus") != "ENABLED":
                 return False
             days = float(desc.get("RecoveryPeriodInDays") or 35)
-            now = time.time()
+            now = self.now()
             desc["EarliestRestorableDateTime"] = now - days * 86400
             desc["LatestRestorableDateTime"] = now - 300.0
             return True
@@ -439,6 +454,11 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
             target = self.headers.get("X-Amz-Target") or ""
             op = target[len(_TARGET_PREFIX) :] if target.startswith(_TARGET_PREFIX) else ""
             req: dict[str, Any] = {}
+            if not op and self.command == "GET":  # an S3 read (moto serves every service)
+                with sim._lock:
+                    sim.s3_gets.append(self.path)
+                if sim.s3_get_delay:
+                    time.sleep(sim.s3_get_delay)
             if op:
                 try:
                     parsed = json.loads(raw or b"{}")
@@ -463,6 +483,16 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
                     ]
                     self._reply(fault.status, headers, body)
                     return
+                answer = sim.exports.answer(op, req)  # incremental exports: simulated here
+                if answer is not None:
+                    body = json.dumps(answer[1]).encode()
+                    headers = [
+                        ("Content-Type", "application/x-amz-json-1.0"),
+                        ("x-amzn-RequestId", f"sim-{time.monotonic_ns()}"),
+                        ("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF)),
+                    ]
+                    self._reply(answer[0], headers, body)
+                    return
 
             fwd_headers = {
                 k: v
@@ -471,11 +501,18 @@ def _make_handler(sim: AwsSimulator) -> type[BaseHTTPRequestHandler]:
             }
             fwd_headers["Host"] = f"127.0.0.1:{sim._moto_port}"
             fwd_headers["Content-Length"] = str(len(raw))
+
+            def upstream() -> tuple[int, list[tuple[str, str]], bytes]:
+                # Writes are logged (with their time) for the export simulator.
+                return sim.exports.around_write(
+                    op, req, lambda: self._upstream(op, req, raw, fwd_headers)
+                )
+
             if sim.serialize:
                 with sim._serial:  # one request at a time, as if DynamoDB were linearizable
-                    status, resp_headers, body = self._upstream(op, req, raw, fwd_headers)
+                    status, resp_headers, body = upstream()
             else:
-                status, resp_headers, body = self._upstream(op, req, raw, fwd_headers)
+                status, resp_headers, body = upstream()
             out = [
                 (k, v)
                 for k, v in resp_headers

@@ -146,6 +146,7 @@ PURE_CORE = [
     "bot/items/conditions.py",
     "bot/items/pacing.py",
     "bot/suggest.py",
+    "bot/items/export_plan.py",
 ]
 
 

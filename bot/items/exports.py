@@ -1,0 +1,149 @@
+"""The incremental-export gateway: start or adopt an export, describe it, read its files.
+
+Clients come from bot/aws.py (handed over by the routing in commands/items.py). The reader
+follows manifest-summary.json -> manifest-files.json -> each dataFileS3Key and never lists a
+folder (incremental exports share one data folder). Every file is streamed: gzip over the S3
+body, one JSON line at a time, so memory stays flat whatever the export's size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bot.items.engine import ItemsError
+from bot.items.export_plan import Bucket
+
+NOT_SET_UP = (
+    "Exports are not set up: set PITR_BOT_EXPORT_S3 (`s3://bucket/prefix`, or `export_s3` on the "
+    "policy's account), so the bot can read what changed without a restore. Meanwhile, take "
+    "the restore path: `/pitr-restore TABLE NEW_TABLE WHEN`, then *Compare items*."
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    earliest: datetime
+    latest: datetime
+
+
+class ExportGateway:
+    """One table's account and region: its DynamoDB and S3 clients."""
+
+    def __init__(self, dynamodb: Any, s3: Any):
+        self.dynamodb, self.s3 = dynamodb, s3
+
+    def table(self, name: str) -> dict[str, Any]:
+        with _errors("read", name):
+            return dict(self.dynamodb.describe_table(TableName=name)["Table"])
+
+    def window(self, name: str) -> Window | None:
+        """The PITR window now; None when PITR is off."""
+        with _errors("read", name):
+            resp = self.dynamodb.describe_continuous_backups(TableName=name)
+        desc = resp["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription") or {}
+        if desc.get("PointInTimeRecoveryStatus") != "ENABLED":
+            return None
+        return Window(
+            _utc(desc["EarliestRestorableDateTime"]), _utc(desc["LatestRestorableDateTime"])
+        )
+
+    def start(
+        self,
+        table_arn: str,
+        bucket: Bucket,
+        start: datetime,
+        end: datetime,
+        token: str,
+        owner: str | None = None,
+    ) -> dict[str, Any]:
+        """Start an incremental export (the same `token` within 8 hours: the same export)."""
+        kwargs: dict[str, Any] = {
+            "TableArn": table_arn,
+            "S3Bucket": bucket.name,
+            "ExportFormat": "DYNAMODB_JSON",
+            "ExportType": "INCREMENTAL_EXPORT",
+            "IncrementalExportSpecification": {
+                "ExportFromTime": start,
+                "ExportToTime": end,
+                "ExportViewType": "NEW_AND_OLD_IMAGES",
+            },
+            "ClientToken": token,
+        }
+        if bucket.prefix:
+            kwargs["S3Prefix"] = bucket.prefix
+        if owner:
+            kwargs["S3BucketOwner"] = owner
+        name = table_arn.rsplit("/", 1)[-1]
+        with _errors("export", name):
+            resp = self.dynamodb.export_table_to_point_in_time(**kwargs)
+        return dict(resp["ExportDescription"])
+
+    def describe(self, arn: str) -> dict[str, Any]:
+        name = arn.split("/")[1] if "/" in arn else arn
+        with _errors("read", name):
+            return dict(self.dynamodb.describe_export(ExportArn=arn)["ExportDescription"])
+
+    # -- the files -------------------------------------------------------------------------
+    def data_files(self, bucket: str, summary_key: str) -> Iterator[str]:
+        """Every dataFileS3Key of the export whose manifest-summary.json is `summary_key`."""
+        summary = json.loads(self._get(bucket, summary_key).read())
+        body = self._get(bucket, str(summary["manifestFilesS3Key"]))
+        for line in body.iter_lines():
+            if line.strip():
+                yield str(json.loads(line)["dataFileS3Key"])
+
+    def records(self, bucket: str, key: str) -> Iterator[dict[str, Any]]:
+        """The JSON lines of one gzipped data file, streamed."""
+        body = self._get(bucket, key)
+        with gzip.GzipFile(fileobj=body, mode="rb") as data:
+            for line in io.TextIOWrapper(data, encoding="utf-8"):
+                if line.strip():
+                    yield json.loads(line)
+
+    def _get(self, bucket: str, key: str) -> Any:
+        try:
+            return self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            raise ItemsError(
+                f"I could not read the export's file `s3://{bucket}/{key}` ({code}); the bot "
+                "needs s3:GetObject on the export bucket (see `pitr-bot iam-policy`)."
+            ) from exc
+        except BotoCoreError as exc:
+            raise ItemsError(
+                f"I could not read the export's files ({type(exc).__name__})."
+            ) from exc
+
+
+@contextmanager
+def _errors(verb: str, table: str) -> Iterator[None]:
+    """AWS's errors as ItemsError in plain words."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", "Unknown"), error.get("Message", "")
+        if code in {"ResourceNotFoundException", "TableNotFoundException"}:
+            raise ItemsError(f"Table `{table}` does not exist.") from exc
+        if code in {"AccessDeniedException", "UnrecognizedClientException"}:
+            raise ItemsError(
+                f"The bot may not {verb} `{table}` ({code}); see `pitr-bot iam-policy`."
+            ) from exc
+        raise ItemsError(f"DynamoDB refused to {verb} `{table}`: {code} ({message}).") from exc
+    except BotoCoreError as exc:
+        raise ItemsError(f"DynamoDB could not be reached ({type(exc).__name__}).") from exc
+
+
+def _utc(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.fromtimestamp(float(value), UTC)
