@@ -1,10 +1,10 @@
-"""Refresh the README console transcript: `python docs/update_transcript.py` from the root."""
+"""Refresh the user guide's console transcript: `python docs/update_transcript.py` from the root."""
 
 import subprocess
 import sys
 from pathlib import Path
 
-README = Path("README.md")
+GUIDE = Path("docs/user-guide.md")
 START, END = "<!-- transcript:start -->", "<!-- transcript:end -->"
 
 out = subprocess.run(
@@ -13,7 +13,7 @@ out = subprocess.run(
     text=True,
     check=True,
 ).stdout.rstrip()
-text = README.read_text()
+text = GUIDE.read_text()
 before, rest = text.split(START, 1)
 after = rest.split(END, 1)[1]
-README.write_text(f"{before}{START}\n```text\n{out}\n```\n{END}{after}")
+GUIDE.write_text(f"{before}{START}\n```text\n{out}\n```\n{END}{after}")

@@ -15,7 +15,7 @@ see it) is left alone instead of being dropped. Undo of an overwrite touches the
 "Exactly" is checked as: every attribute of `expected` equals its value, and every attribute that
 `item` has but `expected` has not is absent (the application may have added it since). A
 condition cannot say "no other attributes": an attribute the application added that is in
-neither version is not detected; that is DynamoDB's limit, documented in the README.
+neither version is not detected; that is DynamoDB's limit, documented in docs/architecture.md.
 Attribute names and values always go through ExpressionAttributeNames/Values placeholders, so
 any name (reserved words, dots, spaces, '#') is safe.
 """
