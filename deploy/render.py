@@ -2,7 +2,7 @@
 
     python deploy/render.py
         rewrites deploy/pitr-bot.yml and deploy/member-role.yml for the example policy files
-        (docs/policy.example.yml, deploy/example-member-policy.yml); tests/test_deploy.py
+        (docs/policy.example.yml, docs/policy.member-example.yml); tests/test_deploy.py
         checks that the committed templates are what this writes.
     python deploy/render.py --policy-file policy.yml [--account ID --region R] > pitr-bot.yml
         the bot's template for your policy file: its task role policy, and the file itself as
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BOT_TEMPLATE = ROOT / "deploy" / "pitr-bot.yml"
 MEMBER_TEMPLATE = ROOT / "deploy" / "member-role.yml"
 EXAMPLE_POLICY = ROOT / "docs" / "policy.example.yml"
-EXAMPLE_MEMBER_POLICY = ROOT / "deploy" / "example-member-policy.yml"
+EXAMPLE_MEMBER_POLICY = ROOT / "docs" / "policy.member-example.yml"
 EXAMPLE_MEMBER = ("prod", "arn:aws:iam::123456789012:role/pitr-bot-task")
 STATE_TABLE = "pitr-bot-state"  # the template's StateTable
 POLICY_BLOCK = re.compile(
@@ -112,7 +112,11 @@ _CfnLoader.add_multi_constructor("!", _tag)
 
 
 def load_template(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader + tags
+    return load_template_text(path.read_text())
+
+
+def load_template_text(text: str) -> dict[str, Any]:
+    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader + tags
 
 
 def render_examples() -> tuple[str, str]:

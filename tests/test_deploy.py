@@ -53,8 +53,20 @@ def test_the_committed_templates_are_what_render_writes():
     assert MEMBER.read_text() == member, "run `python deploy/render.py` and commit deploy/"
 
 
+def test_render_for_a_policy_file_carries_it_and_its_pinned_iam_policy(tmp_path, capsys):
+    policy_file = tmp_path / "policy.yml"
+    policy_file.write_text('tables: ["orders"]\napprovers: [U0123ABC]\n# a comment: kept\n')
+    render.main(["--policy-file", str(policy_file), "--account", "123456789012"])
+    out = capsys.readouterr().out
+    template = render.load_template_text(out)
+    assert template["Parameters"]["PolicyYaml"]["Default"] == policy_file.read_text()
+    expected = iam_policy(load_policy(str(policy_file)), "123456789012", None, "pitr-bot-state")
+    assert template["Resources"]["TaskRolePolicy"]["Properties"]["PolicyDocument"] == expected
+    assert "123456789012" in json.dumps(expected)
+
+
 def test_the_member_role_is_iam_policy_member_with_the_account_left_to_each_stack():
-    policy = load_policy(str(ROOT / "deploy" / "example-member-policy.yml"))
+    policy = load_policy(str(ROOT / "docs" / "policy.member-example.yml"))
     documents = member_policies(policy, *render.EXAMPLE_MEMBER)
     shown = render.template_policy(MEMBER.read_text())
     text = json.dumps(shown)
