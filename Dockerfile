@@ -1,7 +1,11 @@
 # pitr-bot container image.
 #   docker build -t pitr-bot .
-#   docker run --env-file .env -p 3000:3000 -v pitr-bot-data:/data pitr-bot
+#   docker run --env-file .env -p 3000:3000 -v pitr-bot-data:/data \
+#     -v "$PWD/policy.yml:/etc/pitr-bot/policy.yml:ro" -e PITR_BOT_POLICY=/etc/pitr-bot/policy.yml pitr-bot
 # AWS credentials come from the standard chain (env vars, an instance/task role, ...).
+# The image will not run the permissive built-in policy (any table, anyone but the requester
+# approves) by accident: without PITR_BOT_POLICY it stops with one line saying so, unless
+# PITR_BOT_REQUIRE_POLICY=false is given on purpose (docs/operator-guide.md, "Docker").
 # python:3.11.10-slim-bookworm (official image, Debian 12), pinned by digest so a rebuild gets
 # the same base; bump tag and digest together.
 FROM python:3.11.10-slim-bookworm@sha256:5148c0e4bbb64271bca1d3322360ebf4bfb7564507ae32dd639322e4952a6b16
@@ -11,7 +15,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# Unprivileged user; /data holds the SQLite state and is the only writable place.
+# Unprivileged user; /data (owned by it) holds the SQLite state and the item jobs' files and is
+# the only writable place. ECS copies the owner into a task volume mounted at /data.
 RUN groupadd --system --gid 10001 pitr \
     && useradd --system --uid 10001 --gid pitr --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin pitr \
     && mkdir /data \
@@ -29,7 +34,11 @@ COPY bot/ bot/
 COPY commands/ commands/
 RUN pip install --no-cache-dir --no-deps --no-build-isolation .
 
+# The work directory is set, not derived: with PITR_BOT_STATE=dynamodb://… the default would be
+# ./pitr-bot-jobs inside the root-owned /app.
 ENV PITR_BOT_STATE=sqlite:////data/pitr-bot.db \
+    PITR_BOT_WORK_DIR=/data/pitr-bot-jobs \
+    PITR_BOT_REQUIRE_POLICY=true \
     PITR_BOT_PORT=3000
 VOLUME ["/data"]
 

@@ -3,9 +3,9 @@
 #   make run            install into .venv (if needed), load .env if present, run `pitr-bot serve`
 #   make test           install with the [test] extra, run the test suite (this is what CI runs)
 #   make demo           run `pitr-bot console` against simulated AWS (moto); no Slack or AWS needed
-#   make lint           ruff check, ruff format --check, hadolint Dockerfile
+#   make lint           ruff check, ruff format --check, hadolint Dockerfile, cfn-lint + checkov deploy/
 #   make check-config   load .env if present and validate the configuration
-#   make clean          remove .venv and build/test caches (keeps *.db state files and .env)
+#   make clean          remove .venv, .venv-lint and build/test caches (keeps *.db state files and .env)
 #
 # One virtualenv (.venv) is shared by every target. Installs are editable (-e) so the bot and
 # the tests always run the working tree; a stamp file means pip runs again only when
@@ -17,6 +17,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+# The CloudFormation linters live in their own virtualenv (deploy/requirements-lint.txt says why).
+VENV_LINT := .venv-lint
+STAMP_LINT := $(VENV_LINT)/.installed
+TEMPLATES := deploy/pitr-bot.yml deploy/member-role.yml
 
 # Export every variable in .env (plain KEY=value lines, quote values with spaces) if it exists.
 LOAD_ENV := if [ -f .env ]; then set -a; . ./.env; set +a; fi
@@ -41,6 +45,11 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $@ $(STAMP_RUN)
 
+$(STAMP_LINT): deploy/requirements-lint.txt | $(BIN)/python
+	$(PYTHON) -m venv $(VENV_LINT) || { rm -rf $(VENV_LINT); exit 1; }
+	$(VENV_LINT)/bin/python -m pip install -q --disable-pip-version-check -r deploy/requirements-lint.txt
+	@touch $@
+
 run: $(STAMP_RUN)
 	@$(LOAD_ENV); exec $(BIN)/pitr-bot serve
 
@@ -54,10 +63,12 @@ TEST_WORKERS ?= 4
 test: $(STAMP_TEST)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-lint: $(STAMP_TEST)
+lint: $(STAMP_TEST) $(STAMP_LINT)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
+	$(VENV_LINT)/bin/cfn-lint $(TEMPLATES)
+	$(VENV_LINT)/bin/checkov --quiet --compact --skip-download --framework cloudformation $(addprefix -f ,$(TEMPLATES))
 
 # The console's simulated AWS is moto, which lives in the [test] extra. .env is deliberately
 # not loaded so the demo can never pick up real AWS or Slack credentials from it.
@@ -65,5 +76,5 @@ demo: $(STAMP_TEST)
 	$(BIN)/pitr-bot console
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_LINT) build dist *.egg-info .pytest_cache .ruff_cache
 	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -12,8 +12,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bot.policy import Policy, PolicyError, load_policy
-from bot.settings import Settings, load_settings
-from bot.startup import explain, honour_aws_region, region_problem
+from bot.settings import Settings, load_settings, work_dir_of
+from bot.startup import (
+    explain,
+    honour_aws_region,
+    region_problem,
+    signing_secret_problem,
+    work_dir_problem,
+)
 
 log = logging.getLogger("bot")
 # IAM quota: a customer managed policy holds at most 6,144 characters (whitespace not counted).
@@ -26,7 +32,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Restore DynamoDB tables to a point in time from Slack, with approval.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
+    sub.add_parser(
+        "serve",
+        help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)",
+        description="Run the bot: Socket Mode if SLACK_APP_TOKEN is set, else HTTP.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check = sub.add_parser(
         "check-config", help="validate settings and policy; non-zero exit on problems"
     )
@@ -81,6 +93,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return print_audit(args.since, args.table, args.until, args.format)
 
 
+def settings_help() -> str:
+    """`serve --help`: every setting with its default, from the settings model itself."""
+    lines = ["settings (environment variables, or a .env file in the working directory):"]
+    for field in Settings.model_fields.values():
+        default = "unset" if field.default in (None, "") else repr(field.default)
+        if field.alias and field.alias.startswith("SLACK_") and "TOKEN" in field.alias:
+            default = "required" if field.alias == "SLACK_BOT_TOKEN" else "unset"
+        lines.append(f"  {field.alias:<32} default: {default}")
+    lines += [
+        "  AWS_REGION, AWS_PROFILE, ...     the standard AWS settings",
+        "",
+        "What each one means: docs/operator-guide.md, section Settings.",
+        "`pitr-bot check-config` validates them (and the policy file) without starting.",
+    ]
+    return "\n".join(lines)
+
+
 def _configuration(for_serving: bool) -> tuple[Settings | None, Policy | None, list[str]]:
     """Settings and policy, or every problem with them at once."""
     settings, problems = load_settings()
@@ -88,6 +117,13 @@ def _configuration(for_serving: bool) -> tuple[Settings | None, Policy | None, l
     if settings is not None:
         if for_serving:
             problems += settings.problems_for_serving()
+            if settings.require_policy and not settings.policy_path:
+                problems.append(
+                    "PITR_BOT_POLICY is not set and PITR_BOT_REQUIRE_POLICY is true: mount a "
+                    "policy file and set PITR_BOT_POLICY to its path, or set "
+                    "PITR_BOT_REQUIRE_POLICY=false to run the permissive built-in default "
+                    "(any table; anyone but the requester approves)"
+                )
         try:
             policy = load_policy(settings.policy_path)
         except PolicyError as exc:
@@ -99,6 +135,14 @@ def _configuration(for_serving: bool) -> tuple[Settings | None, Policy | None, l
 
 def check_config(online: bool = False) -> int:
     settings, policy, problems = _configuration(for_serving=True)
+    if settings is not None:
+        secret = settings.slack_signing_secret
+        if problem := signing_secret_problem(secret.get_secret_value() if secret else ""):
+            problems.append(problem)
+        if problem := work_dir_problem(
+            work_dir_of(settings), keep=False, derived=not settings.work_dir
+        ):
+            problems.append(problem)
     if problems:
         print(f"pitr-bot: {len(problems)} problem(s) in the configuration:", file=sys.stderr)
         for problem in problems:
@@ -108,7 +152,10 @@ def check_config(online: bool = False) -> int:
         return 1
     assert settings is not None and policy is not None
     mode = "Socket Mode" if settings.socket_mode else f"HTTP on port {settings.port}"
-    print(f"configuration OK: {mode}, state {settings.state}, poll {settings.poll_seconds}s")
+    print(
+        f"configuration OK: {mode}, state {settings.state}, poll {settings.poll_seconds}s, "
+        f"work directory {work_dir_of(settings)}"
+    )
     print(
         f"policy: {settings.policy_path or 'built-in default'}; approvers "
         f"{policy.approvers or 'anyone but the requester'}, {policy.required_approvals} "
@@ -141,6 +188,12 @@ def serve() -> int:
     from bot.logs import configure_logging
 
     settings, policy, problems = _configuration(for_serving=True)
+    if settings is not None and not problems:
+        # serve keeps the directory it creates; check-config leaves nothing behind
+        if problem := work_dir_problem(
+            work_dir_of(settings), keep=True, derived=not settings.work_dir
+        ):
+            problems.append(problem)
     if problems or settings is None or policy is None:
         for problem in problems:
             print(f"pitr-bot: {problem}", file=sys.stderr)
@@ -169,10 +222,21 @@ def serve() -> int:
     except Exception as exc:  # noqa: BLE001 - start-up: one clear line, never a traceback
         print(f"pitr-bot: cannot start: {explain(exc, settings.state)}", file=sys.stderr)
         return 2
+    secret = settings.slack_signing_secret
+    if warning := signing_secret_problem(secret.get_secret_value() if secret else ""):
+        # Not fatal for serve (check-config fails on it): a wrong secret refuses every
+        # request with 401, which is safe, and an odd-looking one may still be right.
+        log.warning("%s", warning)
     # Once here; if Slack is unreachable the server starts anyway and asks in the background.
     workspace = services.workspace
     if workspace is not None and not workspace.learn() and workspace.rejected:
-        log.error("cannot start: Slack did not accept the bot token (%s)", workspace.rejected)
+        print(
+            f"pitr-bot: cannot start: Slack did not accept the bot token "
+            f"({workspace.rejected}): set SLACK_BOT_TOKEN to the app's Bot User OAuth Token "
+            "(xoxb-…, OAuth & Permissions), reinstall the app if it was revoked",
+            file=sys.stderr,
+        )
+        services.store.close()
         return 2
     try:
         server = BotServer(app, services)  # binds the ports: a taken one fails here

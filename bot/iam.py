@@ -250,7 +250,7 @@ def copy_back_tables(policy: Policy) -> list[str]:
     policy's `tables`: a pattern wider than every source (e.g. `*` with tables [orders]) is
     replaced by the sources it covers. IAM has no "first matching rule": when the default is on
     and a rule turns it off, the default's patterns still cover that rule's tables here (the
-    bot refuses them itself), which the README says.
+    bot refuses them itself), which docs/operator-guide.md says.
     """
     patterns: list[str] = []
     for rule in policy.rules:

@@ -95,6 +95,8 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), fmt: str
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Quiet chatty libraries; their warnings still come through.
-    for name in ("botocore", "boto3", "urllib3", "apscheduler", "waitress.queue"):
+    # Quiet chatty libraries; their warnings still come through. slack_sdk logs every retry
+    # of every call at INFO: with Slack down that was dozens of lines a minute, where the bot
+    # itself says once per attempt that Slack is unreachable.
+    for name in ("botocore", "boto3", "urllib3", "apscheduler", "waitress.queue", "slack_sdk"):
         logging.getLogger(name).setLevel(logging.WARNING)

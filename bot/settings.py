@@ -1,4 +1,4 @@
-"""Environment -> Settings. Names are the contract in the README; secrets never print."""
+"""Environment -> Settings. Names are the contract (docs/operator-guide.md); secrets never print."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     policy_path: str | None = Field(default=None, alias="PITR_BOT_POLICY")
+    # true (the container image): refuse to serve the permissive built-in policy by mistake.
+    require_policy: bool = Field(default=False, alias="PITR_BOT_REQUIRE_POLICY")
     state: str = Field(default="sqlite:///pitr-bot.db", alias="PITR_BOT_STATE")
     poll_seconds: float = Field(default=10, gt=0, le=3600, alias="PITR_BOT_POLL_SECONDS")
     # Polling that follows the ETA (bot/polling.py): densest / sparsest interval.

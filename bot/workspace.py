@@ -14,7 +14,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-RETRY_SECONDS = (0.5, 1, 2, 5, 10)  # then every 10 s
+# Slack unreachable: ask again after 1, 2, 4 ... seconds, then every minute; one log line each.
+FIRST_RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 60.0
 # Slack answered, and said no to the token itself: asking again will not help.
 TOKEN_REJECTED = {
     "invalid_auth",
@@ -32,6 +34,7 @@ class Workspace:
         self.enterprise_id: str | None = None
         self.auth_test_result: Any = None
         self.rejected: str | None = None  # Slack's error when it refused the token
+        self.failure = ""  # why the last auth.test did not answer
         self.on_known: list[Callable[[Any], None]] = []
         self._known = threading.Event()
         self._stop = threading.Event()
@@ -45,7 +48,10 @@ class Workspace:
         return self._known.wait(timeout)
 
     def learn(self) -> bool:
-        """Ask auth.test once; True once the workspace is known."""
+        """Ask auth.test once; True once the workspace is known.
+
+        A failure is not logged here: `serve` says in one line that Slack refused the token,
+        and the background retry logs one line per attempt (`failure` says why)."""
         if self.known:
             return True
         try:
@@ -55,13 +61,12 @@ class Workspace:
             error = str(getattr(getattr(exc, "response", None), "get", lambda _k: "")("error"))
             if error in TOKEN_REJECTED:
                 self.rejected = error
-                log.warning("Slack refused the bot token (%s): check SLACK_BOT_TOKEN", error)
                 self._stop.set()
                 return False
-            log.warning("Slack auth.test failed (%s); will retry", error or type(exc).__name__)
+            self.failure = error or type(exc).__name__
             return False
         if not team_id:
-            log.warning("Slack auth.test gave no team_id; will retry")
+            self.failure = "auth.test gave no team_id"
             return False
         self.team_id = team_id
         self.enterprise_id = str(result.get("enterprise_id") or "") or None
@@ -87,11 +92,14 @@ class Workspace:
             self._thread = None
 
     def _run(self) -> None:
-        attempt = 0
+        delay = FIRST_RETRY_SECONDS
         while not self._stop.is_set() and not self.learn():
-            delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
-            attempt += 1
+            if self.rejected:
+                log.error("Slack refused the bot token (%s): check SLACK_BOT_TOKEN", self.rejected)
+                return
+            log.warning("Slack unreachable (auth.test: %s); retrying in %g s", self.failure, delay)
             self._stop.wait(delay)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
 
     def refusal(self, teams: set[str], enterprises: set[str]) -> str | None:
         """Why a request naming these team and enterprise ids is not ours; None if it is."""

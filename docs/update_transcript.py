@@ -11,7 +11,7 @@ from pathlib import Path
 START, END = "<!-- transcript:start -->", "<!-- transcript:end -->"
 # document -> the script whose output it shows
 TRANSCRIPTS = {
-    "README.md": "docs/demo.script",
+    "docs/user-guide.md": "docs/demo.script",
     "docs/console-walkthrough.md": "docs/walkthrough.script",
 }
 

@@ -15,7 +15,7 @@ from support.signed import SlackSender
 from e2e.process import base_env, free_port, run_cli, start_bot_process
 
 TOKEN = "xoxb-startup-e2e-token-5c1d0e"  # noqa: S105 - a test secret
-SECRET = "startup-signing-secret-9a7b3f"  # noqa: S105
+SECRET = "5f0e2b8c9d1a4e6f7a3b2c1d0e9f8a7b"  # noqa: S105 - shaped like Slack's (32 hex)
 
 
 def isolated(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -267,3 +267,86 @@ def test_check_config_online_with_a_dynamodb_store(tmp_path, fake, sim):
     present = run_cli("check-config", "--online", env=env, cwd=tmp_path, timeout=60)
     assert present.returncode == 0, present.stderr
     assert "OK   state store: dynamodb://pitr-online-state reachable" in present.stdout
+
+
+# -- the work directory, the signing secret's shape, the image's policy, serve --help ----------
+
+
+def test_check_config_refuses_a_work_directory_it_cannot_write(tmp_path, fake):
+    env = isolated(
+        tmp_path, AWS_REGION="eu-west-1", PITR_BOT_WORK_DIR="/proc/x", **slack_env(fake, tmp_path)
+    )
+    result = run_cli("check-config", env=env, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert "configuration OK" not in result.stdout
+    assert "/proc/x" in result.stderr and "PITR_BOT_WORK_DIR" in result.stderr, result.stderr
+
+
+def test_check_config_refuses_a_work_directory_that_is_a_file(tmp_path, fake):
+    (tmp_path / "jobs").write_text("not a folder")
+    env = isolated(
+        tmp_path,
+        AWS_REGION="eu-west-1",
+        PITR_BOT_WORK_DIR=str(tmp_path / "jobs"),
+        **slack_env(fake, tmp_path),
+    )
+    result = run_cli("check-config", env=env, cwd=tmp_path)
+    assert result.returncode == 1 and "not a directory" in result.stderr, result.stderr
+
+
+def test_check_config_ok_names_the_work_directory_and_leaves_nothing_behind(tmp_path, fake):
+    work = tmp_path / "new" / "jobs"
+    env = isolated(
+        tmp_path, AWS_REGION="eu-west-1", PITR_BOT_WORK_DIR=str(work), **slack_env(fake, tmp_path)
+    )
+    result = run_cli("check-config", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"work directory {work}" in result.stdout
+    assert not (tmp_path / "new").exists()
+
+
+def test_serve_with_an_unwritable_work_directory_says_what_to_set(tmp_path, fake, sim):
+    env = isolated(
+        tmp_path,
+        **sim.env(),
+        **{**slack_env(fake, tmp_path), "PITR_BOT_STATE": "dynamodb://state"},
+        PITR_BOT_WORK_DIR="/proc/x",
+    )
+    result = run_cli("serve", env=env, cwd=tmp_path, timeout=60)
+    one_clear_line(result, "PITR_BOT_WORK_DIR", "/proc/x", "not starting")
+    assert sim.count("CreateTable") == 0  # refused before anything was done
+
+
+@pytest.mark.parametrize("secret", ["x", "5F0E2B8C9D1A4E6F7A3B2C1D0E9F8A7B", "0" * 31, "g" * 32])
+def test_check_config_refuses_a_signing_secret_not_shaped_like_slacks(tmp_path, fake, secret):
+    env = isolated(
+        tmp_path,
+        AWS_REGION="eu-west-1",
+        **{**slack_env(fake, tmp_path), "SLACK_SIGNING_SECRET": secret},
+    )
+    result = run_cli("check-config", env=env, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert "SLACK_SIGNING_SECRET" in result.stderr and "32 hex" in result.stderr, result.stderr
+    if len(secret) > 1:  # the secret itself is never echoed ("x" is in any sentence)
+        assert secret not in result.stderr
+
+
+def test_serve_refuses_the_built_in_policy_when_a_policy_is_required(tmp_path, fake, sim):
+    env = isolated(
+        tmp_path, **sim.env(), **slack_env(fake, tmp_path), PITR_BOT_REQUIRE_POLICY="true"
+    )
+    result = run_cli("serve", env=env, cwd=tmp_path, timeout=60)
+    one_clear_line(result, "PITR_BOT_POLICY", "PITR_BOT_REQUIRE_POLICY=false")
+    env["PITR_BOT_POLICY"] = write_policy(tmp_path, '["MusicCollection"]')
+    ok = run_cli("check-config", env=env, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_serve_help_lists_every_setting(tmp_path):
+    from bot.settings import Settings
+
+    result = run_cli("serve", "--help", env=base_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for field in Settings.model_fields.values():
+        assert field.alias in result.stdout, field.alias
+    assert "docs/operator-guide.md" in result.stdout

@@ -18,7 +18,7 @@ from bot.blocks import APPROVE_ACTION
 from e2e.process import BotProcess, base_env, free_port, run_cli, start_bot_process
 
 TOKEN = "xoxb-subprocess-e2e-token-7f3a9c"  # noqa: S105 - a test secret
-SECRET = "subprocess-signing-secret-51d2e8"  # noqa: S105
+SECRET = "51d2e8a09b7c6d5e4f3a2b1c0d9e8f7a"  # noqa: S105 - shaped like Slack's (32 hex)
 BROADCAST = (True, "true", "1")
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import threading
@@ -176,13 +177,38 @@ def test_slacks_request_url_check_is_answered_though_it_names_no_workspace(make_
 
 
 def test_a_token_slack_refuses_stops_serve_with_one_clear_line(bots, fake):
+    # The same `pitr-bot: …` line as every other start-up problem, not a JSON log record.
     fake.fail("auth.test", times=100, status=200, error="invalid_auth")
     bot = bots.spawn("bot")
     assert bot.proc.wait(timeout=60) == 2
-    errors = [r for r in bot.json_logs() if r.get("level") == "ERROR"]
-    assert len(errors) == 1, bot.stderr()
-    assert "did not accept the bot token" in errors[0]["message"], errors
+    ours = [line for line in bot.log_lines() if line.startswith("pitr-bot:")]
+    assert len(ours) == 1, bot.stderr()
+    assert "did not accept the bot token (invalid_auth)" in ours[0], ours
+    assert "SLACK_BOT_TOKEN" in ours[0]
+    assert not [line for line in bot.log_lines() if "token" in line and line not in ours]
+    assert TOKEN not in bot.stderr()
     assert "Traceback" not in bot.stderr()
+
+
+def test_slack_unreachable_at_start_logs_one_line_per_retry_with_backoff(bots, fake):
+    fake.set_down(True)
+    bot = bots.spawn("bot")
+    bot.wait_healthy(timeout=30)
+    retry = re.compile(r"Slack unreachable \(auth.test: [^)]*\); retrying in (\d+) s")
+
+    def retries() -> list[int]:
+        found = (retry.search(line) for line in bot.log_lines())
+        return [int(m.group(1)) for m in found if m]
+
+    wait_until(lambda: len(retries()) >= 4, 60, "four retries")
+    assert retries()[:4] == [1, 2, 4, 8]  # each attempt waits twice as long as the one before
+    # Nothing else about Slack on stderr meanwhile: one line per attempt, not one per call.
+    about_slack = [
+        line for line in bot.log_lines() if "auth.test" in line or '"logger": "slack' in line
+    ]
+    assert len(about_slack) == len(retries()), "\n".join(about_slack)
+    fake.set_down(False)
+    wait_until(lambda: bot.readyz()[0] == 200, 90, "/readyz 200 once Slack answers")
 
 
 def test_socket_mode_requests_pass_the_same_workspace_check(bot, fake, sim):

@@ -276,11 +276,12 @@ def test_no_module_in_the_engine_is_too_long(path):
 
 
 def readme_tree() -> set[str]:
-    """The modules the README's "How it works" tree names, as paths (bot/engine/context.py):
+    """The modules docs/architecture.md's "How it works" tree names, as paths
+    (bot/engine/context.py):
     a name belongs to the last folder at the left edge (bot/) and the last one it opens
     (engine/), whose continuation lines are indented deeper."""
-    text = (ROOT / "README.md").read_text()
-    tree = text.split("## How it works", 1)[1].split("```")[1]
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    tree = text.split("# How it works", 1)[1].split("```")[1]
     named: set[str] = set()
     top = sub = ""
     for line in tree.splitlines():
@@ -295,9 +296,10 @@ def readme_tree() -> set[str]:
 
 
 def test_the_readme_tree_names_every_module_and_no_other():
-    # The README draws the house; a module added (or removed) without it goes stale.
+    # docs/architecture.md draws the house; a module added (or removed) without it goes stale.
     ours = tuple(f"{package}/" for package in PACKAGES)
     modules = {str(p.relative_to(ROOT)) for p in SOURCES if p.name != "__init__.py"}
     named = {n for n in readme_tree() if n.startswith(ours) and not n.endswith("__init__.py")}
-    assert not modules - named, f"the README's tree misses {sorted(modules - named)}"
-    assert not named - modules, f"the README's tree names {sorted(named - modules)}: gone"
+    tree = "the tree in docs/architecture.md"
+    assert not modules - named, f"{tree} misses {sorted(modules - named)}"
+    assert not named - modules, f"{tree} names {sorted(named - modules)}: gone"

@@ -95,9 +95,9 @@ def test_a_bare_number_that_is_not_unix_seconds_is_refused(text: str) -> None:
 
 
 def test_the_readme_unix_example_is_its_iso_example() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "docs" / "user-guide.md").read_text()
     found = re.search(r"Unix seconds \(`(\d+)`, the same\s+instant as `([^`]+)`\)", readme)
-    assert found, "README lost its Unix-seconds example"
+    assert found, "the user guide lost its Unix-seconds example"
     unix, iso = found.groups()
     assert parse_when(unix, BERLIN, NOW) == parse_when(iso, BERLIN, NOW)
     assert f"ISO 8601 (`{iso}`" in readme
