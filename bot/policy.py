@@ -16,15 +16,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.drills.model import Schedule, parse_every
 from bot.places import matches as place_matches
 from bot.places import parse_pattern
+from bot.policy_entries import (
+    CHANNEL_ID,
+    SLACK_ID,
+    Account,
+    DrillRule,
+    check_ids,
+)
 from bot.suggest import did_you_mean
-from bot.tableref import RefError
 
-# Slack user IDs start with U or W (Enterprise Grid), user-group IDs with S.
-SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{1,20}$")
-CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{1,20}$")
 # A glob over DynamoDB table names (letters, digits, _ . -) with * and ? only: it must also
 # work as an IAM resource pattern, which knows no [...] classes.
 TARGET_GLOB = re.compile(r"^[A-Za-z0-9_.*?-]{1,255}$")
@@ -38,10 +40,6 @@ KMS_KEY_REF = re.compile(
 AWS_MANAGED_KEY = "alias/aws/dynamodb"
 # `accounts`: an alias (as written in `prod:orders`), the role the bot assumes there.
 ACCOUNT_ALIAS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
-# STS: ExternalId is 2-1224 characters of [\w+=,.@:/-].
-EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
-REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 # What `after_restore` may copy from the source onto a restored table, automatically.
 AfterRestore = Literal["pitr", "ttl", "tags", "streams", "autoscaling"]
@@ -49,62 +47,6 @@ AFTER_RESTORE_CHOICES: tuple[str, ...] = ("pitr", "ttl", "tags", "streams", "aut
 
 # Resolves a user-group ID to its members; None when Slack could not tell us.
 Members = Callable[[str], "set[str] | None"]
-
-
-def _check_ids(values: list[str] | None, pattern: re.Pattern[str], what: str) -> list[str] | None:
-    if values is None:
-        return None
-    bad = [v for v in values if not pattern.match(v)]
-    if bad:
-        raise ValueError(f"not {what}: {', '.join(bad)}")
-    return values
-
-
-class Account(BaseModel):
-    """Another AWS account the bot may restore in, through a role it assumes there."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    role_arn: str
-    external_id: str | None = None
-    regions: list[str] = Field(default_factory=list)  # empty = any region
-    # Where this account's incremental exports go (`s3://bucket/prefix`); absent = not set up.
-    export_s3: str | None = None
-    export_s3_owner: str | None = None  # the bucket owner's account id, if another account
-
-    @field_validator("export_s3")
-    @classmethod
-    def _export_s3(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?", v):
-            raise ValueError("s3://BUCKET or s3://BUCKET/PREFIX")
-        return v
-
-    @field_validator("role_arn")
-    @classmethod
-    def _role_arn(cls, v: str) -> str:
-        if not ROLE_ARN.fullmatch(v):
-            raise ValueError("an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
-        return v
-
-    @field_validator("external_id")
-    @classmethod
-    def _external_id(cls, v: str | None) -> str | None:
-        if v is not None and not EXTERNAL_ID.fullmatch(v):
-            raise ValueError("2 to 1224 letters, digits or +=,.@:/-_")
-        return v
-
-    @field_validator("regions")
-    @classmethod
-    def _regions(cls, v: list[str]) -> list[str]:
-        bad = [r for r in v if not REGION_NAME.fullmatch(r)]
-        if bad:
-            raise ValueError(f"not AWS regions: {', '.join(bad)}")
-        return v
-
-    @property
-    def account_id(self) -> str:
-        match = ROLE_ARN.fullmatch(self.role_arn)
-        return match["account"] if match else ""
 
 
 class Rule(BaseModel):
@@ -133,51 +75,12 @@ class Rule(BaseModel):
     @field_validator("approvers", "requesters", "item_readers")
     @classmethod
     def _ids(cls, v: list[str] | None) -> list[str] | None:
-        return _check_ids(v, SLACK_ID, "Slack user or user-group IDs (U…, W…, S…)")
+        return check_ids(v, SLACK_ID, "Slack user or user-group IDs (U…, W…, S…)")
 
     @field_validator("item_channel")
     @classmethod
     def _item_channel(cls, v: str | None) -> str | None:
-        return v if v is None else _check_ids([v], CHANNEL_ID, "a Slack channel ID (C…, G…)")[0]
-
-
-class DrillRule(BaseModel):
-    """Restore drills for the tables matching `tables`, every `every`, reported in `channel`.
-
-    Each entry is a table reference whose name may be a glob, in one place: `orders`,
-    `orders-*`, `orders@eu-west-1`, `prod:orders`, `prod:*@us-east-1` (no region: the bot's)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tables: list[str] = Field(min_length=1)
-    every: str
-    channel: str
-
-    @field_validator("tables")
-    @classmethod
-    def _tables(cls, v: list[str]) -> list[str]:
-        for entry in v:
-            try:
-                parse_pattern(entry)
-            except RefError as exc:
-                raise ValueError(f"{entry!r}: {exc}") from exc
-        return v
-
-    @field_validator("every")
-    @classmethod
-    def _every(cls, v: str) -> str:
-        parse_every(v)  # raises ValueError with what is accepted
-        return v
-
-    @field_validator("channel")
-    @classmethod
-    def _channel(cls, v: str) -> str:
-        _check_ids([v], CHANNEL_ID, "a Slack channel ID (C…, G…)")
-        return v
-
-    @property
-    def schedule(self) -> Schedule:
-        return parse_every(self.every)
+        return v if v is None else check_ids([v], CHANNEL_ID, "a Slack channel ID (C…, G…)")[0]
 
 
 class Policy(BaseModel):
@@ -235,13 +138,13 @@ class Policy(BaseModel):
     @field_validator("approvers", "requesters", "item_readers")
     @classmethod
     def _ids(cls, v: list[str] | None) -> list[str] | None:
-        found = _check_ids(v, SLACK_ID, "Slack user or user-group IDs (U…, W…, S…)")
+        found = check_ids(v, SLACK_ID, "Slack user or user-group IDs (U…, W…, S…)")
         return found if v is not None else None
 
     @field_validator("item_channel")
     @classmethod
     def _item_channel(cls, v: str | None) -> str | None:
-        return v if v is None else _check_ids([v], CHANNEL_ID, "a Slack channel ID (C…, G…)")[0]
+        return v if v is None else check_ids([v], CHANNEL_ID, "a Slack channel ID (C…, G…)")[0]
 
     @field_validator("target_pattern")
     @classmethod
@@ -265,7 +168,7 @@ class Policy(BaseModel):
     @field_validator("channels")
     @classmethod
     def _channels(cls, v: list[str]) -> list[str]:
-        return _check_ids(v, CHANNEL_ID, "Slack channel IDs (C…, G…)") or []
+        return check_ids(v, CHANNEL_ID, "Slack channel IDs (C…, G…)") or []
 
     def for_table(self, table: str) -> TableRule:
         """The effective rule for `table`: the defaults, overridden by the first matching rule."""

@@ -80,9 +80,13 @@ def test_the_member_role_is_iam_policy_member_with_the_account_left_to_each_stac
     )
     assert substituted == documents["permission_policy"]
     trust = load_template(MEMBER)["Resources"]["Role"]["Properties"]["AssumeRolePolicyDocument"]
-    statement = trust["Statement"][0]
-    assert statement["Action"] == documents["trust_policy"]["Statement"][0]["Action"]
-    assert statement["Principal"] == {"AWS": {"Ref": "BotRoleArn"}}
+    generated = documents["trust_policy"]["Statement"]
+    assert [s["Action"] for s in trust["Statement"]] == [s["Action"] for s in generated]
+    assert [s["Sid"] for s in trust["Statement"]] == [s["Sid"] for s in generated]
+    for statement, want in zip(trust["Statement"], generated, strict=True):
+        assert statement["Principal"] == {"AWS": {"Ref": "BotRoleArn"}}
+        # The external ID guards AssumeRole only, as in the generated trust policy.
+        assert ("Condition" in statement) == ("Condition" in want)
 
 
 def test_the_state_table_is_the_one_the_store_would_create():

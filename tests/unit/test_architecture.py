@@ -127,6 +127,7 @@ PURE_CORE = [
     "bot/restores.py",
     "bot/restore_events.py",
     "bot/policy.py",
+    "bot/policy_entries.py",
     "bot/aftercare/rules.py",
     "bot/iam.py",
     "bot/tableref.py",
