@@ -9,10 +9,8 @@ from bot.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-DOCS = sorted((ROOT / "docs").glob("*.md"))  # docs/incoming/ holds notes still to fold in
+DOCS = sorted((ROOT / "docs").glob("*.md"))
 MAX_README_LINES = 250
-# Written by the console walk-through work on another branch; linked from here already.
-LANDS_ELSEWHERE = {"docs/console-walkthrough.md"}
 
 FENCED = re.compile(r"^```.*?^```", re.M | re.S)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -69,7 +67,7 @@ def test_every_local_link_in_the_readme_and_docs_exists():
                 continue
             resolved = (path.parent / target).resolve()
             name = str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else target
-            if not resolved.exists() and name not in LANDS_ELSEWHERE:
+            if not resolved.exists():
                 broken.append(f"{path.relative_to(ROOT)} -> {target}")
     assert not broken, broken
 
