@@ -66,7 +66,6 @@ def test_every_local_link_in_the_readme_and_docs_exists():
             if "://" in target or target.startswith("mailto:"):
                 continue
             resolved = (path.parent / target).resolve()
-            name = str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else target
             if not resolved.exists():
                 broken.append(f"{path.relative_to(ROOT)} -> {target}")
     assert not broken, broken
