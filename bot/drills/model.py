@@ -288,7 +288,10 @@ def drill_status_line(drills: list[Drill]) -> str | None:
         return None
     parts = []
     if live:
-        parts.append(f"a drill is running ({live[0].state.value})")
+        if live[0].state == DrillState.AWAITING_APPROVAL:
+            parts.append("a drill waits for approval")
+        else:
+            parts.append(f"a drill is running ({live[0].state.value})")
     if finished:
         last = max(finished, key=lambda d: d.finished_at or d.created_at)
         when = (last.finished_at or last.created_at).astimezone(UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -168,6 +169,15 @@ def test_a_drill_awaiting_approval_starts_or_is_cancelled_and_nothing_else():
             waiting.advance(to, NOW)
     with pytest.raises(InvalidTransition):
         drill(state=DrillState.CANCELLED).advance(DrillState.STARTED, NOW)
+
+
+def test_status_line_tells_a_drill_waiting_for_approval_and_ignores_cancelled_ones():
+    waiting = drill(state=DrillState.AWAITING_APPROVAL)
+    cancelled = drill(state=DrillState.CANCELLED, finished_at=NOW, problem="denied")
+    assert drill_status_line([waiting]) == "Drills: a drill waits for approval."
+    assert drill_status_line([cancelled]) is None  # it never ran: no "last drill failed"
+    line = report_line(replace(cancelled, decided_by="U2"))
+    assert "not run: denied by <@U2>" in line
 
 
 # -- what people read ---------------------------------------------------------------------------
