@@ -89,6 +89,9 @@ class DrillRule(BaseModel):
     tables: list[str] = Field(min_length=1)
     every: str
     channel: str
+    # True: each drill (typed or scheduled) waits for an Approve on a card in `channel`, by an
+    # approver of the table as for a restore (never the person who asked); default: none.
+    require_approval: bool = False
 
     @field_validator("tables")
     @classmethod

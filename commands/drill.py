@@ -1,20 +1,25 @@
 """/pitr-drill TABLE: run a restore drill now; and the drills' schedule, sweep and report.
 
-No approval: a drill only creates and deletes the bot's own table. Allowed to whoever may
-request restores of the table, for tables listed under the policy's `drills`.
+No approval by default: a drill only creates and deletes the bot's own table. Allowed to
+whoever may request restores of the table, for tables listed under the policy's `drills`; an
+entry with `require_approval: true` posts an approval card first (bot/drills/approval.py).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from slack_bolt import Ack, App, Respond
 
-from bot.blocks import esc
+from bot.blocks import esc, to_dicts
+from bot.drills import approval
+from bot.drills.approval import CARD
 from bot.drills.aws import DrillService
+from bot.drills.card import APPROVE_DRILL_ACTION, DENY_DRILL_ACTION, drill_card
 from bot.drills.engine import DrillEngine
 from bot.drills.limits import DrillLimits
-from bot.drills.model import report_line
+from bot.drills.model import DrillState, report_line
 from bot.services import Services
 from commands.common import (
     InputError,
@@ -74,6 +79,33 @@ def register(app: App, services: Services) -> None:
 
     services.announcer.item_senders["drill_report"] = send_report
 
+    def send_card(drill_id: str) -> None:
+        """Post the approval card, or update it to the drill's state (outbox item CARD)."""
+        drill = services.store.drill_get(drill_id)
+        if drill is None:
+            return
+        text, blocks = drill_card(drill)
+        if drill.card_ts:
+            services.client.chat_update(
+                channel=drill.channel, ts=drill.card_ts, text=text, blocks=to_dicts(blocks)
+            )
+            return
+        ts = services.client.chat_postMessage(
+            channel=drill.channel,
+            text=text,
+            blocks=to_dicts(blocks),
+            unfurl_links=False,
+            unfurl_media=False,
+        )["ts"]
+        while drill is not None and not drill.card_ts:  # a click may have won the first write
+            if services.store.drill_save(drill, replace(drill, card_ts=ts)):
+                break
+            drill = services.store.drill_get(drill_id)
+        if drill is not None and drill.state != DrillState.AWAITING_APPROVAL:
+            send_card(drill_id)  # decided before its ts was kept: show the decision
+
+    services.announcer.item_senders[CARD] = send_card
+
     def start() -> None:
         # The tracker's scheduler is this replica's local clock; the store decides.
         scheduler = services.tracker.scheduler
@@ -117,6 +149,15 @@ def register(app: App, services: Services) -> None:
             warn(respond, outcome.message)
             return
         drill = outcome.drill
+        if drill.state == DrillState.AWAITING_APPROVAL:
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text=f":test_tube: Approval card for a restore drill of `{esc(table)}` posted in "
+                f"<#{drill.channel}>. Someone else has to click *Approve*.",
+            )
+            services.announcer.kick()
+            return
         respond(
             response_type="ephemeral",
             replace_original=False,
@@ -124,3 +165,24 @@ def register(app: App, services: Services) -> None:
             f"the result will be posted in <#{drill.channel}>.",
         )
         engine.run(drill.id)
+
+    def decision(approve: bool):  # noqa: ANN202 - a Bolt listener factory
+        def on_click(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+            ack()
+            drill_id, user = str(action.get("value", ""))[:64], body["user"]["id"]
+
+            def decide() -> None:
+                drill, why = approval.decide(engine, drill_id, user, approve)
+                if drill is None:
+                    warn(respond, why)
+                    return
+                services.announcer.kick()
+                if drill.state == DrillState.STARTED:
+                    engine.run(drill.id)
+
+            after_ack(services, respond, decide)
+
+        return on_click
+
+    app.action(APPROVE_DRILL_ACTION)(reports_errors(decision(approve=True)))
+    app.action(DENY_DRILL_ACTION)(reports_errors(decision(approve=False)))

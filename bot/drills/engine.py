@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.drills.approval import card_of, expire_if_due
 from bot.drills.aws import DrillService
 from bot.drills.limits import DrillLimits, drill_limit_problem
 from bot.drills.model import (
@@ -130,8 +131,8 @@ class DrillEngine:
         if isinstance(drill, str):
             return DrillOutcome(False, drill)
         self._maybe_live = True
-        requested = self._entry("drill_requested", drill, user, drill.target)
-        if not self.store.drill_add(drill, audit=[requested]):
+        requested = self.entry("drill_requested", drill, user, drill.target)
+        if not self.store.drill_add(drill, announce=card_of(drill), audit=[requested]):
             return DrillOutcome(
                 False,
                 f"A drill of `{table}` was started this minute already; its result "
@@ -160,7 +161,10 @@ class DrillEngine:
         if problem:
             return f"{problem} (`{name}`)"
         target = str(replace(source, name=name))
-        extra = {"id": drill_id} if drill_id else {}
+        extra: dict[str, Any] = {"id": drill_id} if drill_id else {}
+        if rule.require_approval:  # a card first (drills/approval.py), expiring as a request
+            ttl = timedelta(minutes=self.policy.for_table(table).request_ttl_minutes)
+            extra |= {"state": DrillState.AWAITING_APPROVAL, "expires_at": now + ttl}
         return Drill(
             source=table,
             target=target,
@@ -198,9 +202,9 @@ class DrillEngine:
                 if isinstance(drill, str):
                     log.warning("drill of %s not scheduled: %s", table, drill)
                     continue
-                entry = self._entry("drill_scheduled", drill, None, f"slot {slot.isoformat()}")
+                entry = self.entry("drill_scheduled", drill, None, f"slot {slot.isoformat()}")
                 # False: another replica claimed this slot
-                if self.store.drill_add(drill, audit=[entry]):
+                if self.store.drill_add(drill, announce=card_of(drill), audit=[entry]):
                     claimed += 1
                     self.on_event("drill_scheduled")
             self._handled.add((index, slot))
@@ -268,7 +272,9 @@ class DrillEngine:
             drill = self.store.drill_get(drill_id)
             if drill is None or drill.final or drill.leased_by_other(self.owner, self.clock()):
                 return
-            if drill.state == DrillState.STARTED:
+            if drill.state == DrillState.AWAITING_APPROVAL:
+                expire_if_due(self, drill)
+            elif drill.state == DrillState.STARTED:
                 self._start(drill)
             elif drill.state == DrillState.RESTORING:
                 self._track(drill)
@@ -283,7 +289,7 @@ class DrillEngine:
         claimed = self.store.drill_save(
             drill,
             drill.advance(DrillState.RESTORING, now, restore_called_at=now, **self._lease()),
-            audit=[self._entry("drill_started", drill, None, drill.target)],
+            audit=[self.entry("drill_started", drill, None, drill.target)],
         )
         if claimed is None:
             return
@@ -356,7 +362,7 @@ class DrillEngine:
             error_streak=0,
             **self._lease(),
         )
-        entry = self._entry("drill_restored", drill, None, f"{drill.target} ACTIVE")
+        entry = self.entry("drill_restored", drill, None, f"{drill.target} ACTIVE")
         if self.store.drill_save(drill, new, audit=[entry]):
             self.on_event("drill_restored")
 
@@ -371,7 +377,7 @@ class DrillEngine:
         new = drill.advance(DrillState.CLEANING, self.clock(), error_streak=0, **verdict)
         new = replace(new, **self._lease())
         outcome = "verified" if verdict["passed"] else f"not verified: {verdict['problem']}"
-        entry = self._entry("drill_verified", drill, None, outcome)
+        entry = self.entry("drill_verified", drill, None, outcome)
         if self.store.drill_save(drill, new, audit=[entry]):
             self.on_event("drill_verified")
 
@@ -446,7 +452,7 @@ class DrillEngine:
             lease_until=None,
         )
         event = "drill_passed" if passed else "drill_failed"
-        entry = self._entry(event, drill, None, cleanup)
+        entry = self.entry(event, drill, None, cleanup)
         if self.store.drill_save(drill, new, announce=["drill_report"], audit=[entry]):
             self.on_event(event)
             self.on_change()
@@ -465,7 +471,7 @@ class DrillEngine:
             )
         except InvalidTransition:
             return
-        entry = self._entry("drill_failed", drill, None, problem)
+        entry = self.entry("drill_failed", drill, None, problem)
         if self.store.drill_save(drill, new, announce=["drill_report"], audit=[entry]):
             self.on_event("drill_failed")
             log.warning("drill %s of %s failed: %s", drill.id, drill.source, problem)
@@ -548,7 +554,7 @@ class DrillEngine:
             if drill.lease_owner == self.owner:
                 self.store.drill_save(drill, replace(drill, lease_owner=None, lease_until=None))
 
-    def _entry(self, event: str, drill: Drill, actor: str | None, detail: str = "") -> AuditEvent:
+    def entry(self, event: str, drill: Drill, actor: str | None, detail: str = "") -> AuditEvent:
         """An audit entry written with the transition it records (drill_add / drill_save), so
         a crash keeps both or neither and a reader who sees the state sees its entry."""
         return AuditEvent(self.clock(), event, drill.id, actor, drill.channel, drill.source, detail)

@@ -5,8 +5,9 @@ of its own, verifies it, records how long the restore took, deletes its table an
 line. `bot.drills.engine` drives it; like a restore, every step is a compare-and-set in the
 store, so a double tick or a second replica never runs a step twice.
 
-    STARTED -> RESTORING -> VERIFYING -> CLEANING -> PASSED | FAILED
+    [AWAITING_APPROVAL ->] STARTED -> RESTORING -> VERIFYING -> CLEANING -> PASSED | FAILED
     (any state before CLEANING may also end in FAILED: nothing to clean up yet)
+    AWAITING_APPROVAL -> CANCELLED (denied, or not approved in time: nothing was started)
 
 No Slack, no boto3 here.
 """
@@ -42,21 +43,24 @@ __all__ = [
 
 
 class DrillState(StrEnum):
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"  # the policy's `require_approval`: a card is out
     STARTED = "STARTED"
     RESTORING = "RESTORING"
     VERIFYING = "VERIFYING"
     CLEANING = "CLEANING"
     PASSED = "PASSED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
 
 TRANSITIONS: dict[DrillState, frozenset[DrillState]] = {
+    DrillState.AWAITING_APPROVAL: frozenset({DrillState.STARTED, DrillState.CANCELLED}),
     DrillState.STARTED: frozenset({DrillState.RESTORING, DrillState.FAILED}),
     DrillState.RESTORING: frozenset({DrillState.VERIFYING, DrillState.FAILED}),
     DrillState.VERIFYING: frozenset({DrillState.CLEANING}),
     DrillState.CLEANING: frozenset({DrillState.PASSED, DrillState.FAILED}),
 }
-FINAL = frozenset({DrillState.PASSED, DrillState.FAILED})
+FINAL = frozenset({DrillState.PASSED, DrillState.FAILED, DrillState.CANCELLED})
 LIVE = frozenset(set(DrillState) - FINAL)
 
 # The names drill tables get (`TABLE-drill-<yyyymmddhhmm>`): the start-up sweep only ever
@@ -89,6 +93,10 @@ class Drill:
     id: str = field(default_factory=lambda: "d" + new_id())
     state: DrillState = DrillState.STARTED
     version: int = 0
+    # `require_approval`: the card's deadline and message, and who decided (approved/denied)
+    expires_at: datetime | None = None
+    card_ts: str | None = None
+    decided_by: str | None = None
     restore_called_at: datetime | None = None
     table_arn: str | None = None  # recorded when the restore call returns
     # Recorded at ACTIVE: TableId and creation time; cleanup deletes only this very table.
@@ -240,6 +248,9 @@ def _weekdays(field: str) -> str:
 # -- what people read ------------------------------------------------------------------------
 def report_line(drill: Drill) -> str:
     """The one line a finished drill posts to its channel."""
+    if drill.state == DrillState.CANCELLED:
+        by = f" by <@{drill.decided_by}>" if drill.decided_by else ""
+        return f":no_entry_sign: Restore drill of `{drill.source}` not run: {drill.problem}{by}"
     took = drill.restore_duration
     restored = f"restored in {human_duration(took)}" if took is not None else "not restored"
     items = "items unknown" if drill.items is None else f"{drill.items} items"
@@ -270,13 +281,17 @@ def duration_range(drills: list[Drill]) -> tuple[timedelta, timedelta] | None:
 
 def drill_status_line(drills: list[Drill]) -> str | None:
     """'/pitr-status' line: the last drill and the range of passed drills' restore times."""
+    drills = [d for d in drills if d.state != DrillState.CANCELLED]  # never ran
     finished = [d for d in drills if d.final]
     live = [d for d in drills if not d.final]
     if not finished and not live:
         return None
     parts = []
     if live:
-        parts.append(f"a drill is running ({live[0].state.value})")
+        if live[0].state == DrillState.AWAITING_APPROVAL:
+            parts.append("a drill waits for approval")
+        else:
+            parts.append(f"a drill is running ({live[0].state.value})")
     if finished:
         last = max(finished, key=lambda d: d.finished_at or d.created_at)
         when = (last.finished_at or last.created_at).astimezone(UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -131,6 +132,10 @@ def test_policy_drills_key(tmp_path):
         ('{tables: [orders], every: "7d", channel: "#general"}', "channel"),
         ('{tables: [], every: "7d", channel: C1}', "tables"),
         ('{tables: [orders], every: "7d", channel: C1, approvers: [U1]}', "approvers"),
+        (
+            '{tables: [orders], every: "7d", channel: C1, require_approval: maybe}',
+            "require_approval",
+        ),
     ],
 )
 def test_bad_drill_entries_are_refused_at_load(tmp_path, entry, complaint):
@@ -139,6 +144,40 @@ def test_bad_drill_entries_are_refused_at_load(tmp_path, entry, complaint):
     with pytest.raises(PolicyError) as err:
         load_policy(path)
     assert complaint in str(err.value)
+
+
+def test_require_approval_key_defaults_to_false_and_reads_true(tmp_path):
+    path = tmp_path / "policy.yml"
+    path.write_text(
+        'drills:\n  - tables: ["orders"]\n    every: "7d"\n    channel: C1\n'
+        "    require_approval: true\n"
+        '  - tables: ["*"]\n    every: "7d"\n    channel: C2\n',
+        encoding="utf-8",
+    )
+    policy = load_policy(path)
+    assert policy.drill_for("orders").require_approval is True
+    assert policy.drill_for("other").require_approval is False
+
+
+def test_a_drill_awaiting_approval_starts_or_is_cancelled_and_nothing_else():
+    waiting = drill(state=DrillState.AWAITING_APPROVAL)
+    assert not waiting.final
+    assert waiting.advance(DrillState.STARTED, NOW).state == DrillState.STARTED
+    assert waiting.advance(DrillState.CANCELLED, NOW).final
+    for to in (DrillState.RESTORING, DrillState.PASSED, DrillState.FAILED):
+        with pytest.raises(InvalidTransition):
+            waiting.advance(to, NOW)
+    with pytest.raises(InvalidTransition):
+        drill(state=DrillState.CANCELLED).advance(DrillState.STARTED, NOW)
+
+
+def test_status_line_tells_a_drill_waiting_for_approval_and_ignores_cancelled_ones():
+    waiting = drill(state=DrillState.AWAITING_APPROVAL)
+    cancelled = drill(state=DrillState.CANCELLED, finished_at=NOW, problem="denied")
+    assert drill_status_line([waiting]) == "Drills: a drill waits for approval."
+    assert drill_status_line([cancelled]) is None  # it never ran: no "last drill failed"
+    line = report_line(replace(cancelled, decided_by="U2"))
+    assert "not run: denied by <@U2>" in line
 
 
 # -- what people read ---------------------------------------------------------------------------
