@@ -87,6 +87,9 @@ class Announcer:
         # Outbox kinds about something else than a restore request (e.g. "drill_report"):
         # kind -> sender(subject id); the item's `restore_id` holds that id.
         self.item_senders: dict[str, Callable[[str], None]] = {}
+        # Whether a source table's account has incremental exports set up (the card then
+        # offers `/pitr-diff`); bot/services.py wires it to the settings and policy.
+        self.exports_for: Callable[[str], bool] = lambda source: False
 
     # -- background senders ----------------------------------------------------------------
     def start(self) -> None:
@@ -255,7 +258,7 @@ class Announcer:
         if kind == "card":
             if req.card_ts:
                 return  # already posted before a crash
-            text, card = blocks.approval_card(req, now)
+            text, card = blocks.approval_card(req, now, self.exports_for(req.source))
             resp = self.client.chat_postMessage(
                 channel=req.channel,
                 text=text,
@@ -267,7 +270,7 @@ class Announcer:
         elif kind == "card_update":
             if not req.card_ts:
                 return
-            text, card = blocks.approval_card(req, now)
+            text, card = blocks.approval_card(req, now, self.exports_for(req.source))
             self.client.chat_update(
                 channel=req.channel,
                 ts=req.card_ts,

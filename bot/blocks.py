@@ -8,8 +8,9 @@ Slack's size limits, which the tests exercise.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -122,8 +123,12 @@ PERIOD_STATUS_LINE = {
 }
 
 
-def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:
-    """The channel message where a restore is decided; it loses its buttons once decided."""
+def approval_card(
+    req: RestoreRequest, now: datetime, exports: bool = False
+) -> tuple[str, list[Block]]:
+    """The channel message where a restore is decided; it loses its buttons once decided.
+    `exports`: incremental exports are set up for the source's account (then the card offers
+    `/pitr-diff`, the way to get some items back without restoring the table)."""
     if req.kind == PERIOD_CHANGE:
         return period_card(req, now)
     title = f"Restore {req.source} → {req.target}"
@@ -148,9 +153,29 @@ def approval_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]
     if req.reason:
         reason = esc_clip(req.reason, SECTION_LIMIT - len("*Reason*\n"))
         blocks.append(SectionBlock(text=md(f"*Reason*\n{reason}")))
+    offer = diff_offer(req) if exports else ""
+    if offer:
+        blocks.append(ContextBlock(elements=[md(offer)]))
     status = WITHDRAWN_LINE if req.withdrawn else STATUS_LINE[req.state]
     blocks += decision_blocks(req, status)
     return f"{title}: {status}", blocks
+
+
+def diff_command(source: str, instant: datetime) -> str:
+    """`/pitr-diff SOURCE WHEN` for the card's instant, in a form `/pitr-diff` reads back."""
+    return f"/pitr-diff {shlex.quote(source)} {instant.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def diff_offer(req: RestoreRequest) -> str:
+    """While a restore waits for approval: the export path, for a person who only needs some
+    items back. Not for "latest" (nothing has changed since yet)."""
+    if req.restore_at is None or req.state != State.REQUESTED:
+        return ""
+    return (
+        f"Only need some items back? {code(diff_command(req.source, req.restore_at))} finds "
+        "every item changed since then without restoring the table (reads PITR's log; "
+        "minutes, billed by the size of the changed data)."
+    )
 
 
 def period_card(req: RestoreRequest, now: datetime) -> tuple[str, list[Block]]:

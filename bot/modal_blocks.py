@@ -10,6 +10,7 @@ before it reaches mrkdwn; plain-text fields and input values are shown literally
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,7 @@ SOURCE_BLOCK = "source"
 SOURCE_INFO_BLOCK = "source_info"
 WHEN_TEXT_BLOCK = "when_text"
 WHEN_PICK_BLOCK = "when_pick"
+DIFF_OFFER_BLOCK = "diff_offer"
 TARGET_BLOCK = "target"  # + "." + source once a source is picked (see target_block_id)
 REASON_BLOCK = "reason"
 BILLING_BLOCK = "billing"
@@ -162,6 +164,7 @@ class Picked:
     table: TableInfo | None = None
     described: bool = False  # the source was looked up (so there is something to say)
     pitrs: tuple[tuple[str, bool | None], ...] = ()
+    exports: bool = False  # incremental exports set up for the source's account
 
     @property
     def several(self) -> bool:
@@ -193,6 +196,23 @@ def several_info_text(picked: Picked, budget: int = SECTION_LIMIT) -> str:
             break
         shown.append(part)
     return head + " · ".join(shown) + warning
+
+
+def diff_offer_blocks(picked: Picked | None) -> list[Block]:
+    """Under the instant, for one source whose account has exports set up: the way to get
+    some items back without restoring the table."""
+    if picked is None or picked.several or not picked.exports:
+        return []
+    command = code(f"/pitr-diff {shlex.quote(picked.source)} WHEN")
+    text = (
+        f"Only need some items back? {command} finds every item changed since WHEN without "
+        "restoring the table (reads PITR's log; minutes, billed by the size of the changed data)."
+    )
+    return [
+        ContextBlock(
+            block_id=DIFF_OFFER_BLOCK, elements=[MarkdownTextObject(text=text, verbatim=True)]
+        )
+    ]
 
 
 def restore_modal(channel: str, picked: Picked | None = None) -> View:
@@ -250,6 +270,7 @@ def restore_modal(channel: str, picked: Picked | None = None) -> View:
             hint=PICK_HINT,
             optional=True,
         ),
+        *diff_offer_blocks(picked),
         InputBlock(
             block_id=target_block_id(source),
             label="Suffix of the new tables" if several else "New table name",

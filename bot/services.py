@@ -21,6 +21,7 @@ from bot.announcer import Announcer
 from bot.aws import AssumedRole
 from bot.events_aws import EventBus
 from bot.guards import ResponseSender
+from bot.items.export_plan import exports_set_up
 from bot.metrics import Metrics
 from bot.pitr import PitrService
 from bot.policy import Policy
@@ -203,6 +204,9 @@ def build_services(
         client, store, clock=clock, poll_seconds=settings.poll_seconds, owner=workflow.owner
     )
     workflow.on_change = announcer.kick
+    announcer.exports_for = lambda source: exports_set_up(
+        source, settings.export_s3, policy.accounts
+    )
     workflow.ctx.open_caps = (settings.max_open_requests_per_user, settings.max_open_requests)
 
     if settings.event_bus:

@@ -32,6 +32,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blocks import esc
+from bot.items.export_plan import exports_set_up
 from bot.modal_blocks import (
     BILLING_ON_DEMAND,
     CALLBACK_ID,
@@ -406,6 +407,9 @@ def register(app: App, services: Services) -> None:
                 pitr=pitr,
                 table=info,
                 described=True,
+                exports=exports_set_up(
+                    source, services.settings.export_s3, services.policy.accounts
+                ),
             )
         source = picked.source
         try:

@@ -14,9 +14,13 @@ from the first period in which the key changed, the final image from the last.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlparse
+
+from bot.tableref import RefError, parse_ref
 
 MIN_PERIOD = timedelta(minutes=15)
 MAX_PERIOD = timedelta(hours=24)
@@ -98,3 +102,17 @@ def parse_s3(url: str) -> Bucket:
     if not (3 <= len(name) <= 63) or not all(c.isalnum() or c in ".-" for c in name):
         raise ValueError(f"`{name}` is not an S3 bucket name")
     return Bucket(name, parsed.path.strip("/"))
+
+
+def exports_set_up(source: str, own_s3: str | None, accounts: Mapping[str, Any]) -> bool:
+    """Whether `/pitr-diff SOURCE WHEN` has a bucket to export to (the same choice as
+    commands/export_diff.py's router): PITR_BOT_EXPORT_S3 for the bot's own account, the
+    alias's `export_s3` for a table in the policy's `accounts:`."""
+    try:
+        ref = parse_ref(source)
+    except RefError:
+        return False
+    if ref.account is None:
+        return bool(own_s3)
+    account = accounts.get(ref.account)
+    return bool(account is not None and account.export_s3)
