@@ -45,7 +45,7 @@ from bot.services import Services
 from bot.settings import work_dir_of
 from bot.store import AuditEvent
 from bot.tableref import RefError, parse_ref
-from commands import export_diff, items_plan
+from commands import compare_step, export_diff, items_plan
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
 from commands.items_plan import plan_actions, plan_lines
 
@@ -637,6 +637,7 @@ def register(app: App, services: Services) -> None:
     engine.on_items = lambda what, n: items.labels(what).inc(max(0, n))
     services.announcer.item_senders.update(slack.senders())
     items_plan.register(app, services, engine)
+    compare_step.register(app, services, engine)  # the Workflow Builder step
 
     def start() -> None:
         engine.sweep_orphans()

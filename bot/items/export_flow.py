@@ -59,6 +59,7 @@ class ExportRecovery(ItemRecovery):
         user: str,
         channel: str,
         keys: list[str] | None = None,
+        function_execution_id: str | None = None,
     ) -> Outcome:
         decision = self.policy.may_request(user, channel, table, self.members)
         if not decision.allowed:
@@ -108,6 +109,7 @@ class ExportRecovery(ItemRecovery):
             partition_keys=keys,
             updated_at=now,
             export=export,
+            function_execution_id=function_execution_id,
         )
         job = replace(job, job_path=str(self.work_dir / f"{job.id}.sqlite"))
         detail = f"export of {table} since {instant.isoformat()}" + (

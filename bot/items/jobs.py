@@ -114,6 +114,9 @@ class ItemJob:
     # The export path (bot/items/export_flow.py): instant, periods, export ARNs; None for a
     # comparison with a restored table.
     export: dict | None = None
+    # The Workflow Builder run waiting for this comparison (commands/compare_step.py): it is
+    # completed once, from the outbox, when the comparison ends.
+    function_execution_id: str | None = None
 
     @property
     def final(self) -> bool:

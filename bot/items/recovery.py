@@ -512,6 +512,8 @@ class ItemRecovery(JobFiles, CopyPlanning):
                 kinds = ["items_failed" if to == JobState.FAILED else f"items_{to.value.lower()}"]
                 if to == JobState.COMPARED:
                     kinds.append("items_report")  # the diff file: sent (and retried) on its own
+                if job.function_execution_id and job.state == JobState.COMPARING:
+                    kinds.append("items_step_done")  # the workflow step waiting for it
                 entry = self._entry(event, job, None, detail)
                 saved = self.store.job_save(job, new, kinds, [entry])
                 if saved is not None:

@@ -8,16 +8,27 @@ import json
 from datetime import timedelta
 
 from bot.audit_export import rows
-from bot.blocks import APPROVE_ACTION
 from bot.engine.break_glass import REMIND_EVERY
 from bot.items.jobs import JobState
 from bot.policy import Policy
 from bot.restores import utcnow
 from commands.break_glass import DIALOG, REASON_ACTION, REASON_BLOCK, REVIEW_ACTION
+from commands.items import APPROVE_ACTION as ITEMS_APPROVE
+from commands.items import UNDO_ACTION, decision_value
 from e2e.harness import button_labels
 from e2e.test_attacks_authz import SOURCE, period, set_period, wait_request
-from e2e.test_copy_back import COPY_MISSING_ACTION, compare, posted, restored_then_changed
+from e2e.test_copy_back import (
+    COPY_MISSING_ACTION,
+    MISSING,
+    compare,
+    get,
+    order,
+    posted,
+    restored_then_changed,
+    wait_job,
+)
 from e2e.test_home import home_opened, publishes
+from e2e.test_reminders import wait_field
 
 TABLE = "MusicCollection"
 REASON = "orders table corrupted at 03:10, nobody else on call"
@@ -166,12 +177,67 @@ def test_break_glass_never_approves_a_copy_back(make_bot, fake, sim):
     _, job = compare(bot, fake, req)
     bot.click(COPY_MISSING_ACTION, job.id, "U1")
     posted(fake, "Copy back 12 items into orders?")
-    bot.click(APPROVE_ACTION, job.id, "U1")
-    bot.wait_reply("U1", "someone else")
+    bot.click(ITEMS_APPROVE, job.id, "U1")  # the copy-back card's Approve, the asker's own
+    bot.wait_reply("U1", "four-eyes")
     assert dialogs(fake) == []
     assert bot.services.store.job_get(job.id).state == JobState.COPY_REQUESTED
     # A forged dialog submission naming the job: nothing.
     bot.sender.submit(DIALOG, reason(REASON), "U1", private_metadata=job.id)
     bot.quiet()
     assert bot.services.store.job_get(job.id).state == JobState.COPY_REQUESTED
+    assert json.dumps([c.args for c in fake.calls("chat.postMessage")]).count("Break-glass") == 0
+
+
+def test_break_glass_never_approves_an_undo_copy_back(make_bot, fake, sim):
+    policy = Policy(rules=[{"tables": ["*"], "break_glass": True, "copy_back": True}])
+    bot, req, direct = restored_then_changed(sim, make_bot, policy)
+    _, job = compare(bot, fake, req)
+    bot.click(COPY_MISSING_ACTION, job.id, "U1")
+    posted(fake, "Copy back 12 items into orders?")
+    bot.click(ITEMS_APPROVE, job.id, "U2")
+    posted(fake, "Copy back into orders: 12 written")
+    wait_job(bot, job.id, JobState.COPIED)
+
+    bot.click(UNDO_ACTION, job.id, "U1")
+    posted(fake, "Undo copy back into orders?")
+    bot.click(ITEMS_APPROVE, decision_value(job.id, undo=True), "U1")  # the asker's own
+    bot.wait_reply("U1", "four-eyes")
+    assert dialogs(fake) == []
+    # A forged dialog submission naming the job: nothing either.
+    bot.sender.submit(DIALOG, reason(REASON), "U1", private_metadata=job.id)
+    bot.quiet()
+    assert bot.services.store.job_get(job.id).state == JobState.UNDO_REQUESTED
+    for i in MISSING:
+        assert get(direct, i) == order(i)  # what the copy back wrote is still there
+    assert json.dumps([c.args for c in fake.calls("chat.postMessage")]).count("Break-glass") == 0
+    assert "Undo of copy back" not in json.dumps([c.args for c in fake.calls("chat.postMessage")])
+
+
+def test_break_glass_never_approves_deleting_a_restored_table(make_bot, fake, sim):
+    policy = Policy(
+        rules=[{"tables": ["*"], "break_glass": True, "approvers": ["U2", "U3"]}],
+        remind_after_days=0.00002,
+    )
+    bot = make_bot(policy=policy)
+    req = bot.restore_to_active(TABLE, "GlassDelete")
+    req = wait_field(bot, req.id, "reminder_ts")
+    bot.click("pitr_delete_table", req.id, "U1")
+    wait_field(bot, req.id, "delete_state", "REQUESTED")
+
+    bot.click("pitr_delete_approve", req.id, "U1")  # the asker's own approval
+    bot.wait_reply("U1", "four-eyes")
+    assert dialogs(fake) == []
+    # The restore card's Approve and a forged dialog submission naming the restore: nothing.
+    bot.approve(req.id, "U1")
+    bot.sender.submit(DIALOG, reason(REASON), "U1", private_metadata=req.id)
+    fake.wait_for(
+        lambda c: c.method == "chat.postEphemeral" and "nothing to approve" in str(c.args)
+    )
+    bot.quiet()
+    assert dialogs(fake) == []
+    after = bot.services.store.get(req.id)
+    assert after.delete_state == "REQUESTED" and after.delete_decided_by is None
+    assert not after.break_glass_reason
+    sim.client(direct=True).describe_table(TableName="GlassDelete")  # still there
+    assert sim.count("DeleteTable") == 0
     assert json.dumps([c.args for c in fake.calls("chat.postMessage")]).count("Break-glass") == 0

@@ -25,6 +25,20 @@ def run_step(bot: BotUnderTest, execution: str, target: str, **inputs: str) -> N
 
 def step_body(execution: str, target: str, **inputs: str) -> bytes:
     """The signed-to-be `function_executed` event of a workflow run of the step."""
+    restore = {
+        "source_table": TABLE,
+        "new_table": target,
+        "instant": "latest",
+        "reason": "workflow: bad deploy",
+        "channel": "C1",
+        "requested_by": "U1",
+        **inputs,
+    }
+    return function_executed(execution, "restore_table", restore)
+
+
+def function_executed(execution: str, callback_id: str, inputs: dict) -> bytes:
+    """A `function_executed` event for a run of the app's step `callback_id`."""
     body = {
         "token": "legacy-verification-token",
         "team_id": "T1",
@@ -34,21 +48,8 @@ def step_body(execution: str, target: str, **inputs: str) -> bytes:
         "event_time": int(time.time()),
         "event": {
             "type": "function_executed",
-            "function": {
-                "id": "Fn1",
-                "callback_id": "restore_table",
-                "title": "Restore a DynamoDB table to a point in time",
-                "app_id": "A1",
-            },
-            "inputs": {
-                "source_table": TABLE,
-                "new_table": target,
-                "instant": "latest",
-                "reason": "workflow: bad deploy",
-                "channel": "C1",
-                "requested_by": "U1",
-                **inputs,
-            },
+            "function": {"id": "Fn1", "callback_id": callback_id, "app_id": "A1"},
+            "inputs": inputs,
             "function_execution_id": execution,
             "workflow_execution_id": f"Wf{execution}",
             "event_ts": f"{time.time():.6f}",

@@ -148,3 +148,31 @@ def test_manifest_with_the_workflow_step_validates_against_slacks_schema() -> No
     from commands.workflow_step import CALLBACK_ID
 
     assert CALLBACK_ID in manifest["functions"]
+
+
+def test_the_compare_items_step_is_declared_with_its_counts() -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    jsonschema.validate(manifest, TOP)
+    step = manifest["functions"]["compare_items"]
+    assert set(step["input_parameters"]) == {
+        "table",
+        "instant",
+        "channel",
+        "keys",
+        "requested_by",
+    }
+    required = {k for k, v in step["input_parameters"].items() if v.get("is_required")}
+    assert required == {"table", "instant", "channel"}
+    outputs = step["output_parameters"]
+    assert set(outputs) == {"deleted", "changed", "added", "job_id"}
+    assert {outputs[k]["type"] for k in ("deleted", "changed", "added")} == {"integer"}
+    for parameter in [*step["input_parameters"].values(), *outputs.values()]:
+        assert parameter["type"] in PARAMETER_TYPES
+    # The callback id the app listens on, and the outputs it completes with.
+    from commands.compare_step import CALLBACK_ID, outputs_of
+
+    assert CALLBACK_ID == "compare_items"
+    from bot.items.jobs import ItemJob
+
+    job = ItemJob("", "orders", "orders at T", "C1", None, "U1", None, "")  # type: ignore[arg-type]
+    assert set(outputs_of(job)) == set(outputs)
