@@ -53,11 +53,17 @@ EMOJI = {
     ":paperclip:": "📎",
     ":bell:": "🔔",
     ":tada:": "🎉",
+    ":alarm_clock:": "⏰",
+    ":no_entry_sign:": "🚫",
+    ":rotating_light:": "🚨",
 }
 # Words between colons that are not emoji: parts of ARNs (arn:aws:dynamodb:…:table/x) and
 # sqlite's :memory:. Any other shortcode the terminal has no picture for is dropped, as a
 # person would not read it either.
-NOT_EMOJI = {"aws", "dynamodb", "table", "kms", "iam", "cloudwatch", "alarm", "memory", "unknown"}
+NOT_EMOJI = {
+    *("aws", "dynamodb", "table", "kms", "iam", "cloudwatch", "alarm", "memory", "unknown"),
+    *("events", "s3"),
+}
 CHANNELS = {"C0INCIDENT": "incident"}
 
 

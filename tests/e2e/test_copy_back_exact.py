@@ -31,9 +31,12 @@ from e2e.test_copy_back import (
     restored_then_changed,
 )
 
+# The skipped item's key and why are shown in the thread only where keys are not secret.
+KEYS_SHOWN = Policy(rules=[{"tables": [LIVE], "copy_back": True, "item_keys_visible": True}])
+
 
 def test_undo_leaves_an_item_put_back_by_hand_and_one_the_application_extended(make_bot, fake, sim):
-    bot, req, direct = restored_then_changed(sim, make_bot)
+    bot, req, direct = restored_then_changed(sim, make_bot, KEYS_SHOWN)
     _, job = compare(bot, fake, req)
     # Before the copy back, a person re-inserts order-000 by hand, identical to the backup.
     direct.put_item(TableName=LIVE, Item=order(0))

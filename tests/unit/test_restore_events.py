@@ -103,7 +103,7 @@ def test_a_bad_event_bus_is_one_line_from_check_config(bad, monkeypatch, tmp_pat
 def test_a_bus_name_or_arn_is_accepted(monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "0123456789abcdef0123456789abcdef")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     for good in ("incidents", "arn:aws:events:eu-west-1:123456789012:event-bus/incidents"):
         monkeypatch.setenv("PITR_BOT_EVENT_BUS", good)
