@@ -122,9 +122,14 @@ class Senders:
         self._remember(req.id, review_ts=resp["ts"])
 
     def dms(self, req: RestoreRequest) -> None:
-        """A direct message to every approver of the table (user ids; groups are not
-        expanded: their members see the channel's notice)."""
-        approvers = self.services.policy.for_table(req.source).approvers
+        """A direct message to every approver of the table, the members of an approver
+        group included (a group Slack cannot list now: its members see the channel's notice)."""
+        approvers: list[str] = []
+        for who in self.services.policy.for_table(req.source).approvers:
+            if who.startswith("S"):
+                approvers += sorted(self.services.workflow.members(who) or ())
+            else:
+                approvers.append(who)
         text = (
             f":rotating_light: Break-glass in <#{req.channel}>: <@{req.requester}> approved "
             f"their own restore of {code(req.source)} → {code(req.target)}. Reason: "

@@ -241,3 +241,24 @@ def test_break_glass_never_approves_deleting_a_restored_table(make_bot, fake, si
     sim.client(direct=True).describe_table(TableName="GlassDelete")  # still there
     assert sim.count("DeleteTable") == 0
     assert json.dumps([c.args for c in fake.calls("chat.postMessage")]).count("Break-glass") == 0
+
+
+def test_break_glass_messages_every_member_of_an_approver_group(make_bot, fake, sim):
+    # Approvers may be a user group (S…): its members are approvers, so each gets the message.
+    fake.groups["S0ONCALL"] = ["U4", "U5", "U1"]
+    policy = Policy(rules=[{"tables": ["*"], "break_glass": True, "approvers": ["S0ONCALL"]}])
+    bot = make_bot(policy=policy)
+    bot.command("/pitr-restore", f"{TABLE} GlassGroup latest")
+    req = bot.wait_card()
+    bot.approve(req.id, "U1")
+    fake.wait_for(lambda c: c.method == "views.open")
+    assert bot.sender.submit(DIALOG, reason(REASON), "U1", private_metadata=req.id).status == 200
+    bot.wait_state(req.id, "ACTIVE")
+    for member in ("U4", "U5"):
+        fake.wait_for(
+            lambda c, a=member: c.method == "chat.postMessage" and c.args.get("channel") == a
+        )
+    bot.quiet()
+    # Never the requester (a member of the group too), never the group id itself.
+    sent = {c.args.get("channel") for c in fake.calls("chat.postMessage")}
+    assert "U1" not in sent and "S0ONCALL" not in sent
