@@ -27,6 +27,18 @@ MAX_KEYS = 100
 KEYS = re.compile(r"\bkeys:\s*", re.IGNORECASE)
 
 
+def parse_keys(parts: list[str]) -> list[str] | None:
+    """The values after `keys:` (both forms of /pitr-diff), or None when there is none."""
+    if len(parts) < 2:
+        return None
+    keys = [k.strip() for k in parts[1].split(",") if k.strip()]
+    if not keys:
+        raise InputError("`keys:` needs at least one partition-key value, e.g. `keys: a,b`.")
+    if len(keys) > MAX_KEYS:
+        raise InputError(f"At most {MAX_KEYS} keys; compare the whole table instead.")
+    return keys
+
+
 def parse_export_diff(text: str) -> tuple[str, str, list[str] | None] | None:
     """'orders "10:42" keys: a,b' -> ('orders', '10:42', ['a', 'b']); None without WHEN (the
     restored-table form)."""
@@ -34,14 +46,7 @@ def parse_export_diff(text: str) -> tuple[str, str, list[str] | None] | None:
     args = split_args(parts[0])
     if len(args) < 2:
         return None
-    keys = None
-    if len(parts) == 2:
-        keys = [k.strip() for k in parts[1].split(",") if k.strip()]
-        if not keys:
-            raise InputError("`keys:` needs at least one partition-key value, e.g. `keys: a,b`.")
-        if len(keys) > MAX_KEYS:
-            raise InputError(f"At most {MAX_KEYS} keys; compare the whole table instead.")
-    return args[0], " ".join(args[1:]), keys
+    return args[0], " ".join(args[1:]), parse_keys(parts)
 
 
 def export_router(services: Any) -> ExportRoute:

@@ -10,7 +10,6 @@ effort, as the job reports progress.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +46,7 @@ from bot.store import AuditEvent
 from bot.tableref import RefError, parse_ref
 from commands import compare_step, export_diff, items_plan
 from commands.common import InputError, after_ack, reports_errors, split_args, warn
+from commands.export_diff import KEYS, parse_keys
 from commands.items_plan import plan_actions, plan_lines
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,6 @@ def decision_value(job_id: str, undo: bool) -> str:
 
 UNDO_ACTION = "pitr_undo_copy_back"
 KINDS = ((Kind.MISSING, "Missing"), (Kind.CHANGED, "Changed"), (Kind.ADDED, "Added"))
-MAX_KEYS = 100
-KEYS = re.compile(r"\bkeys:\s*", re.IGNORECASE)
 CONFLICTS_SHOWN = 10
 
 
@@ -88,14 +86,7 @@ def parse_diff(text: str) -> tuple[str, list[str] | None]:
             "Usage: `/pitr-diff RESTORED_TABLE [keys: K1,K2,…]` or "
             "`/pitr-diff LIVE_TABLE WHEN [keys: …]`"
         )
-    keys = None
-    if len(parts) == 2:
-        keys = [k.strip() for k in parts[1].split(",") if k.strip()]
-        if not keys:
-            raise InputError("`keys:` needs at least one partition-key value, e.g. `keys: a,b`.")
-        if len(keys) > MAX_KEYS:
-            raise InputError(f"At most {MAX_KEYS} keys; compare the whole table instead.")
-    return args[0], keys
+    return args[0], parse_keys(parts)
 
 
 # -- rendering (pure) --------------------------------------------------------------------------
