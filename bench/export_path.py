@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -122,7 +123,7 @@ def child(mode: str, args: list[str]) -> dict:
     pitr = PitrService()
     s3 = pitr.sibling("s3")
     out: dict = {}
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), time.process_time()
     if mode == "export":
         summary, path = args
         gateway = ExportGateway(pitr.client, s3)
@@ -139,6 +140,7 @@ def child(mode: str, args: list[str]) -> dict:
         )
         out["counts"] = counts.__dict__
     out["seconds"] = time.monotonic() - t0
+    out["cpu_seconds"] = time.process_time() - cpu0  # this process's own work: load moves it less
     out["rss_mb"] = peak_rss_mb()
     return out
 
@@ -176,7 +178,7 @@ def fill_tables(sim: AwsSimulator, n: int, changed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scan-sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="export rounds per size (5)")
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
     if args.child:
@@ -185,41 +187,55 @@ def main() -> None:
     import moto_fastscan  # not in the children: the moto server runs in this process
 
     moto_fastscan.install()
+    info = machine()  # the load average at the start
     rows = []
     with AwsSimulator() as sim, tempfile.TemporaryDirectory() as tmp:
         s3 = client("s3", sim.moto_url)
         s3.create_bucket(Bucket=BUCKET)
-        for size, changed in (
-            (10_000, 1_000),
-            (100_000, 1_000),
-            (1_000_000, 1_000),
-            (1_000_000, 100_000),
-        ):
-            name = f"e{size}-{changed}"
-            summary = write_export(s3, name, size, changed)
-            rounds = args.rounds if changed <= 1_000 else 1
-            runs = [
-                run_child(sim, "export", summary, f"{tmp}/{name}-{r}.sqlite") for r in range(rounds)
-            ]
+        cases = [(10_000, 1_000), (100_000, 1_000), (1_000_000, 1_000), (1_000_000, 100_000)]
+        summaries = {case: write_export(s3, f"e{case[0]}-{case[1]}", *case) for case in cases}
+        runs: dict[tuple[int, int], list[dict]] = {case: [] for case in cases}
+        for r in range(args.rounds):
+            # The 1,000-changed cases in turns, reversed every other round: a trend in the
+            # machine's load hits every table size alike. 100,000 changed runs once.
+            order = cases[:3] if r % 2 == 0 else cases[2::-1]
+            for case in order + ([cases[3]] if r == 0 else []):
+                path = f"{tmp}/e{case[0]}-{case[1]}-{r}.sqlite"
+                runs[case].append(run_child(sim, "export", summaries[case], path))
+                print(case, runs[case][-1], file=sys.stderr, flush=True)
+        for case in cases:
+            times = sorted(run["seconds"] for run in runs[case])
+            cpu = sorted(run["cpu_seconds"] for run in runs[case])
             result = {
-                "seconds": sorted(r["seconds"] for r in runs)[len(runs) // 2],
-                "rss_mb": max(r["rss_mb"] for r in runs),
+                "seconds": times[len(times) // 2],
+                "cpu_seconds": cpu[len(cpu) // 2],
+                "rss_mb": max(run["rss_mb"] for run in runs[case]),
             }
-            how = f"measured, median of {rounds}" if rounds > 1 else "measured"
-            rows.append(("export", size, changed, result, how))
-            print(rows[-1], file=sys.stderr, flush=True)
+            n = len(times)
+            how = (
+                f"measured, median of {n} ({times[0]:.2f}–{times[-1]:.2f})" if n > 1 else "measured"
+            )
+            rows.append(("export", *case, result, how))
         for size in args.scan_sizes:
             sim.reset()
             fill_tables(sim, size, 1_000)
             result = run_child(sim, "scan", f"{tmp}/scan{size}.sqlite")
             rows.append(("scan", size, 1_000, result, "measured"))
             print(rows[-1], file=sys.stderr, flush=True)
-    print(f"Machine: {machine()}\n")
-    print("| path | table items | changed items | seconds to the counts | peak RSS (MB) | how |")
-    print("|---|---:|---:|---:|---:|---|")
+    print(f"Machine: {info} (load average at the end: {os.getloadavg()})\n")
+    print(
+        "| path | table items | changed items | seconds to the counts | reader's CPU seconds "
+        "| peak RSS (MB) | how |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|")
     for path, size, changed, result, how in rows:
         rss = f"{result['rss_mb']:.0f}" if result.get("rss_mb") else "–"
-        print(f"| {path} | {size:,} | {changed:,} | {result['seconds']:.2f} | {rss} | {how} |")
+        cpu = result.get("cpu_seconds")
+        cpu_text = f"{cpu:.2f}" if cpu is not None else "–"
+        print(
+            f"| {path} | {size:,} | {changed:,} | {result['seconds']:.2f} | {cpu_text} "
+            f"| {rss} | {how} |"
+        )
 
 
 if __name__ == "__main__":
