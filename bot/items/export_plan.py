@@ -66,9 +66,10 @@ def plan(instant: datetime, earliest: datetime, latest: datetime, now: datetime)
     end = latest.replace(microsecond=0)
     if end - instant < MIN_PERIOD:  # the truncation took us below 15 minutes
         end = latest
-    count = max(1, math.ceil((end - instant) / MAX_PERIOD))
-    step = (end - instant) / count
-    bounds = [instant + step * i for i in range(count)] + [end]
+    total = end - instant
+    count = max(1, math.ceil(total / MAX_PERIOD))
+    # Whole microseconds, floored: no period is a rounding's microsecond over 24 hours.
+    bounds = [instant + (total * i) // count for i in range(count)] + [end]
     return Plan(periods=tuple(Period(a, b) for a, b in zip(bounds, bounds[1:], strict=False)))
 
 

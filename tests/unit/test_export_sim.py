@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+import time
 from collections.abc import Iterator
 
 import boto3
@@ -181,3 +183,46 @@ def test_a_client_token_returns_the_same_export(sim):
     with pytest.raises(ClientError) as err:
         export(sim, start + 60, ClientToken="tok-1")
     assert err.value.response["Error"]["Code"] == "ImportConflictException"
+
+
+def test_a_client_token_is_honoured_as_aws_documents_it(sim):
+    """The same token and request within 8 hours: the same export (DescribeExport names the
+    token); the same token with any other parameter: ImportConflictException, no export; after
+    8 hours the token is a new request."""
+    start = sim.now() - 2 * HOUR
+    first = export(sim, start, start + HOUR, ClientToken="job-1-0")
+    assert (
+        export(sim, start, start + HOUR, ClientToken="job-1-0")["ExportArn"] == first["ExportArn"]
+    )
+    described = sim.client().describe_export(ExportArn=first["ExportArn"])["ExportDescription"]
+    assert described["ClientToken"] == "job-1-0"
+    for other in (
+        {"S3BucketOwner": "111111111111"},
+        {"S3SseAlgorithm": "KMS", "S3SseKmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/k"},
+        {"ExportFormat": "ION"},
+    ):
+        with pytest.raises(ClientError) as err:
+            export(sim, start, start + HOUR, ClientToken="job-1-0", **other)
+        assert err.value.response["Error"]["Code"] == "ImportConflictException"
+    with pytest.raises(ClientError):
+        export(sim, start, start + HOUR + 60, ClientToken="job-1-0")  # another period
+    assert len(sim.exports.started()) == 1
+    sim.offset = 8 * HOUR + 60
+    later = export(sim, start + 8 * HOUR, start + 9 * HOUR, ClientToken="job-1-0")
+    assert later["ExportArn"] != first["ExportArn"] and len(sim.exports.started()) == 2
+
+
+def test_a_held_start_reply_goes_out_only_when_released(sim):
+    """The export exists before its caller hears of it (a caller killed meanwhile never does)."""
+    sim.exports.hold_start_replies = True
+    got: list[dict] = []
+    caller = threading.Thread(target=lambda: got.append(export(sim, sim.now() - 2 * HOUR)))
+    caller.start()
+    deadline = time.monotonic() + 30
+    while not sim.exports.started():
+        assert time.monotonic() < deadline
+        caller.join(0.05)
+    assert got == []
+    sim.exports.release_start_replies()
+    caller.join(30)
+    assert got[0]["ExportArn"] == sim.exports.started()[0].arn
