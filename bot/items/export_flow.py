@@ -93,6 +93,10 @@ class ExportRecovery(ItemRecovery):
             "item_count": int(desc.get("ItemCount") or 0),
             "bucket": bucket.name,
             "prefix": bucket.prefix,
+            # Kept so a restart repeats the very same request (a ClientToken with any other
+            # parameter is refused), whatever the settings say by then.
+            "owner": bucket.owner,
+            "kms_key": bucket.kms_key,
             "records": 0,
             "near": 0,
         }
@@ -172,17 +176,24 @@ class ExportRecovery(ItemRecovery):
                 return False
             export["periods"] = [_period(p.start, p.end) for p in planned.periods]
             job = self._save_export(job, export)
-        # Start what is not started; the ARN is on the job before anything else happens.
+        # Start what is not started; the ARN is on the job before anything else happens. The
+        # request is rebuilt from the job alone (a job stored before owner/kms_key were kept
+        # takes them from the settings), so a repeat after a crash is the same request.
+        target = Bucket(
+            export["bucket"],
+            export["prefix"],
+            export["owner"] if "owner" in export else (bucket.owner if bucket else None),
+            export["kms_key"] if "kms_key" in export else (bucket.kms_key if bucket else None),
+        )
         for index, period in enumerate(export["periods"]):
             if period.get("arn"):
                 continue
             desc = gateway.start(
                 export["table_arn"],
-                Bucket(export["bucket"], export["prefix"]),
+                target,
                 datetime.fromisoformat(period["start"]),
                 datetime.fromisoformat(period["end"]),
                 token=f"pitr-bot-{job.id}-{index}",
-                owner=bucket.owner if bucket is not None else None,
             )
             period["arn"] = desc["ExportArn"]
             job = self._save_export(job, export)

@@ -29,6 +29,17 @@ NOT_SET_UP = (
 )
 
 
+# The same ClientToken with other parameters: the API reference names ImportConflictException
+# today, older editions IdempotentParameterMismatch.
+TOKEN_REUSED = frozenset(
+    {
+        "ImportConflictException",
+        "IdempotentParameterMismatch",
+        "IdempotentParameterMismatchException",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Window:
     earliest: datetime
@@ -63,9 +74,9 @@ class ExportGateway:
         start: datetime,
         end: datetime,
         token: str,
-        owner: str | None = None,
     ) -> dict[str, Any]:
-        """Start an incremental export (the same `token` within 8 hours: the same export)."""
+        """Start an incremental export (the same `token` and request within 8 hours: the same
+        export, so a retry or a restart adopts the export already started)."""
         kwargs: dict[str, Any] = {
             "TableArn": table_arn,
             "S3Bucket": bucket.name,
@@ -80,11 +91,24 @@ class ExportGateway:
         }
         if bucket.prefix:
             kwargs["S3Prefix"] = bucket.prefix
-        if owner:
-            kwargs["S3BucketOwner"] = owner
+        if bucket.owner:
+            kwargs["S3BucketOwner"] = bucket.owner
+        if bucket.kms_key:  # an SSE-KMS bucket with a customer managed key
+            kwargs["S3SseAlgorithm"] = "KMS"
+            kwargs["S3SseKmsKeyId"] = bucket.kms_key
         name = table_arn.rsplit("/", 1)[-1]
-        with _errors("export", name):
-            resp = self.dynamodb.export_table_to_point_in_time(**kwargs)
+        try:
+            with _errors("export", name):
+                resp = self.dynamodb.export_table_to_point_in_time(**kwargs)
+        except ItemsError as exc:
+            if _code(exc.__cause__) in TOKEN_REUSED:
+                raise ItemsError(
+                    f"DynamoDB already has this comparison's export of `{name}` with other "
+                    "settings (the export bucket, its owner or its KMS key changed since it "
+                    "started), so I did not start a second one. Ask again with "
+                    "`/pitr-diff TABLE WHEN`."
+                ) from exc
+            raise
         return dict(resp["ExportDescription"])
 
     def describe(self, arn: str) -> dict[str, Any]:
@@ -141,6 +165,10 @@ def _errors(verb: str, table: str) -> Iterator[None]:
         raise ItemsError(f"DynamoDB refused to {verb} `{table}`: {code} ({message}).") from exc
     except BotoCoreError as exc:
         raise ItemsError(f"DynamoDB could not be reached ({type(exc).__name__}).") from exc
+
+
+def _code(exc: BaseException | None) -> str:
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
 
 
 def _utc(value: Any) -> datetime:

@@ -270,3 +270,20 @@ def test_the_periods_sent_are_the_planned_ones_ending_at_the_latest_restorable_t
     latest = datetime.fromtimestamp(asked - 300, UTC)
     assert latest - timedelta(seconds=1) <= sent[-1][1] <= latest + timedelta(seconds=5)
     assert sent[-1][1].microsecond == 0
+
+
+def test_an_sse_kms_bucket_s_key_goes_with_every_export_request(make_bot, fake, sim):
+    live_table(sim, items=5)
+    t = instant(sim, 2)
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    bot = make_bot(
+        policy=COPY_BACK_ON, PITR_BOT_EXPORT_S3=EXPORT_S3, PITR_BOT_EXPORT_S3_KMS_KEY=key
+    )
+    sim.clear()
+    bot.command("/pitr-diff", f"{LIVE} {int(t.timestamp())}")
+    posted(fake, "0 deleted, 0 changed, 0 added")
+    (request,) = sim.requests("ExportTableToPointInTime")
+    assert request["S3SseAlgorithm"] == "KMS" and request["S3SseKmsKeyId"] == key
+    # Kept on the job: a restart repeats this very request, whatever the settings say then.
+    (job,) = bot.services.store.job_find()
+    assert bot.services.store.job_get(job.id).export["kms_key"] == key

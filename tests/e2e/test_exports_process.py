@@ -151,3 +151,35 @@ def test_kill_9_while_waiting_for_15_minutes_of_log_the_next_process_starts_the_
     assert stored_job(bots.sqlite_path, job["id"])["state"] == "COMPARED"
     assert second.terminate() == 0, second.stderr()
     assert "Traceback" not in first.stderr() + second.stderr()
+
+
+def test_kill_9_after_the_export_began_but_before_its_arn_was_stored_starts_no_second(
+    bots, fake, sim
+):
+    """DynamoDB started the export; the process died waiting for the reply that names it. The
+    next process asks again with the same ClientToken (job and period) and the same
+    parameters, read from the store: DynamoDB answers with the same export."""
+    live_table(sim)
+    t = instant(sim, 2)
+    the_app_writes(sim, hours_ago=1)
+    sim.exports.hold_start_replies = True  # the export begins; its reply waits
+    first = start(bots, "first")
+    diff(first, fake, t)
+    wait_until(lambda: sim.exports.started(), 60, "the export begun in DynamoDB")
+    job = wait_until(lambda: the_job(bots), 60, "the job")
+    first.kill()
+    assert job["export"]["periods"][0]["arn"] is None  # it never learnt the ARN
+    sim.exports.hold_start_replies = False
+    sim.exports.release_start_replies()  # to a dead process: nowhere
+
+    second = start(bots, "second")
+    posted(fake, "12 deleted, 9 changed, 5 added", timeout=120)
+    (export,) = sim.exports.started()  # one export, never two
+    assert sim.count("ExportTableToPointInTime") == 2  # asked again, answered with the same
+    first_ask, again = sim.requests("ExportTableToPointInTime")
+    assert first_ask == again and again["ClientToken"].startswith("pitr-bot-")
+    stored = stored_job(bots.sqlite_path, job["id"])
+    assert stored["state"] == "COMPARED"
+    assert stored["export"]["periods"][0]["arn"] == export.arn
+    assert second.terminate() == 0, second.stderr()
+    assert "Traceback" not in first.stderr() + second.stderr()

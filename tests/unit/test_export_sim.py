@@ -226,3 +226,30 @@ def test_a_held_start_reply_goes_out_only_when_released(sim):
     sim.exports.release_start_replies()
     caller.join(30)
     assert got[0]["ExportArn"] == sim.exports.started()[0].arn
+
+
+def test_the_gateway_says_plainly_when_its_token_was_used_with_other_parameters(sim):
+    """bot/items/exports.py against the simulator: a repeat with the same ClientToken and the
+    same request adopts the export; with another key it is refused in plain words, and no
+    second export starts."""
+    from datetime import UTC, datetime
+
+    from bot.items.engine import ItemsError
+    from bot.items.export_plan import Bucket
+    from bot.items.exports import ExportGateway
+
+    gateway = ExportGateway(sim.client(), s3(sim))
+    start = datetime.fromtimestamp(sim.now() - 2 * HOUR, UTC)
+    end = datetime.fromtimestamp(sim.now() - HOUR, UTC)
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    first = gateway.start(arn("orders"), Bucket(BUCKET, "pitr"), start, end, token="pitr-bot-j-0")
+    again = gateway.start(arn("orders"), Bucket(BUCKET, "pitr"), start, end, token="pitr-bot-j-0")
+    assert again["ExportArn"] == first["ExportArn"]
+    with pytest.raises(ItemsError, match="did not start a second one") as err:
+        gateway.start(
+            arn("orders"), Bucket(BUCKET, "pitr", kms_key=key), start, end, token="pitr-bot-j-0"
+        )
+    assert "Traceback" not in str(err.value) and "ClientError" not in str(err.value)
+    assert len(sim.exports.started()) == 1
+    (request,) = [r for r in sim.requests("ExportTableToPointInTime") if "S3SseKmsKeyId" in r]
+    assert request["S3SseAlgorithm"] == "KMS" and request["S3SseKmsKeyId"] == key
