@@ -221,6 +221,10 @@ def iam_policy(
     statements.append(_allow("ExportChangesOfSources", list(EXPORT_START), sources))
     exports = [f"{s}/export/*" for s in sources]
     statements.append(_allow("DescribeExportsOfSources", list(EXPORT_DESCRIBE), exports))
+    # After a restart that lost a start's reply, the export is looked up by its ClientToken
+    # (tokens last 8 hours). ListExports names no table in IAM (like ListTables): `*`; it
+    # returns export ARNs and states, no item data.
+    statements.append(_allow("ListExportsToAdoptOneAfterARestart", ["dynamodb:ListExports"], ["*"]))
     # `prod:orders`-style patterns are other accounts' tables: granted there (member_policies).
     writable = [t for t in copy_back_tables(policy) if ":" not in t]
     if writable:

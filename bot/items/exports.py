@@ -40,6 +40,12 @@ TOKEN_REUSED = frozenset(
 )
 
 
+# Looking an export up by its token (a restart more than 8 hours after a lost start reply):
+# bounded, whatever the number of exports the table has.
+MAX_LIST_PAGES = 40
+MAX_DESCRIBED = 50
+
+
 @dataclass(frozen=True)
 class Window:
     earliest: datetime
@@ -111,6 +117,32 @@ class ExportGateway:
             raise
         return dict(resp["ExportDescription"])
 
+    def find(self, table_arn: str, token: str, since: datetime) -> dict[str, Any] | None:
+        """The export of `table_arn` started with ClientToken `token` at or after `since`, or
+        None: ListExports, then DescribeExport (which names the token) of the exports that may
+        be it. ListExports lists *completed* exports (of the last 90 days), so an export still
+        running is not found here; its token, valid 8 hours, adopts that one instead."""
+        name = table_arn.rsplit("/", 1)[-1]
+        kwargs: dict[str, Any] = {"TableArn": table_arn, "MaxResults": 25}
+        described = 0
+        for _ in range(MAX_LIST_PAGES):
+            with _errors("read", name):
+                page = self.dynamodb.list_exports(**kwargs)
+            for summary in page.get("ExportSummaries") or []:
+                arn = str(summary.get("ExportArn") or "")
+                if summary.get("ExportType", "INCREMENTAL_EXPORT") != "INCREMENTAL_EXPORT":
+                    continue
+                if _started_before(arn, since) or described >= MAX_DESCRIBED:
+                    continue
+                described += 1
+                desc = self.describe(arn)
+                if desc.get("ClientToken") == token:
+                    return desc
+            if not page.get("NextToken"):
+                return None
+            kwargs["NextToken"] = page["NextToken"]
+        return None
+
     def describe(self, arn: str) -> dict[str, Any]:
         name = arn.split("/")[1] if "/" in arn else arn
         with _errors("read", name):
@@ -165,6 +197,16 @@ def _errors(verb: str, table: str) -> Iterator[None]:
         raise ItemsError(f"DynamoDB refused to {verb} `{table}`: {code} ({message}).") from exc
     except BotoCoreError as exc:
         raise ItemsError(f"DynamoDB could not be reached ({type(exc).__name__}).") from exc
+
+
+def _started_before(arn: str, since: datetime) -> bool:
+    """Whether the export surely began an hour or more before `since`, judged by its export ID
+    (`<epoch milliseconds>-<suffix>` in AWS's ARNs; not documented, so an ID of another shape is
+    never skipped)."""
+    head = arn.rsplit("/", 1)[-1].split("-", 1)[0]
+    if not (head.isdigit() and len(head) >= 13):
+        return False
+    return int(head) / 1000 < since.timestamp() - 3600
 
 
 def _code(exc: BaseException | None) -> str:

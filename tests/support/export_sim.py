@@ -230,6 +230,8 @@ class ExportSimulator:
                 return 200, {"ExportDescription": desc}
             if op == "DescribeExport":
                 return 200, {"ExportDescription": self.describe(str(req.get("ExportArn")))}
+            if op == "ListExports":
+                return 200, self.list_exports(req)
         except SimError as exc:
             return 400, {
                 "__type": f"com.amazonaws.dynamodb.v20120810#{exc.code}",
@@ -308,6 +310,24 @@ class ExportSimulator:
                 self.tokens[token] = arn
         self._s3().put_object(Bucket=export.bucket, Key=f"{self._base(export)}/_started", Body=b"")
         return self.describe(arn)
+
+    def list_exports(self, req: dict[str, Any]) -> dict[str, Any]:
+        """ListExports: "Lists completed exports within the past 90 days" (the API reference),
+        so an export still IN_PROGRESS is not listed; pages of MaxResults (at most 25)."""
+        table_arn = str(req.get("TableArn") or "")
+        with self._lock:
+            arns = [e.arn for e in self.exports.values() if e.arn.startswith(table_arn + "/")]
+        done = [
+            {"ExportArn": arn, "ExportStatus": status, "ExportType": "INCREMENTAL_EXPORT"}
+            for arn in arns
+            if (status := self.describe(arn)["ExportStatus"]) != "IN_PROGRESS"
+        ]
+        size = min(int(req.get("MaxResults") or 25), 25)
+        start = int(req.get("NextToken") or 0)
+        out: dict[str, Any] = {"ExportSummaries": done[start : start + size]}
+        if start + size < len(done):
+            out["NextToken"] = str(start + size)
+        return out
 
     def describe(self, arn: str) -> dict[str, Any]:
         with self._lock:

@@ -253,3 +253,27 @@ def test_the_gateway_says_plainly_when_its_token_was_used_with_other_parameters(
     assert len(sim.exports.started()) == 1
     (request,) = [r for r in sim.requests("ExportTableToPointInTime") if "S3SseKmsKeyId" in r]
     assert request["S3SseAlgorithm"] == "KMS" and request["S3SseKmsKeyId"] == key
+
+
+def test_the_gateway_finds_a_completed_export_by_its_token_across_pages(sim):
+    """ExportGateway.find: ListExports page by page (completed exports only, as AWS lists
+    them), DescribeExport names each one's token; a running export is left to its token."""
+    from datetime import UTC, datetime
+
+    from bot.items.export_plan import Bucket
+    from bot.items.exports import ExportGateway
+
+    gateway = ExportGateway(sim.client(), s3(sim))
+    since = datetime.fromtimestamp(sim.now(), UTC)
+    start = datetime.fromtimestamp(sim.now() - 3 * HOUR, UTC)
+    for i in range(30):  # two pages of ListExports
+        end = datetime.fromtimestamp(sim.now() - 2 * HOUR + i, UTC)
+        gateway.start(arn("orders"), Bucket(BUCKET, "pitr"), start, end, token=f"tok-{i}")
+    wanted = gateway.find(arn("orders"), "tok-27", since)
+    assert wanted is not None and wanted["ClientToken"] == "tok-27"
+    assert sim.count("ListExports") == 2
+    assert gateway.find(arn("orders"), "tok-unknown", since) is None
+    sim.exports.hold_all = True
+    end = datetime.fromtimestamp(sim.now() - HOUR, UTC)
+    gateway.start(arn("orders"), Bucket(BUCKET, "pitr"), start, end, token="running")
+    assert gateway.find(arn("orders"), "running", since) is None
