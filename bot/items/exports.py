@@ -132,8 +132,10 @@ class ExportGateway:
                 arn = str(summary.get("ExportArn") or "")
                 if summary.get("ExportType", "INCREMENTAL_EXPORT") != "INCREMENTAL_EXPORT":
                     continue
-                if _started_before(arn, since) or described >= MAX_DESCRIBED:
+                if _started_before(arn, since):
                     continue
+                if described >= MAX_DESCRIBED:
+                    return None
                 described += 1
                 desc = self.describe(arn)
                 if desc.get("ClientToken") == token:

@@ -200,3 +200,15 @@ def test_the_last_export_ends_at_the_latest_restorable_time_never_after_it():
     instant = latest - MIN_PERIOD
     (q,) = plan(instant, EARLIEST, latest, NOW).periods
     assert (q.start, q.end) == (instant, latest)
+
+
+def test_only_exports_begun_an_hour_before_the_request_are_skipped_by_the_lookup():
+    from bot.items.exports import _started_before
+
+    def arn(at: datetime) -> str:
+        return f"arn:aws:dynamodb:us-east-1:1:table/t/export/{int(at.timestamp() * 1000):014d}-ab12"
+
+    assert _started_before(arn(NOW - timedelta(hours=2)), NOW)
+    assert not _started_before(arn(NOW - timedelta(minutes=30)), NOW)  # clocks may differ
+    assert not _started_before(arn(NOW + timedelta(minutes=1)), NOW)
+    assert not _started_before("arn:aws:dynamodb:us-east-1:1:table/t/export/other-shape", NOW)
