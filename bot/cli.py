@@ -272,6 +272,7 @@ def print_iam_policy(account: str | None, region: str | None) -> int:
             state_table_of(settings.state),
             settings.event_bus,
             export_s3=settings.export_s3,
+            export_kms_key=settings.export_s3_kms_key,
         )
     except IamPolicyError as exc:
         print(f"pitr-bot: {exc}", file=sys.stderr)

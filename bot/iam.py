@@ -17,7 +17,8 @@ is for:
 - the export path (`/pitr-diff LIVE_TABLE WHEN`), when PITR_BOT_EXPORT_S3 (or an account's
   `export_s3`) is set: ExportTableToPointInTime on the sources, DescribeExport on their exports,
   what DynamoDB's export writes with the caller's permissions on the bucket prefix, and the
-  bot's own reads of the files there.
+  bot's own reads of the files there; with an SSE-KMS bucket's customer managed key
+  (PITR_BOT_EXPORT_S3_KMS_KEY, an account's `export_s3_kms_key`), that key through S3 only.
 
 ARNs name the account and region when given, else `*`.
 """
@@ -110,6 +111,13 @@ EXPORT_S3_WRITES = ("s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectAcl"
 # The bot reads the manifests and data files (never lists a folder; ListBucket, limited to the
 # prefix, only so a missing key is a 404 rather than a 403).
 EXPORT_S3_READS = ("s3:GetObject",)
+# An SSE-KMS export bucket with a customer managed key: S3 user guide, "Using server-side
+# encryption with AWS KMS keys (SSE-KMS)": "To upload or download an object encrypted with an
+# AWS KMS key to or from Amazon S3, you need kms:GenerateDataKey and kms:Decrypt permissions on
+# the key" (Decrypt also for multipart uploads, "Multipart upload API and permissions"). The
+# export writes with the caller's permissions (above) and the bot reads the files: both, on that
+# key only, and only through S3 in the key's region (kms:ViaService, AWS KMS condition keys).
+EXPORT_KMS_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 STATE_TABLE_ACTIONS = (
     "dynamodb:CreateTable",
     "dynamodb:DescribeTable",
@@ -151,9 +159,11 @@ def iam_policy(
     state_table: str | None = None,
     event_bus: str | None = None,
     export_s3: str | None = None,
+    export_kms_key: str | None = None,
 ) -> dict[str, Any]:
     """The IAM policy document for a bot running with `policy` (`event_bus`:
-    PITR_BOT_EVENT_BUS; `export_s3`: where its incremental exports go, PITR_BOT_EXPORT_S3)."""
+    PITR_BOT_EVENT_BUS; `export_s3`: where its incremental exports go, PITR_BOT_EXPORT_S3;
+    `export_kms_key`: that bucket's customer managed KMS key, PITR_BOT_EXPORT_S3_KMS_KEY)."""
     if account is not None and not ACCOUNT.match(account):
         raise IamPolicyError(f"--account {account!r} is not a 12-digit AWS account ID")
     if region is not None and not REGION.match(region):
@@ -211,6 +221,10 @@ def iam_policy(
     statements.append(_allow("ExportChangesOfSources", list(EXPORT_START), sources))
     exports = [f"{s}/export/*" for s in sources]
     statements.append(_allow("DescribeExportsOfSources", list(EXPORT_DESCRIBE), exports))
+    # After a restart that lost a start's reply, the export is looked up by its ClientToken
+    # (tokens last 8 hours). ListExports names no table in IAM (like ListTables): `*`; it
+    # returns export ARNs and states, no item data.
+    statements.append(_allow("ListExportsToAdoptOneAfterARestart", ["dynamodb:ListExports"], ["*"]))
     # `prod:orders`-style patterns are other accounts' tables: granted there (member_policies).
     writable = [t for t in copy_back_tables(policy) if ":" not in t]
     if writable:
@@ -223,7 +237,7 @@ def iam_policy(
         )
     statements += _kms_statements(policy.kms_keys, arn)
     if export_s3:
-        statements += _export_statements(export_s3, sources, arn.part)
+        statements += _export_statements(export_s3, sources, arn.part, export_kms_key)
     if policy.accounts:
         # Reach the member accounts; SetSourceIdentity names the approver in their CloudTrail.
         roles = [account.role_arn for account in policy.accounts.values()]
@@ -314,7 +328,11 @@ def member_policies(policy: Policy, alias: str, bot_principal: str) -> dict[str,
         "role_arn": account.role_arn,
         "trust_policy": {"Version": "2012-10-17", "Statement": [assume, name]},
         "permission_policy": iam_policy(
-            member, account.account_id, region, export_s3=account.export_s3
+            member,
+            account.account_id,
+            region,
+            export_s3=account.export_s3,
+            export_kms_key=account.export_s3_kms_key,
         ),
     }
 
@@ -334,7 +352,9 @@ def member_tables(patterns: list[str], alias: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _export_statements(export_s3: str, sources: list[str], part: str) -> list[dict[str, Any]]:
+def _export_statements(
+    export_s3: str, sources: list[str], part: str, kms_key: str | None = None
+) -> list[dict[str, Any]]:
     bucket = parse_s3(export_s3)
     prefix = f"{bucket.prefix}/" if bucket.prefix else ""
     objects = [f"arn:{part}:s3:::{bucket.name}/{prefix}*"]
@@ -347,6 +367,22 @@ def _export_statements(export_s3: str, sources: list[str], part: str) -> list[di
             ["s3:ListBucket"],
             [f"arn:{part}:s3:::{bucket.name}"],
             listing,
+        ),
+        *(
+            [
+                _allow(
+                    "UseTheExportBucketKeyThroughS3",
+                    list(EXPORT_KMS_ACTIONS),
+                    [kms_key],
+                    {
+                        "StringEquals": {
+                            "kms:ViaService": f"s3.{kms_key.split(':')[3]}.amazonaws.com"
+                        }
+                    },
+                )
+            ]
+            if kms_key
+            else []
         ),
     ]
 

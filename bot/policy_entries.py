@@ -42,6 +42,15 @@ class Account(BaseModel):
     # Where this account's incremental exports go (`s3://bucket/prefix`); absent = not set up.
     export_s3: str | None = None
     export_s3_owner: str | None = None  # the bucket owner's account id, if another account
+    # The customer managed KMS key (ARN) of an SSE-KMS export bucket; absent = none.
+    export_s3_kms_key: str | None = None
+
+    @field_validator("export_s3_kms_key")
+    @classmethod
+    def _export_s3_kms_key(cls, v: str | None) -> str | None:
+        from bot.items.export_plan import check_kms_key  # noqa: PLC0415 - a pure helper
+
+        return check_kms_key(v)
 
     @field_validator("export_s3")
     @classmethod

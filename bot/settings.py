@@ -73,6 +73,16 @@ class Settings(BaseSettings):
             parse_s3(v)
         return v or None
 
+    # The customer managed KMS key (its ARN) of an SSE-KMS export bucket; unset = none.
+    export_s3_kms_key: str | None = Field(default=None, alias="PITR_BOT_EXPORT_S3_KMS_KEY")
+
+    @field_validator("export_s3_kms_key")
+    @classmethod
+    def _export_s3_kms_key(cls, v: str | None) -> str | None:
+        from bot.items.export_plan import check_kms_key  # noqa: PLC0415 - a pure helper
+
+        return check_kms_key(v)
+
     # Limits on floods (issue 20): each refusal is ephemeral and changes nothing.
     # Restore requests waiting for a decision (approval cards): per requester, and in all.
     max_open_requests_per_user: int = Field(

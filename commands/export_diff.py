@@ -59,12 +59,13 @@ def export_router(services: Any) -> ExportRoute:
             ddb = pitr.client_at(ref.account, ref.region)
             if ref.account is None:
                 s3 = pitr.sibling("s3")
-                url, owner = settings.export_s3, None
+                url, owner, kms = settings.export_s3, None, settings.export_s3_kms_key
             else:
                 s3 = pitr._places().client("s3", ref.account, ref.region)  # noqa: SLF001
                 account = policy.accounts.get(ref.account)
                 url = account.export_s3 if account else None
                 owner = account.export_s3_owner if account else None
+                kms = account.export_s3_kms_key if account else None
         except RefError as exc:
             raise ItemsError(str(exc)) from exc
         except AwsError as exc:
@@ -72,7 +73,7 @@ def export_router(services: Any) -> ExportRoute:
         bucket = None
         if url:
             parsed = parse_s3(url)
-            bucket = Bucket(parsed.name, parsed.prefix, owner)
+            bucket = Bucket(parsed.name, parsed.prefix, owner, kms)
         return ExportGateway(ddb, s3), ref.name, bucket
 
     return route

@@ -87,3 +87,87 @@ def test_a_bad_export_s3_is_refused_by_the_policy_and_the_settings():
 
     with pytest.raises(ValueError, match="s3://"):
         Settings(_env_file=None, PITR_BOT_EXPORT_S3="https://bucket/x")
+
+
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+
+
+@pytest.mark.parametrize(
+    ("action", "resource", "context", "expected"),
+    [
+        ("kms:GenerateDataKey", KEY, VIA_S3, True),  # the export's writes
+        ("kms:Decrypt", KEY, VIA_S3, True),  # the bot's reads (and multipart uploads)
+        ("kms:Decrypt", KEY, {}, False),  # not directly: through S3 only
+        ("kms:Decrypt", KEY, {"kms:ViaService": f"dynamodb.{REGION}.amazonaws.com"}, False),
+        ("kms:Decrypt", KEY, {"kms:ViaService": "s3.us-east-1.amazonaws.com"}, False),
+        ("kms:Decrypt", KEY.replace("1234abcd", "99999999"), VIA_S3, False),  # another key
+        ("kms:Encrypt", KEY, VIA_S3, False),
+        ("kms:CreateGrant", KEY, VIA_S3, False),
+    ],
+)
+def test_an_sse_kms_export_bucket_key_is_usable_through_s3_only(
+    action, resource, context, expected
+):
+    doc = iam_policy(POLICY, ACCOUNT, REGION, export_s3="s3://pitr-exports/bot", export_kms_key=KEY)
+    assert allowed(doc, action, resource, context) is expected
+    (statement,) = [s for s in doc["Statement"] if s["Sid"] == "UseTheExportBucketKeyThroughS3"]
+    assert statement["Resource"] in (KEY, [KEY])
+
+
+def test_without_an_export_key_no_kms_grant_for_exports():
+    doc = iam_policy(POLICY, ACCOUNT, REGION, export_s3="s3://pitr-exports/bot")
+    assert not any(a.startswith("kms:") for s in doc["Statement"] for a in s["Action"])
+
+
+def test_a_member_accounts_export_key_is_granted_in_its_role():
+    key = f"arn:aws:kms:{REGION}:{PROD}:key/abcd"
+    policy = Policy.model_validate(
+        {
+            "tables": ["prod:orders"],
+            "accounts": {
+                "prod": {
+                    "role_arn": f"arn:aws:iam::{PROD}:role/pitr-bot",
+                    "regions": [REGION],
+                    "export_s3": "s3://prod-exports/pitr",
+                    "export_s3_kms_key": key,
+                }
+            },
+        }
+    )
+    member = member_policies(policy, "prod", f"arn:aws:iam::{ACCOUNT}:role/pitr-bot")
+    assert allowed(member["permission_policy"], "kms:GenerateDataKey", key, VIA_S3)
+    assert not allowed(member["permission_policy"], "kms:GenerateDataKey", KEY, VIA_S3)
+
+
+@pytest.mark.parametrize("bad", ["alias/exports", "1234abcd-12ab", "arn:aws:kms:eu-west-1:1:key/x"])
+def test_an_export_key_must_be_a_key_arn(bad):
+    with pytest.raises(ValueError, match="KMS key ARN"):
+        Policy.model_validate(
+            {
+                "accounts": {
+                    "prod": {
+                        "role_arn": f"arn:aws:iam::{PROD}:role/pitr-bot",
+                        "export_s3": "s3://prod-exports/pitr",
+                        "export_s3_kms_key": bad,
+                    }
+                }
+            }
+        )
+
+
+def test_a_bad_export_key_setting_is_one_clear_problem():
+    from bot.settings import load_settings
+
+    env = {
+        "PITR_BOT_EXPORT_S3": "s3://pitr-exports/p",
+        "PITR_BOT_EXPORT_S3_KMS_KEY": "alias/exports",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        mp.chdir("/")  # no .env file
+        settings, problems = load_settings()
+    (problem,) = problems
+    assert problem.startswith("PITR_BOT_EXPORT_S3_KMS_KEY") and "KMS key ARN" in problem
+    assert settings is not None and settings.export_s3_kms_key is None

@@ -11,7 +11,9 @@ items engine, under the job's lease) does what can be done now and gives the lea
 - waiting for the 15 minutes: read the PITR window; start when the period is long enough;
 - start each period's export that has no ARN yet (ClientToken = job id + period, so a retry or
   a restart adopts the export AWS already started instead of starting a second), and record
-  the ARN on the job (compare-and-set) before anything else;
+  the ARN on the job (compare-and-set) before anything else. The period is marked `sent`
+  before the request goes out: a restart that finds the mark without an ARN first looks the
+  export up by its token (ListExports, DescribeExport), since a token lasts only 8 hours;
 - describe the exports; FAILED ends the job with DynamoDB's FailureCode/FailureMessage and the
   restore path offered; IN_PROGRESS reports progress and returns;
 - all COMPLETED: read every data file in period order, each in one transaction with its
@@ -93,6 +95,10 @@ class ExportRecovery(ItemRecovery):
             "item_count": int(desc.get("ItemCount") or 0),
             "bucket": bucket.name,
             "prefix": bucket.prefix,
+            # Kept so a restart repeats the very same request (a ClientToken with any other
+            # parameter is refused), whatever the settings say by then.
+            "owner": bucket.owner,
+            "kms_key": bucket.kms_key,
             "records": 0,
             "near": 0,
         }
@@ -172,18 +178,35 @@ class ExportRecovery(ItemRecovery):
                 return False
             export["periods"] = [_period(p.start, p.end) for p in planned.periods]
             job = self._save_export(job, export)
-        # Start what is not started; the ARN is on the job before anything else happens.
+        # Start what is not started; the ARN is on the job before anything else happens. The
+        # request is rebuilt from the job alone (a job stored before owner/kms_key were kept
+        # takes them from the settings), so a repeat after a crash is the same request.
+        target = Bucket(
+            export["bucket"],
+            export["prefix"],
+            export["owner"] if "owner" in export else (bucket.owner if bucket else None),
+            export["kms_key"] if "kms_key" in export else (bucket.kms_key if bucket else None),
+        )
         for index, period in enumerate(export["periods"]):
             if period.get("arn"):
                 continue
-            desc = gateway.start(
-                export["table_arn"],
-                Bucket(export["bucket"], export["prefix"]),
-                datetime.fromisoformat(period["start"]),
-                datetime.fromisoformat(period["end"]),
-                token=f"pitr-bot-{job.id}-{index}",
-                owner=bucket.owner if bucket is not None else None,
-            )
+            token = f"pitr-bot-{job.id}-{index}"
+            desc = None
+            if period.get("sent"):
+                # Asked before, and that process died before the answer was stored: DynamoDB may
+                # have started it. The token adopts it for 8 hours; after that only a lookup does.
+                desc = self._find(gateway, export["table_arn"], token, period["sent"])
+            else:
+                period["sent"] = self.clock().isoformat()
+                job = self._save_export(job, export)
+            if desc is None:
+                desc = gateway.start(
+                    export["table_arn"],
+                    target,
+                    datetime.fromisoformat(period["start"]),
+                    datetime.fromisoformat(period["end"]),
+                    token=token,
+                )
             period["arn"] = desc["ExportArn"]
             job = self._save_export(job, export)
         # Where are they?
@@ -260,6 +283,16 @@ class ExportRecovery(ItemRecovery):
             live_identity=self._identity(job.live_table),
             export=export,
         )
+
+    @staticmethod
+    def _find(gateway: ExportGateway, table_arn: str, token: str, sent: str) -> dict | None:
+        """The export a lost start reply named, if DynamoDB lists it; None otherwise (also when
+        the bot may not list exports: the token still adopts an export under 8 hours old)."""
+        try:
+            return gateway.find(table_arn, token, datetime.fromisoformat(sent))
+        except ItemsError as exc:
+            log.warning("could not look for the export started with %s: %s", token, exc)
+            return None
 
     def _save_export(self, job: ItemJob, export: dict[str, Any]) -> ItemJob:
         """Record the export's state on the job (compare-and-set, under our lease)."""

@@ -14,6 +14,7 @@ from the first period in which the key changed, the final image from the last.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,9 +67,10 @@ def plan(instant: datetime, earliest: datetime, latest: datetime, now: datetime)
     end = latest.replace(microsecond=0)
     if end - instant < MIN_PERIOD:  # the truncation took us below 15 minutes
         end = latest
-    count = max(1, math.ceil((end - instant) / MAX_PERIOD))
-    step = (end - instant) / count
-    bounds = [instant + step * i for i in range(count)] + [end]
+    total = end - instant
+    count = max(1, math.ceil(total / MAX_PERIOD))
+    # Whole microseconds, floored: no period is a rounding's microsecond over 24 hours.
+    bounds = [instant + (total * i) // count for i in range(count)] + [end]
     return Plan(periods=tuple(Period(a, b) for a, b in zip(bounds, bounds[1:], strict=False)))
 
 
@@ -86,11 +88,27 @@ def large_share(changed: int, item_count: int | None) -> bool:
     return bool(item_count) and changed >= 0.5 * int(item_count or 0)
 
 
+# A customer managed KMS key of an SSE-KMS export bucket (S3SseKmsKeyId): its key ARN, so
+# `pitr-bot iam-policy` can grant exactly that key.
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,128}$")
+
+
 @dataclass(frozen=True)
 class Bucket:
     name: str
     prefix: str = ""
     owner: str | None = None  # the bucket owner's account (S3BucketOwner), if not the table's
+    kms_key: str | None = None  # the bucket's customer managed key (S3SseKmsKeyId), if any
+
+
+def check_kms_key(value: str | None) -> str | None:
+    """An export bucket's KMS key: a key ARN, or None; ValueError with the reason otherwise."""
+    if value and not KMS_KEY_ARN.fullmatch(value.strip()):
+        raise ValueError(
+            "must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY_ID), the key that "
+            "encrypts the export bucket"
+        )
+    return value.strip() if value else None
 
 
 def parse_s3(url: str) -> Bucket:

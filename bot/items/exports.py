@@ -29,6 +29,23 @@ NOT_SET_UP = (
 )
 
 
+# The same ClientToken with other parameters: the API reference names ImportConflictException
+# today, older editions IdempotentParameterMismatch.
+TOKEN_REUSED = frozenset(
+    {
+        "ImportConflictException",
+        "IdempotentParameterMismatch",
+        "IdempotentParameterMismatchException",
+    }
+)
+
+
+# Looking an export up by its token (a restart more than 8 hours after a lost start reply):
+# bounded, whatever the number of exports the table has.
+MAX_LIST_PAGES = 40
+MAX_DESCRIBED = 50
+
+
 @dataclass(frozen=True)
 class Window:
     earliest: datetime
@@ -63,9 +80,9 @@ class ExportGateway:
         start: datetime,
         end: datetime,
         token: str,
-        owner: str | None = None,
     ) -> dict[str, Any]:
-        """Start an incremental export (the same `token` within 8 hours: the same export)."""
+        """Start an incremental export (the same `token` and request within 8 hours: the same
+        export, so a retry or a restart adopts the export already started)."""
         kwargs: dict[str, Any] = {
             "TableArn": table_arn,
             "S3Bucket": bucket.name,
@@ -80,12 +97,53 @@ class ExportGateway:
         }
         if bucket.prefix:
             kwargs["S3Prefix"] = bucket.prefix
-        if owner:
-            kwargs["S3BucketOwner"] = owner
+        if bucket.owner:
+            kwargs["S3BucketOwner"] = bucket.owner
+        if bucket.kms_key:  # an SSE-KMS bucket with a customer managed key
+            kwargs["S3SseAlgorithm"] = "KMS"
+            kwargs["S3SseKmsKeyId"] = bucket.kms_key
         name = table_arn.rsplit("/", 1)[-1]
-        with _errors("export", name):
-            resp = self.dynamodb.export_table_to_point_in_time(**kwargs)
+        try:
+            with _errors("export", name):
+                resp = self.dynamodb.export_table_to_point_in_time(**kwargs)
+        except ItemsError as exc:
+            if _code(exc.__cause__) in TOKEN_REUSED:
+                raise ItemsError(
+                    f"DynamoDB already has this comparison's export of `{name}` with other "
+                    "settings (the export bucket, its owner or its KMS key changed since it "
+                    "started), so I did not start a second one. Ask again with "
+                    "`/pitr-diff TABLE WHEN`."
+                ) from exc
+            raise
         return dict(resp["ExportDescription"])
+
+    def find(self, table_arn: str, token: str, since: datetime) -> dict[str, Any] | None:
+        """The export of `table_arn` started with ClientToken `token` at or after `since`, or
+        None: ListExports, then DescribeExport (which names the token) of the exports that may
+        be it. ListExports lists *completed* exports (of the last 90 days), so an export still
+        running is not found here; its token, valid 8 hours, adopts that one instead."""
+        name = table_arn.rsplit("/", 1)[-1]
+        kwargs: dict[str, Any] = {"TableArn": table_arn, "MaxResults": 25}
+        described = 0
+        for _ in range(MAX_LIST_PAGES):
+            with _errors("read", name):
+                page = self.dynamodb.list_exports(**kwargs)
+            for summary in page.get("ExportSummaries") or []:
+                arn = str(summary.get("ExportArn") or "")
+                if summary.get("ExportType", "INCREMENTAL_EXPORT") != "INCREMENTAL_EXPORT":
+                    continue
+                if _started_before(arn, since):
+                    continue
+                if described >= MAX_DESCRIBED:
+                    return None
+                described += 1
+                desc = self.describe(arn)
+                if desc.get("ClientToken") == token:
+                    return desc
+            if not page.get("NextToken"):
+                return None
+            kwargs["NextToken"] = page["NextToken"]
+        return None
 
     def describe(self, arn: str) -> dict[str, Any]:
         name = arn.split("/")[1] if "/" in arn else arn
@@ -141,6 +199,20 @@ def _errors(verb: str, table: str) -> Iterator[None]:
         raise ItemsError(f"DynamoDB refused to {verb} `{table}`: {code} ({message}).") from exc
     except BotoCoreError as exc:
         raise ItemsError(f"DynamoDB could not be reached ({type(exc).__name__}).") from exc
+
+
+def _started_before(arn: str, since: datetime) -> bool:
+    """Whether the export surely began an hour or more before `since`, judged by its export ID
+    (`<epoch milliseconds>-<suffix>` in AWS's ARNs; not documented, so an ID of another shape is
+    never skipped)."""
+    head = arn.rsplit("/", 1)[-1].split("-", 1)[0]
+    if not (head.isdigit() and len(head) >= 13):
+        return False
+    return int(head) / 1000 < since.timestamp() - 3600
+
+
+def _code(exc: BaseException | None) -> str:
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
 
 
 def _utc(value: Any) -> datetime:

@@ -233,3 +233,57 @@ def test_refusals_say_why_and_start_nothing(make_bot, fake, sim):
     assert bot.services.store.job_find() == []
     assert sim.requests("ExportTableToPointInTime") == []
     assert len(fake.calls("chat.postMessage")) == posts
+
+
+def test_the_periods_sent_are_the_planned_ones_ending_at_the_latest_restorable_time(
+    make_bot, fake, sim
+):
+    live_table(sim, items=5)
+    t = instant(sim, 30)
+    bot = make_bot(policy=COPY_BACK_ON, PITR_BOT_EXPORT_S3=EXPORT_S3)
+    sim.clear()
+    asked = sim.now()
+    bot.command("/pitr-diff", f"{LIVE} {int(t.timestamp())}")
+    posted(fake, "0 deleted, 0 changed, 0 added")
+    (job,) = bot.services.store.job_find()
+    planned = [
+        (datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"]))
+        for p in bot.services.store.job_get(job.id).export["periods"]
+    ]
+    sent = [
+        (
+            datetime.fromtimestamp(
+                float(r["IncrementalExportSpecification"]["ExportFromTime"]), UTC
+            ),
+            datetime.fromtimestamp(float(r["IncrementalExportSpecification"]["ExportToTime"]), UTC),
+        )
+        for r in sim.requests("ExportTableToPointInTime")
+    ]
+    # What was sent is what the plan says (to the microsecond botocore carries), ...
+    assert len(sent) == len(planned) == 2
+    for (a, b), (pa, pb) in zip(sent, planned, strict=True):
+        assert abs((a - pa).total_seconds()) < 1e-5 and abs((b - pb).total_seconds()) < 1e-5
+        assert timedelta(minutes=15) <= b - a <= timedelta(hours=24)
+    assert sent[0][0] == t and sent[0][1] == sent[1][0]
+    # ... and the last period ends at the latest restorable time DynamoDB reported (the
+    # simulator's is 5 minutes behind its clock), never after it.
+    latest = datetime.fromtimestamp(asked - 300, UTC)
+    assert latest - timedelta(seconds=1) <= sent[-1][1] <= latest + timedelta(seconds=5)
+    assert sent[-1][1].microsecond == 0
+
+
+def test_an_sse_kms_bucket_s_key_goes_with_every_export_request(make_bot, fake, sim):
+    live_table(sim, items=5)
+    t = instant(sim, 2)
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    bot = make_bot(
+        policy=COPY_BACK_ON, PITR_BOT_EXPORT_S3=EXPORT_S3, PITR_BOT_EXPORT_S3_KMS_KEY=key
+    )
+    sim.clear()
+    bot.command("/pitr-diff", f"{LIVE} {int(t.timestamp())}")
+    posted(fake, "0 deleted, 0 changed, 0 added")
+    (request,) = sim.requests("ExportTableToPointInTime")
+    assert request["S3SseAlgorithm"] == "KMS" and request["S3SseKmsKeyId"] == key
+    # Kept on the job: a restart repeats this very request, whatever the settings say then.
+    (job,) = bot.services.store.job_find()
+    assert bot.services.store.job_get(job.id).export["kms_key"] == key

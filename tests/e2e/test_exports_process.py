@@ -151,3 +151,65 @@ def test_kill_9_while_waiting_for_15_minutes_of_log_the_next_process_starts_the_
     assert stored_job(bots.sqlite_path, job["id"])["state"] == "COMPARED"
     assert second.terminate() == 0, second.stderr()
     assert "Traceback" not in first.stderr() + second.stderr()
+
+
+def kill_before_the_arn_is_stored(bots, fake, sim) -> dict:
+    """A first process asks for the export; DynamoDB starts it; the process dies waiting for
+    the reply that names it. The job: the period marked sent, no ARN."""
+    live_table(sim)
+    t = instant(sim, 2)
+    the_app_writes(sim, hours_ago=1)
+    sim.exports.hold_start_replies = True  # the export begins; its reply waits
+    first = start(bots, "first")
+    diff(first, fake, t)
+    wait_until(lambda: sim.exports.started(), 60, "the export begun in DynamoDB")
+    job = wait_until(lambda: the_job(bots), 60, "the job")
+    first.kill()
+    assert job["export"]["periods"][0]["arn"] is None  # it never learnt the ARN
+    assert job["export"]["periods"][0]["sent"]
+    sim.exports.hold_start_replies = False
+    sim.exports.release_start_replies()  # to a dead process: nowhere
+    assert "Traceback" not in first.stderr()
+    return job
+
+
+def test_kill_9_after_the_export_began_but_before_its_arn_was_stored_starts_no_second(
+    bots, fake, sim
+):
+    """Within 8 hours, while the export still runs (ListExports does not list it yet): the
+    next process asks again with the same ClientToken and the same request, read from the
+    store, and DynamoDB answers with the export it already started."""
+    sim.exports.hold_all = True  # still running after the restart
+    job = kill_before_the_arn_is_stored(bots, fake, sim)
+
+    second = start(bots, "second")
+    wait_until(lambda: sim.count("ExportTableToPointInTime") == 2, 60, "the request repeated")
+    sim.exports.finish()
+    posted(fake, "12 deleted, 9 changed, 5 added", timeout=120)
+    (export,) = sim.exports.started()  # one export, never two
+    first_ask, again = sim.requests("ExportTableToPointInTime")
+    assert first_ask == again and again["ClientToken"].startswith("pitr-bot-")
+    stored = stored_job(bots.sqlite_path, job["id"])
+    assert stored["state"] == "COMPARED"
+    assert stored["export"]["periods"][0]["arn"] == export.arn
+    assert second.terminate() == 0, second.stderr()
+    assert "Traceback" not in second.stderr()
+
+
+def test_a_restart_more_than_8_hours_after_a_lost_start_reply_adopts_the_export_by_its_token(
+    bots, fake, sim
+):
+    """A ClientToken lasts 8 hours: after that the same request would start a second export.
+    The next process first looks the export up (ListExports, DescribeExport's ClientToken)."""
+    job = kill_before_the_arn_is_stored(bots, fake, sim)
+    sim.offset = 9 * 3600.0  # the bot stayed down 9 hours: DynamoDB forgot the token
+
+    second = start(bots, "second")
+    posted(fake, "12 deleted, 9 changed, 5 added", timeout=120)
+    (export,) = sim.exports.started()  # adopted, not started again
+    assert sim.count("ExportTableToPointInTime") == 1 and sim.count("ListExports") >= 1
+    stored = stored_job(bots.sqlite_path, job["id"])
+    assert stored["state"] == "COMPARED"
+    assert stored["export"]["periods"][0]["arn"] == export.arn
+    assert second.terminate() == 0, second.stderr()
+    assert "Traceback" not in second.stderr()

@@ -19,9 +19,14 @@ The rules enforced, with AWS's error codes: PITR on (PointInTimeRecoveryUnavaila
 the period inside the PITR window (InvalidExportTimeException, whose documented description is
 "The specified ExportTime is outside of the point in time recovery window."), 15 minutes <=
 period <= 24 hours (ValidationException: AWS documents the rule, not its message; ours is
-worded plainly), ClientToken idempotency (the same token and request -> the same export; the
-same token with another request -> ImportConflictException, as the API reference's
-ClientToken paragraph says).
+worded plainly), ClientToken idempotency (the same token and request within 8 hours -> the
+same export; the same token with another request -> ImportConflictException, as the API
+reference's ClientToken paragraph says today (older editions named it
+IdempotentParameterMismatch); after 8 hours the token starts a new export).
+
+`hold_start_replies`: DynamoDB starts the export, then its reply waits until
+`release_start_replies()`, so a test can kill the caller after the export began and before it
+learnt the ARN.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ WRITE_OPS = frozenset(
 )
 MIN_PERIOD = 15 * 60.0
 MAX_PERIOD = 24 * 3600.0
+TOKEN_LIFE = 8 * 3600.0  # "A client token is valid for 8 hours after the first request"
 LATEST_LAG = 300.0  # LatestRestorableDateTime trails the clock by about 5 minutes
 
 
@@ -78,6 +84,7 @@ class SimExport:
     written: bool = False
     manifest: str = ""
     billed: int = 0
+    token: str | None = None
 
 
 class ExportSimulator:
@@ -99,6 +106,15 @@ class ExportSimulator:
             self.exports: dict[str, SimExport] = {}
             self.tokens: dict[str, str] = {}
             self._keys: dict[str, list[str]] = {}
+            self.hold_start_replies = False
+            old = getattr(self, "_replies", None)
+            if old is not None:
+                old.set()  # a reply still held from the last test goes out
+            self._replies = threading.Event()
+
+    def release_start_replies(self) -> None:
+        """The held ExportTableToPointInTime replies go out (to a killed caller: nowhere)."""
+        self._replies.set()
 
     # -- knobs ---------------------------------------------------------------------------
     def fail_next(self, code: str = "UNKNOWN", message: str = "The export failed.") -> None:
@@ -208,9 +224,14 @@ class ExportSimulator:
         """The proxy's reply to an export call (status, body); None: not ours."""
         try:
             if op == "ExportTableToPointInTime":
-                return 200, {"ExportDescription": self.start(req)}
+                desc = self.start(req)
+                if self.hold_start_replies:
+                    self._replies.wait(timeout=300)
+                return 200, {"ExportDescription": desc}
             if op == "DescribeExport":
                 return 200, {"ExportDescription": self.describe(str(req.get("ExportArn")))}
+            if op == "ListExports":
+                return 200, self.list_exports(req)
         except SimError as exc:
             return 400, {
                 "__type": f"com.amazonaws.dynamodb.v20120810#{exc.code}",
@@ -224,8 +245,11 @@ class ExportSimulator:
         token = req.get("ClientToken")
         same = {k: v for k, v in req.items() if k != "ClientToken"}
         with self._lock:
-            if token and token in self.tokens:
-                export = self.exports[self.tokens[token]]
+            known = self.exports.get(self.tokens.get(str(token), ""))
+            if known is not None and self.sim.now() - known.start_time > TOKEN_LIFE:
+                known = None  # an expired token: a new request
+            if token and known is not None:
+                export = known
                 if export.request != same:
                     # The API reference's ClientToken paragraph names this exception.
                     raise SimError(
@@ -277,6 +301,7 @@ class ExportSimulator:
             records=self.changes(table, start, end),
             fail=self._next_failure,
             held=self.hold_all,
+            token=str(token) if token else None,
         )
         self._next_failure = None
         with self._lock:
@@ -285,6 +310,24 @@ class ExportSimulator:
                 self.tokens[token] = arn
         self._s3().put_object(Bucket=export.bucket, Key=f"{self._base(export)}/_started", Body=b"")
         return self.describe(arn)
+
+    def list_exports(self, req: dict[str, Any]) -> dict[str, Any]:
+        """ListExports: "Lists completed exports within the past 90 days" (the API reference),
+        so an export still IN_PROGRESS is not listed; pages of MaxResults (at most 25)."""
+        table_arn = str(req.get("TableArn") or "")
+        with self._lock:
+            arns = [e.arn for e in self.exports.values() if e.arn.startswith(table_arn + "/")]
+        done = [
+            {"ExportArn": arn, "ExportStatus": status, "ExportType": "INCREMENTAL_EXPORT"}
+            for arn in arns
+            if (status := self.describe(arn)["ExportStatus"]) != "IN_PROGRESS"
+        ]
+        size = min(int(req.get("MaxResults") or 25), 25)
+        start = int(req.get("NextToken") or 0)
+        out: dict[str, Any] = {"ExportSummaries": done[start : start + size]}
+        if start + size < len(done):
+            out["NextToken"] = str(start + size)
+        return out
 
     def describe(self, arn: str) -> dict[str, Any]:
         with self._lock:
@@ -304,6 +347,7 @@ class ExportSimulator:
             "S3Prefix": export.prefix,
             "ExportFormat": "DYNAMODB_JSON",
             "ExportType": "INCREMENTAL_EXPORT",
+            **({"ClientToken": export.token} if export.token else {}),
             "IncrementalExportSpecification": {
                 "ExportFromTime": export.from_time,
                 "ExportToTime": export.to_time,

@@ -155,3 +155,60 @@ def test_keys_limit_the_records_to_those_partition_key_values():
     assert not keep({"Keys": {"pk": {"S": "order-2"}}})
     assert not keep({"Keys": {"pk": {"B": "b3JkZXItMQ=="}}})
     assert _key_filter(None, "pk")({"Keys": {}})
+
+
+# -- the 15-minute and 24-hour boundaries, and the last period's end -------------------------
+def periods(instant: datetime, latest: datetime = LATEST) -> list[timedelta]:
+    return [x.end - x.start for x in plan(instant, EARLIEST, latest, NOW).periods]
+
+
+def test_exactly_15_minutes_is_one_export_and_a_second_less_waits():
+    assert periods(LATEST - MIN_PERIOD) == [MIN_PERIOD]
+    short = plan(LATEST - MIN_PERIOD + timedelta(seconds=1), EARLIEST, LATEST, NOW)
+    assert short.periods == () and short.wait_until is not None
+
+
+def test_exactly_24_hours_is_one_export_and_a_second_more_is_two():
+    assert periods(LATEST - MAX_PERIOD) == [MAX_PERIOD]
+    assert periods(LATEST - MAX_PERIOD - timedelta(seconds=1)) == [
+        timedelta(hours=12, seconds=0.5),
+        timedelta(hours=12, seconds=0.5),
+    ]
+
+
+@pytest.mark.parametrize(
+    "total",
+    [
+        timedelta(hours=120) - timedelta(microseconds=3),  # 5 periods: rounding must not add 1 µs
+        timedelta(hours=72) - timedelta(microseconds=2),
+        timedelta(hours=24, microseconds=1),
+        timedelta(days=34, hours=23, microseconds=7),
+    ],
+)
+def test_no_period_is_a_microsecond_over_24_hours_however_the_division_falls(total):
+    found = periods(LATEST - total)
+    assert sum(found, timedelta(0)) == total
+    assert all(MIN_PERIOD <= x <= MAX_PERIOD for x in found), max(found)
+
+
+def test_the_last_export_ends_at_the_latest_restorable_time_never_after_it():
+    # AWS refuses an ExportToTime after LatestRestorableDateTime ("outside of the point in time
+    # recovery window"); whole seconds when that leaves 15 minutes, else the latest itself.
+    latest = LATEST + timedelta(microseconds=700_000)
+    (p,) = plan(LATEST - timedelta(hours=2), EARLIEST, latest, NOW).periods
+    assert p.end == LATEST and p.end <= latest
+    instant = latest - MIN_PERIOD
+    (q,) = plan(instant, EARLIEST, latest, NOW).periods
+    assert (q.start, q.end) == (instant, latest)
+
+
+def test_only_exports_begun_an_hour_before_the_request_are_skipped_by_the_lookup():
+    from bot.items.exports import _started_before
+
+    def arn(at: datetime) -> str:
+        return f"arn:aws:dynamodb:us-east-1:1:table/t/export/{int(at.timestamp() * 1000):014d}-ab12"
+
+    assert _started_before(arn(NOW - timedelta(hours=2)), NOW)
+    assert not _started_before(arn(NOW - timedelta(minutes=30)), NOW)  # clocks may differ
+    assert not _started_before(arn(NOW + timedelta(minutes=1)), NOW)
+    assert not _started_before("arn:aws:dynamodb:us-east-1:1:table/t/export/other-shape", NOW)

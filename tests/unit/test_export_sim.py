@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+import time
 from collections.abc import Iterator
 
 import boto3
@@ -181,3 +183,97 @@ def test_a_client_token_returns_the_same_export(sim):
     with pytest.raises(ClientError) as err:
         export(sim, start + 60, ClientToken="tok-1")
     assert err.value.response["Error"]["Code"] == "ImportConflictException"
+
+
+def test_a_client_token_is_honoured_as_aws_documents_it(sim):
+    """The same token and request within 8 hours: the same export (DescribeExport names the
+    token); the same token with any other parameter: ImportConflictException, no export; after
+    8 hours the token is a new request."""
+    start = sim.now() - 2 * HOUR
+    first = export(sim, start, start + HOUR, ClientToken="job-1-0")
+    assert (
+        export(sim, start, start + HOUR, ClientToken="job-1-0")["ExportArn"] == first["ExportArn"]
+    )
+    described = sim.client().describe_export(ExportArn=first["ExportArn"])["ExportDescription"]
+    assert described["ClientToken"] == "job-1-0"
+    for other in (
+        {"S3BucketOwner": "111111111111"},
+        {"S3SseAlgorithm": "KMS", "S3SseKmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/k"},
+        {"ExportFormat": "ION"},
+    ):
+        with pytest.raises(ClientError) as err:
+            export(sim, start, start + HOUR, ClientToken="job-1-0", **other)
+        assert err.value.response["Error"]["Code"] == "ImportConflictException"
+    with pytest.raises(ClientError):
+        export(sim, start, start + HOUR + 60, ClientToken="job-1-0")  # another period
+    assert len(sim.exports.started()) == 1
+    sim.offset = 8 * HOUR + 60
+    later = export(sim, start + 8 * HOUR, start + 9 * HOUR, ClientToken="job-1-0")
+    assert later["ExportArn"] != first["ExportArn"] and len(sim.exports.started()) == 2
+
+
+def test_a_held_start_reply_goes_out_only_when_released(sim):
+    """The export exists before its caller hears of it (a caller killed meanwhile never does)."""
+    sim.exports.hold_start_replies = True
+    got: list[dict] = []
+    caller = threading.Thread(target=lambda: got.append(export(sim, sim.now() - 2 * HOUR)))
+    caller.start()
+    deadline = time.monotonic() + 30
+    while not sim.exports.started():
+        assert time.monotonic() < deadline
+        caller.join(0.05)
+    assert got == []
+    sim.exports.release_start_replies()
+    caller.join(30)
+    assert got[0]["ExportArn"] == sim.exports.started()[0].arn
+
+
+def test_the_gateway_says_plainly_when_its_token_was_used_with_other_parameters(sim):
+    """bot/items/exports.py against the simulator: a repeat with the same ClientToken and the
+    same request adopts the export; with another key it is refused in plain words, and no
+    second export starts."""
+    from datetime import UTC, datetime
+
+    from bot.items.engine import ItemsError
+    from bot.items.export_plan import Bucket
+    from bot.items.exports import ExportGateway
+
+    gateway = ExportGateway(sim.client(), s3(sim))
+    start = datetime.fromtimestamp(sim.now() - 2 * HOUR, UTC)
+    end = datetime.fromtimestamp(sim.now() - HOUR, UTC)
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    first = gateway.start(arn("orders"), Bucket(BUCKET, "pitr"), start, end, token="pitr-bot-j-0")
+    again = gateway.start(arn("orders"), Bucket(BUCKET, "pitr"), start, end, token="pitr-bot-j-0")
+    assert again["ExportArn"] == first["ExportArn"]
+    with pytest.raises(ItemsError, match="did not start a second one") as err:
+        gateway.start(
+            arn("orders"), Bucket(BUCKET, "pitr", kms_key=key), start, end, token="pitr-bot-j-0"
+        )
+    assert "Traceback" not in str(err.value) and "ClientError" not in str(err.value)
+    assert len(sim.exports.started()) == 1
+    (request,) = [r for r in sim.requests("ExportTableToPointInTime") if "S3SseKmsKeyId" in r]
+    assert request["S3SseAlgorithm"] == "KMS" and request["S3SseKmsKeyId"] == key
+
+
+def test_the_gateway_finds_a_completed_export_by_its_token_across_pages(sim):
+    """ExportGateway.find: ListExports page by page (completed exports only, as AWS lists
+    them), DescribeExport names each one's token; a running export is left to its token."""
+    from datetime import UTC, datetime
+
+    from bot.items.export_plan import Bucket
+    from bot.items.exports import ExportGateway
+
+    gateway = ExportGateway(sim.client(), s3(sim))
+    since = datetime.fromtimestamp(sim.now(), UTC)
+    start = datetime.fromtimestamp(sim.now() - 3 * HOUR, UTC)
+    for i in range(30):  # two pages of ListExports
+        end = datetime.fromtimestamp(sim.now() - 2 * HOUR + i, UTC)
+        gateway.start(arn("orders"), Bucket(BUCKET, "pitr"), start, end, token=f"tok-{i}")
+    wanted = gateway.find(arn("orders"), "tok-27", since)
+    assert wanted is not None and wanted["ClientToken"] == "tok-27"
+    assert sim.count("ListExports") == 2
+    assert gateway.find(arn("orders"), "tok-unknown", since) is None
+    sim.exports.hold_all = True
+    end = datetime.fromtimestamp(sim.now() - HOUR, UTC)
+    gateway.start(arn("orders"), Bucket(BUCKET, "pitr"), start, end, token="running")
+    assert gateway.find(arn("orders"), "running", since) is None
