@@ -148,3 +148,14 @@ def test_the_image_refuses_the_permissive_default_policy_unless_told():
 
 def load_template(path: Path) -> dict[str, Any]:
     return render.load_template(path)
+
+
+def test_the_export_bucket_grant_has_every_write_the_export_needs():
+    """The template's ExportAccess (ExportS3Uri set) must let DynamoDB's export write what
+    `pitr-bot iam-policy` grants for PITR_BOT_EXPORT_S3 (a missing s3:PutObjectAcl fails the
+    export), and the bot read it back."""
+    from bot.iam import EXPORT_S3_WRITES
+
+    statements = load_template(BOT)["Resources"]["ExportAccess"]["Properties"]["PolicyDocument"]
+    objects = statements["Statement"][0]
+    assert set(objects["Action"]) == {*EXPORT_S3_WRITES, "s3:GetObject"}
