@@ -436,8 +436,9 @@ class ConsoleSession:
     # -- waiting ----------------------------------------------------------------------------
     def settle(self, quiet: float = 0.6, limit: float = 60) -> None:
         """Wait until the bot has done what the last line asked (it works after acking): its
-        work pool idle, nothing it owes Slack due, then silent for `quiet` seconds. Silence
-        alone is not enough: on a busy machine one AWS call can outlast it."""
+        work pool idle, no item job running, nothing it owes Slack due, then silent for
+        `quiet` seconds. Silence alone is not enough: on a busy machine one AWS call can
+        outlast it."""
         assert self.services is not None
         start = time.monotonic()
         while time.monotonic() - start < limit:
@@ -447,6 +448,9 @@ class ConsoleSession:
                 and now - self.slack.last_call >= quiet
                 and self.services.work.idle()
                 and not self.services.store.outbox_due(self.services.clock(), limit=1)
+                # item jobs run on threads of their own (not the work pool): a comparison
+                # can pause longer than `quiet` between two progress edits on a busy machine
+                and not self.services.store.job_find(states=JOB_RUNNING, limit=1)
             ):
                 return
             time.sleep(0.05)
