@@ -41,7 +41,7 @@ drills:
 
 LATEST_LAG = timedelta(minutes=5)  # the simulated window ends this far behind now
 CREATING_SECONDS = 4.0  # how long a simulated restore stays CREATING
-EXPORT_SECONDS = 3.0  # how long a simulated export stays IN_PROGRESS
+EXPORT_SECONDS = 5.0  # how long a simulated export stays IN_PROGRESS
 # Where the console's exports go when PITR_BOT_EXPORT_S3 is not set (a bucket it creates).
 EXPORT_S3 = "s3://pitr-bot-console-exports/pitr-bot"
 # A bad deploy is dated this far back (so an export of it can run at once), and the console
