@@ -104,6 +104,7 @@ def test_console_package_registers_no_listeners():
 
 
 STEP = re.compile(r"^(\w+> |@\w+ clicks )")  # what a person typed, or the click it made
+WAIT = re.compile(r"^\w+> /wait\b")
 
 
 def normalise(text: str) -> list[str]:
@@ -120,17 +121,21 @@ def normalise(text: str) -> list[str]:
     # A reply is rendered from the restore as it is when sent: on a busy machine the first
     # poll can come before "Restore started" is out, so its progress line says either.
     text = text.replace("(last checked 9:9:9 UTC, check #9)", "(first check coming up)")
-    steps: list[tuple[str, list[str]]] = [("", [])]
+    # `/wait` only waits: what lands after it was set off by the step before, and on a busy
+    # machine a job's last reply can land on either side of it, so it joins that step.
+    steps: list[tuple[list[str], list[str]]] = [([], [])]
     for line in text.splitlines():
-        if STEP.match(line):
-            steps.append((line.strip(), []))
+        if WAIT.match(line):
+            steps[-1][0].append(line.strip())
+        elif STEP.match(line):
+            steps.append(([line.strip()], []))
         else:
             steps[-1][1].append(line)
     out: list[str] = []
-    for head, lines in steps:
+    for heads, lines in steps:
         blocks = [b.strip() for b in "\n".join(lines).split("\n\n")]
         messages = [b for b in blocks if b and not _progress_edit(b)]
-        out += ([head] if head else []) + sorted(messages)
+        out += heads + sorted(messages)
     return out
 
 
