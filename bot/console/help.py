@@ -25,6 +25,7 @@ The console:
   1, 2, ...        click the button with that number
   /as bob          switch person (alice asks, bob approves)
   /home            open the bot's App Home tab
-  /simulate bad-deploy TABLE   delete and change items of a simulated table, to get back
+  /simulate bad-deploy TABLE   delete, change and add items of a simulated table (dated
+                               20 minutes back), to get back with a restore or /pitr-diff
   /wait [SECONDS]  wait until restores, drills and item jobs are done (or SECONDS)
   /help   /quit"""

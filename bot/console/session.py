@@ -29,7 +29,13 @@ from slack_bolt.request import BoltRequest
 from bot.console.help import HELP
 from bot.console.render import CHANNELS, Button, Renderer
 from bot.console.slack_double import SlackDouble
-from bot.console.story import CREATING_SECONDS, DEMO_POLICY, BadDeploys, simulated_account
+from bot.console.story import (
+    CREATING_SECONDS,
+    DEMO_POLICY,
+    EXPORT_S3,
+    BadDeploys,
+    simulated_account,
+)
 from bot.drills.model import LIVE as DRILL_LIVE
 from bot.items.jobs import RUNNING as JOB_RUNNING
 from bot.pitr import PitrService
@@ -68,7 +74,10 @@ class ConsoleSession:
     # -- lifecycle --------------------------------------------------------------------------
     @contextmanager
     def running(self) -> Iterator[ConsoleSession]:
-        with simulated_account(self.real_aws) as aws, tempfile.TemporaryDirectory() as tmp:
+        # Simulated, /pitr-diff TABLE WHEN exports to a bucket of the simulated account.
+        exports = os.environ.get("PITR_BOT_EXPORT_S3") or (None if self.real_aws else EXPORT_S3)
+        account = simulated_account(self.real_aws, exports)
+        with account as aws, tempfile.TemporaryDirectory() as tmp:
             client, self.bad_deploys = aws
             self.slack.start()
             state = os.environ.get("PITR_BOT_STATE") or f"sqlite:///{Path(tmp) / 'console.db'}"
@@ -84,6 +93,7 @@ class ConsoleSession:
                 PITR_BOT_STATE=state,
                 PITR_BOT_POLL_SECONDS=self.poll_seconds,
                 PITR_BOT_POLICY=policy_path,
+                PITR_BOT_EXPORT_S3=exports,
             )
             policy = load_policy(settings.policy_path)
             store = open_store(settings.state)
@@ -93,20 +103,21 @@ class ConsoleSession:
             self.services.start_background()
             self.services.workspace.wait(10)  # the double answers auth.test at once
             try:
-                self._banner(pitr)
+                self._banner(pitr, exports)
                 yield self
             finally:
                 self.services.stop_background()
                 store.close()
                 self.slack.stop()
 
-    def _banner(self, pitr: PitrService) -> None:
+    def _banner(self, pitr: PitrService, exports: str | None) -> None:
         if self.real_aws:
             aws = f"AWS: REAL, your default credentials, region {pitr.region}. Restores are real."
         else:
             aws = (
                 "AWS: SIMULATED (moto) — tables MusicCollection (PITR on) and Sessions "
-                f"(PITR off); restores stay CREATING for {CREATING_SECONDS:.0f} s."
+                f"(PITR off); restores stay CREATING for {CREATING_SECONDS:.0f} s; "
+                f"exports go to {exports}."
             )
         self.console.print(f"[bold]pitr-bot console[/bold] — Slack: simulated, #incident. {aws}")
         self.console.print("You are @alice (requester); @bob approves. /help for help.\n")

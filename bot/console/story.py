@@ -1,9 +1,13 @@
 """The simulated account's story: the console's policy, and `/simulate bad-deploy TABLE`.
 
-A bad deploy deletes, changes and adds items of a simulated table *now*. moto's restore copies
-a table's current items, so a hook makes a restore of that table to an instant before the
-deploy hold the items as they were, as AWS would: then Compare items finds what was lost, and
-Copy back and Undo copy back can be tried.
+A bad deploy deletes, changes and adds items of a simulated table, dated DEPLOY_AGE back:
+DynamoDB's log then already holds it where an export can read it (an incremental export covers
+at least 15 minutes, and ends about 5 minutes before now), so `/pitr-diff TABLE WHEN` can be
+tried at once instead of in 15 real minutes. moto's restore copies a table's current items, so
+a hook makes a restore of that table to an instant before the deploy hold the items as they
+were, as AWS would: then Compare items finds what was lost, and Copy back and Undo copy back
+can be tried. The export simulator (bot/console/export_sim.py) logs every write of the
+console's client, the bad deploy's with its backdated time.
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.console.export_sim import ExportSimulator, simulate_exports
 from bot.console.simulated_aws import PARAMS, Hook, remember_params
+from bot.items.export_plan import parse_s3
 
 # The console's policy when PITR_BOT_POLICY is not set: anyone but the requester approves
 # (so @bob can approve what @alice asks), items may be copied back, and MusicCollection has a
@@ -34,6 +41,13 @@ drills:
 
 LATEST_LAG = timedelta(minutes=5)  # the simulated window ends this far behind now
 CREATING_SECONDS = 4.0  # how long a simulated restore stays CREATING
+EXPORT_SECONDS = 5.0  # how long a simulated export stays IN_PROGRESS
+# Where the console's exports go when PITR_BOT_EXPORT_S3 is not set (a bucket it creates).
+EXPORT_S3 = "s3://pitr-bot-console-exports/pitr-bot"
+# A bad deploy is dated this far back (so an export of it can run at once), and the console
+# suggests an instant this far back to get back to (before the deploy, inside the window).
+DEPLOY_AGE = timedelta(minutes=20)
+BEFORE_DEPLOY = "30 minutes ago"
 
 
 @dataclass(frozen=True)
@@ -45,9 +59,10 @@ class Deploy:
 class BadDeploys(Hook):
     """Bad deploys done to simulated tables, and the restore hook that goes back before them."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, exports: ExportSimulator | None = None) -> None:
         super().__init__(client)
         self.client = client
+        self.exports = exports
         self._deploys: dict[str, Deploy] = {}
         self._lock = threading.Lock()
         remember_params(self)
@@ -62,7 +77,7 @@ class BadDeploys(Hook):
         if len(items) < 2:
             return f"{table} has {len(items)} item(s): a bad deploy needs at least 2."
         keys = [k["AttributeName"] for k in self._key_schema(table)]
-        at = datetime.now(UTC)
+        at = datetime.now(UTC) - DEPLOY_AGE
         with self._lock:
             # A second bad deploy keeps the first one's "before": that is what was lost.
             earlier = self._deploys.get(table)
@@ -71,19 +86,27 @@ class BadDeploys(Hook):
             )
         ordered = sorted(items, key=lambda i: _key_text(i, keys))
         deleted, changed = ordered[0], ordered[1]
-        self.client.delete_item(TableName=table, Key={k: deleted[k] for k in keys})
         field = next((a for a in changed if a not in keys), "note")
         new_value = {"S": f"{_plain(changed.get(field))} (overwritten by the deploy)"}
-        self.client.put_item(TableName=table, Item={**changed, field: new_value})
         added = {**{k: {"S": "bad-deploy-1"} for k in keys}, field: {"S": "written by the deploy"}}
-        self.client.put_item(TableName=table, Item=added)
-        when = at.strftime("%H:%M:%S UTC")
+        # The export log dates these writes `at`: as if they had been made then.
+        dated = self.exports.backdated(at.timestamp()) if self.exports else nullcontext()
+        with dated:
+            self.client.delete_item(TableName=table, Key={k: deleted[k] for k in keys})
+            self.client.put_item(TableName=table, Item={**changed, field: new_value})
+            self.client.put_item(TableName=table, Item=added)
+        when, age = at.strftime("%H:%M:%S UTC"), int(DEPLOY_AGE.total_seconds() // 60)
         return (
-            f"💥 Simulated a bad deploy on {table} at {when}: deleted {_key_text(deleted, keys)}, "
-            f"changed {field} of {_key_text(changed, keys)}, added bad-deploy-1.\n"
-            f"Any instant before {when} still has the old items; the latest restorable time "
-            f"lags {LATEST_LAG.seconds // 60} minutes behind, so restore from before it with:\n"
-            f'  /pitr-restore {table} {table}-before-deploy "10 minutes ago"'
+            f"💥 Simulated a bad deploy on {table}, dated {age} minutes back to {when}: deleted "
+            f"{_key_text(deleted, keys)}, changed {field} of {_key_text(changed, keys)}, added "
+            "bad-deploy-1.\n"
+            f"Dated back so DynamoDB's log already holds it where an export can read it (an "
+            f"export covers at least 15 minutes; the latest restorable time lags "
+            f"{LATEST_LAG.seconds // 60} minutes behind now). Any instant before {when} still "
+            "has the old items. Restore the table as it was:\n"
+            f'  /pitr-restore {table} {table}-before-deploy "{BEFORE_DEPLOY}"\n'
+            "or see what changed since, without a restore (an incremental export to S3):\n"
+            f'  /pitr-diff {table} "{BEFORE_DEPLOY}"'
         )
 
     def _after_restore(self, http_response: Any, parsed: dict[str, Any], **kwargs: Any) -> None:
@@ -137,8 +160,11 @@ def _key_text(item: dict[str, Any], keys: list[str]) -> str:
 
 
 @contextmanager
-def simulated_account(real: bool) -> Iterator[tuple[Any, BadDeploys | None]]:
-    """(the DynamoDB client, the bad deploys it can simulate): moto's, or AWS's (then None)."""
+def simulated_account(
+    real: bool, export_s3: str | None = None
+) -> Iterator[tuple[Any, BadDeploys | None]]:
+    """(the DynamoDB client, the bad deploys it can simulate): moto's, or AWS's (then None).
+    Simulated, the bucket of `export_s3` is created and exports are simulated."""
     from bot.aws import Aws, default_aws
 
     if real:
@@ -167,13 +193,31 @@ def simulated_account(real: bool) -> Iterator[tuple[Any, BadDeploys | None]]:
             _sample_tables(client)
             simulate_creating(client, CREATING_SECONDS)
             widen_window(client, latest_lag=LATEST_LAG)
-            yield client, BadDeploys(client)
+            yield client, BadDeploys(client, _exports(client, export_s3))
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _exports(client: Any, export_s3: str | None) -> ExportSimulator:
+    """Incremental exports for `client` (its writes logged from now on), into moto's S3."""
+    from bot.aws import Aws
+
+    moto = Aws(region="us-east-1")  # its own clients: what the simulator does is not logged
+    exports = ExportSimulator(time.time, lambda: moto.client("dynamodb"), lambda: moto.client("s3"))
+    exports.record = True
+    exports.duration = EXPORT_SECONDS
+    simulate_exports(client, exports)
+    try:
+        bucket = parse_s3(export_s3).name if export_s3 else None
+    except ValueError:
+        bucket = None  # check-config's message is the one to see; the export path says so
+    if bucket:
+        moto.client("s3").create_bucket(Bucket=bucket)
+    return exports
 
 
 def _sample_tables(client: Any) -> None:

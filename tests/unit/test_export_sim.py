@@ -1,4 +1,5 @@
-"""The export simulator (tests/support/export_sim.py) against /work/shared/EXPORTS.md."""
+"""The export simulator (bot/console/export_sim.py, on an AwsSimulator through
+tests/support/export_sim.py) against /work/shared/EXPORTS.md."""
 
 from __future__ import annotations
 
