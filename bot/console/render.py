@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -96,11 +97,21 @@ class Renderer:
         self.viewer_tz: Callable[[], str] = lambda: "UTC"
 
     def call(self, method: str, args: dict[str, Any]) -> None:
+        with self._above_prompt():
+            self._call(method, args)
+
+    def log_line(self, text: str) -> None:
+        """A log line from background work: above the line being typed, never on it."""
+        with self._above_prompt():
+            self.console.print(Text(text, style="dim"))
+
+    @contextmanager
+    def _above_prompt(self) -> Iterator[None]:
         with self._lock:
             redraw = self.prompt
             if redraw is not None:
                 self.console.file.write("\r\x1b[K")  # clear the prompt line, draw, redraw it
-            self._call(method, args)
+            yield
             if redraw is not None:
                 self.console.file.write(redraw())
                 self.console.file.flush()

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
 import os
 import secrets
 import sys
@@ -541,10 +542,25 @@ def _text(obj: Any) -> str:
     return str(obj.get("text", "")) if isinstance(obj, dict) else str(obj or "")
 
 
-def main(script: str | None, real_aws: bool) -> int:
-    import logging
+class _AbovePrompt(logging.Handler):
+    """Warnings from background work, drawn above the line being typed (not on it)."""
 
+    def __init__(self, renderer: Renderer) -> None:
+        super().__init__(logging.WARNING)
+        self.renderer = renderer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.renderer.log_line(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never break the console
+            self.handleError(record)
+
+
+def main(script: str | None, real_aws: bool) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # A tick skipped because the last one still runs (a busy machine) is not something the
+    # person at the console can act on: the next tick runs. Errors still show.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     console = Console(highlight=False, soft_wrap=True, force_terminal=None if not script else False)
     if not script:
         try:
@@ -552,6 +568,9 @@ def main(script: str | None, real_aws: bool) -> int:
         except ImportError:
             pass
     session = ConsoleSession(console, real_aws=real_aws)
+    if not script:  # a script's transcript is stdout; its log lines stay on stderr
+        root = logging.getLogger()
+        root.handlers = [_AbovePrompt(session.renderer)]
     with session.running():
         if script:
             lines = Path(script).read_text(encoding="utf-8").splitlines()

@@ -99,3 +99,27 @@ def test_a_dated_card_shows_its_time_once_to_a_person_in_the_shown_zone():
         "Restore to 2026-11-26 14:00:00 UTC (15:00 Europe/Berlin), 10 min ago"
         " · your time: 2026-11-26 09:00:00 America/New_York"
     )
+
+
+def test_a_warning_logged_while_someone_types_is_drawn_above_their_line():
+    """On a busy machine a background warning came out on the prompt line ("bob> WARNING:…")."""
+    import logging
+
+    from bot.console.session import _AbovePrompt
+
+    out = io.StringIO()
+    renderer = Renderer(Console(file=out, width=200, highlight=False), NAMES)
+    renderer.prompt = lambda: "bob> /pitr-st"
+    log = logging.getLogger("bot.test.console")
+    log.propagate = False
+    log.addHandler(_AbovePrompt(renderer))
+    try:
+        log.warning("Slack answered slowly")
+        log.info("not shown: below WARNING")
+    finally:
+        log.handlers.clear()
+    text = out.getvalue()
+    assert text.startswith("\r\x1b[K")  # the half-typed line is cleared first
+    assert "Slack answered slowly\n" in text
+    assert text.endswith("bob> /pitr-st")  # and drawn again below the warning
+    assert "not shown" not in text
