@@ -2,28 +2,38 @@
 where the restore is likely to end. Pure: no Slack, no boto3.
 
 The problem: choose check instants t1 < t2 < ... (seconds since the restore call) so that
-the expected notice lag (the first check at or after the end, minus the end) is smallest,
-given the distribution of the end (the table's earlier durations), without ever having made
-more calls than boto3's `table_exists` waiter would have made by the same instant.
+the notice lag (the first check at or after the end, minus the end) is small, given the
+distribution of the end (the table's earlier durations), spending in expectation no more
+DescribeTable calls than boto3's `table_exists` waiter would on the same restore.
 
 - **The distribution.** The earlier durations, smoothed: a mixture of log-normal kernels, one
   per earlier restore (restore times are positive and vary by a factor, so the smoothing is
   on their logarithm). The kernel width is Silverman's rule on the log-durations, never under
   KERNEL_FLOOR (three alike durations must not make the plan bet on one second).
-- **The allocation.** For expected lag the classic answer is a check density proportional to
-  the square root of the density of the end: an end in a stretch checked every h seconds
-  waits h/2 on average, so the lag is the integral of f(x) h(x) / 2, and with a fixed number
-  of checks (the integral of 1/h) it is smallest for h proportional to 1/sqrt(f). The gaps are
-  kept within PITR_BOT_POLL_MIN_SECONDS and PITR_BOT_POLL_MAX_SECONDS.
+- **The allocation.** What is measured (and promised) is the *median* lag, not the mean. A
+  median lag of x needs half the ends seen within x; the cheapest place to see an end soon is
+  where the end is most likely per call spent there (the hazard, f / S: a check costs a call
+  only if the restore is still running), which for restore times is late, up to the longest
+  known duration. So first a **zone**: the last `share` of the smoothed mass up to the
+  longest duration, checked every `gap` seconds, the smallest gap the budget allows (the
+  sparsest checks before it); an end in it waits at most `gap`, the median one about
+  gap x 0.5 / share, and the share (ZONE_SHARES, all over a half: five earlier restores place
+  the zone only roughly) is the one making that smallest. Then what is left of the budget goes
+  before the zone, as a check density proportional to the square root of the density of the
+  end (the least *mean* lag: an end in a stretch checked every h seconds waits h/2 on
+  average, so with a fixed number of checks the lag is least for h proportional to
+  1/sqrt(f)). Every gap stays within PITR_BOT_POLL_MIN_SECONDS and PITR_BOT_POLL_MAX_SECONDS.
+  bench/poll_bound.py gives the fewest calls any schedule needs for the median goal, and
+  docs/performance.md the measured lag and calls against it.
 - **The budget.** What boto3's waiter would spend on the same restore (botocore's DynamoDB
   `TableExists`: a call at once, then one every Delay seconds, MaxAttempts per wait(), called
   again at once after a WaiterError, as a script that must see the end does; `waiter_calls`),
   in expectation over the same smoothed distribution, as bench/eta_polling.py counts "the
-  waiter's calls" (calls until the end is seen, summed over restores). The density's scale is
-  the largest whose expected calls (after the plan: the plain interval) stay within
-  BUDGET_SHARE of that (bisection). Where even the sparsest plan is over (a history so wide
-  that much of its weight lies past the longest restore, where the plain interval applies),
-  the plan is the sparsest: a check every PITR_BOT_POLL_MAX_SECONDS.
+  waiter's calls" (calls until the end is seen, summed over restores). The zone's gap and the
+  density's scale are the smallest and the largest (bisection) whose expected calls (after
+  the plan: the plain interval) stay within BUDGET_SHARE of that. Where even the sparsest
+  plan is over (a history so wide that much of its weight lies past the longest restore,
+  where the plain interval applies), the plan is the sparsest: a check every PITR_BOT_POLL_MAX_SECONDS.
 - **Past the plan.** The plan covers the known durations, up to the longest; after its last
   instant the plain PITR_BOT_POLL_SECONDS, forever (a restore may take longer than any before).
 """
@@ -47,6 +57,10 @@ BISECTIONS = 30
 # Spend at most this share of the waiter's expected calls: five earlier restores describe the
 # next one only roughly, and the calls goal is "no more than the waiter" (bench/eta_polling.py).
 BUDGET_SHARE = 0.95
+# The dense zone's candidate shares of the smoothed mass up to the longest duration: at least
+# a half with a margin (the median end must fall in it), the choice made by the budget.
+ZONE_SHARES = (0.6, 0.7, 0.8, 0.9)
+SPARSEST = 1e-6  # a density scale so small that every gap is the longest allowed
 
 
 @dataclass(frozen=True)
@@ -104,26 +118,63 @@ def _plan(durations: tuple[float, ...], limits: PlanLimits) -> tuple[float, ...]
     waiter = _waiter_instants(horizon, limits)
     budget = BUDGET_SHARE * _expected_calls(waiter, survival, limits.waiter_delay)
 
-    def build(scale: float) -> tuple[float, ...]:
-        """Instants for a check density of scale x sqrt(f), within the gap bounds."""
+    def build(dense_from: float, gap: float, scale: float) -> tuple[float, ...]:
+        """Instants: from `dense_from` on a check every `gap` seconds; before it a check
+        density of scale x sqrt(f); every gap within [lo, hi]."""
         out: list[float] = []
         t = 0.0
         while True:
-            step = _invert(cumulative, _at(cumulative, t) + 1 / scale) - t
-            t += min(max(step, lo), hi)
+            if t >= dense_from:
+                t += gap
+            else:
+                step = _invert(cumulative, _at(cumulative, t) + 1 / scale) - t
+                # Land on dense_from rather than step over it (no gap under lo, none over hi).
+                t = min(t + min(max(step, lo), hi), max(dense_from, t + lo))
             if t > horizon:
                 return tuple(out)
             out.append(t)
 
-    low, high = 1e-6, 1e6
-    best = build(low)
+    def fits(instants: tuple[float, ...]) -> bool:
+        return _expected_calls(instants, survival, limits.poll_seconds) <= budget
+
+    def smallest_gap(dense_from: float) -> float | None:
+        """The smallest zone gap within the budget, sparsest before the zone (None: none)."""
+        if not fits(build(dense_from, hi, SPARSEST)):
+            return None
+        if fits(build(dense_from, lo, SPARSEST)):
+            return lo
+        narrow, wide = lo, hi  # wide fits, narrow does not
+        for _ in range(BISECTIONS):
+            mid = (narrow + wide) / 2
+            if fits(build(dense_from, mid, SPARSEST)):
+                wide = mid
+            else:
+                narrow = mid
+        return wide
+
+    # 1-2. The zone: the last `share` of the smoothed mass up to the horizon, checked every
+    #      `gap` s, the smallest gap the budget allows. A median end in it waits about
+    #      gap x 0.5 / share: the zone is chosen to make that smallest.
+    ended = 1 - survival(horizon)
+    choices = []
+    for share in ZONE_SHARES:
+        start = _invert_survival(survival, 1 - (1 - share) * ended, horizon)
+        gap = smallest_gap(start)
+        if gap is not None:
+            choices.append((gap / share, start, gap))
+    if not choices:
+        return build(math.inf, hi, SPARSEST)  # nothing fits: a check every hi seconds
+    _, dense_from, gap = min(choices)
+    # 3. What is left of the budget, before the zone: a check density of scale x sqrt(f).
+    low, high = SPARSEST, 1e6
+    best = build(dense_from, gap, low)
     for _ in range(BISECTIONS):
         mid = math.sqrt(low * high)
-        built = build(mid)
-        if _expected_calls(built, survival, limits.poll_seconds) > budget:
-            high = mid
-        else:
+        built = build(dense_from, gap, mid)
+        if fits(built):
             low, best = mid, built
+        else:
+            high = mid
     return best
 
 
@@ -168,6 +219,20 @@ def _waiter_instants(horizon: float, limits: PlanLimits) -> list[float]:
             return out
         out.append(t)
         k += 1
+
+
+def _invert_survival(survival: Callable[[float], float], alive: float, before: float) -> float:
+    """The t in [0, before] where the survival falls to `alive` (0 if it is lower at 0)."""
+    if survival(0.0) <= alive:
+        return 0.0
+    low, high = 0.0, before
+    for _ in range(BISECTIONS):
+        mid = (low + high) / 2
+        if survival(mid) > alive:
+            low = mid
+        else:
+            high = mid
+    return high
 
 
 def _kernel_width(durations: tuple[float, ...]) -> float:
