@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
+import math
 import random
+import statistics
 from types import SimpleNamespace
 from unittest import mock
 
@@ -56,6 +59,35 @@ def test_checks_are_densest_where_earlier_restores_ended() -> None:
     early = [t for t in instants if t < 1200]
     assert len(near) > len(early)  # 300 s near the end hold more checks than the first 20 min
     assert len(early) <= 1200 / 60 + 1  # early on: about one a minute at most
+
+
+def seen(instants: tuple[float, ...], end: float) -> tuple[float, int]:
+    """(notice lag, calls) of a restore ending at `end`: the planned instants, then the plain
+    interval (what next_check walks)."""
+    k = bisect.bisect_left(instants, end)
+    if k < len(instants):
+        return instants[k] - end, k + 1
+    last = instants[-1] if instants else 0.0
+    more = math.ceil((end - last) / LIMITS.poll_seconds)
+    return last + more * LIMITS.poll_seconds - end, len(instants) + more
+
+
+@pytest.mark.parametrize("typical", [1200.0, 1800.0, 2400.0])
+def test_at_ten_percent_spread_the_median_lag_is_a_fifth_of_the_waiters_within_its_calls(
+    typical,
+) -> None:
+    # Restores last typical x lognormal(0, 10 %); the history is five of them, at the 10th,
+    # 30th, ..., 90th percentile. Over the true distribution (2000 restores, one per quantile)
+    # the waiter's median lag is 10 s (its 20 s grid): the bot's must be <= 2 s, at no more
+    # calls. A check density proportional to sqrt(f) (the least *mean* lag) gave 2.9 s.
+    normal = statistics.NormalDist()
+    history = tuple(typical * math.exp(0.1 * normal.inv_cdf(q)) for q in (0.1, 0.3, 0.5, 0.7, 0.9))
+    instants = plan(history, LIMITS)
+    ends = [typical * math.exp(0.1 * normal.inv_cdf((i + 0.5) / 2000)) for i in range(2000)]
+    ours = [seen(instants, end) for end in ends]
+    waiter_lag = statistics.median(math.ceil(end / 20) * 20 - end for end in ends)
+    assert statistics.median(lag for lag, _ in ours) <= 0.2 * waiter_lag
+    assert sum(calls for _, calls in ours) <= sum(waiter_calls(end) + 1 for end in ends)
 
 
 def test_past_the_plan_it_polls_at_the_plain_interval_forever() -> None:
