@@ -44,6 +44,19 @@ def test_the_plan_keeps_within_the_waiters_expected_calls(durations) -> None:
     assert ours <= waiter
 
 
+@pytest.mark.parametrize("durations", histories()[:2] + histories()[3:])
+def test_the_plan_also_keeps_within_the_waiters_calls_if_restores_run_later_than_before(
+    durations,
+) -> None:
+    # Five earlier restores place the next ones only roughly; the later ones cost most (they
+    # cross the whole dense zone). One standard error of the mean log-duration later:
+    logs = [math.log(d) for d in durations]
+    sd = statistics.stdev(logs) if len(logs) > 1 else 0.0
+    later = tuple(d * math.exp(sd / math.sqrt(len(logs))) for d in durations)
+    ours, waiter = expected_calls(plan(durations, LIMITS), later, LIMITS)
+    assert ours <= waiter * (1 + 1e-9)
+
+
 def test_when_no_plan_fits_the_budget_it_is_the_sparsest() -> None:
     # 10 min and 60 min: much of the smoothed weight lies past the longest, where the plain
     # interval (10 s, twice the waiter's pace) applies; no plan fits, so it checks rarely.
