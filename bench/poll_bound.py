@@ -15,7 +15,7 @@ S(t + L) for every t in that window. So any schedule seeing mass m within L pays
 integral of S(t + L) / L over the union U of its windows, with the integral of f over U >= m.
 The cheapest U takes t in order of f(t) / S(t + L) (about L x the hazard) until it holds half
 the mass. `--max-gap G` adds what a schedule that never waits longer than G seconds between
-checks (the bot's PITR_BOT_POLL_MAX_SECONDS) pays at the least outside U: S(t) / G per second.
+checks (the bot's PITR_BOT_POLL_MAX_SECONDS) pays, about, outside U: S(t) / G per second.
 
 Stdlib only (statistics.NormalDist); deterministic (quantile grids, no sampling).
 """

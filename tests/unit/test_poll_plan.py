@@ -28,9 +28,14 @@ def histories():
     return out
 
 
+# A borrowed estimate is planned without the dense zone (bot/polling.py): same guarantees.
+ZONELESS = PlanLimits(poll_seconds=10, min_seconds=2, max_seconds=60, zone=False)
+
+
+@pytest.mark.parametrize("limits", [LIMITS, ZONELESS])
 @pytest.mark.parametrize("durations", histories())
-def test_instants_increase_within_the_gap_bounds_and_stop_at_the_longest(durations) -> None:
-    instants = plan(durations, LIMITS)
+def test_instants_increase_within_the_gap_bounds_and_stop_at_the_longest(durations, limits) -> None:
+    instants = plan(durations, limits)
     assert instants, "a history gives a plan"
     gaps = [b - a for a, b in zip((0.0, *instants), instants, strict=False)]
     assert all(g >= LIMITS.min_seconds - 1e-9 for g in gaps)  # strictly increasing, too
@@ -38,9 +43,10 @@ def test_instants_increase_within_the_gap_bounds_and_stop_at_the_longest(duratio
     assert instants[-1] <= max(durations)
 
 
+@pytest.mark.parametrize("limits", [LIMITS, ZONELESS])
 @pytest.mark.parametrize("durations", histories()[:2] + histories()[3:])
-def test_the_plan_keeps_within_the_waiters_expected_calls(durations) -> None:
-    ours, waiter = expected_calls(plan(durations, LIMITS), durations, LIMITS)
+def test_the_plan_keeps_within_the_waiters_expected_calls(durations, limits) -> None:
+    ours, waiter = expected_calls(plan(durations, limits), durations, limits)
     assert ours <= waiter
 
 
