@@ -202,7 +202,7 @@ def virtual(args: argparse.Namespace, quiet: bool = False) -> dict[str, float]:
 def sweep(args: argparse.Namespace) -> dict[str, float]:
     """--sweep: the virtual run for --seeds seeds at each spread; median and worst ratios."""
     rows, numbers = [], {}
-    for spread in (0.05, 0.10, 0.20, 0.30):
+    for spread in args.spreads:
         runs = []
         for seed in range(1, args.seeds + 1):
             one = argparse.Namespace(**{**vars(args), "spread": spread, "seed": seed})
@@ -384,6 +384,12 @@ def main() -> int:
     parser.add_argument("--borrow", action="store_true", help="virtual: a new table, borrowed")
     parser.add_argument("--sweep", action="store_true", help="virtual: spreads 5-30 %% x seeds")
     parser.add_argument("--seeds", type=int, default=10, help="--sweep: seeds per spread (10)")
+    parser.add_argument(
+        "--spreads",
+        type=lambda text: tuple(float(x) for x in text.split(",")),
+        default=(0.05, 0.10, 0.20, 0.30),
+        help="--sweep: spreads (0.05,0.10,0.20,0.30); one per process runs them in parallel",
+    )
     parser.add_argument("--profile", metavar="FILE", help="virtual: cProfile of the bot's run")
     parser.add_argument(
         "--doc", metavar="FILE", help="--cpu: put the result row into FILE's CPU table"

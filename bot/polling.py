@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot import poll_plan
-from bot.eta import FLOOR, Eta
+from bot.eta import BORROWED, FLOOR, Eta
 
 APPROACH = 3  # each wait is this fraction of the distance to (or past) the typical range
 # The dense zone reaches half a MAD beyond the typical range on both sides: with five earlier
@@ -66,7 +66,10 @@ def next_delay(eta: Eta | None, elapsed: float, limits: PollLimits) -> float:
         return limits.poll_seconds
     if eta.samples and eta.basis != FLOOR:
         # The planned instants: expected lag smallest within the waiter's calls (issue 22).
-        plan_limits = poll_plan.PlanLimits(limits.poll_seconds, lo, hi, limits.budget_seconds)
+        # A borrowed estimate places the end too roughly for a dense zone (bot/poll_plan.py).
+        plan_limits = poll_plan.PlanLimits(
+            limits.poll_seconds, lo, hi, limits.budget_seconds, zone=eta.basis != BORROWED
+        )
         return poll_plan.next_check(elapsed, poll_plan.plan(eta.samples, plan_limits), plan_limits)
     # An estimate stored by an earlier version (no samples): the schedule of issue 15.
     if eta.basis == FLOOR:

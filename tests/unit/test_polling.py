@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from bot.eta import FLOOR, OWN, Eta
+from dataclasses import replace
+
+from bot import poll_plan
+from bot.eta import BORROWED, FLOOR, OWN, Eta
 from bot.polling import PollLimits, lease_seconds, next_delay
 
 MIN = 60.0
@@ -86,3 +89,19 @@ def test_a_lease_outlives_the_wait_for_the_next_poll() -> None:
     for elapsed in (0, 20 * MIN, 40 * MIN, 48 * MIN, 5 * 3600):
         delay = next_delay(ETA, elapsed, LIMITS)
         assert lease_seconds(delay, LIMITS) > delay + 2 * LIMITS.poll_seconds
+
+
+def test_a_borrowed_estimate_is_planned_without_the_dense_zone() -> None:
+    # Fitted on other tables, a borrowed estimate places the end too roughly to bet a dense
+    # zone on it (bot/poll_plan.py): its checks follow the zone-less plan; its own history's
+    # the zoned one, and the two differ.
+    samples = (1900.0, 2000.0, 2100.0, 2150.0, 2300.0)
+    own = Eta(2100, 2000, 2150, 2300, 5, OWN, samples=samples)
+    borrowed = replace(own, basis=BORROWED)
+    limits = poll_plan.PlanLimits(10, 2, 60, 20)
+    zoneless = poll_plan.plan(samples, replace(limits, zone=False))
+    zoned = poll_plan.plan(samples, limits)
+    assert zoneless != zoned
+    for t in (0.0, 600.0, 1900.0, 2050.0, 2200.0, 2400.0):
+        assert next_delay(borrowed, t, LIMITS) == poll_plan.next_check(t, zoneless, limits)
+        assert next_delay(own, t, LIMITS) == poll_plan.next_check(t, zoned, limits)
