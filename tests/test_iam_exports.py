@@ -57,21 +57,21 @@ def test_without_an_export_bucket_no_s3_action_at_all():
     assert not allowed(doc, "s3:PutObject", obj("pitr-exports", "bot/x"))
 
 
-def test_a_member_account_exports_to_its_own_bucket():
-    policy = Policy.model_validate(
-        {
-            "tables": ["prod:orders"],
-            "accounts": {
-                "prod": {
-                    "role_arn": f"arn:aws:iam::{PROD}:role/pitr-bot",
-                    "regions": [REGION],
-                    "export_s3": "s3://prod-exports/pitr",
-                }
-            },
-        }
-    )
+def member_exporting(**account: str) -> dict:
+    """The permission policy of member account `prod`, which exports to its own bucket."""
+    entry = {
+        "role_arn": f"arn:aws:iam::{PROD}:role/pitr-bot",
+        "regions": [REGION],
+        "export_s3": "s3://prod-exports/pitr",
+        **account,
+    }
+    policy = Policy.model_validate({"tables": ["prod:orders"], "accounts": {"prod": entry}})
     doc = member_policies(policy, "prod", f"arn:aws:iam::{ACCOUNT}:role/pitr-bot")
-    member = doc["permission_policy"]
+    return doc["permission_policy"]
+
+
+def test_a_member_account_exports_to_its_own_bucket():
+    member = member_exporting()
     assert allowed(member, "dynamodb:ExportTableToPointInTime", table("orders", PROD))
     assert allowed(member, "s3:PutObject", obj("prod-exports", "pitr/AWSDynamoDB/x/_started"))
     assert allowed(member, "s3:GetObject", obj("prod-exports", "pitr/AWSDynamoDB/data/a.json.gz"))
@@ -122,22 +122,9 @@ def test_without_an_export_key_no_kms_grant_for_exports():
 
 def test_a_member_accounts_export_key_is_granted_in_its_role():
     key = f"arn:aws:kms:{REGION}:{PROD}:key/abcd"
-    policy = Policy.model_validate(
-        {
-            "tables": ["prod:orders"],
-            "accounts": {
-                "prod": {
-                    "role_arn": f"arn:aws:iam::{PROD}:role/pitr-bot",
-                    "regions": [REGION],
-                    "export_s3": "s3://prod-exports/pitr",
-                    "export_s3_kms_key": key,
-                }
-            },
-        }
-    )
-    member = member_policies(policy, "prod", f"arn:aws:iam::{ACCOUNT}:role/pitr-bot")
-    assert allowed(member["permission_policy"], "kms:GenerateDataKey", key, VIA_S3)
-    assert not allowed(member["permission_policy"], "kms:GenerateDataKey", KEY, VIA_S3)
+    member = member_exporting(export_s3_kms_key=key)
+    assert allowed(member, "kms:GenerateDataKey", key, VIA_S3)
+    assert not allowed(member, "kms:GenerateDataKey", KEY, VIA_S3)
 
 
 @pytest.mark.parametrize("bad", ["alias/exports", "1234abcd-12ab", "arn:aws:kms:eu-west-1:1:key/x"])
