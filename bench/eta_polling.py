@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/eta_polling.py [--restores 50] [--spread 0.05] [--history 5]
                                           [--fresh] [--seed 7] [--json FILE]
-    .venv/bin/python bench/eta_polling.py --cpu [--restores 50] [--compress 10]
+    .venv/bin/python bench/eta_polling.py --cpu [--restores 50 [500 ...]] [--compress 10]
                                           [--doc docs/performance.md] ...
 
 --tables source tables have typical restore durations of 20, 30, 40, ... minutes. A restore
@@ -31,7 +31,10 @@ measured share / C. AWS (and the bot) run at most 50 restores at once per accoun
 50 restores are spread over ceil(N / 50) accounts: policy `accounts:` acc0, acc1, ... (a role
 each in its own moto account), --tables sources in each, restores requested as `accN:SourceI`.
 --doc puts the result row into that file's bot CPU table (the row of the same restore count
-is replaced). Nothing here asserts timings.
+is replaced). With several counts (`--cpu --restores 50 500`) the runs go one after the
+other in this one invocation, each with a fresh bot, and a last table compares them: CPU per
+restore in flight (process CPU seconds / N, and % of a core at real time / N) and its ratio to
+the first count's. Nothing here asserts timings.
 """
 
 from __future__ import annotations
@@ -338,6 +341,8 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
             ],
         )
     return {
+        "restores": len(jobs),
+        "cpu_seconds": sampler.cpu_used,
         "accounts": accounts,
         "load_before": load_before,
         "load_after": load_after,
@@ -348,6 +353,42 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         "calls_ratio": calls_ratio,
         "lag_median_scaled": median(lag),
     }
+
+
+def cpu_runs(args: argparse.Namespace) -> dict[str, object]:
+    """--cpu with several --restores counts: one run each, in this invocation, then CPU per
+    restore in flight side by side (the goal: flat within 20 % from the first count)."""
+    runs = [cpu(argparse.Namespace(**{**vars(args), "restores": n})) for n in args.restores]
+    base = runs[0]
+    rows = []
+    for run in runs:
+        n = run["restores"]
+        per = run["cpu_seconds"] / n
+        rows.append(
+            [
+                f"{n} ({run['accounts']} account{'s' if run['accounts'] > 1 else ''})",
+                f"{run['cpu_share_real_estimate']:.2%}",
+                f"{run['cpu_seconds']:.1f} s over {run['wall_seconds']:.0f} s",
+                f"{1000 * per:.1f} ms",
+                f"{per / (base['cpu_seconds'] / base['restores']):.2f}",
+                f"{run['cpu_share_real_estimate'] / n:.4%}",
+                f"{run['load_before']:.1f} / {run['load_after']:.1f}",
+            ]
+        )
+    print_table(
+        f"CPU per restore in flight, one invocation, time compressed {args.compress:g}x",
+        rows,
+        [
+            "restores in flight",
+            "% of a core (real time)",
+            "process CPU (compressed run)",
+            "CPU per restore",
+            f"ratio to {base['restores']}",
+            "% of a core per restore",
+            "load (1 min) before / after",
+        ],
+    )
+    return {"runs": runs}
 
 
 def record_cpu_row(doc: Path, key: str, cells: list[str]) -> None:
@@ -372,7 +413,13 @@ def record_cpu_row(doc: Path, key: str, cells: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--restores", type=int, default=50, help="measured restores (50)")
+    parser.add_argument(
+        "--restores",
+        type=int,
+        nargs="+",
+        default=[50],
+        help="measured restores (50); --cpu takes several (50 500: one run each)",
+    )
     parser.add_argument("--tables", type=int, default=3, help="source tables (3)")
     parser.add_argument("--history", type=int, default=5, help="earlier restores per table (5)")
     parser.add_argument("--spread", type=float, default=0.05, help="lognormal sigma (0.05)")
@@ -389,7 +436,13 @@ def main() -> int:
         "--doc", metavar="FILE", help="--cpu: put the result row into FILE's CPU table"
     )
     args = parser.parse_args()
-    numbers = cpu(args) if args.cpu else sweep(args) if args.sweep else virtual(args)
+    if args.cpu and len(args.restores) > 1:
+        numbers = cpu_runs(args)
+    else:
+        if len(args.restores) > 1:
+            parser.error("several --restores counts only with --cpu")
+        args.restores = args.restores[0]
+        numbers = cpu(args) if args.cpu else sweep(args) if args.sweep else virtual(args)
     dump_json(
         args.json,
         {"restores": args.restores, "fresh": args.fresh, "spread": args.spread, **numbers},
