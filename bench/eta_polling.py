@@ -266,7 +266,9 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
     try:
         bot.wait_healthy()
         if history:
-            _, cards = request_cards(bot, fake, [(s, t) for s, t, _ in history], TARGET_RE, 120)
+            # A loaded box (load 10-18 on two cores) posts 15 cards in more than 2 minutes.
+            wait = max(300, 3 * len(history))
+            _, cards = request_cards(bot, fake, [(s, t) for s, t, _ in history], TARGET_RE, wait)
             approve_cards(bot, fake, cards)
             wait_broadcasts(fake, set(cards), TARGET_RE, timeout=longest * 2 + 120)
             print(f"history: {len(history)} restores recorded by the bot")
