@@ -254,6 +254,10 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         # The planner's budget is the waiter's Delay: compressed too, so the bot spends at
         # compressed scale what it would spend at real scale (issue 22).
         "PITR_BOT_POLL_BUDGET_SECONDS": f"{LIMITS.budget_seconds / c:.4f}",
+        # One bench user asks for every restore, all waiting for approval at once: above the
+        # defaults' caps on open requests (10 per person, 100 in all).
+        "PITR_BOT_MAX_OPEN_REQUESTS_PER_USER": "10000",
+        "PITR_BOT_MAX_OPEN_REQUESTS": "100000",
     }
     bot = start_bot(
         fake,
