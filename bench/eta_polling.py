@@ -34,7 +34,9 @@ each in its own moto account), --tables sources in each, restores requested as `
 is replaced). With several counts (`--cpu --restores 50 500`) the runs go one after the
 other in this one invocation, each with a fresh bot, and a last table compares them: CPU per
 restore in flight (process CPU seconds / N, and % of a core at real time / N) and its ratio to
-the first count's. Nothing here asserts timings.
+the first count's, and CPU per DescribeTable call (the planner may poll a little more or less
+per restore in one draw of durations than in another: per call is the work per unit).
+Nothing here asserts timings.
 """
 
 from __future__ import annotations
@@ -349,6 +351,7 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
     return {
         "restores": len(jobs),
         "cpu_seconds": sampler.cpu_used,
+        "bot_calls": bot_calls,
         "accounts": accounts,
         "load_before": load_before,
         "load_after": load_after,
@@ -377,6 +380,7 @@ def cpu_runs(args: argparse.Namespace) -> dict[str, object]:
                 f"{run['cpu_seconds']:.1f} s over {run['wall_seconds']:.0f} s",
                 f"{1000 * per:.1f} ms",
                 f"{per / (base['cpu_seconds'] / base['restores']):.2f}",
+                f"{1000 * run['cpu_seconds'] / max(run['bot_calls'], 1):.2f} ms",
                 f"{run['cpu_share_real_estimate'] / n:.4%}",
                 f"{run['load_before']:.1f} / {run['load_after']:.1f}",
             ]
@@ -390,6 +394,7 @@ def cpu_runs(args: argparse.Namespace) -> dict[str, object]:
             "process CPU (compressed run)",
             "CPU per restore",
             f"ratio to {base['restores']}",
+            "CPU per DescribeTable call",
             "% of a core per restore",
             "load (1 min) before / after",
         ],
