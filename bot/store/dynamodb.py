@@ -6,7 +6,9 @@ other. The table is
 created on first start (on-demand billing, TTL on old records).
 
 Item layout (pk / sk):
-  R#<id> / R           a request: its JSON document plus the attributes we query on
+  R#<id> / R           a request: its JSON document plus the attributes we query on, and
+                       its scheduling fields (bot/store/due.py schedule_fields) for the due
+                       scan and the start queue, read without the document
   O / <time>#<uuid>    an outbox item, deleted once sent
   A / <time>#<uuid>    an audit event
   N#<key> / N          a Slack request already seen (replay protection), TTL at its window's end
