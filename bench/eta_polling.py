@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/eta_polling.py [--restores 50] [--spread 0.05] [--history 5]
                                           [--fresh] [--seed 7] [--json FILE]
-    .venv/bin/python bench/eta_polling.py --cpu [--restores 50] [--compress 10]
+    .venv/bin/python bench/eta_polling.py --cpu [--restores 50 [500 ...]] [--compress 10]
                                           [--doc docs/performance.md] ...
 
 --tables source tables have typical restore durations of 20, 30, 40, ... minutes. A restore
@@ -31,7 +31,12 @@ measured share / C. AWS (and the bot) run at most 50 restores at once per accoun
 50 restores are spread over ceil(N / 50) accounts: policy `accounts:` acc0, acc1, ... (a role
 each in its own moto account), --tables sources in each, restores requested as `accN:SourceI`.
 --doc puts the result row into that file's bot CPU table (the row of the same restore count
-is replaced). Nothing here asserts timings.
+is replaced). With several counts (`--cpu --restores 50 500`) the runs go one after the
+other in this one invocation, each with a fresh bot, and a last table compares them: CPU per
+restore in flight (process CPU seconds / N, and % of a core at real time / N) and its ratio to
+the first count's, and CPU per DescribeTable call (the planner may poll a little more or less
+per restore in one draw of durations than in another: per call is the work per unit).
+Nothing here asserts timings.
 """
 
 from __future__ import annotations
@@ -251,6 +256,10 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         # The planner's budget is the waiter's Delay: compressed too, so the bot spends at
         # compressed scale what it would spend at real scale (issue 22).
         "PITR_BOT_POLL_BUDGET_SECONDS": f"{LIMITS.budget_seconds / c:.4f}",
+        # One bench user asks for every restore, all waiting for approval at once: above the
+        # defaults' caps on open requests (10 per person, 100 in all).
+        "PITR_BOT_MAX_OPEN_REQUESTS_PER_USER": "10000",
+        "PITR_BOT_MAX_OPEN_REQUESTS": "100000",
     }
     bot = start_bot(
         fake,
@@ -263,7 +272,9 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
     try:
         bot.wait_healthy()
         if history:
-            _, cards = request_cards(bot, fake, [(s, t) for s, t, _ in history], TARGET_RE, 120)
+            # A loaded box (load 10-18 on two cores) posts 15 cards in more than 2 minutes.
+            wait = max(300, 3 * len(history))
+            _, cards = request_cards(bot, fake, [(s, t) for s, t, _ in history], TARGET_RE, wait)
             approve_cards(bot, fake, cards)
             wait_broadcasts(fake, set(cards), TARGET_RE, timeout=longest * 2 + 120)
             print(f"history: {len(history)} restores recorded by the bot")
@@ -338,6 +349,9 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
             ],
         )
     return {
+        "restores": len(jobs),
+        "cpu_seconds": sampler.cpu_used,
+        "bot_calls": bot_calls,
         "accounts": accounts,
         "load_before": load_before,
         "load_after": load_after,
@@ -348,6 +362,44 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         "calls_ratio": calls_ratio,
         "lag_median_scaled": median(lag),
     }
+
+
+def cpu_runs(args: argparse.Namespace) -> dict[str, object]:
+    """--cpu with several --restores counts: one run each, in this invocation, then CPU per
+    restore in flight side by side (the goal: flat within 20 % from the first count)."""
+    runs = [cpu(argparse.Namespace(**{**vars(args), "restores": n})) for n in args.restores]
+    base = runs[0]
+    rows = []
+    for run in runs:
+        n = run["restores"]
+        per = run["cpu_seconds"] / n
+        rows.append(
+            [
+                f"{n} ({run['accounts']} account{'s' if run['accounts'] > 1 else ''})",
+                f"{run['cpu_share_real_estimate']:.2%}",
+                f"{run['cpu_seconds']:.1f} s over {run['wall_seconds']:.0f} s",
+                f"{1000 * per:.1f} ms",
+                f"{per / (base['cpu_seconds'] / base['restores']):.2f}",
+                f"{1000 * run['cpu_seconds'] / max(run['bot_calls'], 1):.2f} ms",
+                f"{run['cpu_share_real_estimate'] / n:.4%}",
+                f"{run['load_before']:.1f} / {run['load_after']:.1f}",
+            ]
+        )
+    print_table(
+        f"CPU per restore in flight, one invocation, time compressed {args.compress:g}x",
+        rows,
+        [
+            "restores in flight",
+            "% of a core (real time)",
+            "process CPU (compressed run)",
+            "CPU per restore",
+            f"ratio to {base['restores']}",
+            "CPU per DescribeTable call",
+            "% of a core per restore",
+            "load (1 min) before / after",
+        ],
+    )
+    return {"runs": runs}
 
 
 def record_cpu_row(doc: Path, key: str, cells: list[str]) -> None:
@@ -372,7 +424,13 @@ def record_cpu_row(doc: Path, key: str, cells: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--restores", type=int, default=50, help="measured restores (50)")
+    parser.add_argument(
+        "--restores",
+        type=int,
+        nargs="+",
+        default=[50],
+        help="measured restores (50); --cpu takes several (50 500: one run each)",
+    )
     parser.add_argument("--tables", type=int, default=3, help="source tables (3)")
     parser.add_argument("--history", type=int, default=5, help="earlier restores per table (5)")
     parser.add_argument("--spread", type=float, default=0.05, help="lognormal sigma (0.05)")
@@ -395,7 +453,13 @@ def main() -> int:
         "--doc", metavar="FILE", help="--cpu: put the result row into FILE's CPU table"
     )
     args = parser.parse_args()
-    numbers = cpu(args) if args.cpu else sweep(args) if args.sweep else virtual(args)
+    if args.cpu and len(args.restores) > 1:
+        numbers = cpu_runs(args)
+    else:
+        if len(args.restores) > 1:
+            parser.error("several --restores counts only with --cpu")
+        args.restores = args.restores[0]
+        numbers = cpu(args) if args.cpu else sweep(args) if args.sweep else virtual(args)
     dump_json(
         args.json,
         {"restores": args.restores, "fresh": args.fresh, "spread": args.spread, **numbers},

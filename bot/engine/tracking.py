@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import eta as etas
-from bot.batches.model import limit_backoff, queue_positions
+from bot.batches.model import MAX_RESTORES_PER_ACCOUNT, limit_backoff, queue_positions
 from bot.engine.context import CAS_ATTEMPTS, Context
 from bot.engine.history import estimate_for
 from bot.logs import restore_context
@@ -96,6 +96,12 @@ class Tracking:
         """None if `req` may start now, else how many approved restores of its account wait
         before it (oldest approval first). Only restores count (not PITR period changes)."""
         if req.kind != RESTORE:
+            return None
+        # The common case first, without reading any request: when every approved request of
+        # the account fits in its free slots, `req` (one of them) is not queued. Only an
+        # account with more approved than free slots needs the order of approval below.
+        running, approved = self.ctx.store.account_load(account_of(req.source))
+        if approved <= MAX_RESTORES_PER_ACCOUNT - running:
             return None
         in_flight = [
             r for r in self.ctx.store.find(states=list(IN_FLIGHT), limit=5000) if r.kind == RESTORE

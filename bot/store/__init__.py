@@ -123,6 +123,12 @@ class Store(Protocol):
         not returned falls due (None: nothing else in flight). See check_due_at."""
         ...
 
+    def account_load(self, account: str) -> tuple[int, int]:
+        """(restore slots taken, requests APPROVED) of `account` ("" for the bot's own), read
+        without parsing a request document: a start needs to read the queue's order only when
+        the approved ones do not all fit in the free slots."""
+        ...
+
     def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
 
     def outbox_claim(self, item_id: int | str, owner: str, until: datetime) -> bool:

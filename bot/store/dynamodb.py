@@ -6,7 +6,9 @@ other. The table is
 created on first start (on-demand billing, TTL on old records).
 
 Item layout (pk / sk):
-  R#<id> / R           a request: its JSON document plus the attributes we query on
+  R#<id> / R           a request: its JSON document plus the attributes we query on, and
+                       its scheduling fields (bot/store/due.py schedule_fields) for the due
+                       scan and the start queue, read without the document
   O / <time>#<uuid>    an outbox item, deleted once sent
   A / <time>#<uuid>    an audit event
   N#<key> / N          a Slack request already seen (replay protection), TTL at its window's end
@@ -33,13 +35,14 @@ from bot.aws import default_aws
 from bot.batches.model import MAX_RESTORES_PER_ACCOUNT, SlotMove
 from bot.restores import FINAL, RestoreRequest, State, utcnow
 from bot.store.codec import SavesThroughSaveAll, from_record, prepare, to_record
-from bot.store.due import check_due_at, split_due
+from bot.store.due import SCHEDULE_ATTRIBUTES, due_of, schedule_fields, split_due
 from bot.store.dynamodb_docs import KEEP_FINISHED, SiblingDocs, _conflict, _item, _plain
 from bot.store.records import AuditEvent, Change, OutboxItem, RequestExists, StoreMissing
 
 log = logging.getLogger(__name__)
 
 KEEP_AUDIT = timedelta(days=400)
+IN_FLIGHT_ORDER = (State.APPROVED, State.RESTORING)
 # TransactWriteItems takes up to 100 actions (raised from 25 in 2022; API reference).
 MAX_TRANSACTION_ITEMS = 100
 
@@ -138,17 +141,57 @@ class DynamoStore(SiblingDocs, SavesThroughSaveAll):
     def due(
         self, now: datetime, owner: str, limit: int = 1000
     ) -> tuple[list[RestoreRequest], datetime | None]:
-        found = self.find(states=[State.APPROVED, State.RESTORING], limit=5000)
-        in_flight = {r.id: r for r in found}
-        ids, upcoming = split_due(
-            (
-                (r.id, check_due_at(r.next_check_at, r.lease_owner, r.lease_until, owner))
-                for r in in_flight.values()
-            ),
-            now,
-            limit,
+        # Only the scheduling attributes are read (no document parsed); the due ones are
+        # then read consistently, as the SQLite store does.
+        rows = [(row[0], due_of(row[:4], owner)) for row in self._in_flight_rows()]
+        ids, upcoming = split_due(rows, now, limit)
+        found = [self.get(restore_id) for restore_id in ids]
+        return [r for r in found if r is not None], upcoming
+
+    def account_load(self, account: str) -> tuple[int, int]:
+        resp = self.client.get_item(
+            TableName=self.table,
+            Key=_item({"pk": f"L#{account}", "sk": "L"}),
+            ConsistentRead=True,
         )
-        return [in_flight[i] for i in ids], upcoming
+        running = len(_plain(resp.get("Item", {})).get("holders", ()))
+        approved = sum(1 for row in self._in_flight_rows([State.APPROVED]) if row[4] == account)
+        return running, approved
+
+    def _in_flight_rows(self, states: Sequence[State] = IN_FLIGHT_ORDER) -> Iterator[tuple]:
+        """(id, check_at, lease_owner, lease_until, account) of each in-flight request from
+        the by_state index, projected: no document is read. A request last written by an
+        earlier version (without them) is read and its fields computed."""
+        names = {f"#{n}": n for n in ("pk", "source", *SCHEDULE_ATTRIBUTES)}
+        for state in states:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": "by_state",
+                "KeyConditionExpression": "#state = :v",
+                "ProjectionExpression": ", ".join(names),
+                "ExpressionAttributeNames": {**names, "#state": "state"},
+                "ExpressionAttributeValues": _item({":v": state.value}),
+            }
+            while True:
+                resp = self.client.query(**kwargs)
+                for raw in resp.get("Items", []):
+                    row = _plain(raw)
+                    rid = row["pk"].removeprefix("R#")
+                    if "check_at" not in row:
+                        req = self.get(rid)
+                        if req is None:
+                            continue
+                        row = schedule_fields(req)
+                    yield (
+                        rid,
+                        _int(row.get("check_at")),
+                        row.get("lease_owner"),
+                        _int(row.get("lease_until")),
+                        row.get("account", ""),
+                    )
+                if "LastEvaluatedKey" not in resp:
+                    break
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def _query_index(self, index: str, key: str, value: str, limit: int) -> list[RestoreRequest]:
         # Index reads are eventually consistent: re-read what we will act on.
@@ -166,6 +209,7 @@ class DynamoStore(SiblingDocs, SavesThroughSaveAll):
             "created_at": req.created_at.isoformat(),
             "version": req.version,
             "doc": json.dumps(to_record(req)),
+            **schedule_fields(req),
         }
         if req.state in FINAL:
             data["expires_ttl"] = int(time.time() + KEEP_FINISHED.total_seconds())
@@ -418,6 +462,10 @@ class DynamoStore(SiblingDocs, SavesThroughSaveAll):
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceInUseException":
                 raise  # another replica creating it at the same moment is fine
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _audit_event(raw: dict[str, Any]) -> AuditEvent:

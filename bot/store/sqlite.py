@@ -21,7 +21,7 @@ from bot.drills.model import Drill, DrillState
 from bot.items.jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, utcnow
 from bot.store.codec import SavesThroughSaveAll, from_record, prepare, to_record
-from bot.store.due import check_due_at, split_due
+from bot.store.due import due_of, from_micros, micros, schedule_fields, split_due
 from bot.store.records import AuditEvent, Change, OutboxItem, RequestExists
 
 SCHEMA = """
@@ -31,7 +31,11 @@ CREATE TABLE IF NOT EXISTS restores (
     source TEXT NOT NULL,
     version INTEGER NOT NULL,
     created_at TEXT NOT NULL,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    account TEXT NOT NULL DEFAULT '',
+    check_at INTEGER NOT NULL DEFAULT -1,
+    lease_owner TEXT,
+    lease_until INTEGER
 );
 CREATE INDEX IF NOT EXISTS restores_state ON restores(state);
 CREATE INDEX IF NOT EXISTS restores_source ON restores(source);
@@ -87,6 +91,19 @@ CREATE TABLE IF NOT EXISTS restore_slots (
     PRIMARY KEY (account, restore_id)
 );
 """
+# The scheduling columns (bot/store/due.py schedule_fields), added to a file of an earlier
+# version by _add_schedule_columns; indexed so that a tick and a start read no documents.
+SCHEDULE_COLUMNS = (
+    ("account", "TEXT NOT NULL DEFAULT ''"),
+    ("check_at", "INTEGER NOT NULL DEFAULT -1"),
+    ("lease_owner", "TEXT"),
+    ("lease_until", "INTEGER"),
+)
+SCHEDULE_INDEXES = """
+CREATE INDEX IF NOT EXISTS restores_due ON restores(state, check_at);
+CREATE INDEX IF NOT EXISTS restores_account ON restores(state, account);
+"""
+IN_FLIGHT_STATES = (State.APPROVED.value, State.RESTORING.value)
 
 
 class SqliteStore(SavesThroughSaveAll):
@@ -100,6 +117,39 @@ class SqliteStore(SavesThroughSaveAll):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
+            self._add_schedule_columns()
+            self._db.executescript(SCHEDULE_INDEXES)
+
+    def _add_schedule_columns(self) -> None:
+        """A state file of an earlier version gets the scheduling columns, filled from the
+        documents of the requests in flight (once; a second process opening the file at the
+        same moment finds them added under the write lock)."""
+
+        def missing() -> bool:
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(restores)")}
+            return "check_at" not in have
+
+        if not missing():
+            return
+        with self._tx():
+            if not missing():
+                return
+            for name, decl in SCHEDULE_COLUMNS:
+                self._db.execute(f"ALTER TABLE restores ADD COLUMN {name} {decl}")
+            rows = self._db.execute(
+                "SELECT doc FROM restores WHERE state IN (?, ?)", IN_FLIGHT_STATES
+            ).fetchall()
+            for (doc,) in rows:
+                req = from_record(json.loads(doc))
+                self._set_schedule(req)
+
+    def _set_schedule(self, req: RestoreRequest) -> None:
+        cols = schedule_fields(req)
+        sets = ", ".join(f"{name} = ?" for name in cols)
+        self._db.execute(
+            f"UPDATE restores SET {sets} WHERE id = ?",  # noqa: S608 - constant column names
+            (*cols.values(), req.id),
+        )
 
     # -- requests ---------------------------------------------------------------------------
     def add(
@@ -108,7 +158,7 @@ class SqliteStore(SavesThroughSaveAll):
         announce: Sequence[str] = (),
         audit: Sequence[AuditEvent] = (),
     ) -> None:
-        record, extra = to_record(req), {"source": req.source}
+        record, extra = to_record(req), {"source": req.source, **schedule_fields(req)}
         if not self._doc_add("restores", req.id, req, record, extra, announce, audit):
             raise RequestExists(req.id)
 
@@ -126,7 +176,8 @@ class SqliteStore(SavesThroughSaveAll):
         try:
             with self._lock, self._tx():
                 for change, new in zip(changes, stored, strict=True):
-                    if not self._cas_update("restores", change.old, new, to_record(new)):
+                    record, cols = to_record(new), schedule_fields(new)
+                    if not self._cas_update("restores", change.old, new, record, cols):
                         raise _Refused
                     self._enqueue(change.old.id, change.announce)
                 if move is not None:
@@ -223,7 +274,7 @@ class SqliteStore(SavesThroughSaveAll):
         doc_id: str,
         stored: Any,
         record: dict[str, Any],
-        extra: dict[str, str],
+        extra: dict[str, Any],
         announce: Sequence[str] = (),
         audit: Sequence[AuditEvent] = (),
     ) -> bool:
@@ -266,10 +317,28 @@ class SqliteStore(SavesThroughSaveAll):
                 self._insert_audit(event)
         return True
 
-    def _cas_update(self, table: str, old: Any, stored: Any, record: dict[str, Any]) -> bool:
-        """The one compare-and-set of every document, in the caller's transaction."""
-        sql = f"UPDATE {table} SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?"  # noqa: S608
-        args = (stored.state.value, stored.version, json.dumps(record), old.id, old.version)
+    def _cas_update(
+        self,
+        table: str,
+        old: Any,
+        stored: Any,
+        record: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+    ) -> bool:
+        """The one compare-and-set of every document, in the caller's transaction; `extra`
+        columns (a request's scheduling fields) are written in the same statement."""
+        extra = extra or {}
+        sets = "".join(f", {name} = ?" for name in extra)
+        sql = f"UPDATE {table} SET state = ?, version = ?, doc = ?{sets} "  # noqa: S608
+        sql += "WHERE id = ? AND version = ?"
+        args = (
+            stored.state.value,
+            stored.version,
+            json.dumps(record),
+            *extra.values(),
+            old.id,
+            old.version,
+        )
         return self._db.execute(sql, args).rowcount == 1
 
     def _doc_get(self, table: str, doc_id: str) -> dict[str, Any] | None:
@@ -300,20 +369,41 @@ class SqliteStore(SavesThroughSaveAll):
     def due(
         self, now: datetime, owner: str, limit: int = 1000
     ) -> tuple[list[RestoreRequest], datetime | None]:
-        # SQLite reads the three scheduling fields itself: no JSON document is parsed in
-        # Python for a restore that is not due (cheap wake-ups with hundreds in flight).
+        # The index on (state, check_at) hands out what is due by its check time; of the
+        # rest only the first in line is read (a lease can only make a request later).
+        # No document is parsed for a restore that is not due.
+        cols = "SELECT id, check_at, lease_owner, lease_until FROM restores "
+        at = micros(now)
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, json_extract(doc, '$.next_check_at'), "
-                "json_extract(doc, '$.lease_owner'), json_extract(doc, '$.lease_until') "
-                "FROM restores WHERE state IN (?, ?)",
-                (State.APPROVED.value, State.RESTORING.value),
+                cols + "WHERE state IN (?, ?) AND check_at <= ?", (*IN_FLIGHT_STATES, at)
             ).fetchall()
-        ids, upcoming = split_due(
-            ((r[0], check_due_at(_dt(r[1]), r[2], _dt(r[3]), owner)) for r in rows), now, limit
-        )
+            due = [(row[0], due_of(row, owner)) for row in rows]
+            first: tuple[str, datetime] | None = None
+            for state in IN_FLIGHT_STATES:
+                later = self._db.execute(
+                    cols + "WHERE state = ? AND check_at > ? ORDER BY check_at", (state, at)
+                )
+                for row in later:
+                    if first is not None and from_micros(row[1]) >= first[1]:  # type: ignore[operator]
+                        break
+                    when = due_of(row, owner)
+                    if when is not None and (first is None or when < first[1]):
+                        first = (row[0], when)
+        ids, upcoming = split_due([*due, *([first] if first else [])], now, limit)
         found = [self.get(restore_id) for restore_id in ids]
         return [r for r in found if r is not None], upcoming
+
+    def account_load(self, account: str) -> tuple[int, int]:
+        with self._lock:
+            (running,) = self._db.execute(
+                "SELECT COUNT(*) FROM restore_slots WHERE account = ?", (account,)
+            ).fetchone()
+            (approved,) = self._db.execute(
+                "SELECT COUNT(*) FROM restores WHERE state = ? AND account = ?",
+                (State.APPROVED.value, account),
+            ).fetchone()
+        return running, approved
 
     # -- outbox -----------------------------------------------------------------------------
     def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
@@ -470,10 +560,6 @@ class SqliteStore(SavesThroughSaveAll):
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 class _Refused(Exception):

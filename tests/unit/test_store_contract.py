@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +19,8 @@ from bot.drills.model import Drill, DrillState, slot_drill_id
 from bot.items.jobs import ItemJob, JobState
 from bot.restores import RestoreRequest, State, Window
 from bot.store import AuditEvent, Change
+from bot.store.codec import to_record
+from bot.store.due import SCHEDULE_ATTRIBUTES
 from bot.store.dynamodb import DynamoStore
 from bot.store.sqlite import SqliteStore
 
@@ -424,6 +428,103 @@ def test_due_hands_out_what_is_due_and_says_when_the_next_falls_due(store):
     assert first == NOW  # something is due already: wake now
     _, after_lease = store.due(NOW + timedelta(seconds=91), owner="me")
     assert after_lease is None  # all four in flight were handed out
+
+
+def test_a_lease_on_the_first_in_line_makes_the_next_one_the_wake_up(store):
+    leased = make(  # first by its check time, but another replica holds it for 100 s
+        state=State.RESTORING,
+        next_check_at=NOW + timedelta(seconds=10),
+        lease_owner="other",
+        lease_until=NOW + timedelta(seconds=100),
+    )
+    mine = make(state=State.RESTORING, next_check_at=NOW + timedelta(seconds=40))
+    for req in (leased, mine):
+        store.add(req)
+    assert store.due(NOW, owner="me") == ([], NOW + timedelta(seconds=40))
+    assert store.due(NOW, owner="other") == ([], NOW + timedelta(seconds=10))  # its own lease
+    due, _ = store.due(NOW + timedelta(seconds=100), owner="me")
+    assert {r.id for r in due} == {leased.id, mine.id}
+
+
+def test_a_new_check_time_is_seen_by_the_next_due_scan(store):
+    req = make(state=State.RESTORING, next_check_at=NOW + timedelta(seconds=60))
+    store.add(req)
+    assert store.due(NOW, owner="me") == ([], NOW + timedelta(seconds=60))
+    sooner = store.save(req, replace(req, next_check_at=NOW - timedelta(seconds=1)))
+    assert store.due(NOW, owner="me") == ([sooner], None)
+    done = store.save(sooner, sooner.advance(State.ACTIVE, NOW))
+    assert done is not None
+    assert store.due(NOW, owner="me") == ([], None)  # finished: never handed out again
+
+
+def test_account_load_counts_slots_taken_and_approved_requests_per_account(store):
+    reqs = [make(target=f"t-{i}", state=State.APPROVED) for i in range(3)]
+    other = make(source="prod:orders", target="prod:o-copy", state=State.APPROVED)
+    for req in (*reqs, other):
+        store.add(req)
+    assert store.account_load("") == (0, 3)
+    assert store.save(reqs[0], restoring(reqs[0])) is not None
+    assert store.account_load("") == (1, 2)
+    assert store.account_load("prod") == (0, 1)
+    assert store.account_load("nobody") == (0, 0)
+
+
+EARLIER_SQLITE = """
+CREATE TABLE restores (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, source TEXT NOT NULL,
+    version INTEGER NOT NULL, created_at TEXT NOT NULL, doc TEXT NOT NULL
+);
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+def test_requests_written_by_an_earlier_version_are_still_tracked(kind, tmp_path, aws_env):
+    """A state file or table written before the scheduling columns existed: after an upgrade
+    the requests in flight are handed out when due, and counted in their account's load."""
+    later = NOW + timedelta(seconds=40)
+    due_now = make(state=State.RESTORING, next_check_at=NOW - timedelta(seconds=1))
+    waiting = make(state=State.APPROVED)
+    not_yet = make(state=State.RESTORING, next_check_at=later)
+    reqs = (due_now, waiting, not_yet)
+    if kind == "sqlite":
+        path = tmp_path / "state.db"
+        db = sqlite3.connect(path)
+        db.executescript(EARLIER_SQLITE)
+        for r in reqs:
+            row = (r.id, r.state.value, r.source, r.version, r.created_at.isoformat())
+            db.execute(
+                "INSERT INTO restores VALUES (?, ?, ?, ?, ?, ?)",
+                (*row, json.dumps(to_record(r))),
+            )
+        db.commit()
+        db.close()
+        context = store_of_file(path)
+    else:
+        context = store_of(kind, tmp_path)
+    with context as store:
+        if kind == "dynamodb":
+            for r in reqs:
+                item = store._request_item(r)
+                for name in SCHEDULE_ATTRIBUTES:
+                    item.pop(name, None)
+                store.client.put_item(TableName=store.table, Item=item)
+        due, upcoming = store.due(NOW, owner="me")
+        assert {r.id for r in due} == {due_now.id, waiting.id}
+        assert upcoming == later
+        assert store.account_load("") == (0, 1)
+        # Written again by this version: its new check time is what the scan sees.
+        assert store.save(not_yet, replace(not_yet, next_check_at=NOW)) is not None
+        due, upcoming = store.due(NOW, owner="me")
+        assert {r.id for r in due} == {due_now.id, waiting.id, not_yet.id}
+
+
+@contextmanager
+def store_of_file(path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(str(path))
+    try:
+        yield s
+    finally:
+        s.close()
 
 
 # -- item jobs (compare / copy back / undo) ----------------------------------------------------
