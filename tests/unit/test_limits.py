@@ -112,23 +112,7 @@ def test_restores_approved_at_once_with_free_slots_start_without_reading_the_que
     aws = FakeGateway(clock)
     aws.add_table("Orders")
     flow = flow_on(store, aws, clock)
-    ids = []
-    for i in range(50):
-        req = RestoreRequest(
-            source="Orders",
-            target=f"Orders-r{i:02d}",
-            requester="U1",
-            channel="C1",
-            restore_at=None,
-            created_at=clock.now,
-            expires_at=clock.now + timedelta(hours=1),
-            state=State.APPROVED,
-            decided_at=clock.now,
-            decided_by="U2",
-            approvals=("U2",),
-        )
-        store.add(req)
-        ids.append(req.id)
+    ids = approved_requests(store, clock, 50)
     asked: list[set] = []
     find = store.find
 
