@@ -46,7 +46,9 @@ import cProfile
 import os
 import random
 import re
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -281,9 +283,11 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         timeout = max(300, 3 * len(jobs))
         _, cards = request_cards(bot, fake, [(s, t) for s, t, _ in jobs], TARGET_RE, timeout)
         sampler = ProcSampler(bot.pid, interval=0.5).start()
+        spy = start_spy(args, bot.pid, len(jobs))
         approve_cards(bot, fake, cards, workers=min(len(cards), 50))
         told = wait_broadcasts(fake, set(cards), TARGET_RE, timeout=longest * 2 + 300)
         sampler.stop()
+        stop_spy(spy)
         placed = sim.tables_per_account(accounts, TARGET_RE) if accounts > 1 else ""
     finally:
         bot.stop()
@@ -362,6 +366,51 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
         "calls_ratio": calls_ratio,
         "lag_median_scaled": median(lag),
     }
+
+
+def start_spy(args: argparse.Namespace, pid: int, restores: int) -> tuple | None:
+    """--py-spy FILE: sample the bot process (all threads, 40 Hz, idle threads left out, so
+    the samples follow its CPU) over exactly the measured window of the largest run."""
+    if not args.py_spy or restores != max(args.all_restores):
+        return None
+    out = Path(f"{args.py_spy}.{restores}.txt")
+    command = [os.environ.get("PY_SPY", "py-spy"), "record", "-p", str(pid), "-r", "40"]
+    command += ["-f", "raw", "-o", str(out), "--nonblocking"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
+
+
+def stop_spy(spy: tuple | None) -> None:
+    if spy is None:
+        return
+    process, out = spy
+    process.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    process.wait(timeout=60)
+    print_spy_shares(out)
+
+
+def print_spy_shares(path: Path, top: int = 15) -> None:
+    """Inclusive and own shares of the samples per function, from py-spy's raw (collapsed)
+    output: one line per distinct stack, frames joined by ';', then its sample count."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+    if not total:
+        print(f"py-spy: no samples in {path}")
+        return
+    for title, shares in (("inclusive", inclusive), ("own", own)):
+        best = sorted(shares.items(), key=lambda kv: -kv[1])[:top]
+        rows = [[frame, f"{n / total:.1%}"] for frame, n in best]
+        print_table(f"py-spy {title} shares of {total} samples ({path})", rows, ["frame", "share"])
 
 
 def cpu_runs(args: argparse.Namespace) -> dict[str, object]:
@@ -452,7 +501,13 @@ def main() -> int:
     parser.add_argument(
         "--doc", metavar="FILE", help="--cpu: put the result row into FILE's CPU table"
     )
+    parser.add_argument(
+        "--py-spy",
+        metavar="PREFIX",
+        help="--cpu: py-spy the largest run's measured window into PREFIX.N.txt ($PY_SPY)",
+    )
     args = parser.parse_args()
+    args.all_restores = list(args.restores)
     if args.cpu and len(args.restores) > 1:
         numbers = cpu_runs(args)
     else:
