@@ -270,19 +270,8 @@ class ExportRecovery(ItemRecovery):
             write_jsonl(files, self.report_path(job))
         finally:
             files.close()
-        words = f"missing {counts.missing}, changed {counts.changed}, added {counts.added}"
-        self._finish(
-            job.id,
-            JobState.COMPARED,
-            "compare_done",
-            words,
-            missing=counts.missing,
-            changed=counts.changed,
-            added=counts.added,
-            unchanged=counts.unchanged,
-            live_identity=self._identity(job.live_table),
-            export=export,
-        )
+        live = self._identity(job.live_table)
+        self._compared(job.id, counts, live, unchanged=False, export=export)
 
     @staticmethod
     def _find(gateway: ExportGateway, table_arn: str, token: str, sent: str) -> dict | None:

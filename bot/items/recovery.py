@@ -47,7 +47,7 @@ from bot.items.engine import (
     Stopped,
 )
 from bot.items.files import DEFAULT_RETENTION, JobFiles, days
-from bot.items.jobfile import COPY_BACK, UNDO, JobFile, private_dir
+from bot.items.jobfile import COPY_BACK, UNDO, DiffCounts, JobFile, private_dir
 from bot.items.jobs import AWAITING, RUNNING, STALE_DECISION, ItemJob, JobState, Outcome, already
 from bot.items.report import write_jsonl
 from bot.restores import RestoreRequest, State
@@ -211,10 +211,15 @@ class ItemRecovery(JobFiles, CopyPlanning):
         self.on_items(
             "read", counts.missing + counts.added + 2 * (counts.changed + counts.unchanged)
         )
-        words = (
-            f"missing {counts.missing}, changed {counts.changed}, added {counts.added}, "
-            f"unchanged {counts.unchanged}"
-        )
+        self._compared(job_id, counts, live, unchanged=True)
+
+    def _compared(
+        self, job_id: str, counts: DiffCounts, live: dict | None, unchanged: bool, **extra: Any
+    ) -> None:
+        """COMPARING -> COMPARED with the counts, for both paths (an export reads only changed
+        items, so its 'unchanged' is not worth saying)."""
+        words = f"missing {counts.missing}, changed {counts.changed}, added {counts.added}"
+        words += f", unchanged {counts.unchanged}" if unchanged else ""
         self._finish(
             job_id,
             JobState.COMPARED,
@@ -225,6 +230,7 @@ class ItemRecovery(JobFiles, CopyPlanning):
             added=counts.added,
             unchanged=counts.unchanged,
             live_identity=live,
+            **extra,
         )
 
     # -- copy back / undo: asking, deciding -------------------------------------------------
