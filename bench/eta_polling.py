@@ -36,6 +36,8 @@ other in this one invocation, each with a fresh bot, and a last table compares t
 restore in flight (process CPU seconds / N, and % of a core at real time / N) and its ratio to
 the first count's, and CPU per DescribeTable call (the planner may poll a little more or less
 per restore in one draw of durations than in another: per call is the work per unit).
+--py-spy PREFIX samples the bot with py-spy over the largest run's measured window and prints
+where its samples fall (inclusive and own, per function).
 Nothing here asserts timings.
 """
 
@@ -376,7 +378,8 @@ def start_spy(args: argparse.Namespace, pid: int, restores: int) -> tuple | None
     out = Path(f"{args.py_spy}.{restores}.txt")
     command = [os.environ.get("PY_SPY", "py-spy"), "record", "-p", str(pid), "-r", "40"]
     command += ["-f", "raw", "-o", str(out), "--nonblocking"]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
+    log = out.with_suffix(".log").open("w", encoding="utf-8")  # py-spy's own complaints
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), out
 
 
 def stop_spy(spy: tuple | None) -> None:
