@@ -28,6 +28,13 @@ def the_drill(bot):
     return drill
 
 
+def drill_state(bot) -> DrillState | None:
+    """The drill's state, None while the command is still being handled (the slash command
+    is acknowledged before the drill is written: a wait must not fail on its absence)."""
+    drills = bot.services.store.drill_find(source=SOURCE)
+    return drills[0].state if drills else None
+
+
 def test_drill_waits_for_another_persons_approve_then_runs_once(make_bot, fake, sim):
     bot = make_bot(policy=approval_policy(), creating_seconds=0.3)
 
@@ -90,7 +97,7 @@ def test_deny_ends_the_drill_with_nothing_started(make_bot, fake, sim):
 def test_an_unapproved_drill_expires_with_nothing_started(make_bot, fake, sim):
     bot = make_bot(policy=approval_policy(request_ttl_minutes=0.01), poll_seconds=0.2)
     bot.command("/pitr-drill", SOURCE, user="U1")
-    wait_until(lambda: the_drill(bot).state == DrillState.CANCELLED, 30, "the drill to expire")
+    wait_until(lambda: drill_state(bot) == DrillState.CANCELLED, 30, "the drill to expire")
     bot.click(APPROVE_DRILL_ACTION, the_drill(bot).id, "U2", channel="C9")
     bot.wait_reply("U2", "already decided")
     assert sim.count("RestoreTableToPointInTime") == 0
