@@ -7,7 +7,7 @@ table exactly as for one table. The members follow their leader's decision: when
 approved, denied or expires, every member makes the same transition in the *same* store write as
 the leader (`with_members`, Store.save_all: every record keeps its compare-and-set), so a crash
 never leaves a half-approved batch. The tracker still makes any member left REQUESTED by an
-older version follow its leader on every tick (`catch_up`).
+older version follow its leader at the next read of the open requests (`catch_up`).
 
 One thread per batch: the leader's progress reply lists every table, and when the last member
 is final, the leader is marked `batch_done` (compare-and-set: once) with the summary queued.
@@ -29,8 +29,6 @@ from bot.tableref import RefError, parse_sources, targets_for
 from bot.when import WhenError, format_instant, parse_when
 
 log = logging.getLogger(__name__)
-
-MAX_MEMBERS = 1000  # requests read at once when catching up
 
 
 @dataclass(frozen=True)
@@ -213,12 +211,11 @@ class Batches:
             if followed is not None:
                 self.flow.save(member, followed[0], audit=[followed[1]])
 
-    def catch_up(self) -> None:
-        """On every tick: members left behind by a crash follow their leader now."""
+    def catch_up(self, members: list[RestoreRequest]) -> None:
+        """Members (REQUESTED batch tables, read by expire_due at least every poll interval)
+        left behind by a crash follow their leader now."""
         leaders: dict[str, RestoreRequest | None] = {}
-        for member in self.flow.store.find(states=[State.REQUESTED], limit=MAX_MEMBERS):
-            if not member.batch_id or member.batch_id == member.id:
-                continue
+        for member in members:
             if member.batch_id not in leaders:
                 leaders[member.batch_id] = self.flow.store.get(member.batch_id)
             leader = leaders[member.batch_id]

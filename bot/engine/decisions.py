@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.batches.engine import is_member
@@ -26,6 +27,7 @@ class Decisions:
         self.ctx = ctx
         self.start = start  # tracking's start: APPROVED -> RESTORING and the AWS call
         self.batches: Any = None  # bot.batches.engine.Batches, set by the Workflow facade
+        self._read_requests_at: datetime | None = None  # expire_due's next read of the requests
 
     def approve(self, restore_id: str, user: str) -> Outcome:
         with restore_context(restore_id):
@@ -124,15 +126,28 @@ class Decisions:
         return False
 
     def expire_due(self) -> int:
+        """Expire the requests past their time. Reading every open request is not done at every
+        tick (many a second with hundreds of restores in flight): only at the soonest expiry
+        the last read saw, and at least every poll interval for requests made since. The same
+        read hands the batch tables waiting on a leader to catch_up."""
         now = self.ctx.clock()
         expired = 0
-        for req in self.ctx.store.find(states=[State.REQUESTED], limit=1000):
+        if self._read_requests_at is not None and now < self._read_requests_at:
+            return 0
+        soonest = now + timedelta(seconds=self.ctx.poll_seconds)
+        requests = self.ctx.store.find(states=[State.REQUESTED], limit=1000)
+        for req in requests:
             if is_member(req):
                 continue  # a batch table follows its leader (catch_up)
-            if now >= req.expires_at and self.expire(req):
+            if now < req.expires_at:
+                soonest = min(soonest, req.expires_at)
+            elif self.expire(req):
                 expired += 1
+            else:
+                soonest = now  # decided meanwhile, or a lost write: look again next tick
+        self._read_requests_at = soonest
         if self.batches is not None:
-            self.batches.catch_up()
+            self.batches.catch_up([req for req in requests if is_member(req)])
         return expired
 
 
