@@ -135,10 +135,11 @@ class Decisions:
         if self._read_requests_at is not None and now < self._read_requests_at:
             return 0
         soonest = now + timedelta(seconds=self.ctx.poll_seconds)
-        requests = self.ctx.store.find(states=[State.REQUESTED], limit=1000)
-        for req in requests:
+        members: list[RestoreRequest] = []
+        for req in self.ctx.store.find(states=[State.REQUESTED], limit=1000):
             if is_member(req):
-                continue  # a batch table follows its leader (catch_up)
+                members.append(req)  # a batch table follows its leader (catch_up)
+                continue
             if now < req.expires_at:
                 soonest = min(soonest, req.expires_at)
             elif self.expire(req):
@@ -147,7 +148,7 @@ class Decisions:
                 soonest = now  # decided meanwhile, or a lost write: look again next tick
         self._read_requests_at = soonest
         if self.batches is not None:
-            self.batches.catch_up([req for req in requests if is_member(req)])
+            self.batches.catch_up(members)
         return expired
 
 
