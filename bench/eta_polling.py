@@ -371,8 +371,8 @@ def cpu(args: argparse.Namespace) -> dict[str, float]:
 
 
 def start_spy(args: argparse.Namespace, pid: int, restores: int) -> tuple | None:
-    """--py-spy FILE: sample the bot process (all threads, 40 Hz, idle threads left out, so
-    the samples follow its CPU) over exactly the measured window of the largest run."""
+    """--py-spy FILE: sample the bot process (all threads, 40 Hz) over exactly the measured
+    window of the largest run."""
     if not args.py_spy or restores != max(args.all_restores):
         return None
     out = Path(f"{args.py_spy}.{restores}.txt")
@@ -391,12 +391,21 @@ def stop_spy(spy: tuple | None) -> None:
     print_spy_shares(out)
 
 
+# py-spy also samples threads blocked inside a C call; a sample whose innermost frame is one of
+# these waits (a socket read, a condition or queue wait, a sleep) is waiting, not working.
+WAITING = re.compile(
+    r"^(SocketIO\.readinto|Condition\.wait|Event\.wait|_worker|poll_wait_for_socket"
+    r"|select|sleep|.*\.accept|_recv|wait) "
+)
+
+
 def print_spy_shares(path: Path, top: int = 15) -> None:
-    """Inclusive and own shares of the samples per function, from py-spy's raw (collapsed)
-    output: one line per distinct stack, frames joined by ';', then its sample count."""
+    """Inclusive and own shares per function of the samples not waiting (WAITING), from
+    py-spy's raw (collapsed) output: one line per distinct stack, frames joined by ';', then
+    its sample count."""
     inclusive: dict[str, int] = {}
     own: dict[str, int] = {}
-    total = 0
+    total = working = 0
     for line in path.read_text(encoding="utf-8").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
@@ -404,16 +413,20 @@ def print_spy_shares(path: Path, top: int = 15) -> None:
         n = int(count)
         total += n
         frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        if WAITING.match(frames[-1]):
+            continue
+        working += n
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + n
         own[frames[-1]] = own.get(frames[-1], 0) + n
-    if not total:
+    if not working:
         print(f"py-spy: no samples in {path}")
         return
     for title, shares in (("inclusive", inclusive), ("own", own)):
         best = sorted(shares.items(), key=lambda kv: -kv[1])[:top]
-        rows = [[frame, f"{n / total:.1%}"] for frame, n in best]
-        print_table(f"py-spy {title} shares of {total} samples ({path})", rows, ["frame", "share"])
+        rows = [[frame, f"{n / working:.1%}"] for frame, n in best]
+        what = f"{working} of {total} samples not waiting"
+        print_table(f"py-spy {title} shares, {what} ({path})", rows, ["frame", "share"])
 
 
 def cpu_runs(args: argparse.Namespace) -> dict[str, object]:
